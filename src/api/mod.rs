@@ -1,0 +1,172 @@
+//! The HTTP API (axum): health, patients, the message log, connectors.
+//!
+//! Routes are grouped so that authentication (a later issue) is one `route_layer` on the
+//! `/api/v1` router. Store errors map to HTTP status in one place ([`ApiError`]). Responses
+//! never echo request values into logs.
+
+use std::time::Duration;
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::json;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::store::{MessageFilter, MessageStatus, Store, StoreError};
+
+#[derive(Clone)]
+struct AppState {
+    store: Store,
+}
+
+/// Builds the router.
+pub fn router(store: Store, request_timeout: Duration, max_body_bytes: usize) -> Router {
+    let v1 = Router::new()
+        .route("/patients", get(find_patients))
+        .route("/patients/{id}", get(get_patient))
+        .route("/messages", get(list_messages))
+        .route("/messages/{id}", get(get_message))
+        .route("/connectors", get(list_connectors));
+    Router::new()
+        .route("/healthz", get(healthz))
+        .nest("/api/v1", v1)
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            request_timeout,
+        ))
+        .layer(tower_http::limit::RequestBodyLimitLayer::new(max_body_bytes))
+        .with_state(AppState { store })
+}
+
+/// Serves the API on `listener` until `shutdown` turns true.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    mut shutdown: watch::Receiver<bool>,
+) -> std::io::Result<()> {
+    axum::serve(listener, router)
+        .with_graceful_shutdown(async move {
+            let _ = shutdown.wait_for(|s| *s).await;
+        })
+        .await
+}
+
+/// Errors as HTTP answers.
+enum ApiError {
+    NotFound(&'static str),
+    BadRequest(String),
+    Store(StoreError),
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        ApiError::Store(e)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, message) = match self {
+            ApiError::NotFound(what) => (StatusCode::NOT_FOUND, format!("{what} not found")),
+            ApiError::BadRequest(m) => (StatusCode::BAD_REQUEST, m),
+            ApiError::Store(e) => {
+                tracing::error!(error = %e, "store error while answering an API request");
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "the store is unavailable".to_string(),
+                )
+            }
+        };
+        (status, Json(json!({ "error": message }))).into_response()
+    }
+}
+
+async fn healthz(State(s): State<AppState>) -> Response {
+    match s.store.ping().await {
+        Ok(()) => Json(json!({"status": "ok"})).into_response(),
+        Err(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "store unavailable"})),
+        )
+            .into_response(),
+    }
+}
+
+#[derive(Deserialize)]
+struct PatientQuery {
+    identifier: Option<String>,
+    system: Option<String>,
+}
+
+async fn find_patients(
+    State(s): State<AppState>,
+    Query(q): Query<PatientQuery>,
+) -> Result<Response, ApiError> {
+    let Some(value) = q.identifier.filter(|v| !v.is_empty()) else {
+        return Err(ApiError::BadRequest(
+            "give ?identifier=VALUE (and optionally &system=SYSTEM)".into(),
+        ));
+    };
+    let items = s.store.find_persons(&value, q.system.as_deref()).await?;
+    Ok(Json(json!({ "items": items })).into_response())
+}
+
+async fn get_patient(State(s): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+    match s.store.person(&id).await? {
+        Some(p) => Ok(Json(p).into_response()),
+        None => Err(ApiError::NotFound("patient")),
+    }
+}
+
+#[derive(Deserialize)]
+struct MessageQuery {
+    status: Option<String>,
+    connector: Option<String>,
+    before: Option<i64>,
+    limit: Option<i64>,
+}
+
+async fn list_messages(
+    State(s): State<AppState>,
+    Query(q): Query<MessageQuery>,
+) -> Result<Response, ApiError> {
+    let status = match q.status.as_deref() {
+        None | Some("") => None,
+        Some(v) => Some(MessageStatus::parse(v).ok_or_else(|| {
+            ApiError::BadRequest(
+                "status must be one of received, processed, error, duplicate, unmapped".into(),
+            )
+        })?),
+    };
+    let filter = MessageFilter {
+        status,
+        connector: q.connector,
+        before_id: q.before,
+        limit: q.limit.unwrap_or(100).clamp(1, 1000),
+    };
+    let items = s.store.messages(&filter).await?;
+    let next = (items.len() as i64 == filter.limit)
+        .then(|| items.last().map(|m| m.id))
+        .flatten();
+    Ok(Json(json!({ "items": items, "next_before": next })).into_response())
+}
+
+async fn get_message(State(s): State<AppState>, Path(id): Path<i64>) -> Result<Response, ApiError> {
+    match s.store.message(id).await? {
+        Some(m) => {
+            let mut body = serde_json::to_value(&m).unwrap_or_default();
+            body["raw"] = json!(String::from_utf8_lossy(&m.raw));
+            Ok(Json(body).into_response())
+        }
+        None => Err(ApiError::NotFound("message")),
+    }
+}
+
+async fn list_connectors(State(s): State<AppState>) -> Result<Response, ApiError> {
+    let items = s.store.connectors().await?;
+    Ok(Json(json!({ "items": items })).into_response())
+}

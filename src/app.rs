@@ -1,0 +1,214 @@
+//! The composition root: the only place that knows every concrete type.
+//!
+//! `start` opens the store, starts the group-commit writer, binds every enabled connector and
+//! the API, and returns a [`Hub`] holding their addresses (tests bind port 0 and read them
+//! back). `Hub::shutdown` stops accepting, lets in-flight messages finish and commit, and
+//! waits for every task.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use crate::config::Settings;
+use crate::hl7::Charset;
+use crate::mapping::TransformEnv;
+use crate::pipeline::{ConnectorContext, Ingest, spawn_writer};
+use crate::sources::{ConnectorConfig, file, mllp};
+use crate::store::Store;
+
+/// A running hub.
+pub struct Hub {
+    /// Where the API listens, when enabled.
+    pub api_addr: Option<SocketAddr>,
+    /// Where each MLLP connector listens, by connector name.
+    pub mllp_addrs: Vec<(String, SocketAddr)>,
+    pub store: Store,
+    shutdown: watch::Sender<bool>,
+    sources: JoinSet<()>,
+    api: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+    writer: tokio::task::JoinHandle<()>,
+    ingest: Option<Ingest>,
+}
+
+impl Hub {
+    /// The ingest handle, for tools that feed the pipeline directly.
+    pub fn ingest(&self) -> Option<&Ingest> {
+        self.ingest.as_ref()
+    }
+
+    /// The MLLP address of a connector.
+    pub fn mllp_addr(&self, name: &str) -> Option<SocketAddr> {
+        self.mllp_addrs.iter().find(|(n, _)| n == name).map(|(_, a)| *a)
+    }
+
+    /// Graceful shutdown: stop accepting, finish what is in flight, commit, exit.
+    pub async fn shutdown(mut self) {
+        let _ = self.shutdown.send(true);
+        while self.sources.join_next().await.is_some() {}
+        self.ingest = None; // the writer ends once every handle is gone
+        let _ = self.writer.await;
+        if let Some(api) = self.api.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(10), api).await;
+        }
+        for c in self.store.connectors().await.unwrap_or_default() {
+            let _ = self
+                .store
+                .set_connector_state(&c.name, &c.kind, "stopped", None)
+                .await;
+        }
+    }
+}
+
+/// The per-connector context the pipeline needs.
+pub fn connector_context(settings: &Settings, c: &ConnectorConfig) -> anyhow::Result<ConnectorContext> {
+    let timezone = jiff::tz::TimeZone::get(&settings.hub.timezone).context("time zone")?;
+    Ok(ConnectorContext {
+        name: c.name().to_string(),
+        mapping: c.mapping().map(str::to_string),
+        source_system: c.source_system().map(str::to_string),
+        default_charset: Charset::from_hl7(c.default_charset()).unwrap_or(Charset::Latin1),
+        transform_env: TransformEnv {
+            phone_region: c
+                .phone_region()
+                .unwrap_or(&settings.hub.phone_region)
+                .to_uppercase(),
+            timezone,
+        },
+    })
+}
+
+/// Starts everything the settings describe.
+pub async fn start(settings: Settings) -> anyhow::Result<Hub> {
+    let store = Store::open(&settings.hub.store)
+        .await
+        .context("opening the store")?;
+    let (tx, writer) = spawn_writer(
+        store.clone(),
+        settings.hub.pipeline.max_batch,
+        settings.hub.pipeline.queue_depth,
+    );
+    let ingest = Ingest::new(tx, Arc::new(settings.mappings.clone()));
+    let (shutdown, shutdown_rx) = watch::channel(false);
+    let mut sources = JoinSet::new();
+    let mut mllp_addrs = Vec::new();
+
+    for c in settings.connectors.iter().filter(|c| c.enabled()) {
+        let ctx = connector_context(&settings, c)?;
+        match c {
+            ConnectorConfig::Mllp(cfg) => {
+                let listener = TcpListener::bind(&cfg.listen)
+                    .await
+                    .with_context(|| format!("connector {}: cannot listen on {}", cfg.name, cfg.listen))?;
+                let addr = listener.local_addr()?;
+                mllp_addrs.push((cfg.name.clone(), addr));
+                store
+                    .set_connector_state(
+                        &cfg.name,
+                        "mllp",
+                        "running",
+                        Some(&format!("listening on {addr}")),
+                    )
+                    .await?;
+                tracing::info!(connector = %cfg.name, %addr, "MLLP listener started");
+                sources.spawn(mllp::serve(
+                    listener,
+                    cfg.clone(),
+                    ctx,
+                    ingest.clone(),
+                    shutdown_rx.clone(),
+                ));
+            }
+            ConnectorConfig::File(cfg) => {
+                file::prepare_dirs(cfg)
+                    .with_context(|| format!("connector {}: preparing {}", cfg.name, cfg.dir))?;
+                store
+                    .set_connector_state(
+                        &cfg.name,
+                        "file",
+                        "running",
+                        Some(&format!("polling {}", cfg.dir)),
+                    )
+                    .await?;
+                tracing::info!(connector = %cfg.name, dir = %cfg.dir, "file connector started");
+                sources.spawn(file::serve(
+                    cfg.clone(),
+                    ctx,
+                    ingest.clone(),
+                    store.clone(),
+                    shutdown_rx.clone(),
+                ));
+            }
+        }
+    }
+
+    let (api_addr, api) = if settings.hub.api.enabled {
+        let listener = TcpListener::bind(&settings.hub.api.listen)
+            .await
+            .with_context(|| format!("the API cannot listen on {}", settings.hub.api.listen))?;
+        let addr = listener.local_addr()?;
+        let router = crate::api::router(
+            store.clone(),
+            Duration::from_secs(settings.hub.api.request_timeout_secs),
+            settings.hub.api.max_body_bytes,
+        );
+        tracing::info!(%addr, "API listening");
+        (
+            Some(addr),
+            Some(tokio::spawn(crate::api::serve(
+                listener,
+                router,
+                shutdown_rx.clone(),
+            ))),
+        )
+    } else {
+        (None, None)
+    };
+
+    Ok(Hub {
+        api_addr,
+        mllp_addrs,
+        store,
+        shutdown,
+        sources,
+        api,
+        writer,
+        ingest: Some(ingest),
+    })
+}
+
+/// Runs until SIGINT or SIGTERM, then shuts down gracefully.
+pub async fn run(settings: Settings) -> anyhow::Result<()> {
+    let hub = start(settings).await?;
+    wait_for_signal().await;
+    tracing::info!("shutting down: no new connections; finishing messages in flight");
+    hub.shutdown().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

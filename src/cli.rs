@@ -1,0 +1,229 @@
+//! The `carehub` command: `run`, `validate`, `map`, `migrate`.
+//!
+//! Exit codes: 0 success; 1 a runtime failure (printed with its cause chain); 2 a configuration
+//! or input problem (each printed as `file:line: field: problem`).
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+use crate::config::{self, Document, Problem};
+use crate::hl7;
+use crate::mapping::{self, MappingSet};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "carehub",
+    version,
+    about = "Integration hub for clinics: HL7 v2 and FHIR R4 in, one patient profile, notifications out"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the hub: connectors, the ingest pipeline and the API.
+    Run {
+        /// The hub configuration file.
+        #[arg(long, default_value = config::DEFAULT_CONFIG)]
+        config: PathBuf,
+    },
+    /// Check every configuration, connector and mapping file and list every problem.
+    Validate {
+        #[arg(long, default_value = config::DEFAULT_CONFIG)]
+        config: PathBuf,
+    },
+    /// Map a message file and print the result as JSON, without touching the store.
+    Map {
+        /// A mapping file; by default the configured mapping for the message's type.
+        #[arg(long)]
+        mapping: Option<PathBuf>,
+        #[arg(long, default_value = config::DEFAULT_CONFIG)]
+        config: PathBuf,
+        /// An HL7 v2 file (one message, several, or a batch).
+        input: PathBuf,
+    },
+    /// Create or upgrade the store's schema.
+    Migrate {
+        #[arg(long, default_value = config::DEFAULT_CONFIG)]
+        config: PathBuf,
+    },
+}
+
+/// Entry point used by `main`.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match dispatch(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+fn print_problems(problems: &[Problem]) -> ExitCode {
+    for p in problems {
+        eprintln!("{p}");
+    }
+    eprintln!(
+        "{} problem{} found",
+        problems.len(),
+        if problems.len() == 1 { "" } else { "s" }
+    );
+    ExitCode::from(2)
+}
+
+fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Validate { config } => match config::load(&config) {
+            Ok(s) => {
+                let enabled = s.connectors.iter().filter(|c| c.enabled()).count();
+                println!(
+                    "{}: OK — {} connector(s) ({} enabled), {} mapping(s)",
+                    config.display(),
+                    s.connectors.len(),
+                    enabled,
+                    s.mappings.iter().count()
+                );
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(problems) => Ok(print_problems(&problems)),
+        },
+        Command::Run { config } => {
+            let settings = match config::load(&config) {
+                Ok(s) => s,
+                Err(problems) => return Ok(print_problems(&problems)),
+            };
+            crate::telemetry::init(&settings.hub.log);
+            runtime()?.block_on(crate::app::run(settings))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Migrate { config } => {
+            let settings = match config::load(&config) {
+                Ok(s) => s,
+                Err(problems) => return Ok(print_problems(&problems)),
+            };
+            runtime()?.block_on(async {
+                let store = crate::store::Store::open(&settings.hub.store).await?;
+                store.migrate().await?;
+                println!(
+                    "store at {} is up to date",
+                    config::redact_url(&settings.hub.store.url)
+                );
+                anyhow::Ok(())
+            })?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Map {
+            mapping,
+            config,
+            input,
+        } => map_command(mapping.as_deref(), &config, &input),
+    }
+}
+
+fn map_command(mapping_file: Option<&Path>, config_path: &Path, input: &Path) -> anyhow::Result<ExitCode> {
+    let (mappings, hub) = match mapping_file {
+        Some(file) => {
+            let shown = file.display().to_string();
+            let text = std::fs::read_to_string(file).with_context(|| format!("reading {shown}"))?;
+            let compiled = Document::parse(&shown, &text)
+                .map_err(|p| vec![p])
+                .and_then(|d| mapping::compile(&d));
+            match compiled {
+                Ok(m) => (
+                    MappingSet::new(vec![m]),
+                    config::load(config_path).ok().map(|s| s.hub),
+                ),
+                Err(problems) => return Ok(print_problems(&problems)),
+            }
+        }
+        None => match config::load(config_path) {
+            Ok(s) => (s.mappings, Some(s.hub)),
+            Err(problems) => return Ok(print_problems(&problems)),
+        },
+    };
+    let hub = hub.unwrap_or_default();
+    let env = mapping::TransformEnv {
+        phone_region: hub.phone_region.to_uppercase(),
+        timezone: jiff::tz::TimeZone::get(&hub.timezone).unwrap_or(jiff::tz::TimeZone::UTC),
+    };
+    let bytes = std::fs::read(input).with_context(|| format!("reading {}", input.display()))?;
+    let (text, _) =
+        hl7::decode(&bytes, hl7::Charset::Latin1).map_err(|e| anyhow::anyhow!("{}: {e}", input.display()))?;
+    let messages = hl7::split_file(&text).map_err(|e| anyhow::anyhow!("{}: {e}", input.display()))?;
+    let mut results = Vec::new();
+    let mut failed = false;
+    for (i, text) in messages.iter().enumerate() {
+        let n = i + 1;
+        let msg = match hl7::Message::parse(text) {
+            Ok(m) => m,
+            Err(e) => {
+                failed = true;
+                results.push(
+                    serde_json::json!({"message": n, "error": format!("not a valid HL7 v2 message: {e}")}),
+                );
+                continue;
+            }
+        };
+        let mtype = msg.message_type();
+        let chosen = match (mapping_file, &mtype) {
+            (Some(_), _) => mappings.iter().next(),
+            (None, Some(t)) => mappings.for_message_type(t),
+            (None, None) => None,
+        };
+        let mut entry = serde_json::json!({
+            "message": n,
+            "message_type": mtype.as_ref().map(ToString::to_string),
+            "control_id": msg.control_id(),
+        });
+        match chosen {
+            None => {
+                entry["error"] = serde_json::json!(format!(
+                    "no mapping for message type {}",
+                    mtype
+                        .map(|t| t.to_string())
+                        .unwrap_or_else(|| "(empty MSH-9)".into())
+                ));
+                failed = true;
+            }
+            Some(m) => {
+                entry["mapping"] = serde_json::json!(m.name);
+                match m.apply(&msg, &env) {
+                    Ok(out) => {
+                        entry["person"] = serde_json::to_value(&out.person)?;
+                        entry["warnings"] = serde_json::to_value(&out.warnings)?;
+                    }
+                    Err(e) => {
+                        failed = true;
+                        entry["error"] = serde_json::json!(e.to_string());
+                    }
+                }
+            }
+        }
+        results.push(entry);
+    }
+    let out = if results.len() == 1 {
+        results.remove(0)
+    } else {
+        serde_json::Value::Array(results)
+    };
+    println!("{}", serde_json::to_string_pretty(&out)?);
+    Ok(if failed {
+        ExitCode::from(2)
+    } else {
+        ExitCode::SUCCESS
+    })
+}

@@ -1,0 +1,293 @@
+//! `config/carehub.yaml`: the hub-wide settings (store, API, directories, logging, pipeline).
+//!
+//! Only the serde shape and the pure checks live here; loading and the file walk are in
+//! `config/mod.rs`. Every field has a default so that an empty file is a valid first run.
+
+use serde::Deserialize;
+
+use super::yaml::{Document, Problem};
+
+/// The hub-wide settings.
+#[derive(Debug, Clone, Deserialize)]
+pub struct HubConfig {
+    /// Where unified profiles and the message log are kept.
+    #[serde(default)]
+    pub store: StoreConfig,
+    /// The HTTP API.
+    #[serde(default)]
+    pub api: ApiConfig,
+    /// Folder of connector files (`*.yaml`, one connector each), relative to the working directory.
+    #[serde(default = "default_connectors_dir")]
+    pub connectors_dir: String,
+    /// Folder of mapping files (`*.yaml`), relative to the working directory.
+    #[serde(default = "default_mappings_dir")]
+    pub mappings_dir: String,
+    /// The clinic's time zone (IANA name), used for HL7 times that carry no offset.
+    #[serde(default = "default_timezone")]
+    pub timezone: String,
+    /// Region used to read phone numbers written without a country code (ISO 3166 alpha-2).
+    #[serde(default = "default_phone_region")]
+    pub phone_region: String,
+    /// Logging.
+    #[serde(default)]
+    pub log: LogConfig,
+    /// The ingest pipeline.
+    #[serde(default)]
+    pub pipeline: PipelineConfig,
+}
+
+impl Default for HubConfig {
+    fn default() -> Self {
+        HubConfig {
+            store: StoreConfig::default(),
+            api: ApiConfig::default(),
+            connectors_dir: default_connectors_dir(),
+            mappings_dir: default_mappings_dir(),
+            timezone: default_timezone(),
+            phone_region: default_phone_region(),
+            log: LogConfig::default(),
+            pipeline: PipelineConfig::default(),
+        }
+    }
+}
+
+fn default_connectors_dir() -> String {
+    "connectors".into()
+}
+fn default_mappings_dir() -> String {
+    "mappings".into()
+}
+fn default_timezone() -> String {
+    "UTC".into()
+}
+fn default_phone_region() -> String {
+    "VN".into()
+}
+
+/// The profile store.
+#[derive(Clone, Deserialize)]
+pub struct StoreConfig {
+    /// `sqlite://PATH` (created if missing) or `postgres://USER@HOST/DB`.
+    #[serde(default = "default_store_url")]
+    pub url: String,
+    /// Connections in the pool.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: u32,
+    /// How long to wait for a connection before failing.
+    #[serde(default = "default_connect_timeout_secs")]
+    pub connect_timeout_secs: u64,
+}
+
+impl std::fmt::Debug for StoreConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreConfig")
+            .field("url", &redact_url(&self.url))
+            .field("max_connections", &self.max_connections)
+            .field("connect_timeout_secs", &self.connect_timeout_secs)
+            .finish()
+    }
+}
+
+/// `postgres://user:pw@host/db` → `postgres://user:***@host/db`.
+pub fn redact_url(url: &str) -> String {
+    let Some(scheme_end) = url.find("://") else {
+        return url.to_string();
+    };
+    let rest = &url[scheme_end + 3..];
+    let Some(at) = rest.find('@') else {
+        return url.to_string();
+    };
+    let userinfo = &rest[..at];
+    match userinfo.find(':') {
+        Some(colon) => format!(
+            "{}{}:***{}",
+            &url[..scheme_end + 3],
+            &userinfo[..colon],
+            &rest[at..]
+        ),
+        None => url.to_string(),
+    }
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            url: default_store_url(),
+            max_connections: default_max_connections(),
+            connect_timeout_secs: default_connect_timeout_secs(),
+        }
+    }
+}
+
+fn default_store_url() -> String {
+    "sqlite://data/carehub.db".into()
+}
+fn default_max_connections() -> u32 {
+    8
+}
+fn default_connect_timeout_secs() -> u64 {
+    5
+}
+
+/// The HTTP API.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ApiConfig {
+    /// Serve the API at all.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Address and port to listen on.
+    #[serde(default = "default_api_listen")]
+    pub listen: String,
+    /// A request that takes longer is answered 408.
+    #[serde(default = "default_request_timeout_secs")]
+    pub request_timeout_secs: u64,
+    /// Largest request body accepted.
+    #[serde(default = "default_max_body_bytes")]
+    pub max_body_bytes: usize,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig {
+            enabled: true,
+            listen: default_api_listen(),
+            request_timeout_secs: default_request_timeout_secs(),
+            max_body_bytes: default_max_body_bytes(),
+        }
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+fn default_api_listen() -> String {
+    "127.0.0.1:8080".into()
+}
+fn default_request_timeout_secs() -> u64 {
+    30
+}
+fn default_max_body_bytes() -> usize {
+    10 * 1024 * 1024
+}
+
+/// Log output.
+#[derive(Debug, Clone, Deserialize)]
+pub struct LogConfig {
+    /// `text` for people, `json` for log collectors.
+    #[serde(default)]
+    pub format: LogFormat,
+    /// A `tracing` filter such as `info` or `carehub=debug`; `RUST_LOG` wins when set.
+    #[serde(default = "default_log_level")]
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            format: LogFormat::Text,
+            level: default_log_level(),
+        }
+    }
+}
+
+fn default_log_level() -> String {
+    "info".into()
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+/// The ingest pipeline: one writer commits records from every connector in groups.
+#[derive(Debug, Clone, Deserialize)]
+pub struct PipelineConfig {
+    /// Most records committed in one transaction.
+    #[serde(default = "default_max_batch")]
+    pub max_batch: usize,
+    /// Records waiting for the writer before senders are slowed down.
+    #[serde(default = "default_queue_depth")]
+    pub queue_depth: usize,
+}
+
+impl Default for PipelineConfig {
+    fn default() -> Self {
+        PipelineConfig {
+            max_batch: default_max_batch(),
+            queue_depth: default_queue_depth(),
+        }
+    }
+}
+
+fn default_max_batch() -> usize {
+    256
+}
+fn default_queue_depth() -> usize {
+    4096
+}
+
+impl HubConfig {
+    /// Pure checks: every problem, none of them I/O.
+    pub fn check(&self, doc: &Document) -> Vec<Problem> {
+        let mut problems = Vec::new();
+        let url = &self.store.url;
+        if !(url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://"))
+        {
+            problems.push(doc.problem(
+                "store.url",
+                format!(
+                    "expected sqlite://PATH or postgres://…, got \"{}\"",
+                    redact_url(url)
+                ),
+            ));
+        }
+        if self.store.max_connections == 0 {
+            problems.push(doc.problem("store.max_connections", "must be at least 1"));
+        }
+        if self.api.listen.parse::<std::net::SocketAddr>().is_err() {
+            problems.push(doc.problem(
+                "api.listen",
+                format!(
+                    "expected HOST:PORT such as 127.0.0.1:8080, got \"{}\"",
+                    self.api.listen
+                ),
+            ));
+        }
+        if jiff::tz::TimeZone::get(&self.timezone).is_err() {
+            problems.push(doc.problem(
+                "timezone",
+                format!(
+                    "unknown time zone \"{}\" (use an IANA name such as Asia/Ho_Chi_Minh)",
+                    self.timezone
+                ),
+            ));
+        }
+        if !is_region(&self.phone_region) {
+            problems.push(doc.problem(
+                "phone_region",
+                format!(
+                    "expected a two-letter region such as VN, got \"{}\"",
+                    self.phone_region
+                ),
+            ));
+        }
+        if self.pipeline.max_batch == 0 {
+            problems.push(doc.problem("pipeline.max_batch", "must be at least 1"));
+        }
+        if self.pipeline.queue_depth == 0 {
+            problems.push(doc.problem("pipeline.queue_depth", "must be at least 1"));
+        }
+        if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
+            problems.push(doc.problem("log.level", "not a valid log filter (try info or debug)"));
+        }
+        problems
+    }
+}
+
+/// A phone region the phone-number library knows (two ASCII letters it has metadata for).
+pub fn is_region(region: &str) -> bool {
+    region.len() == 2 && region.parse::<phonenumber::country::Id>().is_ok()
+}

@@ -1,0 +1,216 @@
+//! Configuration: `config/carehub.yaml`, `connectors/*.yaml` and `mappings/*.yaml`.
+//!
+//! Loading is two phases (see `docs/configuration.md`): a pure pass that reads every file and
+//! collects *every* problem as `file:line: field: problem` — what `carehub validate` prints —
+//! and, only when there is none, the typed [`Settings`] the app builds from. Environment
+//! variables override hub settings (`CAREHUB__API__LISTEN=0.0.0.0:8080`) and `${NAME}`
+//! references are resolved from the environment; nothing here opens a socket or a database.
+
+mod hub;
+mod secret;
+mod yaml;
+
+use std::path::{Path, PathBuf};
+
+pub use hub::{
+    ApiConfig, HubConfig, LogConfig, LogFormat, PipelineConfig, StoreConfig, is_region, redact_url,
+};
+pub use secret::{Secret, interpolate};
+pub use yaml::{Document, LineMap, Problem, deserialize_value};
+
+use crate::mapping::MappingSet;
+use crate::sources::ConnectorConfig;
+
+/// The default configuration file.
+pub const DEFAULT_CONFIG: &str = "config/carehub.yaml";
+
+/// Prefix of environment overrides; `__` separates keys.
+const ENV_PREFIX: &str = "CAREHUB__";
+
+/// Everything the hub runs from, checked.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub hub: HubConfig,
+    pub connectors: Vec<ConnectorConfig>,
+    pub mappings: MappingSet,
+}
+
+/// Loads and checks every file, reading the process environment.
+pub fn load(path: &Path) -> Result<Settings, Vec<Problem>> {
+    let env: Vec<(String, String)> = std::env::vars().collect();
+    load_with_env(path, &env)
+}
+
+/// Loads and checks every file against the given environment (tests pass their own).
+pub fn load_with_env(path: &Path, env: &[(String, String)]) -> Result<Settings, Vec<Problem>> {
+    let lookup = |name: &str| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+    let mut problems = Vec::new();
+    let shown = path.display().to_string();
+
+    let hub = match std::fs::read_to_string(path) {
+        Ok(text) => match Document::parse(&shown, &text) {
+            Ok(mut doc) => {
+                apply_env_overrides(&mut doc, env);
+                problems.extend(interpolate(&mut doc, &lookup));
+                let (hub, found) = doc.deserialize::<HubConfig>();
+                problems.extend(found);
+                if let Some(hub) = &hub {
+                    problems.extend(hub.check(&doc));
+                }
+                hub
+            }
+            Err(p) => {
+                problems.push(p);
+                None
+            }
+        },
+        Err(e) => {
+            problems.push(Problem {
+                file: shown,
+                line: None,
+                field: String::new(),
+                message: format!("cannot read: {e}"),
+            });
+            None
+        }
+    };
+    let Some(hub) = hub else { return Err(problems) };
+
+    let mappings = match MappingSet::load_dir(Path::new(&hub.mappings_dir)) {
+        Ok(m) => m,
+        Err(p) => {
+            problems.extend(p);
+            MappingSet::default()
+        }
+    };
+
+    let mut connectors: Vec<ConnectorConfig> = Vec::new();
+    for file in yaml_files(Path::new(&hub.connectors_dir), &mut problems) {
+        let shown = file.display().to_string();
+        let mut doc = match std::fs::read_to_string(&file).map(|t| Document::parse(&shown, &t)) {
+            Ok(Ok(doc)) => doc,
+            Ok(Err(p)) => {
+                problems.push(p);
+                continue;
+            }
+            Err(e) => {
+                problems.push(Problem {
+                    file: shown,
+                    line: None,
+                    field: String::new(),
+                    message: format!("cannot read: {e}"),
+                });
+                continue;
+            }
+        };
+        problems.extend(interpolate(&mut doc, &lookup));
+        match ConnectorConfig::from_document(&doc) {
+            Ok(c) => {
+                if connectors.iter().any(|o| o.name() == c.name()) {
+                    problems.push(doc.problem("name", format!("connector {} is defined twice", c.name())));
+                }
+                // A mapping file with problems of its own is already reported; don't pile on.
+                if let Some(m) = c.mapping()
+                    && mappings.get(m).is_none()
+                    && !problems.iter().any(|p| p.file.contains(&hub.mappings_dir))
+                {
+                    let known: Vec<&str> = mappings.iter().map(|m| m.name.as_str()).collect();
+                    problems.push(doc.problem(
+                        "mapping",
+                        format!("no mapping named {m} (known: {})", known.join(", ")),
+                    ));
+                }
+                if let ConnectorConfig::Mllp(mllp) = &c {
+                    // Port 0 asks the OS for a free port: never a clash.
+                    let fixed = mllp.enabled && !mllp.listen.ends_with(":0");
+                    let clash = connectors.iter().any(
+                        |o| matches!(o, ConnectorConfig::Mllp(x) if x.listen == mllp.listen && x.enabled),
+                    );
+                    if fixed && (clash || (hub.api.enabled && hub.api.listen == mllp.listen)) {
+                        problems.push(doc.problem(
+                            "listen",
+                            format!("{} is already used by another listener", mllp.listen),
+                        ));
+                    }
+                }
+                connectors.push(c);
+            }
+            Err(p) => problems.extend(p),
+        }
+    }
+
+    if problems.is_empty() {
+        Ok(Settings {
+            hub,
+            connectors,
+            mappings,
+        })
+    } else {
+        Err(problems)
+    }
+}
+
+/// `*.yaml` and `*.yml` files of a folder, sorted; a missing folder is a problem.
+pub fn yaml_files(dir: &Path, problems: &mut Vec<Problem>) -> Vec<PathBuf> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) => {
+            problems.push(Problem {
+                file: dir.display().to_string(),
+                line: None,
+                field: String::new(),
+                message: format!("cannot read folder: {e}"),
+            });
+            return Vec::new();
+        }
+    };
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.is_file() && matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")))
+        .collect();
+    files.sort();
+    files
+}
+
+/// Applies `CAREHUB__A__B=value` as `a.b: value` (the value read as a YAML scalar).
+fn apply_env_overrides(doc: &mut Document, env: &[(String, String)]) {
+    for (key, raw) in env {
+        let Some(rest) = key.strip_prefix(ENV_PREFIX) else {
+            continue;
+        };
+        let path: Vec<String> = rest.split("__").map(str::to_lowercase).collect();
+        if path.iter().any(String::is_empty) {
+            continue;
+        }
+        let value = scalar_from_env(raw);
+        let mut node = &mut doc.value;
+        for (i, part) in path.iter().enumerate() {
+            if !node.is_object() {
+                *node = serde_json::Value::Object(Default::default());
+            }
+            let serde_json::Value::Object(map) = node else {
+                break;
+            };
+            if i + 1 == path.len() {
+                map.insert(part.clone(), value.clone());
+                break;
+            }
+            node = map
+                .entry(part.clone())
+                .or_insert_with(|| serde_json::Value::Object(Default::default()));
+        }
+    }
+}
+
+fn scalar_from_env(raw: &str) -> serde_json::Value {
+    use serde_json::Value;
+    match raw {
+        "true" => Value::Bool(true),
+        "false" => Value::Bool(false),
+        _ => raw
+            .parse::<i64>()
+            .map(Value::from)
+            .unwrap_or_else(|_| Value::String(raw.to_string())),
+    }
+}

@@ -1,0 +1,30 @@
+//! carehub — an integration hub for clinics.
+//!
+//! The map of the house (see `docs/architecture.md`):
+//!
+//! ```text
+//! sources (mllp, file) ─▶ pipeline ─▶ store (message log, persons, provenance)
+//!                          │  decode · parse (hl7) · map (mapping → model)
+//!                          └─ group commit; the ACK waits for it
+//! api ─▶ store                      cli ─▶ app ─▶ everything
+//! ```
+//!
+//! - [`hl7`]: HL7 v2 parsing, escapes, charsets, ACKs, MLLP framing, batch files (pure).
+//! - [`model`]: the canonical types (pure).
+//! - [`mapping`]: declarative YAML mappings, compiled and applied (pure).
+//! - [`config`]: YAML configuration with every problem reported as `file:line: field: problem`.
+//! - [`sources`]: connectors that receive records and hand them to the [`pipeline`].
+//! - [`store`]: all SQL; SQLite now, PostgreSQL next, behind one type.
+//! - [`api`]: the HTTP API. [`app`]: the composition root. [`cli`]: the `carehub` command.
+
+pub mod api;
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod hl7;
+pub mod mapping;
+pub mod model;
+pub mod pipeline;
+pub mod sources;
+pub mod store;
+pub mod telemetry;

@@ -1,0 +1,609 @@
+//! From a mapping file's YAML to a [`Mapping`]: every problem found, each with its line.
+//!
+//! The compiler walks the YAML tree itself (rather than through serde) so that it can keep
+//! going after a problem and report all of them: unknown target fields, bad paths, unknown
+//! transforms and tables, relative paths outside a `foreach`. Nothing here reads a message.
+
+use std::collections::HashMap;
+
+use serde_json::{Map, Value};
+
+use super::plan::*;
+use super::target::{OUTPUTS, Shape};
+use super::transform::Transform;
+use crate::config::{Document, Problem};
+use crate::hl7;
+
+/// Inputs a mapping may read; `fhir` arrives with the FHIR connector.
+const INPUTS: &[&str] = &["hl7v2"];
+
+struct Compiler<'a> {
+    doc: &'a Document,
+    problems: Vec<Problem>,
+    tables: HashMap<String, CodeTable>,
+}
+
+/// Compiles one mapping document.
+pub fn compile(doc: &Document) -> Result<Mapping, Vec<Problem>> {
+    let mut c = Compiler {
+        doc,
+        problems: Vec::new(),
+        tables: HashMap::new(),
+    };
+    let Some(root) = doc.value.as_object() else {
+        return Err(vec![
+            doc.problem("", "a mapping file must be a YAML mapping of keys"),
+        ]);
+    };
+    let known = ["name", "description", "input", "message_types", "tables"];
+    for key in root.keys() {
+        if !known.contains(&key.as_str()) && !OUTPUTS.iter().any(|(k, _)| k == key) {
+            let outputs: Vec<&str> = OUTPUTS.iter().map(|(k, _)| *k).collect();
+            c.problem(
+                key,
+                format!(
+                    "unknown key (expected one of {}, {})",
+                    known.join(", "),
+                    outputs.join(", ")
+                ),
+            );
+        }
+    }
+    let name = match root.get("name") {
+        Some(Value::String(s)) if !s.trim().is_empty() => s.trim().to_string(),
+        Some(_) => {
+            c.problem("name", "must be a non-empty string");
+            String::new()
+        }
+        None => {
+            c.problem("", "name: missing (every mapping needs a unique name)");
+            String::new()
+        }
+    };
+    let description = root
+        .get("description")
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    match root.get("input") {
+        Some(Value::String(s)) if INPUTS.contains(&s.as_str()) => {}
+        Some(other) => c.problem(
+            "input",
+            format!("expected one of {}, got {other}", INPUTS.join(", ")),
+        ),
+        None => c.problem("", format!("input: missing (one of {})", INPUTS.join(", "))),
+    }
+    let message_types = c.string_list(root.get("message_types"), "message_types");
+    for (i, t) in message_types.iter().enumerate() {
+        if !valid_message_type(t) {
+            c.problem(
+                &format!("message_types.{i}"),
+                format!("\"{t}\" is not a message type such as ADT^A01, ADT^* or ADT"),
+            );
+        }
+    }
+    if let Some(tables) = root.get("tables") {
+        c.tables(tables);
+    }
+    let mut person = None;
+    for (key, shape) in OUTPUTS {
+        if let Some(v) = root.get(*key) {
+            let node = c.node(v, shape, key, false);
+            if *key == "person" {
+                person = node;
+            }
+        }
+    }
+    if person.is_none() && c.problems.is_empty() {
+        c.problem("", "the mapping has no output (add person:)");
+    }
+    if c.problems.is_empty() {
+        Ok(Mapping {
+            name,
+            description,
+            file: doc.file.clone(),
+            message_types,
+            tables: c.tables,
+            person,
+        })
+    } else {
+        Err(c.problems)
+    }
+}
+
+fn valid_message_type(t: &str) -> bool {
+    let mut parts = t.split('^');
+    let code = parts.next().unwrap_or("");
+    let code_ok = code.len() == 3 && code.bytes().all(|b| b.is_ascii_alphanumeric());
+    let trigger_ok = match parts.next() {
+        None => true,
+        Some("*") => true,
+        Some(tr) => !tr.is_empty() && tr.bytes().all(|b| b.is_ascii_alphanumeric()),
+    };
+    code_ok && trigger_ok && parts.next().is_none()
+}
+
+impl Compiler<'_> {
+    fn problem(&mut self, field: &str, message: impl Into<String>) {
+        self.problems.push(self.doc.problem(field, message));
+    }
+
+    fn string_list(&mut self, v: Option<&Value>, at: &str) -> Vec<String> {
+        match v {
+            None | Some(Value::Null) => Vec::new(),
+            Some(Value::String(s)) => vec![s.clone()],
+            Some(Value::Array(items)) => {
+                let mut out = Vec::new();
+                for (i, item) in items.iter().enumerate() {
+                    match item {
+                        Value::String(s) => out.push(s.clone()),
+                        _ => self.problem(&format!("{at}.{i}"), "expected a string"),
+                    }
+                }
+                out
+            }
+            Some(_) => {
+                self.problem(at, "expected a string or a list of strings");
+                Vec::new()
+            }
+        }
+    }
+
+    fn tables(&mut self, v: &Value) {
+        let Some(map) = v.as_object() else {
+            self.problem("tables", "expected a mapping of table names");
+            return;
+        };
+        for (name, table) in map {
+            let at = format!("tables.{name}");
+            let Some(t) = table.as_object() else {
+                self.problem(&at, "expected {values: {...}, unknown: ...}");
+                continue;
+            };
+            for k in t.keys() {
+                if k != "values" && k != "unknown" {
+                    self.problem(&format!("{at}.{k}"), "unknown key (expected values or unknown)");
+                }
+            }
+            let mut values = HashMap::new();
+            match t.get("values") {
+                Some(Value::Object(m)) => {
+                    for (code, target) in m {
+                        match scalar_text(target) {
+                            Some(s) => {
+                                values.insert(code.clone(), s);
+                            }
+                            None => self.problem(&format!("{at}.values.{code}"), "expected a text value"),
+                        }
+                    }
+                }
+                _ => self.problem(&at, "values: missing or not a mapping of code: value"),
+            }
+            let unknown = match t.get("unknown") {
+                None => UnknownCode::Error,
+                Some(Value::String(s)) if s == "error" => UnknownCode::Error,
+                Some(Value::String(s)) if s == "keep" => UnknownCode::Keep,
+                Some(Value::String(s)) if s == "empty" => UnknownCode::Empty,
+                Some(Value::Object(m)) if m.len() == 1 && m.contains_key("default") => {
+                    match m.get("default").and_then(scalar_text) {
+                        Some(d) => UnknownCode::Default(d),
+                        None => {
+                            self.problem(&format!("{at}.unknown.default"), "expected a text value");
+                            UnknownCode::Error
+                        }
+                    }
+                }
+                Some(_) => {
+                    self.problem(
+                        &format!("{at}.unknown"),
+                        "expected error, keep, empty or {default: VALUE}",
+                    );
+                    UnknownCode::Error
+                }
+            };
+            self.tables.insert(name.clone(), CodeTable { values, unknown });
+        }
+    }
+
+    /// Compiles the value at `at` for a target of `shape`.
+    fn node(&mut self, v: &Value, shape: &'static Shape, at: &str, in_each: bool) -> Option<Node> {
+        match shape {
+            Shape::Text => self.value(v, at, in_each).map(|e| Node::Value(Box::new(e))),
+            Shape::Object(_) => {
+                let Some(map) = v.as_object() else {
+                    self.problem(
+                        at,
+                        format!("expected the fields {}", shape.field_names().join(", ")),
+                    );
+                    return None;
+                };
+                let mut fields = Vec::new();
+                for (key, fv) in map {
+                    let child = format!("{at}.{key}");
+                    match shape.field(key) {
+                        Some(s) => {
+                            if let Some(n) = self.node(fv, s, &child, in_each) {
+                                fields.push((key.clone(), n));
+                            }
+                        }
+                        None => self.problem(
+                            &child,
+                            format!(
+                                "unknown target field (expected one of {})",
+                                shape.field_names().join(", ")
+                            ),
+                        ),
+                    }
+                }
+                Some(Node::Object(fields))
+            }
+            Shape::List(inner) => {
+                let items: Vec<(String, &Value)> = match v {
+                    Value::Array(a) => a
+                        .iter()
+                        .enumerate()
+                        .map(|(i, x)| (format!("{at}.{i}"), x))
+                        .collect(),
+                    other => vec![(at.to_string(), other)],
+                };
+                let mut out = Vec::new();
+                for (item_at, item) in items {
+                    if let Some(li) = self.list_item(item, inner, &item_at, in_each) {
+                        out.push(li);
+                    }
+                }
+                Some(Node::List(out))
+            }
+        }
+    }
+
+    fn list_item(&mut self, v: &Value, inner: &'static Shape, at: &str, in_each: bool) -> Option<ListItem> {
+        let obj = v.as_object();
+        let is_text = matches!(inner, Shape::Text);
+        let body_key = if is_text { "item" } else { "fields" };
+        let has = |k: &str| obj.is_some_and(|o| o.contains_key(k));
+        if is_text && !has("foreach") {
+            // A list of text values: each entry is a value rule.
+            return self.value(v, at, in_each).map(|e| ListItem::Single {
+                when: None,
+                body: Node::Value(Box::new(e)),
+            });
+        }
+        let Some(obj) = obj else {
+            self.problem(
+                at,
+                format!("expected {{foreach: PATH, {body_key}: ...}} or {{{body_key}: ...}}"),
+            );
+            return None;
+        };
+        for k in obj.keys() {
+            if !["foreach", "when", body_key, "require"].contains(&k.as_str()) {
+                self.problem(
+                    &format!("{at}.{k}"),
+                    format!("unknown key (expected foreach, when, {body_key}, require)"),
+                );
+            }
+        }
+        let Some(body_v) = obj.get(body_key) else {
+            self.problem(at, format!("{body_key}: missing"));
+            return None;
+        };
+        match obj.get("foreach") {
+            Some(fv) => {
+                let over_at = format!("{at}.foreach");
+                let mut over = Vec::new();
+                for (i, p) in self.string_list(Some(fv), &over_at).iter().enumerate() {
+                    let p_at = if fv.is_array() {
+                        format!("{over_at}.{i}")
+                    } else {
+                        over_at.clone()
+                    };
+                    match hl7::Path::parse(p) {
+                        Ok(path) => over.push(path),
+                        Err(e) => self.problem(&p_at, format!("bad path \"{p}\": {e}")),
+                    }
+                }
+                let when = obj
+                    .get("when")
+                    .and_then(|w| self.cond(w, &format!("{at}.when"), true));
+                let body = self.node(body_v, inner, &format!("{at}.{body_key}"), true)?;
+                let require = self.string_list(obj.get("require"), &format!("{at}.require"));
+                for r in &require {
+                    if inner.field(r).is_none() {
+                        self.problem(
+                            &format!("{at}.require"),
+                            format!("{r} is not a field of this list"),
+                        );
+                    }
+                }
+                Some(ListItem::Each {
+                    rule: at.to_string(),
+                    over,
+                    when,
+                    body,
+                    require,
+                })
+            }
+            None => {
+                let when = obj
+                    .get("when")
+                    .and_then(|w| self.cond(w, &format!("{at}.when"), in_each));
+                let body = self.node(body_v, inner, &format!("{at}.{body_key}"), in_each)?;
+                Some(ListItem::Single { when, body })
+            }
+        }
+    }
+
+    fn path(&mut self, s: &str, at: &str, in_each: bool) -> Option<PathRef> {
+        if s.starts_with('.') {
+            if !in_each {
+                self.problem(
+                    at,
+                    format!("relative path \"{s}\" is only meaningful inside a foreach"),
+                );
+                return None;
+            }
+            match hl7::Path::parse_relative(s) {
+                Ok(r) => Some(PathRef::Rel(r)),
+                Err(e) => {
+                    self.problem(at, format!("bad path \"{s}\": {e}"));
+                    None
+                }
+            }
+        } else {
+            match hl7::Path::parse(s) {
+                Ok(p) => Some(PathRef::Abs(p)),
+                Err(e) => {
+                    self.problem(at, format!("bad path \"{s}\": {e}"));
+                    None
+                }
+            }
+        }
+    }
+
+    fn value(&mut self, v: &Value, at: &str, in_each: bool) -> Option<ValueExpr> {
+        let expr = |source| ValueExpr {
+            rule: at.to_string(),
+            source,
+            transforms: Vec::new(),
+            table: None,
+            default: None,
+            when: None,
+            on_error: OnError::Error,
+        };
+        match v {
+            Value::String(s) => self.path(s, at, in_each).map(|p| expr(Source::Paths(vec![p]))),
+            Value::Object(m) => self.value_map(m, at, in_each),
+            _ => {
+                self.problem(at, "expected a path such as PID-7, or {path: ..., transform: ...}; write literals as {value: ...}");
+                None
+            }
+        }
+    }
+
+    fn value_map(&mut self, m: &Map<String, Value>, at: &str, in_each: bool) -> Option<ValueExpr> {
+        const KEYS: &[&str] = &[
+            "path",
+            "value",
+            "concat",
+            "sep",
+            "first",
+            "transform",
+            "map",
+            "default",
+            "when",
+            "on_error",
+        ];
+        for k in m.keys() {
+            if !KEYS.contains(&k.as_str()) {
+                self.problem(
+                    &format!("{at}.{k}"),
+                    format!("unknown key (expected one of {})", KEYS.join(", ")),
+                );
+            }
+        }
+        let sources: Vec<&str> = ["path", "value", "concat", "first"]
+            .into_iter()
+            .filter(|k| m.contains_key(*k))
+            .collect();
+        if sources.len() != 1 {
+            self.problem(at, "give exactly one of path, value, concat, first");
+            return None;
+        }
+        let source = match sources[0] {
+            "path" => {
+                let p_at = format!("{at}.path");
+                let list = self.string_list(m.get("path"), &p_at);
+                let paths: Vec<PathRef> = list.iter().filter_map(|s| self.path(s, &p_at, in_each)).collect();
+                if paths.len() != list.len() || paths.is_empty() {
+                    if paths.is_empty() && list.is_empty() {
+                        self.problem(&p_at, "expected at least one path");
+                    }
+                    return None;
+                }
+                Source::Paths(paths)
+            }
+            "value" => match m.get("value").and_then(scalar_text) {
+                Some(s) => Source::Literal(s),
+                None => {
+                    self.problem(
+                        &format!("{at}.value"),
+                        "expected a text, number or boolean literal",
+                    );
+                    return None;
+                }
+            },
+            key => {
+                let list_at = format!("{at}.{key}");
+                let Some(Value::Array(items)) = m.get(key) else {
+                    self.problem(&list_at, "expected a list of rules");
+                    return None;
+                };
+                let parts: Vec<ValueExpr> = items
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, x)| self.value(x, &format!("{list_at}.{i}"), in_each))
+                    .collect();
+                if parts.len() != items.len() {
+                    return None;
+                }
+                if key == "concat" {
+                    let sep = match m.get("sep") {
+                        None => " ".to_string(),
+                        Some(s) => scalar_text(s).unwrap_or_default(),
+                    };
+                    Source::Concat { parts, sep }
+                } else {
+                    Source::First(parts)
+                }
+            }
+        };
+        if m.contains_key("sep") && !m.contains_key("concat") {
+            self.problem(&format!("{at}.sep"), "sep only goes with concat");
+        }
+        let transforms = self.transforms(m.get("transform"), &format!("{at}.transform"));
+        let table = match m.get("map") {
+            None => None,
+            Some(Value::String(t)) => {
+                if !self.tables.contains_key(t) {
+                    let known: Vec<&String> = self.tables.keys().collect();
+                    self.problem(
+                        &format!("{at}.map"),
+                        format!("no table named {t} (tables: {known:?})"),
+                    );
+                }
+                Some(t.clone())
+            }
+            Some(_) => {
+                self.problem(&format!("{at}.map"), "expected a table name");
+                None
+            }
+        };
+        let default = m.get("default").and_then(scalar_text);
+        let when = m
+            .get("when")
+            .and_then(|w| self.cond(w, &format!("{at}.when"), in_each));
+        let on_error = match m.get("on_error").and_then(Value::as_str) {
+            None if !m.contains_key("on_error") => OnError::Error,
+            Some("error") => OnError::Error,
+            Some("skip") => OnError::Skip,
+            _ => {
+                self.problem(&format!("{at}.on_error"), "expected error or skip");
+                OnError::Error
+            }
+        };
+        Some(ValueExpr {
+            rule: at.to_string(),
+            source,
+            transforms,
+            table,
+            default,
+            when,
+            on_error,
+        })
+    }
+
+    fn transforms(&mut self, v: Option<&Value>, at: &str) -> Vec<Transform> {
+        let items: Vec<(String, &Value)> = match v {
+            None => return Vec::new(),
+            Some(Value::Array(a)) => a
+                .iter()
+                .enumerate()
+                .map(|(i, x)| (format!("{at}.{i}"), x))
+                .collect(),
+            Some(other) => vec![(at.to_string(), other)],
+        };
+        let mut out = Vec::new();
+        for (item_at, item) in items {
+            let built = match item {
+                Value::String(name) => Transform::from_name(name, None),
+                Value::Object(m) if m.len() == 1 => {
+                    let (name, args) = m.iter().next().expect("one entry");
+                    Transform::from_name(name, Some(args))
+                }
+                _ => Err("expected a transform name or {name: {arguments}}".to_string()),
+            };
+            match built {
+                Ok(t) => out.push(t),
+                Err(e) => self.problem(&item_at, e),
+            }
+        }
+        out
+    }
+
+    fn cond(&mut self, v: &Value, at: &str, in_each: bool) -> Option<Cond> {
+        let Some(m) = v.as_object() else {
+            self.problem(at, "expected a condition such as {path: PID-8, in: [M, F]}");
+            return None;
+        };
+        let list = |c: &mut Self, key: &str| -> Option<Vec<Cond>> {
+            let Some(Value::Array(items)) = m.get(key) else {
+                c.problem(&format!("{at}.{key}"), "expected a list of conditions");
+                return None;
+            };
+            let conds: Vec<Cond> = items
+                .iter()
+                .enumerate()
+                .filter_map(|(i, x)| c.cond(x, &format!("{at}.{key}.{i}"), in_each))
+                .collect();
+            (conds.len() == items.len()).then_some(conds)
+        };
+        if m.len() == 1 {
+            if let Some(inner) = m.get("not") {
+                return self
+                    .cond(inner, &format!("{at}.not"), in_each)
+                    .map(|c| Cond::Not(Box::new(c)));
+            }
+            if m.contains_key("all") {
+                return list(self, "all").map(Cond::All);
+            }
+            if m.contains_key("any") {
+                return list(self, "any").map(Cond::Any);
+            }
+        }
+        let Some(Value::String(p)) = m.get("path") else {
+            self.problem(at, "expected path with equals, in or exists; or not, all, any");
+            return None;
+        };
+        for k in m.keys() {
+            if !["path", "equals", "in", "exists"].contains(&k.as_str()) {
+                self.problem(
+                    &format!("{at}.{k}"),
+                    "unknown key (expected path, equals, in, exists, not, all, any)",
+                );
+            }
+        }
+        let path = self.path(p, &format!("{at}.path"), in_each)?;
+        if let Some(e) = m.get("equals") {
+            return match scalar_text(e) {
+                Some(s) => Some(Cond::In {
+                    path,
+                    values: vec![s],
+                }),
+                None => {
+                    self.problem(&format!("{at}.equals"), "expected a text value");
+                    None
+                }
+            };
+        }
+        if let Some(list) = m.get("in") {
+            let values = self.string_list(Some(list), &format!("{at}.in"));
+            return Some(Cond::In { path, values });
+        }
+        match m.get("exists") {
+            Some(Value::Bool(b)) => Some(Cond::Exists { path, exists: *b }),
+            _ => {
+                self.problem(at, "give equals, in or exists: true|false");
+                None
+            }
+        }
+    }
+}
+
+fn scalar_text(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}

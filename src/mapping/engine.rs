@@ -1,0 +1,244 @@
+//! Runs a compiled [`Mapping`] over one HL7 v2 message and gives back a typed patch.
+//!
+//! The engine builds a JSON tree in the shape of the target, then deserializes it into the
+//! canonical types, which check the values (a birth date that is no date, a sex outside the
+//! closed set). Errors name the mapping, the rule and the path — never the data.
+
+use serde_json::{Map, Value};
+
+use super::plan::*;
+use super::transform::TransformEnv;
+use crate::hl7::{FieldRef, Message};
+use crate::model::ProfilePatch;
+
+/// What a mapping made of one message.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MappingOutput {
+    /// The person the message describes, if the mapping has a person output and it says anything.
+    pub person: Option<ProfilePatch>,
+    /// Values that were skipped (`on_error: skip`), with the reason; kept with the message.
+    pub warnings: Vec<String>,
+}
+
+/// A mapping that failed on a message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("mapping {mapping}: rule {rule}{}: {reason}", path.as_ref().map(|p| format!(" ({p})")).unwrap_or_default())]
+pub struct MappingError {
+    pub mapping: String,
+    /// The dotted YAML key of the rule (`person.birth_date`).
+    pub rule: String,
+    /// The message path it read, when there is one (`PID-7`).
+    pub path: Option<String>,
+    pub reason: String,
+}
+
+struct Ctx<'a> {
+    mapping: &'a Mapping,
+    msg: &'a Message,
+    env: &'a TransformEnv,
+    rep: Option<&'a FieldRef<'a>>,
+    warnings: &'a mut Vec<String>,
+}
+
+impl Mapping {
+    /// Maps one message.
+    pub fn apply(&self, msg: &Message, env: &TransformEnv) -> Result<MappingOutput, MappingError> {
+        let mut warnings = Vec::new();
+        let mut person = None;
+        if let Some(node) = &self.person {
+            let mut ctx = Ctx {
+                mapping: self,
+                msg,
+                env,
+                rep: None,
+                warnings: &mut warnings,
+            };
+            let tree = eval_node(&mut ctx, node)?.unwrap_or(Value::Object(Map::new()));
+            let patch: ProfilePatch = serde_path_to_error::deserialize(tree).map_err(|e| MappingError {
+                mapping: self.name.clone(),
+                rule: format!("person.{}", e.path()),
+                path: None,
+                reason: e.inner().to_string(),
+            })?;
+            if !patch.is_empty() {
+                person = Some(patch);
+            }
+        }
+        Ok(MappingOutput { person, warnings })
+    }
+}
+
+fn eval_node(ctx: &mut Ctx<'_>, node: &Node) -> Result<Option<Value>, MappingError> {
+    match node {
+        Node::Value(e) => Ok(eval_value(ctx, e)?.map(Value::String)),
+        Node::Object(fields) => {
+            let mut out = Map::new();
+            for (key, n) in fields {
+                if let Some(v) = eval_node(ctx, n)? {
+                    out.insert(key.clone(), v);
+                }
+            }
+            Ok((!out.is_empty()).then_some(Value::Object(out)))
+        }
+        Node::List(items) => {
+            let mut out = Vec::new();
+            for item in items {
+                eval_item(ctx, item, &mut out)?;
+            }
+            Ok((!out.is_empty()).then_some(Value::Array(out)))
+        }
+    }
+}
+
+fn eval_item(ctx: &mut Ctx<'_>, item: &ListItem, out: &mut Vec<Value>) -> Result<(), MappingError> {
+    match item {
+        ListItem::Single { when, body } => {
+            if when.as_ref().is_none_or(|c| eval_cond(ctx, c))
+                && let Some(v) = eval_node(ctx, body)?
+            {
+                push_unique(out, v);
+            }
+            Ok(())
+        }
+        ListItem::Each {
+            over,
+            when,
+            body,
+            require,
+            ..
+        } => {
+            let msg = ctx.msg;
+            for path in over {
+                for rep in msg.field_refs(path) {
+                    let mut inner = Ctx {
+                        mapping: ctx.mapping,
+                        msg,
+                        env: ctx.env,
+                        rep: Some(&rep),
+                        warnings: &mut *ctx.warnings,
+                    };
+                    if when.as_ref().is_some_and(|c| !eval_cond(&inner, c)) {
+                        continue;
+                    }
+                    let Some(v) = eval_node(&mut inner, body)? else {
+                        continue;
+                    };
+                    if require.iter().all(|r| v.get(r).is_some()) {
+                        push_unique(out, v);
+                    }
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+fn push_unique(out: &mut Vec<Value>, v: Value) {
+    if !out.contains(&v) {
+        out.push(v);
+    }
+}
+
+fn read(ctx: &Ctx<'_>, p: &PathRef) -> Option<String> {
+    match p {
+        PathRef::Abs(path) => ctx.msg.get(path),
+        PathRef::Rel(r) => ctx.rep.and_then(|rep| rep.component(r.component, r.subcomponent)),
+    }
+}
+
+fn eval_cond(ctx: &Ctx<'_>, c: &Cond) -> bool {
+    match c {
+        Cond::In { path, values } => {
+            read(ctx, path).is_some_and(|v| values.iter().any(|x| x.eq_ignore_ascii_case(v.trim())))
+        }
+        Cond::Exists { path, exists } => read(ctx, path).is_some() == *exists,
+        Cond::Not(inner) => !eval_cond(ctx, inner),
+        Cond::All(cs) => cs.iter().all(|c| eval_cond(ctx, c)),
+        Cond::Any(cs) => cs.iter().any(|c| eval_cond(ctx, c)),
+    }
+}
+
+fn eval_value(ctx: &mut Ctx<'_>, e: &ValueExpr) -> Result<Option<String>, MappingError> {
+    if e.when.as_ref().is_some_and(|c| !eval_cond(ctx, c)) {
+        return Ok(None);
+    }
+    let (raw, path) = match &e.source {
+        Source::Literal(s) => (Some(s.clone()), None),
+        Source::Paths(paths) => {
+            let found = paths.iter().find_map(|p| read(ctx, p).map(|v| (v, p)));
+            match found {
+                Some((v, p)) => (Some(v), Some(p.to_string())),
+                None => (None, paths.first().map(ToString::to_string)),
+            }
+        }
+        Source::Concat { parts, sep } => {
+            let mut vals = Vec::new();
+            for p in parts {
+                if let Some(v) = eval_value(ctx, p)? {
+                    vals.push(v);
+                }
+            }
+            ((!vals.is_empty()).then(|| vals.join(sep)), None)
+        }
+        Source::First(alts) => {
+            let mut found = None;
+            for a in alts {
+                if let Some(v) = eval_value(ctx, a)? {
+                    found = Some(v);
+                    break;
+                }
+            }
+            (found, None)
+        }
+    };
+    let fail = |ctx: &mut Ctx<'_>, reason: String| -> Result<Option<String>, MappingError> {
+        match e.on_error {
+            OnError::Skip => {
+                ctx.warnings.push(format!(
+                    "rule {}{}: {reason}; value skipped",
+                    e.rule,
+                    path.as_ref().map(|p| format!(" ({p})")).unwrap_or_default()
+                ));
+                Ok(None)
+            }
+            OnError::Error => Err(MappingError {
+                mapping: ctx.mapping.name.clone(),
+                rule: e.rule.clone(),
+                path: path.clone(),
+                reason,
+            }),
+        }
+    };
+    let mut value = raw;
+    for t in &e.transforms {
+        let Some(v) = value.as_deref() else { break };
+        match t.apply(v, ctx.env) {
+            Ok(v) => value = v,
+            Err(err) => return fail(ctx, err.0),
+        }
+    }
+    if let (Some(v), Some(table_name)) = (value.as_deref(), e.table.as_ref()) {
+        let Some(table) = ctx.mapping.tables.get(table_name) else {
+            return fail(ctx, format!("no table {table_name}"));
+        };
+        let key = v.trim();
+        let hit = table.values.get(key).or_else(|| {
+            table
+                .values
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(key))
+                .map(|(_, v)| v)
+        });
+        value = match (hit, &table.unknown) {
+            (Some(mapped), _) => Some(mapped.clone()),
+            (None, UnknownCode::Keep) => Some(key.to_string()),
+            (None, UnknownCode::Empty) => None,
+            (None, UnknownCode::Default(d)) => Some(d.clone()),
+            (None, UnknownCode::Error) => {
+                let shown: String = key.chars().take(16).collect();
+                return fail(ctx, format!("code \"{shown}\" is not in table {table_name}"));
+            }
+        };
+    }
+    Ok(value.filter(|v| !v.is_empty()).or_else(|| e.default.clone()))
+}

@@ -1,0 +1,94 @@
+//! Declarative mappings: YAML files that turn a source record into the canonical model.
+//!
+//! A mapping file is data, not code. It is compiled once at load (`compile`), which reports
+//! every problem with its line, and then applied to each message (`engine`). The engine is pure:
+//! it reads a parsed message and writes a typed patch; it never touches the store.
+//!
+//! Paths: `PID-3[2].4.1` (segment-field[repetition].component.subcomponent) and, inside a
+//! `foreach`, `.4.1` relative to the current repetition. See `docs/mapping.md`.
+
+mod compile;
+mod engine;
+mod plan;
+mod target;
+mod transform;
+
+use std::path::Path;
+
+pub use compile::compile;
+pub use engine::{MappingError, MappingOutput};
+pub use plan::Mapping;
+pub use transform::{Transform, TransformEnv};
+
+use crate::config::{Document, Problem};
+use crate::hl7::MessageType;
+
+/// Every mapping the hub knows, and the choice of one for a message.
+#[derive(Debug, Clone, Default)]
+pub struct MappingSet {
+    mappings: Vec<Mapping>,
+}
+
+impl MappingSet {
+    pub fn new(mappings: Vec<Mapping>) -> MappingSet {
+        MappingSet { mappings }
+    }
+
+    /// Loads and compiles every `*.yaml` file of `dir` (sorted by name), collecting every problem.
+    pub fn load_dir(dir: &Path) -> Result<MappingSet, Vec<Problem>> {
+        let mut problems = Vec::new();
+        let mut mappings: Vec<Mapping> = Vec::new();
+        for file in crate::config::yaml_files(dir, &mut problems) {
+            let shown = file.display().to_string();
+            let doc = match std::fs::read_to_string(&file) {
+                Ok(text) => Document::parse(&shown, &text),
+                Err(e) => Err(Problem {
+                    file: shown.clone(),
+                    line: None,
+                    field: String::new(),
+                    message: format!("cannot read: {e}"),
+                }),
+            };
+            match doc.map_err(|p| vec![p]).and_then(|d| compile(&d).map(|m| (d, m))) {
+                Ok((doc, m)) => {
+                    if let Some(other) = mappings.iter().find(|o| o.name == m.name) {
+                        problems.push(doc.problem(
+                            "name",
+                            format!("mapping {} is already defined in {}", m.name, other.file),
+                        ));
+                    } else {
+                        mappings.push(m);
+                    }
+                }
+                Err(mut ps) => problems.append(&mut ps),
+            }
+        }
+        if problems.is_empty() {
+            Ok(MappingSet { mappings })
+        } else {
+            Err(problems)
+        }
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Mapping> {
+        self.mappings.iter().find(|m| m.name == name)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Mapping> {
+        self.mappings.iter()
+    }
+
+    /// The mapping for a message type: an exact `ADT^A01` entry first, then `ADT^*` or `ADT`.
+    pub fn for_message_type(&self, t: &MessageType) -> Option<&Mapping> {
+        let exact = format!("{}^{}", t.code, t.trigger);
+        let wildcard = format!("{}^*", t.code);
+        let matches = |want: &str| {
+            self.mappings
+                .iter()
+                .find(|m| m.message_types.iter().any(|mt| mt.eq_ignore_ascii_case(want)))
+        };
+        matches(&exact)
+            .or_else(|| matches(&wildcard))
+            .or_else(|| matches(&t.code))
+    }
+}

@@ -1,0 +1,128 @@
+//! A compiled mapping: what `compile` builds from YAML and `engine` walks over a message.
+//!
+//! Every node keeps `rule`, the dotted path of the YAML key it came from, so that a failure at
+//! run time can say which rule failed without quoting any patient data.
+
+use std::collections::HashMap;
+
+use super::transform::Transform;
+use crate::hl7;
+
+/// One compiled mapping file.
+#[derive(Debug, Clone)]
+pub struct Mapping {
+    /// Unique name (`hl7v2-adt-person`).
+    pub name: String,
+    pub description: Option<String>,
+    /// The file it was read from, for messages.
+    pub file: String,
+    /// Message types it maps (`ADT^A01`, `ADT^*`, `ADT`), used to pick it automatically.
+    pub message_types: Vec<String>,
+    pub tables: HashMap<String, CodeTable>,
+    /// The person output, when the mapping has one.
+    pub person: Option<Node>,
+}
+
+/// A code table (`map:`) and what to do with codes it does not list.
+#[derive(Debug, Clone)]
+pub struct CodeTable {
+    pub values: HashMap<String, String>,
+    pub unknown: UnknownCode,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UnknownCode {
+    /// A mapping error: the message is not applied.
+    Error,
+    /// Pass the code through unchanged.
+    Keep,
+    /// Leave the field empty.
+    Empty,
+    /// Use this value.
+    Default(String),
+}
+
+/// A node of the output tree.
+#[derive(Debug, Clone)]
+pub enum Node {
+    Value(Box<ValueExpr>),
+    Object(Vec<(String, Node)>),
+    /// A list built from items in order.
+    List(Vec<ListItem>),
+}
+
+#[derive(Debug, Clone)]
+pub enum ListItem {
+    /// One entry (or none, when it comes out empty or its condition is false).
+    Single { when: Option<Cond>, body: Node },
+    /// One entry per repetition of each field in `over`.
+    Each {
+        rule: String,
+        over: Vec<hl7::Path>,
+        when: Option<Cond>,
+        body: Node,
+        /// Fields that must have a value for the entry to be kept.
+        require: Vec<String>,
+    },
+}
+
+/// Where a value comes from and what is done to it.
+#[derive(Debug, Clone)]
+pub struct ValueExpr {
+    pub rule: String,
+    pub source: Source,
+    pub transforms: Vec<Transform>,
+    pub table: Option<String>,
+    pub default: Option<String>,
+    pub when: Option<Cond>,
+    pub on_error: OnError,
+}
+
+#[derive(Debug, Clone)]
+pub enum Source {
+    /// The first non-empty of these paths.
+    Paths(Vec<PathRef>),
+    Literal(String),
+    Concat {
+        parts: Vec<ValueExpr>,
+        sep: String,
+    },
+    First(Vec<ValueExpr>),
+}
+
+#[derive(Debug, Clone)]
+pub enum PathRef {
+    /// `PID-7`: from the message.
+    Abs(hl7::Path),
+    /// `.4.1`: from the repetition a `foreach` is on.
+    Rel(hl7::RelPath),
+}
+
+impl std::fmt::Display for PathRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PathRef::Abs(p) => write!(f, "{p}"),
+            PathRef::Rel(r) => match r.subcomponent {
+                Some(s) => write!(f, ".{}.{s}", r.component),
+                None => write!(f, ".{}", r.component),
+            },
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnError {
+    /// The whole message fails to map.
+    Error,
+    /// The value is left empty and a warning is kept with the message.
+    Skip,
+}
+
+#[derive(Debug, Clone)]
+pub enum Cond {
+    In { path: PathRef, values: Vec<String> },
+    Exists { path: PathRef, exists: bool },
+    Not(Box<Cond>),
+    All(Vec<Cond>),
+    Any(Vec<Cond>),
+}

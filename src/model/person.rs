@@ -1,0 +1,227 @@
+//! A person's demographics as one source states them: the `ProfilePatch` a mapping produces.
+
+use serde::{Deserialize, Serialize};
+
+/// What one source record says about a person. Empty fields say nothing (they never erase).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProfilePatch {
+    /// Identifiers with their issuing system (MRN, national id, insurance number…).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub identifiers: Vec<Identifier>,
+    /// Names, the preferred (official) one first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub names: Vec<HumanName>,
+    /// Date of birth, possibly partial (year, or year and month).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub birth_date: Option<BirthDate>,
+    /// Administrative sex.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sex: Option<Sex>,
+    /// Phones and emails.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub telecom: Vec<ContactPoint>,
+    /// Postal addresses.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub addresses: Vec<Address>,
+    /// Preferred language, as a lower-case code (`vi`, `ru`, `zh`, `en`, or what the source sent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub language: Option<String>,
+}
+
+impl ProfilePatch {
+    /// True when the patch says nothing at all.
+    pub fn is_empty(&self) -> bool {
+        self == &ProfilePatch::default()
+    }
+
+    /// Merges `newer` into `self`: scalar fields take the newer value when it has one; lists
+    /// gain the entries they did not have. Nothing is ever erased by an empty value.
+    pub fn absorb(&mut self, newer: &ProfilePatch) {
+        fn union<T: PartialEq + Clone>(into: &mut Vec<T>, from: &[T]) {
+            for item in from {
+                if !into.contains(item) {
+                    into.push(item.clone());
+                }
+            }
+        }
+        union(&mut self.identifiers, &newer.identifiers);
+        // A newer name list states the person's current names: put them first.
+        if !newer.names.is_empty() {
+            let mut names = newer.names.clone();
+            union(&mut names, &self.names);
+            self.names = names;
+        }
+        if newer.birth_date.is_some() {
+            self.birth_date.clone_from(&newer.birth_date);
+        }
+        if newer.sex.is_some() {
+            self.sex = newer.sex;
+        }
+        union(&mut self.telecom, &newer.telecom);
+        union(&mut self.addresses, &newer.addresses);
+        if newer.language.is_some() {
+            self.language.clone_from(&newer.language);
+        }
+    }
+}
+
+/// An identifier and the system that issued it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Identifier {
+    /// The issuing system or assigning authority (`HOSPITAL-A`, `VN-CCCD`, an OID or URI).
+    pub system: String,
+    /// The identifier itself.
+    pub value: String,
+    /// Its kind (HL7 table 0203: `MR`, `NI`, `SS`, `PI`…), when known.
+    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+}
+
+/// A person's name. `family` is kept apart from `given` so that family-name-first cultures
+/// (Vietnamese, Chinese) and given-name-first ones are both displayed right.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HumanName {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub family: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub given: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suffix: Option<String>,
+    /// `official`, `usual`, `nickname`, `maiden`, `old`…
+    #[serde(default, rename = "use", skip_serializing_if = "Option::is_none")]
+    pub name_use: Option<String>,
+}
+
+/// A date of birth at the precision the source knew it: `YYYY`, `YYYY-MM` or `YYYY-MM-DD`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct BirthDate(String);
+
+impl BirthDate {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for BirthDate {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        let ok = match s.len() {
+            4 => s.parse::<u16>().is_ok(),
+            7 => s[..4].parse::<u16>().is_ok() && valid_month(&s[5..7]) && &s[4..5] == "-",
+            10 => s.parse::<jiff::civil::Date>().is_ok(),
+            _ => false,
+        };
+        if ok {
+            Ok(BirthDate(s))
+        } else {
+            Err(format!("not a date (YYYY, YYYY-MM or YYYY-MM-DD): \"{s}\""))
+        }
+    }
+}
+
+fn valid_month(m: &str) -> bool {
+    matches!(m.parse::<u8>(), Ok(1..=12))
+}
+
+impl From<BirthDate> for String {
+    fn from(d: BirthDate) -> String {
+        d.0
+    }
+}
+
+/// Administrative sex (FHIR `AdministrativeGender`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Sex {
+    Male,
+    Female,
+    Other,
+    Unknown,
+}
+
+/// A phone number (E.164) or an email address.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContactPoint {
+    pub system: ContactSystem,
+    pub value: String,
+    /// `home`, `work`, `mobile`, `temp`, `old`.
+    #[serde(default, rename = "use", skip_serializing_if = "Option::is_none")]
+    pub contact_use: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ContactSystem {
+    Phone,
+    Email,
+    Fax,
+    Other,
+}
+
+/// A postal address.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Address {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lines: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub city: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub district: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub postal_code: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub country: Option<String>,
+    /// `home`, `work`, `temp`, `old`, `billing`.
+    #[serde(default, rename = "use", skip_serializing_if = "Option::is_none")]
+    pub address_use: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn birth_dates_keep_their_precision_and_refuse_nonsense() {
+        for ok in ["1985", "1985-03", "1985-03-07"] {
+            assert!(BirthDate::try_from(ok.to_string()).is_ok(), "{ok}");
+        }
+        for bad in ["1985-13", "1985-02-30", "85", "19850307", ""] {
+            assert!(BirthDate::try_from(bad.to_string()).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn absorbing_never_erases_and_does_not_duplicate() {
+        let id = Identifier {
+            system: "H".into(),
+            value: "1".into(),
+            kind: None,
+        };
+        let mut old = ProfilePatch {
+            identifiers: vec![id.clone()],
+            sex: Some(Sex::Female),
+            language: Some("vi".into()),
+            ..Default::default()
+        };
+        let newer = ProfilePatch {
+            identifiers: vec![id],
+            birth_date: Some(BirthDate::try_from("1985-03-07".to_string()).unwrap()),
+            ..Default::default()
+        };
+        old.absorb(&newer);
+        assert_eq!(old.identifiers.len(), 1);
+        assert_eq!(old.sex, Some(Sex::Female));
+        assert_eq!(old.language.as_deref(), Some("vi"));
+        assert_eq!(old.birth_date.unwrap().as_str(), "1985-03-07");
+    }
+}

@@ -1,0 +1,259 @@
+//! The ingest pipeline: from raw bytes to a committed message-log row and its effects.
+//!
+//! A source calls [`Ingest::submit`] with one message's bytes. The calling task decodes,
+//! parses and maps (CPU work, spread over connections); a single writer task then commits
+//! records from every connector in groups — one transaction per group (group commit) — and
+//! answers each caller only after that commit. So an ACK never precedes the commit, and a
+//! busy hub pays one fsync per group, not per message.
+
+mod writer;
+
+use std::sync::Arc;
+
+use sha2::{Digest, Sha256};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::hl7::{self, AckCode, AckError, Charset, Message};
+use crate::mapping::{MappingSet, TransformEnv};
+use crate::store::{Applied, Disposition, MessageStatus, NewRecord, StoreError};
+
+pub use writer::spawn_writer;
+
+/// How a connector's records are read and mapped.
+#[derive(Debug, Clone)]
+pub struct ConnectorContext {
+    pub name: String,
+    /// A fixed mapping, or `None` to choose by message type.
+    pub mapping: Option<String>,
+    /// Provenance name; `None` for MSH-3^MSH-4.
+    pub source_system: Option<String>,
+    pub default_charset: Charset,
+    pub transform_env: TransformEnv,
+}
+
+/// What became of one submitted message.
+#[derive(Debug)]
+pub struct Outcome {
+    pub ack: AckCode,
+    pub error: Option<AckError>,
+    /// The parsed message, when it parsed (to build the ACK from).
+    pub message: Option<Message>,
+    /// The charset the message was read in (the ACK is written in it).
+    pub charset: Charset,
+    /// What the store did, when it was reached.
+    pub applied: Option<Applied>,
+    /// The start of the raw text, to answer even a message that did not parse from its MSH.
+    pub head: String,
+}
+
+/// The handle sources hold.
+#[derive(Clone)]
+pub struct Ingest {
+    tx: mpsc::Sender<writer::Job>,
+    mappings: Arc<MappingSet>,
+}
+
+impl Ingest {
+    pub fn new(tx: mpsc::Sender<writer::Job>, mappings: Arc<MappingSet>) -> Ingest {
+        Ingest { tx, mappings }
+    }
+
+    /// Takes one message: decodes, parses, maps, and waits until its row is committed.
+    pub async fn submit(&self, ctx: &ConnectorContext, raw: Vec<u8>, origin: Option<String>) -> Outcome {
+        let head = String::from_utf8_lossy(&raw[..raw.len().min(2048)]).into_owned();
+        let (record, message, charset, ack, error) = self.prepare(ctx, raw, origin);
+        match self.commit(record).await {
+            Ok(applied) => {
+                // A duplicate of an accepted message is accepted again, not applied again.
+                let (ack, error) = if applied.status == MessageStatus::Duplicate {
+                    (AckCode::AA, None)
+                } else {
+                    (ack, error)
+                };
+                Outcome {
+                    ack,
+                    error,
+                    message,
+                    charset,
+                    applied: Some(applied),
+                    head,
+                }
+            }
+            Err(e) => {
+                tracing::error!(connector = %ctx.name, error = %e, "could not store a message; the sender is told to retry");
+                Outcome {
+                    ack: AckCode::AR,
+                    error: Some(AckError::new(
+                        207,
+                        "the hub could not store the message; send it again later",
+                    )),
+                    message,
+                    charset,
+                    applied: None,
+                    head,
+                }
+            }
+        }
+    }
+
+    /// Keeps bytes that could not even be split into messages (a broken batch file), as refused.
+    pub async fn record_rejected(
+        &self,
+        ctx: &ConnectorContext,
+        raw: Vec<u8>,
+        origin: Option<String>,
+        reason: String,
+    ) -> Result<Applied, StoreError> {
+        let record = NewRecord {
+            connector: ctx.name.clone(),
+            origin,
+            received_at: jiff::Timestamp::now().to_string(),
+            sender: None,
+            control_id: None,
+            message_type: None,
+            charset: None,
+            content_hash: hex_digest(&Sha256::digest(&raw)),
+            raw,
+            disposition: Disposition::Error { reason },
+        };
+        self.commit(record).await
+    }
+
+    async fn commit(&self, record: NewRecord) -> Result<Applied, StoreError> {
+        let (reply, rx) = oneshot::channel();
+        if self.tx.send(writer::Job { record, reply }).await.is_err() {
+            return Err(StoreError::Sql(sqlx::Error::PoolClosed));
+        }
+        rx.await.unwrap_or(Err(StoreError::Sql(sqlx::Error::PoolClosed)))
+    }
+
+    /// The pure part: bytes → record to store, and the ACK it deserves.
+    #[allow(clippy::type_complexity)]
+    fn prepare(
+        &self,
+        ctx: &ConnectorContext,
+        raw: Vec<u8>,
+        origin: Option<String>,
+    ) -> (NewRecord, Option<Message>, Charset, AckCode, Option<AckError>) {
+        let content_hash = hex_digest(&Sha256::digest(&raw));
+        let mut record = NewRecord {
+            connector: ctx.name.clone(),
+            origin,
+            received_at: jiff::Timestamp::now().to_string(),
+            sender: None,
+            control_id: None,
+            message_type: None,
+            charset: None,
+            content_hash,
+            raw: Vec::new(),
+            disposition: Disposition::Error {
+                reason: String::new(),
+            },
+        };
+        let reject = |mut record: NewRecord,
+                      raw: Vec<u8>,
+                      charset: Charset,
+                      code: AckCode,
+                      err: AckError,
+                      msg: Option<Message>| {
+            record.raw = raw;
+            record.disposition = Disposition::Error {
+                reason: err.text.clone(),
+            };
+            (record, msg, charset, code, Some(err))
+        };
+
+        let (text, charset) = match hl7::decode(&raw, ctx.default_charset) {
+            Ok(t) => t,
+            Err(e) => {
+                let err = AckError::new(203, format!("unreadable characters: {e}"));
+                return reject(record, raw, ctx.default_charset, AckCode::AR, err, None);
+            }
+        };
+        record.charset = Some(charset.hl7_name().to_string());
+        let msg = match Message::parse(&text) {
+            Ok(m) => m,
+            Err(e) => {
+                let err = AckError::new(100, format!("not a valid HL7 v2 message: {e}"));
+                return reject(record, raw, charset, AckCode::AR, err, None);
+            }
+        };
+        record.sender = Some(format!(
+            "{}^{}",
+            msg.sending_application(),
+            msg.sending_facility()
+        ));
+        record.control_id = msg.control_id();
+        let mtype = msg.message_type();
+        record.message_type = mtype.as_ref().map(ToString::to_string);
+        if record.control_id.is_none() {
+            let err = AckError {
+                hl7_code: 101,
+                text: "MSH-10 (message control id) is empty".into(),
+                segment: Some("MSH".into()),
+                field: Some(10),
+            };
+            return reject(record, raw, charset, AckCode::AR, err, Some(msg));
+        }
+        let Some(mtype) = mtype else {
+            let err = AckError {
+                hl7_code: 101,
+                text: "MSH-9 (message type) is empty".into(),
+                segment: Some("MSH".into()),
+                field: Some(9),
+            };
+            return reject(record, raw, charset, AckCode::AR, err, Some(msg));
+        };
+        let mapping = match &ctx.mapping {
+            Some(name) => self.mappings.get(name),
+            None => self.mappings.for_message_type(&mtype),
+        };
+        let Some(mapping) = mapping else {
+            record.raw = raw;
+            record.disposition = Disposition::Unmapped {
+                reason: format!("no mapping for message type {mtype}"),
+            };
+            return (record, Some(msg), charset, AckCode::AA, None);
+        };
+        match mapping.apply(&msg, &ctx.transform_env) {
+            Ok(out) => {
+                let source_system = ctx.source_system.clone().unwrap_or_else(|| {
+                    let app = first_component(&msg.sending_application());
+                    let fac = first_component(&msg.sending_facility());
+                    match (app.is_empty(), fac.is_empty()) {
+                        (false, false) => format!("{app}^{fac}"),
+                        (false, true) => app,
+                        (true, false) => fac,
+                        (true, true) => ctx.name.clone(),
+                    }
+                });
+                record.raw = raw;
+                record.disposition = Disposition::Apply {
+                    mapping: mapping.name.clone(),
+                    source_system,
+                    patch: out.person,
+                    warnings: out.warnings,
+                };
+                (record, Some(msg), charset, AckCode::AA, None)
+            }
+            Err(e) => {
+                tracing::warn!(connector = %ctx.name, mapping = %e.mapping, rule = %e.rule, "a message could not be mapped");
+                let err = AckError::new(207, e.to_string());
+                reject(record, raw, charset, AckCode::AE, err, Some(msg))
+            }
+        }
+    }
+}
+
+fn first_component(field: &str) -> String {
+    field.split('^').next().unwrap_or("").trim().to_string()
+}
+
+pub fn hex_digest(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        let _ = write!(s, "{b:02x}");
+    }
+    s
+}

@@ -1,0 +1,301 @@
+//! The file-drop poller: reads each file of a folder, hands its messages to the pipeline, and
+//! moves it to `done/` or to `error/` with a `<name>.error.txt` saying why.
+//!
+//! A file may hold one message, several back to back, or an FHS/BHS batch; CR, LF or CRLF; a
+//! UTF-8 BOM. A file whose batch structure is broken is refused whole (its bytes are kept in the
+//! message log and the file in `error/`). When the store cannot be reached the file stays where
+//! it is and is tried again on the next poll — already committed messages are recognised as
+//! duplicates then, so nothing is applied twice.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use sha2::{Digest, Sha256};
+use tokio::sync::watch;
+
+use super::config::{AfterSuccess, FileConfig};
+use crate::hl7::{self, AckCode};
+use crate::pipeline::{ConnectorContext, Ingest};
+use crate::store::{FileOutcome, Store};
+
+/// What one poll did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct PollSummary {
+    pub files_done: usize,
+    pub files_failed: usize,
+    /// Files left for the next poll (too new, or the store was unavailable).
+    pub files_deferred: usize,
+    pub messages: usize,
+}
+
+/// Creates the folders (seeding a working copy when asked) before the first poll.
+pub fn prepare_dirs(config: &FileConfig) -> std::io::Result<()> {
+    let dir = Path::new(&config.dir);
+    if !dir.exists() {
+        std::fs::create_dir_all(dir)?;
+        if let Some(seed) = &config.seed_from {
+            for entry in std::fs::read_dir(seed)? {
+                let entry = entry?;
+                if entry.file_type()?.is_file() {
+                    std::fs::copy(entry.path(), dir.join(entry.file_name()))?;
+                }
+            }
+        }
+    }
+    std::fs::create_dir_all(config.done_dir())?;
+    std::fs::create_dir_all(config.error_dir())?;
+    Ok(())
+}
+
+/// Polls until `shutdown` turns true; a file being processed is finished first.
+pub async fn serve(
+    config: FileConfig,
+    ctx: ConnectorContext,
+    ingest: Ingest,
+    store: Store,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let interval = Duration::from_millis(config.poll_interval_ms);
+    loop {
+        match poll_once(&config, &ctx, &ingest, &store, Some(&shutdown)).await {
+            Ok(s) if s.files_done + s.files_failed > 0 => {
+                tracing::info!(connector = %ctx.name, done = s.files_done, failed = s.files_failed, messages = s.messages, "files processed");
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(connector = %ctx.name, error = %e, "cannot read the inbox folder");
+                let _ = store
+                    .set_connector_state(
+                        &ctx.name,
+                        "file",
+                        "degraded",
+                        Some(&format!("cannot read the inbox folder: {e}")),
+                    )
+                    .await;
+            }
+        }
+        if *shutdown.borrow() {
+            return;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {}
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
+/// Reads the folder once and processes every file that is ready.
+pub async fn poll_once(
+    config: &FileConfig,
+    ctx: &ConnectorContext,
+    ingest: &Ingest,
+    store: &Store,
+    shutdown: Option<&watch::Receiver<bool>>,
+) -> std::io::Result<PollSummary> {
+    let mut summary = PollSummary::default();
+    for path in ready_files(config)? {
+        if shutdown.is_some_and(|s| *s.borrow()) {
+            break;
+        }
+        match process_file(config, ctx, ingest, store, &path).await {
+            Some((outcome, n)) => {
+                summary.messages += n;
+                if outcome == "done" {
+                    summary.files_done += 1;
+                } else {
+                    summary.files_failed += 1;
+                }
+            }
+            None => summary.files_deferred += 1,
+        }
+    }
+    Ok(summary)
+}
+
+fn ready_files(config: &FileConfig) -> std::io::Result<Vec<PathBuf>> {
+    let min_age = Duration::from_millis(config.min_file_age_ms);
+    let now = SystemTime::now();
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(&config.dir)? {
+        let Ok(entry) = entry else { continue };
+        let Ok(meta) = entry.metadata() else { continue };
+        if !meta.is_file() {
+            continue;
+        }
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with('.')
+            || name.ends_with(".tmp")
+            || name.ends_with(".part")
+            || name.ends_with(".error.txt")
+        {
+            continue;
+        }
+        if !config.extensions.is_empty() {
+            let ext = Path::new(&name)
+                .extension()
+                .and_then(|e| e.to_str())
+                .unwrap_or("");
+            if !config.extensions.iter().any(|e| e.eq_ignore_ascii_case(ext)) {
+                continue;
+            }
+        }
+        let fresh = meta
+            .modified()
+            .ok()
+            .and_then(|m| now.duration_since(m).ok())
+            .is_some_and(|age| age < min_age);
+        if fresh {
+            continue;
+        }
+        files.push(entry.path());
+    }
+    files.sort();
+    Ok(files)
+}
+
+/// Processes one file; `None` when it was left in place for the next poll.
+async fn process_file(
+    config: &FileConfig,
+    ctx: &ConnectorContext,
+    ingest: &Ingest,
+    store: &Store,
+    path: &Path,
+) -> Option<(&'static str, usize)> {
+    let name = path.file_name()?.to_string_lossy().into_owned();
+    let bytes = match std::fs::metadata(path) {
+        Ok(m) if m.len() > config.max_file_bytes => {
+            let reason = format!(
+                "file is {} bytes, over max_file_bytes {}",
+                m.len(),
+                config.max_file_bytes
+            );
+            return finish(config, ctx, store, path, &name, &[], 0, vec![reason]).await;
+        }
+        _ => match std::fs::read(path) {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::warn!(connector = %ctx.name, error = %e, "cannot read a dropped file; will retry");
+                return None;
+            }
+        },
+    };
+
+    let (text, charset) = match hl7::decode(&bytes, ctx.default_charset) {
+        Ok(t) => t,
+        Err(e) => {
+            let reason = format!("unreadable characters: {e}");
+            return reject_whole(config, ctx, ingest, store, path, &name, bytes, reason).await;
+        }
+    };
+    let messages = match hl7::split_file(&text) {
+        Ok(m) => m,
+        Err(e) => {
+            let reason = format!("not a valid HL7 v2 file: {e}");
+            return reject_whole(config, ctx, ingest, store, path, &name, bytes, reason).await;
+        }
+    };
+
+    let mut failures = Vec::new();
+    for (i, msg) in messages.iter().enumerate() {
+        let raw = hl7::encode(msg, charset);
+        let outcome = ingest.submit(ctx, raw, Some(format!("{name}#{}", i + 1))).await;
+        // The store is unavailable: leave the file for the next poll.
+        outcome.applied.as_ref()?;
+        if outcome.ack != AckCode::AA {
+            let reason = outcome.error.map(|e| e.text).unwrap_or_else(|| "refused".into());
+            failures.push(format!("message {} of {}: {reason}", i + 1, messages.len()));
+        }
+    }
+    let n = messages.len();
+    finish(config, ctx, store, path, &name, &bytes, n, failures).await
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn reject_whole(
+    config: &FileConfig,
+    ctx: &ConnectorContext,
+    ingest: &Ingest,
+    store: &Store,
+    path: &Path,
+    name: &str,
+    bytes: Vec<u8>,
+    reason: String,
+) -> Option<(&'static str, usize)> {
+    if ingest
+        .record_rejected(ctx, bytes.clone(), Some(name.to_string()), reason.clone())
+        .await
+        .is_err()
+    {
+        return None;
+    }
+    finish(config, ctx, store, path, name, &bytes, 0, vec![reason]).await
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn finish(
+    config: &FileConfig,
+    ctx: &ConnectorContext,
+    store: &Store,
+    path: &Path,
+    name: &str,
+    bytes: &[u8],
+    messages: usize,
+    failures: Vec<String>,
+) -> Option<(&'static str, usize)> {
+    let failed = !failures.is_empty();
+    let (outcome, moved_to) = if failed {
+        let target = free_name(&config.error_dir(), name);
+        let reason_file =
+            target.with_file_name(format!("{}.error.txt", target.file_name()?.to_string_lossy()));
+        let _ = std::fs::write(&reason_file, failures.join("\n") + "\n");
+        ("error", std::fs::rename(path, &target).map(|_| Some(target)))
+    } else if config.after_success == AfterSuccess::Delete {
+        ("done", std::fs::remove_file(path).map(|_| None))
+    } else {
+        let target = free_name(&config.done_dir(), name);
+        ("done", std::fs::rename(path, &target).map(|_| Some(target)))
+    };
+    let moved_to = match moved_to {
+        Ok(m) => m,
+        Err(e) => {
+            tracing::error!(connector = %ctx.name, error = %e, "cannot move a processed file out of the inbox");
+            let _ = store
+                .set_connector_state(
+                    &ctx.name,
+                    "file",
+                    "degraded",
+                    Some(&format!("cannot move processed files: {e}")),
+                )
+                .await;
+            None
+        }
+    };
+    let record = FileOutcome {
+        connector: ctx.name.clone(),
+        file_name: name.to_string(),
+        size_bytes: bytes.len() as i64,
+        content_hash: crate::pipeline::hex_digest(&Sha256::digest(bytes)),
+        messages: messages as i64,
+        failed: failures.len() as i64,
+        outcome: outcome.to_string(),
+        reason: failed.then(|| failures.join("\n")),
+        moved_to: moved_to.map(|p| p.display().to_string()),
+        processed_at: jiff::Timestamp::now().to_string(),
+    };
+    if let Err(e) = store.record_file(&record).await {
+        tracing::warn!(connector = %ctx.name, error = %e, "cannot record a file's outcome");
+    }
+    Some((outcome, messages))
+}
+
+/// `dir/name`, or `dir/name.2`, `dir/name.3`… when taken.
+fn free_name(dir: &Path, name: &str) -> PathBuf {
+    let first = dir.join(name);
+    if !first.exists() {
+        return first;
+    }
+    (2..)
+        .map(|i| dir.join(format!("{name}.{i}")))
+        .find(|p| !p.exists())
+        .unwrap_or(first)
+}

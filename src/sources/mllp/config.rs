@@ -1,0 +1,83 @@
+//! `type: mllp` connector settings.
+
+use serde::Deserialize;
+
+use crate::config::{Document, Problem};
+
+/// An HL7 v2 listener speaking MLLP over TCP.
+#[derive(Debug, Clone, Deserialize)]
+pub struct MllpConfig {
+    /// Unique connector name, shown in the API and the message log.
+    pub name: String,
+    /// A disabled connector is validated but not started.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Address and port to listen on.
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    /// Mapping to apply; by default the one whose `message_types` lists the message's type.
+    #[serde(default)]
+    pub mapping: Option<String>,
+    /// Name of the sending system in provenance; by default MSH-3^MSH-4 of each message.
+    #[serde(default)]
+    pub source_system: Option<String>,
+    /// Phone region for numbers without a country code; by default the hub's `phone_region`.
+    #[serde(default)]
+    pub phone_region: Option<String>,
+    /// Character set assumed when MSH-18 is empty and the bytes are not UTF-8 (HL7 table 0211).
+    #[serde(default = "default_charset")]
+    pub default_charset: String,
+    /// A frame larger than this is refused with AR and skipped.
+    #[serde(default = "default_max_frame_bytes")]
+    pub max_frame_bytes: usize,
+    /// A connection silent this long is closed.
+    #[serde(default = "default_idle_timeout_secs")]
+    pub idle_timeout_secs: u64,
+    /// Connections served at once; more wait in the accept queue.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+}
+
+fn yes() -> bool {
+    true
+}
+fn default_listen() -> String {
+    "127.0.0.1:2575".into()
+}
+pub(crate) fn default_charset() -> String {
+    "8859/1".into()
+}
+fn default_max_frame_bytes() -> usize {
+    4 * 1024 * 1024
+}
+fn default_idle_timeout_secs() -> u64 {
+    300
+}
+fn default_max_connections() -> usize {
+    64
+}
+
+impl MllpConfig {
+    pub fn check(&self, doc: &Document) -> Vec<Problem> {
+        let mut problems = Vec::new();
+        if self.listen.parse::<std::net::SocketAddr>().is_err() {
+            problems.push(doc.problem(
+                "listen",
+                format!(
+                    "expected HOST:PORT such as 127.0.0.1:2575, got \"{}\"",
+                    self.listen
+                ),
+            ));
+        }
+        if self.max_frame_bytes < 1024 {
+            problems.push(doc.problem("max_frame_bytes", "must be at least 1024"));
+        }
+        if self.max_connections == 0 {
+            problems.push(doc.problem("max_connections", "must be at least 1"));
+        }
+        if self.idle_timeout_secs == 0 {
+            problems.push(doc.problem("idle_timeout_secs", "must be at least 1"));
+        }
+        problems
+    }
+}

@@ -1,0 +1,157 @@
+//! Sources: where records come in. One folder per connector type (`mllp`, `file`), each with
+//! its `config.rs` and its behaviour.
+//!
+//! A source receives or reads raw bytes and hands them to the pipeline (`crate::pipeline`),
+//! which stores, maps and applies them; a source never talks to the store itself. A new
+//! connector type is one folder here and one variant of [`ConnectorConfig`].
+
+pub mod file;
+pub mod mllp;
+
+use serde_json::Value;
+
+use crate::config::{Document, Problem, deserialize_value};
+
+pub use file::FileConfig;
+pub use mllp::MllpConfig;
+
+/// Connector types, as written in `type:`.
+pub const TYPES: &[&str] = &["mllp", "file"];
+
+/// One connector file, typed.
+#[derive(Debug, Clone)]
+pub enum ConnectorConfig {
+    Mllp(MllpConfig),
+    File(FileConfig),
+}
+
+impl ConnectorConfig {
+    /// Reads a connector document: `type` picks the variant, then the rest is checked.
+    pub fn from_document(doc: &Document) -> Result<ConnectorConfig, Vec<Problem>> {
+        let Some(map) = doc.value.as_object() else {
+            return Err(vec![
+                doc.problem("", "a connector file must be a YAML mapping of keys"),
+            ]);
+        };
+        let kind = match map.get("type") {
+            Some(Value::String(t)) => t.clone(),
+            Some(other) => {
+                return Err(vec![doc.problem(
+                    "type",
+                    format!("expected one of {}, got {other}", TYPES.join(", ")),
+                )]);
+            }
+            None => {
+                return Err(vec![
+                    doc.problem("", format!("type: missing (one of {})", TYPES.join(", "))),
+                ]);
+            }
+        };
+        let mut rest = map.clone();
+        rest.remove("type");
+        let rest = Value::Object(rest);
+        let (config, problems) = match kind.as_str() {
+            "mllp" => {
+                let (c, mut p) = deserialize_value::<MllpConfig>(doc, &rest, "");
+                if let Some(c) = &c {
+                    p.extend(c.check(doc));
+                }
+                (c.map(ConnectorConfig::Mllp), p)
+            }
+            "file" => {
+                let (c, mut p) = deserialize_value::<FileConfig>(doc, &rest, "");
+                if let Some(c) = &c {
+                    p.extend(c.check(doc));
+                }
+                (c.map(ConnectorConfig::File), p)
+            }
+            other => {
+                return Err(vec![doc.problem(
+                    "type",
+                    format!(
+                        "unknown connector type \"{other}\" (expected one of {})",
+                        TYPES.join(", ")
+                    ),
+                )]);
+            }
+        };
+        let mut problems = problems;
+        if let Some(c) = &config {
+            let name = c.name();
+            if name.is_empty()
+                || !name
+                    .chars()
+                    .all(|ch| ch.is_ascii_alphanumeric() || ch == '-' || ch == '_')
+            {
+                problems.push(doc.problem("name", "use letters, digits, - and _ only"));
+            }
+            if let Some(region) = c.phone_region()
+                && !crate::config::is_region(region)
+            {
+                problems.push(doc.problem(
+                    "phone_region",
+                    format!("expected a two-letter region such as VN, got \"{region}\""),
+                ));
+            }
+            if crate::hl7::Charset::from_hl7(c.default_charset()).is_none() {
+                problems.push(doc.problem(
+                    "default_charset",
+                    format!("unknown character set \"{}\" (use an HL7 table 0211 name such as 8859/1 or UNICODE UTF-8)", c.default_charset()),
+                ));
+            }
+        }
+        match config {
+            Some(c) if problems.is_empty() => Ok(c),
+            _ => Err(problems),
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        match self {
+            ConnectorConfig::Mllp(c) => &c.name,
+            ConnectorConfig::File(c) => &c.name,
+        }
+    }
+
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ConnectorConfig::Mllp(_) => "mllp",
+            ConnectorConfig::File(_) => "file",
+        }
+    }
+
+    pub fn enabled(&self) -> bool {
+        match self {
+            ConnectorConfig::Mllp(c) => c.enabled,
+            ConnectorConfig::File(c) => c.enabled,
+        }
+    }
+
+    pub fn mapping(&self) -> Option<&str> {
+        match self {
+            ConnectorConfig::Mllp(c) => c.mapping.as_deref(),
+            ConnectorConfig::File(c) => c.mapping.as_deref(),
+        }
+    }
+
+    pub fn source_system(&self) -> Option<&str> {
+        match self {
+            ConnectorConfig::Mllp(c) => c.source_system.as_deref(),
+            ConnectorConfig::File(c) => c.source_system.as_deref(),
+        }
+    }
+
+    pub fn phone_region(&self) -> Option<&str> {
+        match self {
+            ConnectorConfig::Mllp(c) => c.phone_region.as_deref(),
+            ConnectorConfig::File(c) => c.phone_region.as_deref(),
+        }
+    }
+
+    pub fn default_charset(&self) -> &str {
+        match self {
+            ConnectorConfig::Mllp(c) => &c.default_charset,
+            ConnectorConfig::File(c) => &c.default_charset,
+        }
+    }
+}

@@ -1,0 +1,197 @@
+//! What goes into the store and what comes out of it.
+
+use serde::Serialize;
+
+use crate::model::ProfilePatch;
+
+/// Status of a message in the log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MessageStatus {
+    /// Stored, not yet processed (reserved for asynchronous processing).
+    Received,
+    /// Mapped and applied.
+    Processed,
+    /// Refused: unreadable, unparseable or unmappable; the reason is kept.
+    Error,
+    /// The same message (sender, control id, content) was already processed; not applied again.
+    Duplicate,
+    /// Well-formed, kept, but no mapping handles its type.
+    Unmapped,
+}
+
+impl MessageStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MessageStatus::Received => "received",
+            MessageStatus::Processed => "processed",
+            MessageStatus::Error => "error",
+            MessageStatus::Duplicate => "duplicate",
+            MessageStatus::Unmapped => "unmapped",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<MessageStatus> {
+        Some(match s {
+            "received" => MessageStatus::Received,
+            "processed" => MessageStatus::Processed,
+            "error" => MessageStatus::Error,
+            "duplicate" => MessageStatus::Duplicate,
+            "unmapped" => MessageStatus::Unmapped,
+            _ => return None,
+        })
+    }
+}
+
+/// One inbound record, ready to be written.
+#[derive(Debug, Clone)]
+pub struct NewRecord {
+    pub connector: String,
+    /// Peer address or file name.
+    pub origin: Option<String>,
+    /// RFC 3339 UTC.
+    pub received_at: String,
+    pub sender: Option<String>,
+    pub control_id: Option<String>,
+    pub message_type: Option<String>,
+    pub charset: Option<String>,
+    /// SHA-256 of `raw`, hex.
+    pub content_hash: String,
+    pub raw: Vec<u8>,
+    pub disposition: Disposition,
+}
+
+/// What to do with a record besides logging it.
+#[derive(Debug, Clone)]
+pub enum Disposition {
+    /// Apply the mapped patch to the person it identifies.
+    Apply {
+        mapping: String,
+        source_system: String,
+        patch: Option<ProfilePatch>,
+        warnings: Vec<String>,
+    },
+    /// Keep it; nothing maps it.
+    Unmapped { reason: String },
+    /// Keep it as refused, with the reason.
+    Error { reason: String },
+}
+
+/// What the store did with a record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Applied {
+    pub message_id: i64,
+    pub status: MessageStatus,
+    pub person_id: Option<String>,
+}
+
+/// A person as the API shows it: golden record, identifiers, and where each field came from.
+#[derive(Debug, Clone, Serialize)]
+pub struct PersonView {
+    pub id: String,
+    pub profile: serde_json::Value,
+    pub identifiers: Vec<IdentifierView>,
+    pub provenance: Vec<FieldProvenance>,
+    pub source_records: Vec<SourceRecordView>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct IdentifierView {
+    pub system: String,
+    pub value: String,
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct FieldProvenance {
+    pub field: String,
+    pub value: serde_json::Value,
+    pub source_system: String,
+    pub source_record_id: i64,
+    pub message_id: Option<i64>,
+    pub observed_at: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SourceRecordView {
+    pub id: i64,
+    pub source_system: String,
+    pub source_key: String,
+    pub last_message_id: Option<i64>,
+    pub updated_at: String,
+}
+
+/// Filter for the message log.
+#[derive(Debug, Clone, Default)]
+pub struct MessageFilter {
+    pub status: Option<MessageStatus>,
+    pub connector: Option<String>,
+    /// Only ids below this one (paging backwards from the newest).
+    pub before_id: Option<i64>,
+    pub limit: i64,
+}
+
+/// A message-log row without its bytes.
+#[derive(Debug, Clone, Serialize)]
+pub struct MessageSummary {
+    pub id: i64,
+    pub connector: String,
+    pub origin: Option<String>,
+    pub received_at: String,
+    pub sender: Option<String>,
+    pub control_id: Option<String>,
+    pub message_type: Option<String>,
+    pub status: String,
+    pub error: Option<String>,
+    pub warnings: Vec<String>,
+    pub mapping: Option<String>,
+    pub person_id: Option<String>,
+    pub duplicate_of: Option<i64>,
+    pub size_bytes: i64,
+}
+
+/// A message-log row with its raw bytes.
+#[derive(Debug, Clone, Serialize)]
+pub struct MessageDetail {
+    #[serde(flatten)]
+    pub summary: MessageSummary,
+    pub charset: Option<String>,
+    pub content_hash: String,
+    #[serde(skip)]
+    pub raw: Vec<u8>,
+}
+
+/// A connector's state and counters.
+#[derive(Debug, Clone, Serialize)]
+pub struct ConnectorStatus {
+    pub name: String,
+    pub kind: String,
+    pub state: String,
+    pub detail: Option<String>,
+    pub received: i64,
+    pub processed: i64,
+    pub errors: i64,
+    pub duplicates: i64,
+    pub unmapped: i64,
+    pub last_message_at: Option<String>,
+    pub updated_at: String,
+}
+
+/// What happened to one dropped file.
+#[derive(Debug, Clone, Serialize)]
+pub struct FileOutcome {
+    pub connector: String,
+    pub file_name: String,
+    pub size_bytes: i64,
+    pub content_hash: String,
+    pub messages: i64,
+    pub failed: i64,
+    /// `done` or `error`.
+    pub outcome: String,
+    pub reason: Option<String>,
+    pub moved_to: Option<String>,
+    pub processed_at: String,
+}

@@ -1,0 +1,124 @@
+//! The `carehub` command as an IT person uses it: `validate` and `map`.
+
+use std::process::Command;
+
+fn carehub() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_carehub"));
+    c.current_dir(env!("CARGO_MANIFEST_DIR"));
+    c
+}
+
+#[test]
+fn the_shipped_configuration_validates() {
+    let out = carehub().args(["validate"]).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("OK"), "{stdout}");
+}
+
+#[test]
+fn validate_lists_every_problem_with_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    std::fs::create_dir_all(root.join("connectors")).unwrap();
+    std::fs::create_dir_all(root.join("mappings")).unwrap();
+    std::fs::write(
+        root.join("carehub.yaml"),
+        format!(
+            "store:\n  url: sqlite://x.db\napi:\n  lisen: 1\n  listen: nowhere\nconnectors_dir: {c}\nmappings_dir: {m}\ntimezone: Mars/Olympus\n",
+            c = root.join("connectors").display(),
+            m = root.join("mappings").display()
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        root.join("connectors/a.yaml"),
+        "type: mllp\nname: a\nlisten: 127.0.0.1:99999\nmax_conections: 3\n",
+    )
+    .unwrap();
+    std::fs::write(root.join("connectors/b.yaml"), "type: ftp\nname: b\n").unwrap();
+    std::fs::write(
+        root.join("mappings/m.yaml"),
+        "name: m\ninput: hl7v2\nmessage_types: [ADT^A01]\nperson:\n  birthdate: PID-7\n  sex: {path: PID-8, transform: shout}\n  names:\n    foreach: PID-5\n    fields:\n      family: .1.1\n      given: [PID-5.2]\n  language: {path: PID-15, map: nope}\n",
+    )
+    .unwrap();
+    let out = carehub()
+        .arg("validate")
+        .arg("--config")
+        .arg(root.join("carehub.yaml"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    let expect = [
+        ("carehub.yaml:4: api.lisen: unknown key", "unknown hub key"),
+        (
+            "carehub.yaml:5: api.listen: expected HOST:PORT",
+            "bad listen address",
+        ),
+        ("carehub.yaml:8: timezone: unknown time zone", "bad time zone"),
+        ("a.yaml:3: listen: expected HOST:PORT", "bad port"),
+        ("a.yaml:4: max_conections: unknown key", "typo in a connector"),
+        (
+            "b.yaml:1: type: unknown connector type \"ftp\" (expected one of mllp, file)",
+            "unknown type",
+        ),
+        (
+            "m.yaml:5: person.birthdate: unknown target field",
+            "typo in a target",
+        ),
+        (
+            "m.yaml:6: person.sex.transform: unknown transform \"shout\"",
+            "unknown transform",
+        ),
+        (
+            "m.yaml:12: person.language.map: no table named nope",
+            "unknown table",
+        ),
+    ];
+    for (needle, what) in expect {
+        assert!(err.contains(needle), "{what}: expected `{needle}` in:\n{err}");
+    }
+    assert!(err.contains("9 problems found"), "{err}");
+}
+
+#[test]
+fn map_prints_the_patch_without_touching_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.hl7");
+    std::fs::write(
+        &input,
+        "MSH|^~\\&|EMR|CLINIC|CAREHUB|CLINIC|20261120||ADT^A01|M-1|P|2.5\nPID|1||77^^^CLINIC^MR||Pham^Van \\T\\ Minh||19800101|M|||||0912345678\n",
+    )
+    .unwrap();
+    let out = carehub().arg("map").arg(&input).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["mapping"], "hl7v2-adt-person");
+    assert_eq!(v["person"]["names"][0]["family"], "Pham");
+    assert_eq!(
+        v["person"]["names"][0]["given"][0], "Van & Minh",
+        "escape sequences are decoded"
+    );
+    assert_eq!(v["person"]["telecom"][0]["value"], "+84912345678");
+    assert_eq!(v["person"]["identifiers"][0]["system"], "CLINIC");
+
+    let explicit = carehub()
+        .arg("map")
+        .arg("--mapping")
+        .arg("mappings/hl7v2-adt-person.yaml")
+        .arg(&input)
+        .output()
+        .unwrap();
+    assert!(explicit.status.success());
+
+    let unknown = dir.path().join("oru.hl7");
+    std::fs::write(&unknown, "MSH|^~\\&|LAB|X|||20261120||ORU^R01|O-1|P|2.5\r").unwrap();
+    let out = carehub().arg("map").arg(&unknown).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("no mapping for message type ORU^R01"));
+}

@@ -1,0 +1,194 @@
+//! `spawn_hub()` and friends: a real hub on port 0 with its own temporary store.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use carehub::app::Hub;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+pub const VT: u8 = 0x0b;
+pub const FS: u8 = 0x1c;
+pub const CR: u8 = 0x0d;
+
+/// The repository's shipped mappings.
+pub fn mappings_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("mappings")
+}
+
+/// A hub under test, with its temporary folder.
+pub struct TestHub {
+    pub hub: Hub,
+    pub dir: tempfile::TempDir,
+}
+
+impl TestHub {
+    pub fn mllp(&self) -> SocketAddr {
+        self.hub.mllp_addr("mllp").expect("mllp connector")
+    }
+    pub fn api(&self) -> String {
+        format!("http://{}", self.hub.api_addr.expect("api"))
+    }
+    pub fn inbox(&self) -> PathBuf {
+        self.dir.path().join("inbox")
+    }
+}
+
+/// Options for [`spawn_hub_with`].
+#[derive(Default)]
+pub struct HubOptions {
+    /// Extra keys for the MLLP connector file.
+    pub mllp_extra: String,
+    /// Add a file connector reading `<tmp>/inbox`.
+    pub file_connector: bool,
+    pub file_extra: String,
+}
+
+pub async fn spawn_hub() -> TestHub {
+    spawn_hub_with(HubOptions::default()).await
+}
+
+pub async fn spawn_hub_with(opts: HubOptions) -> TestHub {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let root = dir.path();
+    std::fs::create_dir_all(root.join("connectors")).unwrap();
+    let config = format!(
+        "store:\n  url: sqlite://{db}\napi:\n  listen: 127.0.0.1:0\nconnectors_dir: {conn}\nmappings_dir: {maps}\ntimezone: Asia/Ho_Chi_Minh\nphone_region: VN\npipeline:\n  max_batch: 64\n",
+        db = root.join("carehub.db").display(),
+        conn = root.join("connectors").display(),
+        maps = mappings_dir().display(),
+    );
+    std::fs::write(root.join("carehub.yaml"), config).unwrap();
+    std::fs::write(
+        root.join("connectors/mllp.yaml"),
+        format!(
+            "type: mllp\nname: mllp\nlisten: 127.0.0.1:0\nidle_timeout_secs: 30\n{}",
+            opts.mllp_extra
+        ),
+    )
+    .unwrap();
+    if opts.file_connector {
+        std::fs::write(
+            root.join("connectors/inbox.yaml"),
+            format!(
+                "type: file\nname: inbox\ndir: {}\npoll_interval_ms: 50\nmin_file_age_ms: 0\n{}",
+                root.join("inbox").display(),
+                opts.file_extra
+            ),
+        )
+        .unwrap();
+    }
+    let settings = match carehub::config::load_with_env(&root.join("carehub.yaml"), &[]) {
+        Ok(s) => s,
+        Err(problems) => panic!("test config invalid: {problems:#?}"),
+    };
+    let hub = carehub::app::start(settings).await.expect("hub starts");
+    TestHub { hub, dir }
+}
+
+/// Frames a message for MLLP.
+pub fn frame(msg: &str) -> Vec<u8> {
+    let mut v = vec![VT];
+    v.extend_from_slice(msg.as_bytes());
+    v.extend_from_slice(&[FS, CR]);
+    v
+}
+
+/// Reads one MLLP frame (the ACK) from a stream, as text.
+pub async fn read_frame(stream: &mut TcpStream) -> Option<String> {
+    let mut out = Vec::new();
+    let mut byte = [0u8; 1];
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let n = tokio::time::timeout_at(deadline, stream.read(&mut byte))
+            .await
+            .ok()?
+            .ok()?;
+        if n == 0 {
+            return None;
+        }
+        out.push(byte[0]);
+        if out.ends_with(&[FS, CR]) {
+            let start = out.iter().position(|b| *b == VT)? + 1;
+            return Some(String::from_utf8_lossy(&out[start..out.len() - 2]).into_owned());
+        }
+    }
+}
+
+/// Sends one message on a fresh connection and returns the ACK text.
+pub async fn send(addr: SocketAddr, msg: &str) -> String {
+    let mut s = TcpStream::connect(addr).await.expect("connect");
+    s.write_all(&frame(msg)).await.unwrap();
+    read_frame(&mut s).await.expect("an ACK")
+}
+
+/// A field of a segment of an HL7 text (`MSA`, 1 → MSA-1).
+pub fn field(text: &str, segment: &str, n: usize) -> String {
+    text.split(['\r', '\n'])
+        .find(|l| l.starts_with(segment))
+        .and_then(|l| {
+            let fields: Vec<&str> = l.split('|').collect();
+            let idx = if segment == "MSH" { n - 1 } else { n };
+            fields.get(idx).map(|s| s.to_string())
+        })
+        .unwrap_or_default()
+}
+
+/// An ADT^A04 with the given control id, MRN and family name.
+pub fn adt(control_id: &str, mrn: &str, family: &str) -> String {
+    format!(
+        "MSH|^~\\&|EMR|CLINIC|CAREHUB|CLINIC|20261120083000+0700||ADT^A04^ADT_A01|{control_id}|P|2.5.1\r\
+         EVN|A04|20261120083000\r\
+         PID|1||{mrn}^^^CLINIC^MR||{family}^Lan^Thi||19850307|F|||1 Main St^^Hanoi^^100000^VN^H||0903123456^PRN^CP\r"
+    )
+}
+
+/// GET a JSON document from the API.
+pub async fn get_json(url: &str) -> (u16, serde_json::Value) {
+    let resp = reqwest::get(url).await.expect("API answers");
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(serde_json::Value::Null))
+}
+
+/// The corpus folder, or `None` (with a loud message) when it is absent and not required.
+pub fn corpus_dir() -> Option<PathBuf> {
+    let dir = std::env::var("CAREHUB_CORPUS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data"));
+    if dir.is_dir() {
+        return Some(dir);
+    }
+    if required() {
+        panic!(
+            "CAREHUB_REQUIRE_SERVICES=1 but the corpus folder {} is missing",
+            dir.display()
+        );
+    }
+    eprintln!(
+        "\n!!! SKIPPED: corpus folder {} not found (set CAREHUB_CORPUS_DIR) !!!\n",
+        dir.display()
+    );
+    None
+}
+
+/// True when services and data must be present (CI).
+pub fn required() -> bool {
+    std::env::var("CAREHUB_REQUIRE_SERVICES").is_ok_and(|v| v == "1")
+}
+
+/// Waits until `check` holds, polling; panics with `what` after 20 s.
+pub async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while tokio::time::Instant::now() < deadline {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("timed out waiting for: {what}");
+}

@@ -1,0 +1,8 @@
+//! carehub's integration tests: one binary, a real hub per test (temp SQLite store, port 0).
+
+mod api;
+mod cli;
+mod corpus;
+mod file_source;
+mod helpers;
+mod mllp;
