@@ -1,1 +1,124 @@
-fn main() {}
+//! MLLP ingest benchmark: N concurrent senders over loopback into a hub on the SQLite store.
+//!
+//! Each sender behaves like a real one: it sends a message and waits for its ACK before the
+//! next. Every message is a distinct ADT^A04 (a new person), so each ACK waits for the message
+//! log row, the person, its identifiers, source record and provenance to be committed.
+//!
+//!     cargo bench --bench mllp_throughput
+//!     BENCH_SENDERS=8 BENCH_MESSAGES=40000 cargo bench --bench mllp_throughput
+//!
+//! Prints messages/s and ACK latency p50/p99/max.
+
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn message(sender: usize, i: usize) -> Vec<u8> {
+    let text = format!(
+        "MSH|^~\\&|EMR|CLINIC|CAREHUB|CLINIC|20261120083000+0700||ADT^A04^ADT_A01|B{sender}-{i}|P|2.5.1\r\
+         EVN|A04|20261120083000\r\
+         PID|1||MRN{sender}X{i}^^^CLINIC^MR~0791{i:08}{sender}^^^VN-CCCD^NI||Nguyễn^Thị Lan^^^^^L||19850307|F|||12 Lý Thường Kiệt^^Hà Nội^^100000^VN^H||^PRN^CP^^84^903^{:06}|||||||||||||||||N\r\
+         PV1|1|O|KHAM^101^1\r",
+        (sender * 100_000 + i) % 1_000_000
+    );
+    let mut v = vec![0x0b];
+    v.extend_from_slice(text.as_bytes());
+    v.extend_from_slice(&[0x1c, 0x0d]);
+    v
+}
+
+async fn read_ack(s: &mut TcpStream, buf: &mut Vec<u8>) -> bool {
+    let mut chunk = [0u8; 4096];
+    loop {
+        if let Some(end) = buf.windows(2).position(|w| w == [0x1c, 0x0d]) {
+            let ok = buf[..end].windows(7).any(|w| w == b"MSA|AA|");
+            buf.drain(..end + 2);
+            return ok;
+        }
+        match s.read(&mut chunk).await {
+            Ok(0) | Err(_) => return false,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+}
+
+fn main() {
+    let senders = env_usize("BENCH_SENDERS", 8);
+    let total = env_usize("BENCH_MESSAGES", 40_000);
+    let per_sender = total / senders;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async move {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let root = dir.path();
+        std::fs::create_dir_all(root.join("connectors")).unwrap();
+        std::fs::write(
+            root.join("carehub.yaml"),
+            format!(
+                "store: {{url: \"sqlite://{}\"}}\napi: {{enabled: false}}\nconnectors_dir: {}\nmappings_dir: {}/mappings\nlog: {{level: warn}}\n",
+                root.join("bench.db").display(),
+                root.join("connectors").display(),
+                env!("CARGO_MANIFEST_DIR")
+            ),
+        )
+        .unwrap();
+        std::fs::write(root.join("connectors/mllp.yaml"), "type: mllp\nname: mllp\nlisten: 127.0.0.1:0\n").unwrap();
+        let settings = carehub::config::load_with_env(&root.join("carehub.yaml"), &[]).expect("bench config");
+        let hub = carehub::app::start(settings).await.expect("hub");
+        let addr = hub.mllp_addr("mllp").expect("mllp address");
+
+        // Warm-up: one message per sender.
+        let started = Instant::now();
+        let mut tasks = Vec::new();
+        for sender in 0..senders {
+            tasks.push(tokio::spawn(async move {
+                let mut s = TcpStream::connect(addr).await.expect("connect");
+                s.set_nodelay(true).ok();
+                let mut buf = Vec::new();
+                let mut latencies = Vec::with_capacity(per_sender);
+                let mut refused = 0usize;
+                for i in 0..per_sender {
+                    let m = message(sender, i);
+                    let t = Instant::now();
+                    s.write_all(&m).await.expect("send");
+                    if !read_ack(&mut s, &mut buf).await {
+                        refused += 1;
+                    }
+                    latencies.push(t.elapsed());
+                }
+                (latencies, refused)
+            }));
+        }
+        let mut all: Vec<Duration> = Vec::with_capacity(total);
+        let mut refused = 0;
+        for t in tasks {
+            let (l, r) = t.await.expect("sender");
+            all.extend(l);
+            refused += r;
+        }
+        let elapsed = started.elapsed();
+        all.sort();
+        let pct = |p: f64| all[((all.len() as f64 * p) as usize).min(all.len() - 1)];
+        let persons = hub.store.person_count().await.unwrap_or(-1);
+        println!(
+            "mllp_throughput: senders={senders} messages={} refused={refused} persons={persons} elapsed={:.2}s rate={:.0} msg/s ack_p50={:.2}ms ack_p99={:.2}ms ack_max={:.2}ms",
+            all.len(),
+            elapsed.as_secs_f64(),
+            all.len() as f64 / elapsed.as_secs_f64(),
+            pct(0.50).as_secs_f64() * 1e3,
+            pct(0.99).as_secs_f64() * 1e3,
+            all.last().copied().unwrap_or_default().as_secs_f64() * 1e3,
+        );
+        hub.shutdown().await;
+    });
+}

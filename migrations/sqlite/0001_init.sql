@@ -1,4 +1,4 @@
--- carehub store, version 1: persons, identifiers, source records, field provenance,
+-- carehub store, version 1: persons, identifiers, source records (with field provenance),
 -- the message log, connector state and counters, and the file log.
 -- Times are RFC 3339 UTC text; ids of persons are UUIDv7 text.
 
@@ -14,11 +14,11 @@ CREATE TABLE source_records (
     source_system   TEXT NOT NULL,
     source_key      TEXT NOT NULL,        -- the record's key in its system (first identifier)
     person_id       TEXT NOT NULL REFERENCES persons(id),
-    patch           TEXT NOT NULL,        -- the latest patch this record stated, JSON
+    patch           TEXT NOT NULL,        -- the latest patch this record stated, JSON: field provenance
     last_message_id INTEGER,
     created_at      TEXT NOT NULL,
     updated_at      TEXT NOT NULL,
-    UNIQUE (source_system, source_key)
+    UNIQUE (source_key, source_system)
 );
 CREATE INDEX source_records_person ON source_records(person_id);
 
@@ -29,22 +29,9 @@ CREATE TABLE identifiers (
     person_id        TEXT NOT NULL REFERENCES persons(id),
     source_record_id INTEGER NOT NULL REFERENCES source_records(id),
     created_at       TEXT NOT NULL,
-    PRIMARY KEY (system, value)
+    PRIMARY KEY (value, system)           -- value first: look-ups by value alone use it too
 );
 CREATE INDEX identifiers_person ON identifiers(person_id);
-CREATE INDEX identifiers_value ON identifiers(value);
-
--- Which source said what about a person, field by field (provenance).
-CREATE TABLE field_values (
-    person_id        TEXT NOT NULL REFERENCES persons(id),
-    field            TEXT NOT NULL,
-    source_record_id INTEGER NOT NULL REFERENCES source_records(id),
-    source_system    TEXT NOT NULL,
-    value            TEXT NOT NULL,       -- JSON
-    message_id       INTEGER,
-    observed_at      TEXT NOT NULL,
-    PRIMARY KEY (person_id, field, source_record_id)
-);
 
 CREATE TABLE messages (
     id            INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -64,10 +51,11 @@ CREATE TABLE messages (
     person_id     TEXT,
     duplicate_of  INTEGER
 );
-CREATE INDEX messages_dedupe ON messages(sender, control_id, content_hash);
-CREATE INDEX messages_status ON messages(status, id);
-CREATE INDEX messages_connector ON messages(connector, id);
-CREATE INDEX messages_person ON messages(person_id);
+-- Indexes cost page writes on every ingest commit: only what the hot path and ops need.
+CREATE INDEX messages_dedupe ON messages(control_id, sender, content_hash);
+-- Ops look for the few messages that are not processed; processed ones are read by id order.
+CREATE INDEX messages_status ON messages(status, id) WHERE status <> 'processed';
+CREATE INDEX messages_person ON messages(person_id) WHERE person_id IS NOT NULL;
 
 CREATE TABLE connectors (
     name              TEXT PRIMARY KEY,

@@ -6,7 +6,9 @@
 //! Writes from every source arrive in groups through [`Store::apply_batch`], one transaction per
 //! group, so that an MLLP ACK can wait for a commit without each message paying for its own.
 
+mod batch;
 mod sqlite;
+mod sqlite_ingest;
 mod types;
 
 pub use types::*;
