@@ -402,7 +402,8 @@ mod tests {
                 ..Default::default()
             },
         );
-        let plan = plan(&[record("1", "A", "h1")], l).unwrap();
+        let records = [record("1", "A", "h1")];
+        let plan = plan(&records, l).unwrap();
         assert_eq!(plan.persons.len(), 1);
         assert_eq!(plan.persons[0].id, "p1");
         assert!(
