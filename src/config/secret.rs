@@ -1,7 +1,7 @@
 //! Secrets and `${VAR}` references: values an IT team must never write into a YAML file.
 //!
-//! Any string in a configuration file may reference the environment as `${NAME}`; `$${` stands
-//! for a literal `${`. References are resolved once, at load, and a missing variable is a
+//! Any string in a configuration file may reference the environment as `${NAME}` (or
+//! `${NAME:-default}`); `$${` stands for a literal `${`. References are resolved once, at load, and a missing variable is a
 //! configuration problem, not an empty string. Fields that hold credentials are typed
 //! [`Secret`], whose `Debug` prints `***` so that a dumped config never shows them.
 
@@ -93,10 +93,16 @@ pub fn resolve(s: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String, 
         } else if let Some(tail) = after.strip_prefix("${") {
             match tail.find('}') {
                 Some(end) => {
-                    let name = &tail[..end];
-                    match env(name) {
-                        Some(v) => out.push_str(&v),
-                        None => return Err(name.to_string()),
+                    let inner = &tail[..end];
+                    // `${NAME:-default}` falls back to the default when NAME is unset or empty.
+                    let (name, default) = match inner.split_once(":-") {
+                        Some((n, d)) => (n, Some(d)),
+                        None => (inner, None),
+                    };
+                    match (env(name).filter(|v| !v.is_empty() || default.is_none()), default) {
+                        (Some(v), _) => out.push_str(&v),
+                        (None, Some(d)) => out.push_str(d),
+                        (None, None) => return Err(name.to_string()),
                     }
                     rest = &tail[end + 1..];
                 }
@@ -128,6 +134,11 @@ mod tests {
         assert_eq!(resolve("$${SMTP_PASSWORD}", &env).unwrap(), "${SMTP_PASSWORD}");
         assert_eq!(resolve("cost $5", &env).unwrap(), "cost $5");
         assert_eq!(resolve("${NOPE}", &env).unwrap_err(), "NOPE");
+        assert_eq!(
+            resolve("${NOPE:-127.0.0.1:2575}", &env).unwrap(),
+            "127.0.0.1:2575"
+        );
+        assert_eq!(resolve("${SMTP_PASSWORD:-x}", &env).unwrap(), "hunter2");
     }
 
     #[test]
