@@ -1,11 +1,13 @@
 //! MLLP ingest benchmark: N concurrent senders over loopback into a hub on the SQLite store.
 //!
-//! Each sender behaves like a real one: it sends a message and waits for its ACK before the
-//! next. Every message is a distinct ADT^A04 (a new person), so each ACK waits for the message
-//! log row, the person, its identifiers, source record and provenance to be committed.
+//! By default each sender behaves like most real ones: it sends a message and waits for its ACK
+//! before the next (`BENCH_WINDOW=1`). With `BENCH_WINDOW=N` a sender keeps N messages in
+//! flight on its connection (MLLP ACKs come back in order), as batch-minded senders do. Every
+//! message is a distinct ADT^A04 (a new person), so each ACK waits for the message-log row, the
+//! person, its identifiers and its source record to be committed.
 //!
 //!     cargo bench --bench mllp_throughput
-//!     BENCH_SENDERS=8 BENCH_MESSAGES=40000 cargo bench --bench mllp_throughput
+//!     BENCH_SENDERS=8 BENCH_WINDOW=16 BENCH_MESSAGES=80000 cargo bench --bench mllp_throughput
 //!
 //! Prints messages/s and ACK latency p50/p99/max.
 
@@ -52,6 +54,7 @@ async fn read_ack(s: &mut TcpStream, buf: &mut Vec<u8>) -> bool {
 
 fn main() {
     let senders = env_usize("BENCH_SENDERS", 8);
+    let window = env_usize("BENCH_WINDOW", 1).max(1);
     let total = env_usize("BENCH_MESSAGES", 40_000);
     let per_sender = total / senders;
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -77,7 +80,6 @@ fn main() {
         let hub = carehub::app::start(settings).await.expect("hub");
         let addr = hub.mllp_addr("mllp").expect("mllp address");
 
-        // Warm-up: one message per sender.
         let started = Instant::now();
         let mut tasks = Vec::new();
         for sender in 0..senders {
@@ -87,14 +89,20 @@ fn main() {
                 let mut buf = Vec::new();
                 let mut latencies = Vec::with_capacity(per_sender);
                 let mut refused = 0usize;
-                for i in 0..per_sender {
-                    let m = message(sender, i);
-                    let t = Instant::now();
-                    s.write_all(&m).await.expect("send");
+                let mut in_flight = std::collections::VecDeque::with_capacity(window);
+                let mut next = 0;
+                while next < per_sender || !in_flight.is_empty() {
+                    while next < per_sender && in_flight.len() < window {
+                        s.write_all(&message(sender, next)).await.expect("send");
+                        in_flight.push_back(Instant::now());
+                        next += 1;
+                    }
                     if !read_ack(&mut s, &mut buf).await {
                         refused += 1;
                     }
-                    latencies.push(t.elapsed());
+                    if let Some(sent) = in_flight.pop_front() {
+                        latencies.push(sent.elapsed());
+                    }
                 }
                 (latencies, refused)
             }));
@@ -111,7 +119,7 @@ fn main() {
         let pct = |p: f64| all[((all.len() as f64 * p) as usize).min(all.len() - 1)];
         let persons = hub.store.person_count().await.unwrap_or(-1);
         println!(
-            "mllp_throughput: senders={senders} messages={} refused={refused} persons={persons} elapsed={:.2}s rate={:.0} msg/s ack_p50={:.2}ms ack_p99={:.2}ms ack_max={:.2}ms",
+            "mllp_throughput: senders={senders} window={window} messages={} refused={refused} persons={persons} elapsed={:.2}s rate={:.0} msg/s ack_p50={:.2}ms ack_p99={:.2}ms ack_max={:.2}ms",
             all.len(),
             elapsed.as_secs_f64(),
             all.len() as f64 / elapsed.as_secs_f64(),

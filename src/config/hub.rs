@@ -76,6 +76,19 @@ pub struct StoreConfig {
     /// How long to wait for a connection before failing.
     #[serde(default = "default_connect_timeout_secs")]
     pub connect_timeout_secs: u64,
+    /// SQLite only: `full` syncs every commit to disk before an ACK goes out (survives a power
+    /// loss); `normal` survives a crash of carehub but may lose the last commits on a power loss.
+    #[serde(default)]
+    pub sqlite_synchronous: SqliteSync,
+}
+
+/// SQLite's `synchronous` setting, as offered.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum SqliteSync {
+    #[default]
+    Full,
+    Normal,
 }
 
 impl std::fmt::Debug for StoreConfig {
@@ -84,6 +97,7 @@ impl std::fmt::Debug for StoreConfig {
             .field("url", &redact_url(&self.url))
             .field("max_connections", &self.max_connections)
             .field("connect_timeout_secs", &self.connect_timeout_secs)
+            .field("sqlite_synchronous", &self.sqlite_synchronous)
             .finish()
     }
 }
@@ -115,6 +129,7 @@ impl Default for StoreConfig {
             url: default_store_url(),
             max_connections: default_max_connections(),
             connect_timeout_secs: default_connect_timeout_secs(),
+            sqlite_synchronous: SqliteSync::default(),
         }
     }
 }
@@ -222,6 +237,9 @@ impl Default for PipelineConfig {
     }
 }
 
+/// Largest group commit: keeps one batch's look-up query within SQLite's statement limits.
+pub const MAX_BATCH_LIMIT: usize = 1000;
+
 fn default_max_batch() -> usize {
     256
 }
@@ -274,8 +292,11 @@ impl HubConfig {
                 ),
             ));
         }
-        if self.pipeline.max_batch == 0 {
-            problems.push(doc.problem("pipeline.max_batch", "must be at least 1"));
+        if !(1..=MAX_BATCH_LIMIT).contains(&self.pipeline.max_batch) {
+            problems.push(doc.problem(
+                "pipeline.max_batch",
+                format!("must be from 1 to {MAX_BATCH_LIMIT}"),
+            ));
         }
         if self.pipeline.queue_depth == 0 {
             problems.push(doc.problem("pipeline.queue_depth", "must be at least 1"));

@@ -13,7 +13,8 @@ mod yaml;
 use std::path::{Path, PathBuf};
 
 pub use hub::{
-    ApiConfig, HubConfig, LogConfig, LogFormat, PipelineConfig, StoreConfig, is_region, redact_url,
+    ApiConfig, HubConfig, LogConfig, LogFormat, PipelineConfig, SqliteSync, StoreConfig, is_region,
+    redact_url,
 };
 pub use secret::{Secret, interpolate};
 pub use yaml::{Document, LineMap, Problem, deserialize_value};
@@ -37,7 +38,10 @@ pub struct Settings {
 
 /// Loads and checks every file, reading the process environment.
 pub fn load(path: &Path) -> Result<Settings, Vec<Problem>> {
-    let env: Vec<(String, String)> = std::env::vars().collect();
+    // vars_os: a variable that is not UTF-8 is skipped, not a panic.
+    let env: Vec<(String, String)> = std::env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+        .collect();
     load_with_env(path, &env)
 }
 
@@ -76,13 +80,14 @@ pub fn load_with_env(path: &Path, env: &[(String, String)]) -> Result<Settings, 
     };
     let Some(hub) = hub else { return Err(problems) };
 
-    let mappings = match MappingSet::load_dir(Path::new(&hub.mappings_dir)) {
-        Ok(m) => m,
+    let (mappings, mappings_ok) = match MappingSet::load_dir(Path::new(&hub.mappings_dir)) {
+        Ok(m) => (m, true),
         Err(p) => {
             problems.extend(p);
-            MappingSet::default()
+            (MappingSet::default(), false)
         }
     };
+    let mut file_dirs: Vec<(String, std::path::PathBuf)> = Vec::new();
 
     let mut connectors: Vec<ConnectorConfig> = Vec::new();
     for file in yaml_files(Path::new(&hub.connectors_dir), &mut problems) {
@@ -112,7 +117,7 @@ pub fn load_with_env(path: &Path, env: &[(String, String)]) -> Result<Settings, 
                 // A mapping file with problems of its own is already reported; don't pile on.
                 if let Some(m) = c.mapping()
                     && mappings.get(m).is_none()
-                    && !problems.iter().any(|p| p.file.contains(&hub.mappings_dir))
+                    && mappings_ok
                 {
                     let known: Vec<&str> = mappings.iter().map(|m| m.name.as_str()).collect();
                     problems.push(doc.problem(
@@ -120,18 +125,31 @@ pub fn load_with_env(path: &Path, env: &[(String, String)]) -> Result<Settings, 
                         format!("no mapping named {m} (known: {})", known.join(", ")),
                     ));
                 }
-                if let ConnectorConfig::Mllp(mllp) = &c {
-                    // Port 0 asks the OS for a free port: never a clash.
-                    let fixed = mllp.enabled && !mllp.listen.ends_with(":0");
-                    let clash = connectors.iter().any(
-                        |o| matches!(o, ConnectorConfig::Mllp(x) if x.listen == mllp.listen && x.enabled),
-                    );
-                    if fixed && (clash || (hub.api.enabled && hub.api.listen == mllp.listen)) {
+                if let ConnectorConfig::Mllp(mllp) = &c
+                    && mllp.enabled
+                {
+                    let other_mllp = connectors.iter().filter_map(|o| match o {
+                        ConnectorConfig::Mllp(x) if x.enabled => Some(x.listen.as_str()),
+                        _ => None,
+                    });
+                    let api = hub.api.enabled.then_some(hub.api.listen.as_str());
+                    if other_mllp.chain(api).any(|other| same_port(other, &mllp.listen)) {
                         problems.push(doc.problem(
                             "listen",
                             format!("{} is already used by another listener", mllp.listen),
                         ));
                     }
+                }
+                if let ConnectorConfig::File(f) = &c {
+                    let dir = std::path::PathBuf::from(&f.dir);
+                    if f.done_dir() == dir || f.error_dir() == dir {
+                        problems.push(doc.problem("done_dir", "done_dir and error_dir must differ from dir"));
+                    }
+                    if let Some((other, _)) = file_dirs.iter().find(|(_, d)| *d == dir) {
+                        problems
+                            .push(doc.problem("dir", format!("connector {other} already reads {}", f.dir)));
+                    }
+                    file_dirs.push((f.name.clone(), dir));
                 }
                 connectors.push(c);
             }
@@ -147,6 +165,22 @@ pub fn load_with_env(path: &Path, env: &[(String, String)]) -> Result<Settings, 
         })
     } else {
         Err(problems)
+    }
+}
+
+/// Whether two listen addresses would take the same port (port 0 never clashes; an unspecified
+/// address such as 0.0.0.0 clashes with every address of its family).
+fn same_port(a: &str, b: &str) -> bool {
+    match (
+        a.parse::<std::net::SocketAddr>(),
+        b.parse::<std::net::SocketAddr>(),
+    ) {
+        (Ok(x), Ok(y)) => {
+            x.port() != 0
+                && x.port() == y.port()
+                && (x.ip() == y.ip() || x.ip().is_unspecified() || y.ip().is_unspecified())
+        }
+        _ => false,
     }
 }
 
@@ -212,5 +246,22 @@ fn scalar_from_env(raw: &str) -> serde_json::Value {
             .parse::<i64>()
             .map(Value::from)
             .unwrap_or_else(|_| Value::String(raw.to_string())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::same_port;
+
+    #[test]
+    fn listeners_clash_on_the_same_port_of_overlapping_addresses() {
+        assert!(same_port("127.0.0.1:2575", "127.0.0.1:2575"));
+        assert!(same_port("0.0.0.0:2575", "127.0.0.1:2575"));
+        assert!(!same_port("127.0.0.1:2575", "127.0.0.2:2575"));
+        assert!(
+            !same_port("127.0.0.1:0", "127.0.0.1:0"),
+            "port 0 is picked by the OS"
+        );
+        assert!(!same_port("127.0.0.1:2575", "127.0.0.1:2576"));
     }
 }

@@ -78,7 +78,12 @@ impl Document {
                 lines: LineMap::default(),
             });
         }
-        let node: Node = serde_saphyr::from_str(text).map_err(|e| Problem {
+        // YAML 1.1 would read `N`, `Y`, `no`, `off` as booleans and `01` as 1: in HL7 code
+        // tables those are codes. Only `true`/`false` are booleans here; leading zeros stay text.
+        let mut options = serde_saphyr::Options::default();
+        options.strict_booleans = true;
+        options.leading_zero_numbers_as_strings = true;
+        let node: Node = serde_saphyr::from_str_with_options(text, options).map_err(|e| Problem {
             file: file.to_string(),
             line: e.location().map(|l| l.line()),
             field: String::new(),
@@ -194,7 +199,7 @@ struct Node(Spanned<Inner>);
 enum Inner {
     Scalar(Value),
     Seq(Vec<Node>),
-    Map(Vec<(String, Node)>),
+    Map(Vec<(String, u64, Node)>),
 }
 
 impl Node {
@@ -205,8 +210,8 @@ impl Node {
             .or_insert(self.0.referenced.line());
         let span = self.0.referenced.span();
         match self.0.value {
-            // A plain scalar that YAML reads as a number but that does not print back the same
-            // (`.3`, `0903`, `2.10`) is kept as written: mapping paths and codes are text.
+            // A plain scalar with a dot that YAML reads as a number but that does not print back
+            // the same (`.3`, `2.10`) is kept as written: mapping paths and codes are text.
             Inner::Scalar(Value::Number(n)) => {
                 let raw = span
                     .byte_offset()
@@ -214,7 +219,7 @@ impl Node {
                     .and_then(|(o, l)| text.get(o as usize..(o + l) as usize))
                     .map(str::trim);
                 match raw {
-                    Some(r) if !r.is_empty() && r != n.to_string() => Value::String(r.to_string()),
+                    Some(r) if r.contains('.') && r != n.to_string() => Value::String(r.to_string()),
                     _ => Value::Number(n),
                 }
             }
@@ -228,10 +233,10 @@ impl Node {
             ),
             Inner::Map(entries) => {
                 let mut map = serde_json::Map::new();
-                for (k, n) in entries {
+                for (k, key_line, n) in entries {
                     let child = join(&path, &k);
                     // The key's own line is where a problem with it should point.
-                    lines.lines.insert(child.clone(), n.0.referenced.line());
+                    lines.lines.insert(child.clone(), key_line);
                     let v = n.into_value(text, child, lines);
                     map.insert(k, v);
                 }
@@ -298,13 +303,14 @@ impl<'de> Visitor<'de> for InnerVisitor {
         Ok(Inner::Seq(items))
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Inner, A::Error> {
-        let mut entries: Vec<(String, Node)> = Vec::new();
-        while let Some(key) = map.next_key::<Key>()? {
+        let mut entries: Vec<(String, u64, Node)> = Vec::new();
+        while let Some(key) = map.next_key::<Spanned<Key>>()? {
             let node = map.next_value::<Node>()?;
-            if entries.iter().any(|(k, _)| *k == key.0) {
-                return Err(de::Error::custom(format!("duplicate key `{}`", key.0)));
+            let name = key.value.0;
+            if entries.iter().any(|(k, _, _)| *k == name) {
+                return Err(de::Error::custom(format!("duplicate key `{name}`")));
             }
-            entries.push((key.0, node));
+            entries.push((name, key.referenced.line(), node));
         }
         Ok(Inner::Map(entries))
     }
@@ -394,12 +400,31 @@ mod tests {
 
     #[test]
     fn numbers_that_do_not_print_back_stay_text() {
-        let doc = Document::parse("m.yaml", "a: .3\nb: .10\nc: 0903\nd: 42\ne: 1.5\n").unwrap();
+        let doc = Document::parse("m.yaml", "a: .3\nb: .10\nc: 0903\nd: 42\ne: 1.5\nf: 4_194_304\n").unwrap();
         assert_eq!(doc.value["a"], ".3");
         assert_eq!(doc.value["b"], ".10");
         assert_eq!(doc.value["c"], "0903");
         assert_eq!(doc.value["d"], 42);
         assert_eq!(doc.value["e"], 1.5);
+        assert_eq!(doc.value["f"], 4194304);
+    }
+
+    #[test]
+    fn hl7_codes_are_not_booleans_or_numbers() {
+        let doc = Document::parse("m.yaml", "t:\n  N: nickname\n  Y: yes\n  01: a\nv: N\nw: true\n").unwrap();
+        assert_eq!(doc.value["t"]["N"], "nickname");
+        assert_eq!(doc.value["t"]["Y"], "yes");
+        assert_eq!(doc.value["t"]["01"], "a");
+        assert_eq!(doc.value["v"], "N");
+        assert_eq!(doc.value["w"], true);
+    }
+
+    #[test]
+    fn a_block_key_points_at_its_own_line() {
+        let doc = Document::parse("m.yaml", "a: 1\nperson:\n  names:\n    x: 1\n").unwrap();
+        assert_eq!(doc.lines.line_of("person"), Some(2));
+        assert_eq!(doc.lines.line_of("person.names"), Some(3));
+        assert_eq!(doc.lines.line_of("person.names.x"), Some(4));
     }
 
     #[test]

@@ -20,9 +20,14 @@ const CR: u8 = 0x0d;
 /// A framing problem. The decoder stays usable after it.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum FrameError {
+    /// `head` holds the frame's first bytes (at most [`HEAD_BYTES`]): enough to read its MSH
+    /// for the reject and to keep a trace of it.
     #[error("MLLP frame larger than the {limit}-byte limit: discarded up to the next frame start")]
-    TooLarge { limit: usize },
+    TooLarge { limit: usize, head: Vec<u8> },
 }
+
+/// Bytes of an oversize frame kept in [`FrameError::TooLarge`].
+pub const HEAD_BYTES: usize = 4096;
 
 /// Incremental MLLP frame decoder.
 #[derive(Debug, Clone)]
@@ -112,11 +117,13 @@ impl MllpDecoder {
             let Some(i) = found else {
                 self.scanned = len;
                 if len - start > self.max_frame_bytes {
+                    let head = self.buf[start..len.min(start + HEAD_BYTES)].to_vec();
                     self.skip(len - start + 1);
                     self.frame_start = None;
                     self.pos = len;
                     return Err(FrameError::TooLarge {
                         limit: self.max_frame_bytes,
+                        head,
                     });
                 }
                 return Ok(None);
@@ -141,6 +148,7 @@ impl MllpDecoder {
                 self.skip(at - start + 1);
                 return Err(FrameError::TooLarge {
                     limit: self.max_frame_bytes,
+                    head: self.buf[start..at.min(start + HEAD_BYTES)].to_vec(),
                 });
             }
             return Ok(Some(self.buf[start..at].to_vec()));
@@ -204,12 +212,18 @@ mod tests {
         let mut d = MllpDecoder::new(8);
         d.extend(&encode_frame(b"0123456789"));
         d.extend(&encode_frame(b"ok"));
-        assert_eq!(d.next_frame(), Err(FrameError::TooLarge { limit: 8 }));
+        assert!(matches!(
+            d.next_frame(),
+            Err(FrameError::TooLarge { limit: 8, .. })
+        ));
         assert_eq!(next(&mut d), Some(b"ok".to_vec()));
         // Oversize detected before the FS arrives, rest streamed later.
         let mut d = MllpDecoder::new(8);
         d.extend(b"\x0b0123456789");
-        assert_eq!(d.next_frame(), Err(FrameError::TooLarge { limit: 8 }));
+        assert!(matches!(
+            d.next_frame(),
+            Err(FrameError::TooLarge { limit: 8, .. })
+        ));
         assert!(!d.has_partial());
         d.extend(b"more payload\x1c\r");
         assert_eq!(d.next_frame(), Ok(None));

@@ -58,7 +58,7 @@ impl Mapping {
                 mapping: self.name.clone(),
                 rule: format!("person.{}", e.path()),
                 path: None,
-                reason: e.inner().to_string(),
+                reason: without_values(&e.inner().to_string()),
             })?;
             if !patch.is_empty() {
                 person = Some(patch);
@@ -235,10 +235,39 @@ fn eval_value(ctx: &mut Ctx<'_>, e: &ValueExpr) -> Result<Option<String>, Mappin
             (None, UnknownCode::Empty) => None,
             (None, UnknownCode::Default(d)) => Some(d.clone()),
             (None, UnknownCode::Error) => {
-                let shown: String = key.chars().take(16).collect();
-                return fail(ctx, format!("code \"{shown}\" is not in table {table_name}"));
+                return fail(ctx, format!("the code is not in table {table_name}"));
             }
         };
     }
     Ok(value.filter(|v| !v.is_empty()).or_else(|| e.default.clone()))
+}
+
+/// serde quotes the offending value in backticks (`unknown variant `X`, expected one of …`):
+/// the first quoted span is the data, the rest are the expected names. Drop the data.
+fn without_values(message: &str) -> String {
+    let Some(start) = message.find('`') else {
+        return message.to_string();
+    };
+    let Some(len) = message[start + 1..].find('`') else {
+        return message.to_string();
+    };
+    format!(
+        "{}(value not shown){}",
+        &message[..start],
+        &message[start + 1 + len + 1..]
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::without_values;
+
+    #[test]
+    fn serde_messages_lose_the_value_but_keep_the_expectation() {
+        assert_eq!(
+            without_values("unknown variant `Q`, expected one of `male`, `female`"),
+            "unknown variant (value not shown), expected one of `male`, `female`"
+        );
+        assert_eq!(without_values("not a date"), "not a date");
+    }
 }

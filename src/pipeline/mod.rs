@@ -60,40 +60,47 @@ impl Ingest {
 
     /// Takes one message: decodes, parses, maps, and waits until its row is committed.
     pub async fn submit(&self, ctx: &ConnectorContext, raw: Vec<u8>, origin: Option<String>) -> Outcome {
-        let head = String::from_utf8_lossy(&raw[..raw.len().min(2048)]).into_owned();
-        let (record, message, charset, ack, error) = self.prepare(ctx, raw, origin);
-        match self.commit(record).await {
-            Ok(applied) => {
-                // A duplicate of an accepted message is accepted again, not applied again.
-                let (ack, error) = if applied.status == MessageStatus::Duplicate {
-                    (AckCode::AA, None)
-                } else {
-                    (ack, error)
-                };
-                Outcome {
-                    ack,
-                    error,
-                    message,
-                    charset,
-                    applied: Some(applied),
-                    head,
-                }
-            }
-            Err(e) => {
-                tracing::error!(connector = %ctx.name, error = %e, "could not store a message; the sender is told to retry");
-                Outcome {
-                    ack: AckCode::AR,
-                    error: Some(AckError::new(
-                        207,
-                        "the hub could not store the message; send it again later",
-                    )),
-                    message,
-                    charset,
-                    applied: None,
-                    head,
-                }
-            }
+        let mut outcomes = self.submit_many(ctx, vec![(raw, origin)]).await;
+        outcomes
+            .pop()
+            .unwrap_or_else(|| store_unavailable(ctx, None, Charset::Utf8, String::new()))
+    }
+
+    /// Takes several messages of one sender, in order: they reach the writer in that order (so
+    /// an update never overtakes its admit) and may share one commit. Outcomes come back in the
+    /// same order, each after its commit.
+    pub async fn submit_many(
+        &self,
+        ctx: &ConnectorContext,
+        messages: Vec<(Vec<u8>, Option<String>)>,
+    ) -> Vec<Outcome> {
+        let mut pending = Vec::with_capacity(messages.len());
+        for (raw, origin) in messages {
+            let head = String::from_utf8_lossy(&raw[..raw.len().min(2048)]).into_owned();
+            let (record, message, charset, ack, error) = self.prepare_guarded(ctx, raw, origin);
+            let reply = self.enqueue(record).await;
+            pending.push((reply, message, charset, ack, error, head));
         }
+        let mut outcomes = Vec::with_capacity(pending.len());
+        for (reply, message, charset, ack, error, head) in pending {
+            let committed = match reply {
+                Some(rx) => rx.await.unwrap_or(Err(StoreError::Sql(sqlx::Error::PoolClosed))),
+                None => Err(StoreError::Sql(sqlx::Error::PoolClosed)),
+            };
+            outcomes.push(match committed {
+                Ok(applied) => {
+                    // A duplicate of an accepted message is accepted again, not applied again.
+                    let (ack, error) =
+                        if applied.status == MessageStatus::Duplicate { (AckCode::AA, None) } else { (ack, error) };
+                    Outcome { ack, error, message, charset, applied: Some(applied), head }
+                }
+                Err(e) => {
+                    tracing::error!(connector = %ctx.name, error = %e, "could not store a message; the sender is told to retry");
+                    store_unavailable(ctx, message, charset, head)
+                }
+            });
+        }
+        outcomes
     }
 
     /// Keeps bytes that could not even be split into messages (a broken batch file), as refused.
@@ -120,11 +127,49 @@ impl Ingest {
     }
 
     async fn commit(&self, record: NewRecord) -> Result<Applied, StoreError> {
-        let (reply, rx) = oneshot::channel();
-        if self.tx.send(writer::Job { record, reply }).await.is_err() {
-            return Err(StoreError::Sql(sqlx::Error::PoolClosed));
+        match self.enqueue(record).await {
+            Some(rx) => rx.await.unwrap_or(Err(StoreError::Sql(sqlx::Error::PoolClosed))),
+            None => Err(StoreError::Sql(sqlx::Error::PoolClosed)),
         }
-        rx.await.unwrap_or(Err(StoreError::Sql(sqlx::Error::PoolClosed)))
+    }
+
+    /// Hands a record to the writer; `None` when the writer is gone.
+    async fn enqueue(&self, record: NewRecord) -> Option<oneshot::Receiver<Result<Applied, StoreError>>> {
+        let (reply, rx) = oneshot::channel();
+        self.tx.send(writer::Job { record, reply }).await.ok()?;
+        Some(rx)
+    }
+
+    /// [`Self::prepare`], with a net under it: should reading a message ever panic (a bug, not
+    /// the sender's fault), the message is still stored, as refused, and the connection lives on.
+    #[allow(clippy::type_complexity)]
+    fn prepare_guarded(
+        &self,
+        ctx: &ConnectorContext,
+        raw: Vec<u8>,
+        origin: Option<String>,
+    ) -> (NewRecord, Option<Message>, Charset, AckCode, Option<AckError>) {
+        let kept = raw.clone();
+        let attempt = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.prepare(ctx, raw, origin.clone())
+        }));
+        attempt.unwrap_or_else(|_| {
+            tracing::error!(connector = %ctx.name, "reading a message failed unexpectedly; it is kept as refused");
+            let reason = "the hub failed unexpectedly while reading this message (kept for review)".to_string();
+            let record = NewRecord {
+                connector: ctx.name.clone(),
+                origin,
+                received_at: jiff::Timestamp::now().to_string(),
+                sender: None,
+                control_id: None,
+                message_type: None,
+                charset: None,
+                content_hash: hex_digest(&Sha256::digest(&kept)),
+                raw: kept,
+                disposition: Disposition::Error { reason: reason.clone() },
+            };
+            (record, None, ctx.default_charset, AckCode::AR, Some(AckError::new(207, reason)))
+        })
     }
 
     /// The pure part: bytes → record to store, and the ACK it deserves.
@@ -242,6 +287,26 @@ impl Ingest {
                 reject(record, raw, charset, AckCode::AE, err, Some(msg))
             }
         }
+    }
+}
+
+/// The outcome when the store could not take a message: the sender is told to send it again.
+fn store_unavailable(
+    _ctx: &ConnectorContext,
+    message: Option<Message>,
+    charset: Charset,
+    head: String,
+) -> Outcome {
+    Outcome {
+        ack: AckCode::AR,
+        error: Some(AckError::new(
+            207,
+            "the hub could not store the message; send it again later",
+        )),
+        message,
+        charset,
+        applied: None,
+        head,
     }
 }
 

@@ -29,26 +29,25 @@ pub fn spawn_writer(
 }
 
 async fn commit_group(store: &Store, jobs: Vec<Job>) {
-    let records: Vec<NewRecord> = jobs.iter().map(|j| j.record.clone()).collect();
+    let (records, replies): (Vec<NewRecord>, Vec<_>) = jobs.into_iter().map(|j| (j.record, j.reply)).unzip();
     match store.apply_batch(&records).await {
         Ok(applied) => {
-            for (job, a) in jobs.into_iter().zip(applied) {
-                let _ = job.reply.send(Ok(a));
+            for (reply, a) in replies.into_iter().zip(applied) {
+                let _ = reply.send(Ok(a));
             }
         }
-        Err(e) if jobs.len() > 1 => {
+        Err(e) if records.len() > 1 => {
             // One bad record must not sink the others: retry them one by one.
-            tracing::warn!(error = %e, records = jobs.len(), "a group commit failed; retrying its records one by one");
-            for job in jobs {
-                let result = store.apply_batch(std::slice::from_ref(&job.record)).await;
-                let _ = job.reply.send(result.map(|mut v| v.remove(0)));
+            tracing::warn!(error = %e, records = records.len(), "a group commit failed; retrying its records one by one");
+            for (record, reply) in records.iter().zip(replies) {
+                let result = store.apply_batch(std::slice::from_ref(record)).await;
+                let _ = reply.send(result.and_then(|v| v.into_iter().next().ok_or(StoreError::Empty)));
             }
         }
         Err(e) => {
-            for job in jobs {
-                let _ = job
-                    .reply
-                    .send(Err(StoreError::Sql(sqlx::Error::Protocol(e.to_string()))));
+            tracing::error!(error = %e, "a commit failed");
+            for reply in replies {
+                let _ = reply.send(Err(StoreError::Sql(sqlx::Error::Protocol(e.to_string()))));
             }
         }
     }

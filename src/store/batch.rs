@@ -73,13 +73,13 @@ pub fn lookup_keys(records: &[NewRecord]) -> LookupKeys {
 }
 
 /// The key of the record a patch comes from, in its source system: its first identifier, or
-/// the message itself when it names none.
+/// — when it names none — the message itself (control id and content), so that two different
+/// messages that happen to share a control id never share a source record.
 pub fn source_key(r: &NewRecord, p: &ProfilePatch) -> String {
-    p.identifiers
-        .first()
-        .map(|i| format!("{}|{}", i.system, i.value))
-        .or_else(|| r.control_id.as_ref().map(|c| format!("msg|{c}")))
-        .unwrap_or_else(|| format!("hash|{}", r.content_hash))
+    match p.identifiers.first() {
+        Some(i) => format!("{}|{}", i.system, i.value),
+        None => format!("msg|{}|{}", r.control_id.as_deref().unwrap_or(""), r.content_hash),
+    }
 }
 
 pub struct MessageRow<'a> {

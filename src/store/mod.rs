@@ -32,6 +32,8 @@ pub enum StoreError {
     Sql(#[from] sqlx::Error),
     #[error("stored JSON is unreadable: {0}")]
     Json(#[from] serde_json::Error),
+    #[error("the store answered nothing for a record")]
+    Empty,
 }
 
 /// The profile store.
@@ -51,15 +53,16 @@ impl Store {
         let timeout = Duration::from_secs(config.connect_timeout_secs);
         if let Some(path) = config.url.strip_prefix("sqlite:") {
             let path = path.trim_start_matches("//");
-            let store = sqlite::SqliteStore::open(path, config.max_connections, timeout)
-                .await
-                .map_err(|e| match e {
-                    StoreError::Sql(source) => StoreError::Open {
-                        url: redact_url(&config.url),
-                        source,
-                    },
-                    other => other,
-                })?;
+            let store =
+                sqlite::SqliteStore::open(path, config.max_connections, timeout, config.sqlite_synchronous)
+                    .await
+                    .map_err(|e| match e {
+                        StoreError::Sql(source) => StoreError::Open {
+                            url: redact_url(&config.url),
+                            source,
+                        },
+                        other => other,
+                    })?;
             let s = Store {
                 backend: Backend::Sqlite(store),
             };

@@ -11,6 +11,7 @@ use sqlx::sqlite::{
 use super::StoreError;
 use super::types::*;
 use super::{batch, sqlite_ingest};
+use crate::config::SqliteSync;
 
 #[derive(Clone, Debug)]
 pub struct SqliteStore {
@@ -26,6 +27,7 @@ impl SqliteStore {
         path: &str,
         max_connections: u32,
         timeout: Duration,
+        sync: SqliteSync,
     ) -> Result<SqliteStore, StoreError> {
         if let Some(parent) = std::path::Path::new(path).parent()
             && !parent.as_os_str().is_empty()
@@ -36,9 +38,13 @@ impl SqliteStore {
         let options = SqliteConnectOptions::from_str(&format!("sqlite://{path}"))?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
-            // WAL + NORMAL is durable against a process crash; an OS crash may lose the last
-            // commits. `FULL` is one line away if a clinic wants that trade.
-            .synchronous(SqliteSynchronous::Normal)
+            // FULL (the default): a commit is on disk before its ACK goes out, even across a
+            // power loss. NORMAL survives a crash of the process only. Group commit pays the
+            // sync once per group.
+            .synchronous(match sync {
+                SqliteSync::Full => SqliteSynchronous::Full,
+                SqliteSync::Normal => SqliteSynchronous::Normal,
+            })
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true)
             // A larger page cache and memory-mapped reads keep look-ups off the read syscall.

@@ -222,6 +222,33 @@ async fn an_oversize_frame_is_refused_and_the_connection_goes_on() {
     s.write_all(&frame(&big)).await.unwrap();
     let refused = read_frame(&mut s).await.unwrap();
     assert_eq!(field(&refused, "MSA", 1), "AR", "{refused}");
+    assert_eq!(
+        field(&refused, "MSA", 2),
+        "BIG-1",
+        "the sender can match the reject: {refused}"
+    );
+    let errors = t
+        .hub
+        .store
+        .messages(&carehub::store::MessageFilter {
+            status: Some(carehub::store::MessageStatus::Error),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        errors.len(),
+        1,
+        "a trace of the refused frame is in the message log"
+    );
+    assert!(
+        errors[0]
+            .error
+            .as_deref()
+            .unwrap_or("")
+            .contains("max_frame_bytes")
+    );
     s.write_all(&frame(&adt("AFTER-1", "MRN-A", "Ly"))).await.unwrap();
     let ok = read_frame(&mut s).await.unwrap();
     assert_eq!(field(&ok, "MSA", 2), "AFTER-1");

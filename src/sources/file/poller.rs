@@ -7,8 +7,9 @@
 //! it is and is tried again on the next poll — already committed messages are recognised as
 //! duplicates then, so nothing is applied twice.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use sha2::{Digest, Sha256};
 use tokio::sync::watch;
@@ -56,8 +57,9 @@ pub async fn serve(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let interval = Duration::from_millis(config.poll_interval_ms);
+    let mut attempts = HashMap::new();
     loop {
-        match poll_once(&config, &ctx, &ingest, &store, Some(&shutdown)).await {
+        match poll_once(&config, &ctx, &ingest, &store, Some(&shutdown), &mut attempts).await {
             Ok(s) if s.files_done + s.files_failed > 0 => {
                 tracing::info!(connector = %ctx.name, done = s.files_done, failed = s.files_failed, messages = s.messages, "files processed");
             }
@@ -91,11 +93,18 @@ pub async fn poll_once(
     ingest: &Ingest,
     store: &Store,
     shutdown: Option<&watch::Receiver<bool>>,
+    attempts: &mut HashMap<PathBuf, Retry>,
 ) -> std::io::Result<PollSummary> {
     let mut summary = PollSummary::default();
-    for path in ready_files(config)? {
+    let ready = ready_files(config)?;
+    attempts.retain(|p, _| ready.contains(p));
+    for path in ready {
         if shutdown.is_some_and(|s| *s.borrow()) {
             break;
+        }
+        if attempts.get(&path).is_some_and(|r| Instant::now() < r.next_try) {
+            summary.files_deferred += 1;
+            continue;
         }
         match process_file(config, ctx, ingest, store, &path).await {
             Some((outcome, n)) => {
@@ -106,8 +115,23 @@ pub async fn poll_once(
                     summary.files_failed += 1;
                 }
             }
-            None => summary.files_deferred += 1,
+            None => {
+                // Left in place (the store is unavailable): try again later, backing off, so
+                // that an outage delays the file and a stubborn one does not spin.
+                let retry = attempts.entry(path.clone()).or_insert(Retry {
+                    tries: 0,
+                    next_try: Instant::now(),
+                });
+                retry.tries += 1;
+                let wait = Duration::from_millis(config.poll_interval_ms)
+                    .saturating_mul(1 << retry.tries.min(16))
+                    .min(MAX_RETRY_WAIT);
+                retry.next_try = Instant::now() + wait;
+                summary.files_deferred += 1;
+                continue;
+            }
         }
+        attempts.remove(&path);
     }
     Ok(summary)
 }
@@ -153,6 +177,28 @@ fn ready_files(config: &FileConfig) -> std::io::Result<Vec<PathBuf>> {
     Ok(files)
 }
 
+/// Bytes of an oversize file kept in the message log.
+const HEAD_BYTES: usize = 64 * 1024;
+
+/// Longest wait before a file the store could not take is tried again.
+const MAX_RETRY_WAIT: Duration = Duration::from_secs(300);
+
+/// A file left in place, and when to try it again.
+#[derive(Debug, Clone)]
+pub struct Retry {
+    tries: u32,
+    next_try: Instant,
+}
+
+fn read_head(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut head = Vec::with_capacity(HEAD_BYTES);
+    std::fs::File::open(path)?
+        .take(HEAD_BYTES as u64)
+        .read_to_end(&mut head)?;
+    Ok(head)
+}
+
 /// Processes one file; `None` when it was left in place for the next poll.
 async fn process_file(
     config: &FileConfig,
@@ -165,11 +211,14 @@ async fn process_file(
     let bytes = match std::fs::metadata(path) {
         Ok(m) if m.len() > config.max_file_bytes => {
             let reason = format!(
-                "file is {} bytes, over max_file_bytes {}",
+                "file is {} bytes, over max_file_bytes {}; its first {} bytes are in the message log, \
+                 the whole file in the error folder",
                 m.len(),
-                config.max_file_bytes
+                config.max_file_bytes,
+                HEAD_BYTES
             );
-            return finish(config, ctx, store, path, &name, &[], 0, vec![reason]).await;
+            let head = read_head(path).unwrap_or_default();
+            return reject_whole(config, ctx, ingest, store, path, &name, head, reason).await;
         }
         _ => match std::fs::read(path) {
             Ok(b) => b,

@@ -21,6 +21,9 @@ use crate::pipeline::{ConnectorContext, Ingest, Outcome};
 
 static ACK_COUNTER: AtomicU64 = AtomicU64::new(1);
 
+/// Frames of one connection handed to the pipeline together, at most.
+const MAX_FRAMES_AT_ONCE: usize = 64;
+
 /// Serves MLLP on `listener` until `shutdown` turns true.
 pub async fn serve(
     listener: TcpListener,
@@ -76,31 +79,66 @@ async fn connection(
     let mut decoder = MllpDecoder::new(config.max_frame_bytes);
     let mut buf = vec![0u8; 64 * 1024];
     let idle = Duration::from_secs(config.idle_timeout_secs);
+    let tz = &ctx.transform_env.timezone;
     loop {
-        // Answer every complete frame already buffered before reading more.
+        // Answer every complete frame already buffered before reading more. Frames a sender
+        // pipelined are handed in together, in order, and their ACKs go back in order.
+        let mut frames = Vec::new();
+        let mut refused = None;
         loop {
             match decoder.next_frame() {
                 Ok(Some(frame)) => {
-                    let outcome = ingest.submit(ctx, frame, Some(peer.clone())).await;
-                    let ack = ack_bytes(&outcome);
-                    if stream.write_all(&hl7::encode_frame(&ack)).await.is_err() {
-                        return;
+                    frames.push((frame, Some(peer.clone())));
+                    if frames.len() >= MAX_FRAMES_AT_ONCE {
+                        break;
                     }
                 }
                 Ok(None) => break,
                 Err(e) => {
-                    tracing::warn!(connector = %ctx.name, error = %e, "refused an MLLP frame");
-                    let err = AckError::new(207, format!("frame refused: {e}"));
-                    let text = hl7::build_reject_for_raw("", &err, &next_ack_id(), &timestamp());
-                    if stream
-                        .write_all(&hl7::encode_frame(text.as_bytes()))
-                        .await
-                        .is_err()
-                    {
-                        return;
-                    }
+                    refused = Some(e);
+                    break;
                 }
             }
+        }
+        let more_buffered = frames.len() >= MAX_FRAMES_AT_ONCE || refused.is_some();
+        if !frames.is_empty() {
+            let mut acks = Vec::new();
+            for outcome in ingest.submit_many(ctx, frames).await {
+                acks.extend(hl7::encode_frame(&ack_bytes(&outcome, tz)));
+            }
+            if stream.write_all(&acks).await.is_err() {
+                return;
+            }
+        }
+        if let Some(e) = refused {
+            tracing::warn!(connector = %ctx.name, error = %e, "refused an MLLP frame");
+            let hl7::FrameError::TooLarge { limit, head } = e;
+            let reason = format!(
+                "frame refused: larger than max_frame_bytes ({limit}); its first {} bytes are kept",
+                head.len()
+            );
+            // A trace of the frame stays in the message log; the AR names its MSH-10 when the
+            // head holds it, so that the sender can match it.
+            let head_text = String::from_utf8_lossy(&head).into_owned();
+            let ack_id = match ingest
+                .record_rejected(ctx, head, Some(peer.clone()), reason.clone())
+                .await
+            {
+                Ok(applied) => format!("CH{}", applied.message_id),
+                Err(_) => next_ack_id(),
+            };
+            let err = AckError::new(207, reason);
+            let text = hl7::build_reject_for_raw(&head_text, &err, &ack_id, &timestamp(tz));
+            if stream
+                .write_all(&hl7::encode_frame(text.as_bytes()))
+                .await
+                .is_err()
+            {
+                return;
+            }
+        }
+        if more_buffered {
+            continue;
         }
         if *shutdown.borrow() {
             return;
@@ -137,22 +175,26 @@ fn next_ack_id() -> String {
     )
 }
 
-fn timestamp() -> String {
-    jiff::Zoned::now().strftime("%Y%m%d%H%M%S%z").to_string()
+/// MSH-7 of an ACK, in the clinic's time zone.
+fn timestamp(tz: &jiff::tz::TimeZone) -> String {
+    jiff::Timestamp::now()
+        .to_zoned(tz.clone())
+        .strftime("%Y%m%d%H%M%S%z")
+        .to_string()
 }
 
 /// The ACK for an outcome, in the message's own charset.
-pub fn ack_bytes(outcome: &Outcome) -> Vec<u8> {
+pub fn ack_bytes(outcome: &Outcome, tz: &jiff::tz::TimeZone) -> Vec<u8> {
     let id = match &outcome.applied {
         Some(a) => format!("CH{}", a.message_id),
         None => next_ack_id(),
     };
     let text = match &outcome.message {
-        Some(msg) => hl7::build_ack(msg, outcome.ack, outcome.error.as_ref(), &id, &timestamp()),
+        Some(msg) => hl7::build_ack(msg, outcome.ack, outcome.error.as_ref(), &id, &timestamp(tz)),
         None => {
             let fallback = AckError::new(100, "not a valid HL7 v2 message");
             let err = outcome.error.as_ref().unwrap_or(&fallback);
-            hl7::build_reject_for_raw(&outcome.head, err, &id, &timestamp())
+            hl7::build_reject_for_raw(&outcome.head, err, &id, &timestamp(tz))
         }
     };
     debug_assert!(outcome.ack != AckCode::AA || outcome.applied.is_some());
