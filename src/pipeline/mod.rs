@@ -111,18 +111,7 @@ impl Ingest {
         origin: Option<String>,
         reason: String,
     ) -> Result<Applied, StoreError> {
-        let record = NewRecord {
-            connector: ctx.name.clone(),
-            origin,
-            received_at: jiff::Timestamp::now().to_string(),
-            sender: None,
-            control_id: None,
-            message_type: None,
-            charset: None,
-            content_hash: hex_digest(&Sha256::digest(&raw)),
-            raw,
-            disposition: Disposition::Error { reason },
-        };
+        let record = refused_record(ctx, raw, origin, reason);
         self.commit(record).await
     }
 
@@ -156,18 +145,7 @@ impl Ingest {
         attempt.unwrap_or_else(|_| {
             tracing::error!(connector = %ctx.name, "reading a message failed unexpectedly; it is kept as refused");
             let reason = "the hub failed unexpectedly while reading this message (kept for review)".to_string();
-            let record = NewRecord {
-                connector: ctx.name.clone(),
-                origin,
-                received_at: jiff::Timestamp::now().to_string(),
-                sender: None,
-                control_id: None,
-                message_type: None,
-                charset: None,
-                content_hash: hex_digest(&Sha256::digest(&kept)),
-                raw: kept,
-                disposition: Disposition::Error { reason: reason.clone() },
-            };
+            let record = refused_record(ctx, kept, origin, reason.clone());
             (record, None, ctx.default_charset, AckCode::AR, Some(AckError::new(207, reason)))
         })
     }
@@ -181,20 +159,9 @@ impl Ingest {
         origin: Option<String>,
     ) -> (NewRecord, Option<Message>, Charset, AckCode, Option<AckError>) {
         let content_hash = hex_digest(&Sha256::digest(&raw));
-        let mut record = NewRecord {
-            connector: ctx.name.clone(),
-            origin,
-            received_at: jiff::Timestamp::now().to_string(),
-            sender: None,
-            control_id: None,
-            message_type: None,
-            charset: None,
-            content_hash,
-            raw: Vec::new(),
-            disposition: Disposition::Error {
-                reason: String::new(),
-            },
-        };
+        // Filled in as the message is read; until then it is a refusal with no reason.
+        let mut record = refused_record(ctx, Vec::new(), origin, String::new());
+        record.content_hash = content_hash;
         let reject = |mut record: NewRecord,
                       raw: Vec<u8>,
                       charset: Charset,
@@ -287,6 +254,22 @@ impl Ingest {
                 reject(record, raw, charset, AckCode::AE, err, Some(msg))
             }
         }
+    }
+}
+
+/// A record kept as refused, with what little is known of it: bytes, origin, reason.
+fn refused_record(ctx: &ConnectorContext, raw: Vec<u8>, origin: Option<String>, reason: String) -> NewRecord {
+    NewRecord {
+        connector: ctx.name.clone(),
+        origin,
+        received_at: jiff::Timestamp::now().to_string(),
+        sender: None,
+        control_id: None,
+        message_type: None,
+        charset: None,
+        content_hash: hex_digest(&Sha256::digest(&raw)),
+        raw,
+        disposition: Disposition::Error { reason },
     }
 }
 

@@ -15,6 +15,8 @@ pub use types::*;
 
 use std::time::Duration;
 
+use backon::{ExponentialBuilder, Retryable};
+
 use crate::config::{StoreConfig, redact_url};
 
 /// Store failures. None of them carries patient data.
@@ -53,16 +55,27 @@ impl Store {
         let timeout = Duration::from_secs(config.connect_timeout_secs);
         if let Some(path) = config.url.strip_prefix("sqlite:") {
             let path = path.trim_start_matches("//");
-            let store =
+            // A database that is busy or not reachable yet gets a few tries with backoff; a
+            // configuration error (a folder that cannot be made) fails at once.
+            let open = || {
                 sqlite::SqliteStore::open(path, config.max_connections, timeout, config.sqlite_synchronous)
-                    .await
-                    .map_err(|e| match e {
-                        StoreError::Sql(source) => StoreError::Open {
-                            url: redact_url(&config.url),
-                            source,
-                        },
-                        other => other,
-                    })?;
+            };
+            let store = open
+                .retry(
+                    ExponentialBuilder::default()
+                        .with_min_delay(Duration::from_millis(200))
+                        .with_max_times(4),
+                )
+                .when(|e| matches!(e, StoreError::Sql(_)))
+                .notify(|e, wait| tracing::warn!(error = %e, ?wait, "cannot open the store yet; retrying"))
+                .await
+                .map_err(|e| match e {
+                    StoreError::Sql(source) => StoreError::Open {
+                        url: redact_url(&config.url),
+                        source,
+                    },
+                    other => other,
+                })?;
             let s = Store {
                 backend: Backend::Sqlite(store),
             };

@@ -90,16 +90,7 @@ async fn a_broken_batch_goes_to_error_with_a_reason_and_nothing_is_applied() {
         "the reason names the missing trailer: {reason}"
     );
     assert_eq!(t.hub.store.person_count().await.unwrap(), 0);
-    let errors = t
-        .hub
-        .store
-        .messages(&carehub::store::MessageFilter {
-            status: Some(carehub::store::MessageStatus::Error),
-            limit: 10,
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    let errors = messages_with(&t.hub.store, carehub::store::MessageStatus::Error).await;
     assert_eq!(errors.len(), 1, "the file's bytes are kept in the message log");
     t.hub.shutdown().await;
 }

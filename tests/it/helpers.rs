@@ -63,7 +63,7 @@ pub async fn spawn_hub_with(opts: HubOptions) -> TestHub {
     std::fs::write(
         root.join("connectors/mllp.yaml"),
         format!(
-            "type: mllp\nname: mllp\nlisten: 127.0.0.1:0\nidle_timeout_secs: 30\n{}",
+            "type: mllp\nname: mllp\nlisten: 127.0.0.1:0\n{}",
             opts.mllp_extra
         ),
     )
@@ -191,4 +191,19 @@ where
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     panic!("timed out waiting for: {what}");
+}
+
+/// The message-log rows with a status, newest first.
+pub async fn messages_with(
+    store: &carehub::store::Store,
+    status: carehub::store::MessageStatus,
+) -> Vec<carehub::store::MessageSummary> {
+    store
+        .messages(&carehub::store::MessageFilter {
+            status: Some(status),
+            limit: 100_000,
+            ..Default::default()
+        })
+        .await
+        .expect("the message log answers")
 }

@@ -44,16 +44,7 @@ async fn the_same_message_twice_is_applied_once_and_acknowledged_twice() {
     assert_eq!(t.hub.store.person_count().await.unwrap(), 1);
     let p = &t.hub.store.find_persons("MRN-DUP", None).await.unwrap()[0];
     assert_eq!(p.source_records.len(), 1, "one source record");
-    let dups = t
-        .hub
-        .store
-        .messages(&carehub::store::MessageFilter {
-            status: Some(carehub::store::MessageStatus::Duplicate),
-            limit: 10,
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    let dups = messages_with(&t.hub.store, carehub::store::MessageStatus::Duplicate).await;
     assert_eq!(dups.len(), 1, "the second copy is logged as a duplicate");
     t.hub.shutdown().await;
 }
@@ -79,16 +70,7 @@ async fn garbage_gets_ar_with_a_reason_and_its_bytes_are_kept() {
     let ack = send(t.mllp(), "this is not HL7 at all").await;
     assert_eq!(field(&ack, "MSA", 1), "AR", "{ack}");
     assert!(ack.contains("ERR"), "an ERR segment: {ack}");
-    let errors = t
-        .hub
-        .store
-        .messages(&carehub::store::MessageFilter {
-            status: Some(carehub::store::MessageStatus::Error),
-            limit: 10,
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    let errors = messages_with(&t.hub.store, carehub::store::MessageStatus::Error).await;
     assert_eq!(errors.len(), 1);
     assert!(
         errors[0]
@@ -126,16 +108,7 @@ async fn a_message_type_without_mapping_is_kept_and_accepted() {
     let oru = "MSH|^~\\&|LAB|CLINIC|CAREHUB|CLINIC|20261120||ORU^R01|LAB-1|P|2.5\rPID|1||MRN-L^^^CLINIC^MR\rOBX|1|NM|718-7^Hemoglobin^LN||13.2|g/dL\r";
     let ack = send(t.mllp(), oru).await;
     assert_eq!(field(&ack, "MSA", 1), "AA");
-    let unmapped = t
-        .hub
-        .store
-        .messages(&carehub::store::MessageFilter {
-            status: Some(carehub::store::MessageStatus::Unmapped),
-            limit: 10,
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    let unmapped = messages_with(&t.hub.store, carehub::store::MessageStatus::Unmapped).await;
     assert_eq!(unmapped.len(), 1);
     assert_eq!(
         unmapped[0].error.as_deref(),
@@ -227,16 +200,7 @@ async fn an_oversize_frame_is_refused_and_the_connection_goes_on() {
         "BIG-1",
         "the sender can match the reject: {refused}"
     );
-    let errors = t
-        .hub
-        .store
-        .messages(&carehub::store::MessageFilter {
-            status: Some(carehub::store::MessageStatus::Error),
-            limit: 10,
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    let errors = messages_with(&t.hub.store, carehub::store::MessageStatus::Error).await;
     assert_eq!(
         errors.len(),
         1,
@@ -364,5 +328,59 @@ async fn mllp_send_from_python_hl7_is_acknowledged() {
     }
     assert_eq!(t.hub.store.find_persons("MRN-PY1", None).await.unwrap().len(), 1);
     assert_eq!(t.hub.store.find_persons("MRN-PY2", None).await.unwrap().len(), 1);
+    t.hub.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_idle_connection_is_closed() {
+    let t = spawn_hub_with(HubOptions {
+        mllp_extra: "idle_timeout_secs: 1\n".into(),
+        ..Default::default()
+    })
+    .await;
+    let mut s = TcpStream::connect(t.mllp()).await.unwrap();
+    let mut byte = [0u8; 1];
+    let read = tokio::time::timeout(
+        Duration::from_secs(5),
+        tokio::io::AsyncReadExt::read(&mut s, &mut byte),
+    )
+    .await;
+    assert!(
+        matches!(read, Ok(Ok(0))),
+        "the hub closes a silent connection: {read:?}"
+    );
+    t.hub.shutdown().await;
+}
+
+#[tokio::test]
+async fn connections_over_the_limit_wait_for_a_free_slot() {
+    let t = spawn_hub_with(HubOptions {
+        mllp_extra: "max_connections: 1\n".into(),
+        ..Default::default()
+    })
+    .await;
+    let mut first = TcpStream::connect(t.mllp()).await.unwrap();
+    first
+        .write_all(&frame(&adt("LIM-1", "MRN-L1", "Chu")))
+        .await
+        .unwrap();
+    assert_eq!(field(&read_frame(&mut first).await.unwrap(), "MSA", 1), "AA");
+
+    let mut second = TcpStream::connect(t.mllp()).await.unwrap();
+    second
+        .write_all(&frame(&adt("LIM-2", "MRN-L2", "Chu")))
+        .await
+        .unwrap();
+    let early = tokio::time::timeout(Duration::from_millis(500), read_frame(&mut second)).await;
+    assert!(
+        early.is_err(),
+        "the second connection is not served while the first holds the only slot"
+    );
+
+    drop(first);
+    let ack = read_frame(&mut second)
+        .await
+        .expect("served once the slot is free");
+    assert_eq!(field(&ack, "MSA", 2), "LIM-2");
     t.hub.shutdown().await;
 }
