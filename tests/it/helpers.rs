@@ -62,10 +62,7 @@ pub async fn spawn_hub_with(opts: HubOptions) -> TestHub {
     std::fs::write(root.join("carehub.yaml"), config).unwrap();
     std::fs::write(
         root.join("connectors/mllp.yaml"),
-        format!(
-            "type: mllp\nname: mllp\nlisten: 127.0.0.1:0\n{}",
-            opts.mllp_extra
-        ),
+        format!("type: mllp\nname: mllp\nlisten: 127.0.0.1:0\n{}", opts.mllp_extra),
     )
     .unwrap();
     if opts.file_connector {
