@@ -243,6 +243,17 @@ pub fn decode(bytes: &[u8], default: Charset) -> Result<(String, Charset), Chars
             .map(|c| if c.is_ascii_graphic() || c == ' ' { c } else { '?' })
             .collect();
         let charset = Charset::from_hl7(&name).ok_or(CharsetError::Unsupported(name))?;
+        // A sender that declares ASCII or a Western single-byte set but sends multi-byte UTF-8
+        // is common (an EMR upgraded, its MSH-18 not). Valid UTF-8 with non-ASCII bytes is
+        // practically never real Latin-1 text, so it is read as what it is.
+        if matches!(
+            charset,
+            Charset::Ascii | Charset::Latin1 | Charset::Windows(1252) | Charset::Iso8859(15)
+        ) && !bytes.is_ascii()
+            && let Ok(s) = std::str::from_utf8(bytes)
+        {
+            return Ok((s.to_string(), Charset::Utf8));
+        }
         return Ok((decode_strict(bytes, charset)?, charset));
     }
     if let Ok(s) = std::str::from_utf8(bytes) {
@@ -290,6 +301,21 @@ pub fn encode(text: &str, charset: Charset) -> Vec<u8> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn utf8_bytes_under_a_latin1_label_are_read_as_utf8() {
+        let msg = "MSH|^~\\&|A|B|C|D|20260101||ADT^A01|1|P|2.5|||||VNM|8859/1\rPID|1||1||Nguyễn^Lan\r";
+        let (text, cs) = decode(msg.as_bytes(), Charset::Latin1).unwrap();
+        assert_eq!(cs, Charset::Utf8);
+        assert!(text.contains("Nguyễn"));
+        // Real Latin-1 bytes (not valid UTF-8) still decode as Latin-1.
+        let mut latin = b"MSH|^~\\&|A|B|C|D|20260101||ADT^A01|1|P|2.5|||||FRA|8859/1\rPID|1||1||M".to_vec();
+        latin.push(0xFC);
+        latin.extend_from_slice(b"ller\r");
+        let (text, cs) = decode(&latin, Charset::Utf8).unwrap();
+        assert_eq!(cs, Charset::Latin1);
+        assert!(text.contains("Müller"));
+    }
+
     use super::*;
 
     fn msg(msh18: &str, body: &[u8]) -> Vec<u8> {
