@@ -9,6 +9,7 @@
 //!     cargo bench --bench mllp_throughput
 //!     BENCH_SENDERS=8 BENCH_WINDOW=16 BENCH_MESSAGES=80000 cargo bench --bench mllp_throughput
 //!
+//! `BENCH_STORE_URL=postgres://…` runs it on PostgreSQL (use an empty database or schema).
 //! Prints messages/s and ACK latency p50/p99/max.
 
 use std::time::{Duration, Instant};
@@ -68,8 +69,9 @@ fn main() {
         std::fs::write(
             root.join("carehub.yaml"),
             format!(
-                "store: {{url: \"sqlite://{}\"}}\napi: {{enabled: false}}\nconnectors_dir: {}\nmappings_dir: {}/mappings\nlog: {{level: warn}}\n",
-                root.join("bench.db").display(),
+                "store: {{url: \"{}\"}}\napi: {{enabled: false}}\nconnectors_dir: {}\nmappings_dir: {}/mappings\nlog: {{level: warn}}\n",
+                std::env::var("BENCH_STORE_URL")
+                    .unwrap_or_else(|_| format!("sqlite://{}", root.join("bench.db").display())),
                 root.join("connectors").display(),
                 env!("CARGO_MANIFEST_DIR")
             ),

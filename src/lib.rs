@@ -21,6 +21,7 @@ pub mod api;
 pub mod app;
 pub mod cli;
 pub mod config;
+pub mod fhirpath;
 pub mod hl7;
 pub mod mapping;
 pub mod model;

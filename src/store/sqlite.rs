@@ -1,4 +1,9 @@
 //! The SQLite backend: one file, WAL journal, one writer at a time.
+//!
+//! Its queries are the shared ones (`sql.rs`); here: opening with the pragmas that matter, and
+//! the batch transaction, which takes the write lock first (`BEGIN IMMEDIATE`) and sends all
+//! of a batch's writes as one multi-statement query — sqlx runs each SQLite query on a worker
+//! thread, and every round trip between threads costs more than the SQL.
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -9,17 +14,15 @@ use sqlx::sqlite::{
 };
 
 use super::StoreError;
+use super::batch::{self, Lookups, Plan};
+use super::sql::{CHUNK, now, store_queries};
 use super::types::*;
-use super::{batch, sqlite_ingest};
 use crate::config::SqliteSync;
+use crate::model::ProfilePatch;
 
 #[derive(Clone, Debug)]
 pub struct SqliteStore {
     pool: SqlitePool,
-}
-
-fn now() -> String {
-    jiff::Timestamp::now().to_string()
 }
 
 impl SqliteStore {
@@ -77,260 +80,12 @@ impl SqliteStore {
     pub async fn apply_batch(&self, records: &[NewRecord]) -> Result<Vec<Applied>, StoreError> {
         // IMMEDIATE: take the write lock first, so the ids read below stay ours.
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let lookups = sqlite_ingest::lookup(&mut tx, records).await?;
+        let lookups = Self::ingest_lookup(&mut tx, records).await?;
         let plan = batch::plan(records, lookups)?;
-        sqlite_ingest::write(&mut tx, &plan).await?;
+        Self::ingest_write(&mut tx, &plan).await?;
         tx.commit().await?;
         Ok(plan.applied)
     }
-
-    pub async fn find_persons(
-        &self,
-        value: &str,
-        system: Option<&str>,
-    ) -> Result<Vec<PersonView>, StoreError> {
-        let ids: Vec<String> = match system {
-            Some(sys) => {
-                sqlx::query_scalar(
-                    "SELECT DISTINCT person_id FROM identifiers WHERE value = $1 AND system = $2 LIMIT 100",
-                )
-                .bind(value)
-                .bind(sys)
-                .fetch_all(&self.pool)
-                .await?
-            }
-            None => {
-                sqlx::query_scalar("SELECT DISTINCT person_id FROM identifiers WHERE value = $1 LIMIT 100")
-                    .bind(value)
-                    .fetch_all(&self.pool)
-                    .await?
-            }
-        };
-        let mut out = Vec::new();
-        for id in ids {
-            if let Some(p) = self.person(&id).await? {
-                out.push(p);
-            }
-        }
-        Ok(out)
-    }
-
-    pub async fn person(&self, id: &str) -> Result<Option<PersonView>, StoreError> {
-        let Some(row) = sqlx::query("SELECT id, profile, created_at, updated_at FROM persons WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?
-        else {
-            return Ok(None);
-        };
-        let profile: String = row.get("profile");
-        let identifiers = sqlx::query("SELECT system, value, kind FROM identifiers WHERE person_id = $1 ORDER BY created_at, system, value")
-            .bind(id)
-            .fetch_all(&self.pool)
-            .await?
-            .into_iter()
-            .map(|r| IdentifierView { system: r.get("system"), value: r.get("value"), kind: r.get("kind") })
-            .collect();
-        let rows = sqlx::query(
-            "SELECT id, source_system, source_key, patch, last_message_id, updated_at
-             FROM source_records WHERE person_id = $1 ORDER BY id",
-        )
-        .bind(id)
-        .fetch_all(&self.pool)
-        .await?;
-        let mut provenance = Vec::new();
-        let mut source_records = Vec::new();
-        for r in rows {
-            let patch: String = r.get("patch");
-            let record = SourceRecordView {
-                id: r.get("id"),
-                source_system: r.get("source_system"),
-                source_key: r.get("source_key"),
-                last_message_id: r.get("last_message_id"),
-                updated_at: r.get("updated_at"),
-            };
-            if let serde_json::Value::Object(fields) = serde_json::from_str(&patch)? {
-                for (field, value) in fields {
-                    provenance.push(FieldProvenance {
-                        field,
-                        value,
-                        source_system: record.source_system.clone(),
-                        source_record_id: record.id,
-                        message_id: record.last_message_id,
-                        observed_at: record.updated_at.clone(),
-                    });
-                }
-            }
-            source_records.push(record);
-        }
-        provenance.sort_by(|a, b| a.field.cmp(&b.field).then(b.observed_at.cmp(&a.observed_at)));
-        Ok(Some(PersonView {
-            id: row.get("id"),
-            profile: serde_json::from_str(&profile)?,
-            identifiers,
-            provenance,
-            source_records,
-            created_at: row.get("created_at"),
-            updated_at: row.get("updated_at"),
-        }))
-    }
-
-    pub async fn person_count(&self) -> Result<i64, StoreError> {
-        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM persons")
-            .fetch_one(&self.pool)
-            .await?)
-    }
-
-    pub async fn messages(&self, f: &MessageFilter) -> Result<Vec<MessageSummary>, StoreError> {
-        let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
-            "SELECT id, connector, origin, received_at, sender, control_id, message_type, status, error, warnings, \
-             mapping, person_id, duplicate_of, length(raw) AS size_bytes FROM messages WHERE 1 = 1",
-        );
-        if let Some(status) = f.status {
-            // A literal from a closed set, so that SQLite can use the partial status index.
-            q.push(format_args!(" AND status = '{}'", status.as_str()));
-        }
-        if let Some(c) = &f.connector {
-            q.push(" AND connector = ").push_bind(c.clone());
-        }
-        if let Some(before) = f.before_id {
-            q.push(" AND id < ").push_bind(before);
-        }
-        q.push(" ORDER BY id DESC LIMIT ").push_bind(f.limit);
-        let rows = q.build().fetch_all(&self.pool).await?;
-        rows.iter().map(summary_from_row).collect()
-    }
-
-    pub async fn message(&self, id: i64) -> Result<Option<MessageDetail>, StoreError> {
-        let row = sqlx::query(
-            "SELECT id, connector, origin, received_at, sender, control_id, message_type, status, error, warnings,
-                    mapping, person_id, duplicate_of, length(raw) AS size_bytes, charset, content_hash, raw
-             FROM messages WHERE id = $1",
-        )
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await?;
-        let Some(row) = row else { return Ok(None) };
-        Ok(Some(MessageDetail {
-            summary: summary_from_row(&row)?,
-            charset: row.get("charset"),
-            content_hash: row.get("content_hash"),
-            raw: row.get("raw"),
-        }))
-    }
-
-    pub async fn connectors(&self) -> Result<Vec<ConnectorStatus>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT name, kind, state, detail, received, processed, errors, duplicates, unmapped, last_message_at, updated_at
-             FROM connectors ORDER BY name",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows
-            .into_iter()
-            .map(|r| ConnectorStatus {
-                name: r.get("name"),
-                kind: r.get("kind"),
-                state: r.get("state"),
-                detail: r.get("detail"),
-                received: r.get("received"),
-                processed: r.get("processed"),
-                errors: r.get("errors"),
-                duplicates: r.get("duplicates"),
-                unmapped: r.get("unmapped"),
-                last_message_at: r.get("last_message_at"),
-                updated_at: r.get("updated_at"),
-            })
-            .collect())
-    }
-
-    pub async fn set_connector_state(
-        &self,
-        name: &str,
-        kind: &str,
-        state: &str,
-        detail: Option<&str>,
-    ) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO connectors (name, kind, state, detail, updated_at) VALUES ($1, $2, $3, $4, $5)
-             ON CONFLICT (name) DO UPDATE SET kind = excluded.kind, state = excluded.state,
-               detail = excluded.detail, updated_at = excluded.updated_at",
-        )
-        .bind(name)
-        .bind(kind)
-        .bind(state)
-        .bind(detail)
-        .bind(now())
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
-    pub async fn record_file(&self, o: &FileOutcome) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO files (connector, file_name, size_bytes, content_hash, messages, failed, outcome, reason, moved_to, processed_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-        )
-        .bind(&o.connector)
-        .bind(&o.file_name)
-        .bind(o.size_bytes)
-        .bind(&o.content_hash)
-        .bind(o.messages)
-        .bind(o.failed)
-        .bind(&o.outcome)
-        .bind(&o.reason)
-        .bind(&o.moved_to)
-        .bind(&o.processed_at)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
-    pub async fn files(&self, connector: &str) -> Result<Vec<FileOutcome>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT connector, file_name, size_bytes, content_hash, messages, failed, outcome, reason, moved_to, processed_at
-             FROM files WHERE connector = $1 ORDER BY id",
-        )
-        .bind(connector)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows
-            .into_iter()
-            .map(|r| FileOutcome {
-                connector: r.get("connector"),
-                file_name: r.get("file_name"),
-                size_bytes: r.get("size_bytes"),
-                content_hash: r.get("content_hash"),
-                messages: r.get("messages"),
-                failed: r.get("failed"),
-                outcome: r.get("outcome"),
-                reason: r.get("reason"),
-                moved_to: r.get("moved_to"),
-                processed_at: r.get("processed_at"),
-            })
-            .collect())
-    }
 }
 
-fn summary_from_row(r: &sqlx::sqlite::SqliteRow) -> Result<MessageSummary, StoreError> {
-    let warnings: Option<String> = r.get("warnings");
-    Ok(MessageSummary {
-        id: r.get("id"),
-        connector: r.get("connector"),
-        origin: r.get("origin"),
-        received_at: r.get("received_at"),
-        sender: r.get("sender"),
-        control_id: r.get("control_id"),
-        message_type: r.get("message_type"),
-        status: r.get("status"),
-        error: r.get("error"),
-        warnings: match warnings {
-            Some(w) => serde_json::from_str(&w)?,
-            None => Vec::new(),
-        },
-        mapping: r.get("mapping"),
-        person_id: r.get("person_id"),
-        duplicate_of: r.get("duplicate_of"),
-        size_bytes: r.get("size_bytes"),
-    })
-}
+store_queries!(SqliteStore, sqlx::Sqlite, sqlx::sqlite::SqliteRow, true);

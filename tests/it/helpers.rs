@@ -35,9 +35,86 @@ impl TestHub {
     }
 }
 
+/// Which store a test hub uses. The default is SQLite, or what `CAREHUB_TEST_BACKEND`
+/// (`sqlite` | `postgres`) says, so that the whole suite can run on either.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Default for Backend {
+    fn default() -> Self {
+        match std::env::var("CAREHUB_TEST_BACKEND").as_deref() {
+            Ok("postgres") => Backend::Postgres,
+            _ => Backend::Sqlite,
+        }
+    }
+}
+
+/// The local PostgreSQL server the tests use.
+pub const PG_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+
+/// A store URL for a fresh, empty database of `backend`: a temp SQLite file, or a new schema
+/// on the local PostgreSQL server. `None` (with a loud message) when PostgreSQL is absent and
+/// not required.
+pub async fn fresh_store_url(backend: Backend, dir: &Path) -> Option<String> {
+    match backend {
+        Backend::Sqlite => Some(format!("sqlite://{}", dir.join("carehub.db").display())),
+        Backend::Postgres => {
+            use sqlx::Connection;
+            let mut conn = match sqlx::PgConnection::connect(PG_URL).await {
+                Ok(c) => c,
+                Err(e) if required() => {
+                    panic!("CAREHUB_REQUIRE_SERVICES=1 but PostgreSQL at {PG_URL} is unreachable: {e}")
+                }
+                Err(e) => {
+                    eprintln!("\n!!! SKIPPED: PostgreSQL at {PG_URL} is unreachable ({e}) !!!\n");
+                    return None;
+                }
+            };
+            drop_stale_schemas(&mut conn).await;
+            let schema = format!("t_{}", uuid::Uuid::now_v7().simple());
+            sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+                .execute(&mut conn)
+                .await
+                .expect("create a test schema");
+            Some(format!("{PG_URL}?options=-c%20search_path%3D{schema}"))
+        }
+    }
+}
+
+/// Drops test schemas left by runs more than an hour old (their names are UUIDv7: the first
+/// 12 hex digits are the creation time in milliseconds). Once per test process.
+async fn drop_stale_schemas(conn: &mut sqlx::PgConnection) {
+    static DONE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if DONE.swap(true, std::sync::atomic::Ordering::SeqCst) {
+        return;
+    }
+    let names: Vec<String> = sqlx::query_scalar(
+        "SELECT schema_name::text FROM information_schema.schemata WHERE schema_name LIKE 't\\_%'",
+    )
+    .fetch_all(&mut *conn)
+    .await
+    .unwrap_or_default();
+    let hour_ago = jiff::Timestamp::now().as_millisecond() - 3_600_000;
+    for name in names {
+        let created = name.get(2..14).and_then(|h| i64::from_str_radix(h, 16).ok());
+        if created.is_some_and(|ms| ms < hour_ago)
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        {
+            let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP SCHEMA {name} CASCADE")))
+                .execute(&mut *conn)
+                .await;
+        }
+    }
+}
+
 /// Options for [`spawn_hub_with`].
 #[derive(Default)]
 pub struct HubOptions {
+    /// The store backend (SQLite unless a test says otherwise).
+    pub backend: Backend,
     /// Extra keys for the MLLP connector file.
     pub mllp_extra: String,
     /// Add a file connector reading `<tmp>/inbox`.
@@ -50,12 +127,20 @@ pub async fn spawn_hub() -> TestHub {
 }
 
 pub async fn spawn_hub_with(opts: HubOptions) -> TestHub {
+    try_spawn_hub_with(opts)
+        .await
+        .expect("the test's store backend is available")
+}
+
+/// Like [`spawn_hub_with`], but `None` when the backend's server is absent and not required.
+pub async fn try_spawn_hub_with(opts: HubOptions) -> Option<TestHub> {
     let dir = tempfile::tempdir().expect("temp dir");
     let root = dir.path();
+    let store_url = fresh_store_url(opts.backend, root).await?;
     std::fs::create_dir_all(root.join("connectors")).unwrap();
     let config = format!(
-        "store:\n  url: sqlite://{db}\napi:\n  listen: 127.0.0.1:0\nconnectors_dir: {conn}\nmappings_dir: {maps}\ntimezone: Asia/Ho_Chi_Minh\nphone_region: VN\npipeline:\n  max_batch: 64\n",
-        db = root.join("carehub.db").display(),
+        "store:\n  url: \"{db}\"\napi:\n  listen: 127.0.0.1:0\nconnectors_dir: {conn}\nmappings_dir: {maps}\ntimezone: Asia/Ho_Chi_Minh\nphone_region: VN\npipeline:\n  max_batch: 64\n",
+        db = store_url,
         conn = root.join("connectors").display(),
         maps = mappings_dir().display(),
     );
@@ -81,7 +166,7 @@ pub async fn spawn_hub_with(opts: HubOptions) -> TestHub {
         Err(problems) => panic!("test config invalid: {problems:#?}"),
     };
     let hub = carehub::app::start(settings).await.expect("hub starts");
-    TestHub { hub, dir }
+    Some(TestHub { hub, dir })
 }
 
 /// Frames a message for MLLP.

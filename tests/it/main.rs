@@ -1,8 +1,10 @@
 //! carehub's integration tests: one binary, a real hub per test (temp SQLite store, port 0).
 
 mod api;
+mod backends;
 mod cli;
 mod corpus;
+mod fhirpath_suite;
 mod file_source;
 mod helpers;
 mod mllp;

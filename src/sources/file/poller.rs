@@ -292,32 +292,14 @@ async fn finish(
     failures: Vec<String>,
 ) -> Option<(&'static str, usize)> {
     let failed = !failures.is_empty();
-    let (outcome, moved_to) = if failed {
-        let target = free_name(&config.error_dir(), name);
-        let reason_file =
-            target.with_file_name(format!("{}.error.txt", target.file_name()?.to_string_lossy()));
-        let _ = std::fs::write(&reason_file, failures.join("\n") + "\n");
-        ("error", std::fs::rename(path, &target).map(|_| Some(target)))
+    // Where the file goes; its outcome is recorded first, so that whoever sees the file leave
+    // the inbox also finds the record.
+    let (outcome, target) = if failed {
+        ("error", Some(free_name(&config.error_dir(), name)))
     } else if config.after_success == AfterSuccess::Delete {
-        ("done", std::fs::remove_file(path).map(|_| None))
+        ("done", None)
     } else {
-        let target = free_name(&config.done_dir(), name);
-        ("done", std::fs::rename(path, &target).map(|_| Some(target)))
-    };
-    let moved_to = match moved_to {
-        Ok(m) => m,
-        Err(e) => {
-            tracing::error!(connector = %ctx.name, error = %e, "cannot move a processed file out of the inbox");
-            let _ = store
-                .set_connector_state(
-                    &ctx.name,
-                    "file",
-                    "degraded",
-                    Some(&format!("cannot move processed files: {e}")),
-                )
-                .await;
-            None
-        }
+        ("done", Some(free_name(&config.done_dir(), name)))
     };
     let record = FileOutcome {
         connector: ctx.name.clone(),
@@ -328,11 +310,29 @@ async fn finish(
         failed: failures.len() as i64,
         outcome: outcome.to_string(),
         reason: failed.then(|| failures.join("\n")),
-        moved_to: moved_to.map(|p| p.display().to_string()),
+        moved_to: target.as_ref().map(|p| p.display().to_string()),
         processed_at: jiff::Timestamp::now().to_string(),
     };
     if let Err(e) = store.record_file(&record).await {
         tracing::warn!(connector = %ctx.name, error = %e, "cannot record a file's outcome");
+    }
+    let moved = match &target {
+        Some(target) => {
+            if failed {
+                let reason_file =
+                    target.with_file_name(format!("{}.error.txt", target.file_name()?.to_string_lossy()));
+                let _ = std::fs::write(&reason_file, failures.join("\n") + "\n");
+            }
+            std::fs::rename(path, target)
+        }
+        None => std::fs::remove_file(path),
+    };
+    if let Err(e) = moved {
+        tracing::error!(connector = %ctx.name, error = %e, "cannot move a processed file out of the inbox");
+        let detail = format!("cannot move processed files: {e}");
+        let _ = store
+            .set_connector_state(&ctx.name, "file", "degraded", Some(&detail))
+            .await;
     }
     Some((outcome, messages))
 }

@@ -1,0 +1,477 @@
+//! The queries both SQL backends share, written once.
+//!
+//! SQLite and PostgreSQL run the same SQL here: `$N` placeholders (sqlx's SQLite driver reads
+//! them too), portable types (TEXT, BIGINT, BLOB/BYTEA, timestamps as RFC 3339 text),
+//! `ON CONFLICT` upserts with qualified column names. [`store_queries!`] expands them for a
+//! backend struct that has a `pool` field; what differs — opening, migrations, how a batch
+//! transaction starts, whether one query may hold several statements — stays in the backend's
+//! own file.
+
+/// The current time as stored: RFC 3339, UTC.
+pub fn now() -> String {
+    jiff::Timestamp::now().to_string()
+}
+
+/// Rows per statement: SQLite allows 32,766 bound values and the widest row binds 16.
+pub const CHUNK: usize = 500;
+
+/// Expands the shared query methods for a backend.
+///
+/// `$store`: the backend struct (with `pool: sqlx::Pool<$db>`); `$db`: the sqlx database;
+/// `$row`: its row type; `$multi`: whether one query may carry several statements.
+macro_rules! store_queries {
+    ($store:ident, $db:ty, $row:ty, $multi:expr) => {
+        impl $store {
+            pub async fn find_persons(
+                &self,
+                value: &str,
+                system: Option<&str>,
+            ) -> Result<Vec<PersonView>, StoreError> {
+                let ids: Vec<String> = match system {
+                    Some(sys) => {
+                        sqlx::query_scalar(
+                            "SELECT DISTINCT person_id FROM identifiers WHERE value = $1 AND system = $2 LIMIT 100",
+                        )
+                        .bind(value)
+                        .bind(sys)
+                        .fetch_all(&self.pool)
+                        .await?
+                    }
+                    None => {
+                        sqlx::query_scalar("SELECT DISTINCT person_id FROM identifiers WHERE value = $1 LIMIT 100")
+                            .bind(value)
+                            .fetch_all(&self.pool)
+                            .await?
+                    }
+                };
+                let mut out = Vec::new();
+                for id in ids {
+                    if let Some(p) = self.person(&id).await? {
+                        out.push(p);
+                    }
+                }
+                Ok(out)
+            }
+
+            pub async fn person(&self, id: &str) -> Result<Option<PersonView>, StoreError> {
+                let Some(row) = sqlx::query("SELECT id, profile, created_at, updated_at FROM persons WHERE id = $1")
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await?
+                else {
+                    return Ok(None);
+                };
+                let profile: String = row.get("profile");
+                let identifiers = sqlx::query("SELECT system, value, kind FROM identifiers WHERE person_id = $1 ORDER BY created_at, system, value")
+                    .bind(id)
+                    .fetch_all(&self.pool)
+                    .await?
+                    .into_iter()
+                    .map(|r| IdentifierView { system: r.get("system"), value: r.get("value"), kind: r.get("kind") })
+                    .collect();
+                let rows = sqlx::query(
+                    "SELECT id, source_system, source_key, patch, last_message_id, updated_at
+                     FROM source_records WHERE person_id = $1 ORDER BY id",
+                )
+                .bind(id)
+                .fetch_all(&self.pool)
+                .await?;
+                let mut provenance = Vec::new();
+                let mut source_records = Vec::new();
+                for r in rows {
+                    let patch: String = r.get("patch");
+                    let record = SourceRecordView {
+                        id: r.get("id"),
+                        source_system: r.get("source_system"),
+                        source_key: r.get("source_key"),
+                        last_message_id: r.get("last_message_id"),
+                        updated_at: r.get("updated_at"),
+                    };
+                    if let serde_json::Value::Object(fields) = serde_json::from_str(&patch)? {
+                        for (field, value) in fields {
+                            provenance.push(FieldProvenance {
+                                field,
+                                value,
+                                source_system: record.source_system.clone(),
+                                source_record_id: record.id,
+                                message_id: record.last_message_id,
+                                observed_at: record.updated_at.clone(),
+                            });
+                        }
+                    }
+                    source_records.push(record);
+                }
+                provenance.sort_by(|a, b| a.field.cmp(&b.field).then(b.observed_at.cmp(&a.observed_at)));
+                Ok(Some(PersonView {
+                    id: row.get("id"),
+                    profile: serde_json::from_str(&profile)?,
+                    identifiers,
+                    provenance,
+                    source_records,
+                    created_at: row.get("created_at"),
+                    updated_at: row.get("updated_at"),
+                }))
+            }
+
+            pub async fn person_count(&self) -> Result<i64, StoreError> {
+                Ok(sqlx::query_scalar("SELECT COUNT(*) FROM persons")
+                    .fetch_one(&self.pool)
+                    .await?)
+            }
+
+            pub async fn messages(&self, f: &MessageFilter) -> Result<Vec<MessageSummary>, StoreError> {
+                let mut q = sqlx::QueryBuilder::<$db>::new(
+                    "SELECT id, connector, origin, received_at, sender, control_id, message_type, status, error, warnings, \
+                     mapping, person_id, duplicate_of, CAST(length(raw) AS BIGINT) AS size_bytes FROM messages WHERE 1 = 1",
+                );
+                if let Some(status) = f.status {
+                    // A literal from a closed set, so that the planner can use the partial status index.
+                    q.push(format_args!(" AND status = '{}'", status.as_str()));
+                }
+                if let Some(c) = &f.connector {
+                    q.push(" AND connector = ").push_bind(c.clone());
+                }
+                if let Some(before) = f.before_id {
+                    q.push(" AND id < ").push_bind(before);
+                }
+                q.push(" ORDER BY id DESC LIMIT ").push_bind(f.limit);
+                let rows = q.build().fetch_all(&self.pool).await?;
+                rows.iter().map(summary_from_row).collect()
+            }
+
+            pub async fn message(&self, id: i64) -> Result<Option<MessageDetail>, StoreError> {
+                let row = sqlx::query(
+                    "SELECT id, connector, origin, received_at, sender, control_id, message_type, status, error, warnings,
+                            mapping, person_id, duplicate_of, CAST(length(raw) AS BIGINT) AS size_bytes, charset, content_hash, raw
+                     FROM messages WHERE id = $1",
+                )
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?;
+                let Some(row) = row else { return Ok(None) };
+                Ok(Some(MessageDetail {
+                    summary: summary_from_row(&row)?,
+                    charset: row.get("charset"),
+                    content_hash: row.get("content_hash"),
+                    raw: row.get("raw"),
+                }))
+            }
+
+            pub async fn connectors(&self) -> Result<Vec<ConnectorStatus>, StoreError> {
+                let rows = sqlx::query(
+                    "SELECT name, kind, state, detail, received, processed, errors, duplicates, unmapped, last_message_at, updated_at
+                     FROM connectors ORDER BY name",
+                )
+                .fetch_all(&self.pool)
+                .await?;
+                Ok(rows
+                    .into_iter()
+                    .map(|r| ConnectorStatus {
+                        name: r.get("name"),
+                        kind: r.get("kind"),
+                        state: r.get("state"),
+                        detail: r.get("detail"),
+                        received: r.get("received"),
+                        processed: r.get("processed"),
+                        errors: r.get("errors"),
+                        duplicates: r.get("duplicates"),
+                        unmapped: r.get("unmapped"),
+                        last_message_at: r.get("last_message_at"),
+                        updated_at: r.get("updated_at"),
+                    })
+                    .collect())
+            }
+
+            pub async fn set_connector_state(
+                &self,
+                name: &str,
+                kind: &str,
+                state: &str,
+                detail: Option<&str>,
+            ) -> Result<(), StoreError> {
+                sqlx::query(
+                    "INSERT INTO connectors (name, kind, state, detail, updated_at) VALUES ($1, $2, $3, $4, $5)
+                     ON CONFLICT (name) DO UPDATE SET kind = excluded.kind, state = excluded.state,
+                       detail = excluded.detail, updated_at = excluded.updated_at",
+                )
+                .bind(name)
+                .bind(kind)
+                .bind(state)
+                .bind(detail)
+                .bind(now())
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            pub async fn record_file(&self, o: &FileOutcome) -> Result<(), StoreError> {
+                sqlx::query(
+                    "INSERT INTO files (connector, file_name, size_bytes, content_hash, messages, failed, outcome, reason, moved_to, processed_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                )
+                .bind(&o.connector)
+                .bind(&o.file_name)
+                .bind(o.size_bytes)
+                .bind(&o.content_hash)
+                .bind(o.messages)
+                .bind(o.failed)
+                .bind(&o.outcome)
+                .bind(&o.reason)
+                .bind(&o.moved_to)
+                .bind(&o.processed_at)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            pub async fn files(&self, connector: &str) -> Result<Vec<FileOutcome>, StoreError> {
+                let rows = sqlx::query(
+                    "SELECT connector, file_name, size_bytes, content_hash, messages, failed, outcome, reason, moved_to, processed_at
+                     FROM files WHERE connector = $1 ORDER BY id",
+                )
+                .bind(connector)
+                .fetch_all(&self.pool)
+                .await?;
+                Ok(rows
+                    .into_iter()
+                    .map(|r| FileOutcome {
+                        connector: r.get("connector"),
+                        file_name: r.get("file_name"),
+                        size_bytes: r.get("size_bytes"),
+                        content_hash: r.get("content_hash"),
+                        messages: r.get("messages"),
+                        failed: r.get("failed"),
+                        outcome: r.get("outcome"),
+                        reason: r.get("reason"),
+                        moved_to: r.get("moved_to"),
+                        processed_at: r.get("processed_at"),
+                    })
+                    .collect())
+            }
+
+            /// `($1, $2, …)` for a list of text values.
+            fn push_list(q: &mut sqlx::QueryBuilder<$db>, values: &[String]) {
+                q.push("(");
+                let mut sep = q.separated(", ");
+                for v in values {
+                    sep.push_bind(v.clone());
+                }
+                sep.push_unseparated(")");
+            }
+
+            /// Everything a batch needs to know, in one UNION ALL query. Columns: kind, id, a, b, c, d, e.
+            async fn ingest_lookup(
+                        tx: &mut sqlx::Transaction<'_, $db>,
+                        records: &[NewRecord],
+                    ) -> Result<Lookups, StoreError> {
+                let keys = batch::lookup_keys(records);
+                let mut q = sqlx::QueryBuilder::<$db>::new(
+                    "SELECT 'n' AS kind, (SELECT COALESCE(MAX(id), 0) + 1 FROM messages) AS id, NULL AS a, NULL AS b, NULL AS c, \
+                     NULL AS d, NULL AS e \
+                     UNION ALL SELECT 'r', (SELECT COALESCE(MAX(id), 0) + 1 FROM source_records), NULL, NULL, NULL, NULL, NULL",
+                );
+                for chunk in keys.control_ids.chunks(CHUNK) {
+                    // The status is filtered after: a status condition lures SQLite onto the status index.
+                    q.push(
+                        " UNION ALL SELECT 'm', id, sender, control_id, content_hash, person_id, status FROM messages \
+                         WHERE control_id IN ",
+                    );
+                    Self::push_list(&mut q, chunk);
+                }
+                for chunk in keys.identifier_values.chunks(CHUNK) {
+                    q.push(" UNION ALL SELECT 'i', NULL, system, value, person_id, NULL, NULL FROM identifiers WHERE value IN ");
+                    Self::push_list(&mut q, chunk);
+                    q.push(
+                        " UNION ALL SELECT 'p', NULL, id, profile, NULL, NULL, NULL FROM persons \
+                         WHERE id IN (SELECT person_id FROM identifiers WHERE value IN ",
+                    );
+                    Self::push_list(&mut q, chunk);
+                    q.push(")");
+                }
+                for chunk in keys.source_keys.chunks(CHUNK) {
+                    q.push(" UNION ALL SELECT 's', id, source_system, source_key, NULL, NULL, NULL FROM source_records WHERE source_key IN ");
+                    Self::push_list(&mut q, chunk);
+                }
+                let mut l = Lookups::default();
+                for row in q.build().fetch_all(&mut **tx).await? {
+                    let kind: String = row.get("kind");
+                    match kind.as_str() {
+                        "n" => l.next_message_id = row.get("id"),
+                        "r" => l.next_source_record_id = row.get("id"),
+                        "m" => {
+                            let status: String = row.get("e");
+                            if status != "processed" && status != "unmapped" {
+                                continue;
+                            }
+                            let id: i64 = row.get("id");
+                            let person: Option<String> = row.get("d");
+                            let key = (row.get("a"), row.get("b"), row.get("c"));
+                            let entry = l.accepted.entry(key).or_insert((id, person.clone()));
+                            if id < entry.0 {
+                                *entry = (id, person);
+                            }
+                        }
+                        "i" => {
+                            l.identifiers.insert((row.get("a"), row.get("b")), row.get("c"));
+                        }
+                        "p" => {
+                            let profile: String = row.get("b");
+                            l.profiles
+                                .insert(row.get("a"), serde_json::from_str::<ProfilePatch>(&profile)?);
+                        }
+                        "s" => {
+                            l.source_records
+                                .insert((row.get("a"), row.get("b")), row.get("id"));
+                        }
+                        _ => {}
+                    }
+                }
+                Ok(l)
+            }
+
+            /// Writes a planned batch in one multi-statement query.
+            async fn ingest_write(tx: &mut sqlx::Transaction<'_, $db>, plan: &Plan<'_>) -> Result<(), StoreError> {
+                let mut q = sqlx::QueryBuilder::<$db>::new("");
+                // Statements accumulate in one query where the backend runs several per query (SQLite);
+                // elsewhere (PostgreSQL's extended protocol) each one runs as soon as it is complete.
+                let mut pending = false;
+                macro_rules! statement_done {
+                    ($tx:ident, $q:ident) => {
+                        if $multi {
+                            $q.push("; ");
+                            pending = true;
+                        } else {
+                            $q.build().execute(&mut **$tx).await?;
+                            $q.reset();
+                        }
+                    };
+                }
+                for chunk in plan.persons.chunks(CHUNK) {
+                    q.push("INSERT INTO persons (id, profile, created_at, updated_at) ");
+                    q.push_values(chunk, |mut b, p| {
+                        b.push_bind(&p.id)
+                            .push_bind(&p.profile)
+                            .push_bind(&p.created_at)
+                            .push_bind(&p.updated_at);
+                    });
+                    q.push(" ON CONFLICT (id) DO UPDATE SET profile = excluded.profile, updated_at = excluded.updated_at");
+                    statement_done!(tx, q);
+                }
+                for chunk in plan.source_records.chunks(CHUNK) {
+                    q.push(
+                        "INSERT INTO source_records (id, source_system, source_key, person_id, patch, last_message_id, \
+                         created_at, updated_at) ",
+                    );
+                    q.push_values(chunk, |mut b, s| {
+                        b.push_bind(s.id)
+                            .push_bind(&s.source_system)
+                            .push_bind(&s.source_key)
+                            .push_bind(&s.person_id)
+                            .push_bind(&s.patch)
+                            .push_bind(s.last_message_id)
+                            .push_bind(&s.at)
+                            .push_bind(&s.at);
+                    });
+                    q.push(
+                        " ON CONFLICT (id) DO UPDATE SET patch = excluded.patch, last_message_id = excluded.last_message_id, \
+                         updated_at = excluded.updated_at",
+                    );
+                    statement_done!(tx, q);
+                }
+                for chunk in plan.identifiers.chunks(CHUNK) {
+                    q.push("INSERT INTO identifiers (system, value, kind, person_id, source_record_id, created_at) ");
+                    q.push_values(chunk, |mut b, i| {
+                        b.push_bind(&i.system)
+                            .push_bind(&i.value)
+                            .push_bind(&i.kind)
+                            .push_bind(&i.person_id)
+                            .push_bind(i.source_record_id)
+                            .push_bind(&i.at);
+                    });
+                    q.push(" ON CONFLICT (value, system) DO NOTHING");
+                    statement_done!(tx, q);
+                }
+                for chunk in plan.messages.chunks(CHUNK) {
+                    q.push(
+                        "INSERT INTO messages (id, connector, origin, received_at, sender, control_id, message_type, charset, \
+                         content_hash, raw, status, error, warnings, mapping, person_id, duplicate_of) ",
+                    );
+                    q.push_values(chunk, |mut b, m| {
+                        let r = m.record;
+                        b.push_bind(m.id)
+                            .push_bind(&r.connector)
+                            .push_bind(&r.origin)
+                            .push_bind(&r.received_at)
+                            .push_bind(&r.sender)
+                            .push_bind(&r.control_id)
+                            .push_bind(&r.message_type)
+                            .push_bind(&r.charset)
+                            .push_bind(&r.content_hash)
+                            .push_bind(&r.raw)
+                            .push_bind(m.status.as_str())
+                            .push_bind(&m.error)
+                            .push_bind(&m.warnings)
+                            .push_bind(&m.mapping)
+                            .push_bind(&m.person_id)
+                            .push_bind(m.duplicate_of);
+                    });
+                    statement_done!(tx, q);
+                }
+                let ts = jiff::Timestamp::now().to_string();
+                for (name, c) in &plan.counters {
+                    q.push(
+                        "INSERT INTO connectors (name, kind, state, received, processed, errors, duplicates, unmapped, \
+                         last_message_at, updated_at) VALUES (",
+                    );
+                    let mut sep = q.separated(", ");
+                    sep.push_bind(name.clone());
+                    sep.push("'unknown'");
+                    sep.push("'running'");
+                    sep.push_bind(c.received);
+                    sep.push_bind(c.processed);
+                    sep.push_bind(c.errors);
+                    sep.push_bind(c.duplicates);
+                    sep.push_bind(c.unmapped);
+                    sep.push_bind(c.last_message_at.clone());
+                    sep.push_bind(ts.clone());
+                    q.push(
+                        ") ON CONFLICT (name) DO UPDATE SET received = connectors.received + excluded.received, \
+                         processed = connectors.processed + excluded.processed, errors = connectors.errors + excluded.errors, \
+                         duplicates = connectors.duplicates + excluded.duplicates, unmapped = connectors.unmapped + excluded.unmapped, \
+                         last_message_at = excluded.last_message_at, updated_at = excluded.updated_at",
+                    );
+                    statement_done!(tx, q);
+                }
+                if pending {
+                    q.build().execute(&mut **tx).await?;
+                }
+                Ok(())
+            }
+        }
+
+        fn summary_from_row(r: &$row) -> Result<MessageSummary, StoreError> {
+            let warnings: Option<String> = r.get("warnings");
+            Ok(MessageSummary {
+                id: r.get("id"),
+                connector: r.get("connector"),
+                origin: r.get("origin"),
+                received_at: r.get("received_at"),
+                sender: r.get("sender"),
+                control_id: r.get("control_id"),
+                message_type: r.get("message_type"),
+                status: r.get("status"),
+                error: r.get("error"),
+                warnings: match warnings {
+                    Some(w) => serde_json::from_str(&w)?,
+                    None => Vec::new(),
+                },
+                mapping: r.get("mapping"),
+                person_id: r.get("person_id"),
+                duplicate_of: r.get("duplicate_of"),
+                size_bytes: r.get("size_bytes"),
+            })
+        }
+    };
+}
+
+pub(crate) use store_queries;

@@ -1,0 +1,118 @@
+//! The same store contract on SQLite and on PostgreSQL: what a sender and the API see must not
+//! depend on the backend.
+
+use carehub::store::MessageStatus;
+
+use crate::helpers::*;
+
+/// Ingest, duplicates, updates, refusals and the API, on one backend.
+async fn store_contract(backend: Backend) {
+    let Some(t) = try_spawn_hub_with(HubOptions {
+        backend,
+        file_connector: true,
+        ..Default::default()
+    })
+    .await
+    else {
+        return;
+    };
+    assert_eq!(
+        t.hub.store.backend_name(),
+        if backend == Backend::Sqlite {
+            "sqlite"
+        } else {
+            "postgres"
+        }
+    );
+
+    // A new person, then a retransmission, then an update from the same system.
+    let msg = adt("BK-1", "MRN-BK", "Nguyen");
+    assert_eq!(field(&send(t.mllp(), &msg).await, "MSA", 1), "AA");
+    assert_eq!(field(&send(t.mllp(), &msg).await, "MSA", 1), "AA");
+    let update = adt("BK-2", "MRN-BK", "Nguyen-Tran").replace("ADT^A04", "ADT^A08");
+    assert_eq!(field(&send(t.mllp(), &update).await, "MSA", 1), "AA");
+    assert_eq!(t.hub.store.person_count().await.unwrap(), 1);
+    let p = &t.hub.store.find_persons("MRN-BK", Some("CLINIC")).await.unwrap()[0];
+    assert_eq!(p.profile["names"][0]["family"], "Nguyen-Tran");
+    assert_eq!(p.source_records.len(), 1);
+    assert!(
+        p.provenance
+            .iter()
+            .any(|f| f.field == "birth_date" && f.source_system == "EMR^CLINIC")
+    );
+
+    // Two frames in one write: two persons, in one group commit or two.
+    let mut both = frame(&adt("BK-3", "MRN-BK3", "Le"));
+    both.extend(frame(&adt("BK-4", "MRN-BK4", "Ly")));
+    let mut s = tokio::net::TcpStream::connect(t.mllp()).await.unwrap();
+    tokio::io::AsyncWriteExt::write_all(&mut s, &both).await.unwrap();
+    assert_eq!(field(&read_frame(&mut s).await.unwrap(), "MSA", 2), "BK-3");
+    assert_eq!(field(&read_frame(&mut s).await.unwrap(), "MSA", 2), "BK-4");
+    assert_eq!(t.hub.store.person_count().await.unwrap(), 3);
+
+    // Refused and unmapped messages are kept with their reasons.
+    assert_eq!(field(&send(t.mllp(), "not hl7").await, "MSA", 1), "AR");
+    let oru = "MSH|^~\\&|LAB|CLINIC|CAREHUB|CLINIC|20261120||ORU^R01|BK-5|P|2.5\rPID|1||MRN-BK^^^CLINIC^MR\r";
+    assert_eq!(field(&send(t.mllp(), oru).await, "MSA", 1), "AA");
+    assert_eq!(
+        messages_with(&t.hub.store, MessageStatus::Processed).await.len(),
+        4
+    );
+    assert_eq!(
+        messages_with(&t.hub.store, MessageStatus::Duplicate).await.len(),
+        1
+    );
+    assert_eq!(
+        messages_with(&t.hub.store, MessageStatus::Unmapped).await.len(),
+        1
+    );
+    let errors = messages_with(&t.hub.store, MessageStatus::Error).await;
+    assert_eq!(errors.len(), 1);
+    assert_eq!(
+        t.hub.store.message(errors[0].id).await.unwrap().unwrap().raw,
+        b"not hl7"
+    );
+
+    // A batch file through the file source, recorded.
+    let batch = format!(
+        "BHS|^~\\&|EMR|CLINIC\n{}{}BTS|2\n",
+        adt("BK-6", "MRN-BK6", "Vo").replace('\r', "\n"),
+        adt("BK-7", "MRN-BK7", "Vu").replace('\r', "\n")
+    );
+    std::fs::write(t.inbox().join("batch.hl7"), batch).unwrap();
+    eventually("the batch file is processed", || async {
+        t.inbox().join("done/batch.hl7").exists()
+    })
+    .await;
+    let files = t.hub.store.files("inbox").await.unwrap();
+    assert_eq!(
+        (files.len(), files[0].messages, files[0].outcome.as_str()),
+        (1, 2, "done")
+    );
+    assert_eq!(t.hub.store.person_count().await.unwrap(), 5);
+
+    // Counters per connector.
+    let conns = t.hub.store.connectors().await.unwrap();
+    let mllp = conns.iter().find(|c| c.name == "mllp").unwrap();
+    assert_eq!(
+        (
+            mllp.received,
+            mllp.processed,
+            mllp.duplicates,
+            mllp.errors,
+            mllp.unmapped
+        ),
+        (7, 4, 1, 1, 1)
+    );
+    t.hub.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_store_contract_holds_on_sqlite() {
+    store_contract(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn the_store_contract_holds_on_postgresql() {
+    store_contract(Backend::Postgres).await;
+}
