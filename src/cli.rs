@@ -161,10 +161,52 @@ fn map_command(mapping_file: Option<&Path>, config_path: &Path, input: &Path) ->
         timezone: jiff::tz::TimeZone::get(&hub.timezone).unwrap_or(jiff::tz::TimeZone::UTC),
     };
     let bytes = std::fs::read(input).with_context(|| format!("reading {}", input.display()))?;
-    let (text, _) =
-        hl7::decode(&bytes, hl7::Charset::Latin1).map_err(|e| anyhow::anyhow!("{}: {e}", input.display()))?;
-    let messages = hl7::split_file(&text).map_err(|e| anyhow::anyhow!("{}: {e}", input.display()))?;
     let mut results = Vec::new();
+    let first = bytes.iter().find(|b| !b.is_ascii_whitespace()).copied();
+    let failed = if matches!(first, Some(b'{') | Some(b'[')) {
+        map_fhir(
+            &bytes,
+            input,
+            mapping_file.is_some(),
+            &mappings,
+            &env,
+            &mut results,
+        )?
+    } else {
+        map_hl7(
+            &bytes,
+            input,
+            mapping_file.is_some(),
+            &mappings,
+            &env,
+            &mut results,
+        )?
+    };
+    let out = if results.len() == 1 {
+        results.remove(0)
+    } else {
+        serde_json::Value::Array(results)
+    };
+    println!("{}", serde_json::to_string_pretty(&out)?);
+    Ok(if failed {
+        ExitCode::from(2)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// Maps each message of an HL7 v2 file; true when one failed.
+fn map_hl7(
+    bytes: &[u8],
+    input: &Path,
+    fixed: bool,
+    mappings: &MappingSet,
+    env: &mapping::TransformEnv,
+    results: &mut Vec<serde_json::Value>,
+) -> anyhow::Result<bool> {
+    let (text, _) =
+        hl7::decode(bytes, hl7::Charset::Latin1).map_err(|e| anyhow::anyhow!("{}: {e}", input.display()))?;
+    let messages = hl7::split_file(&text).map_err(|e| anyhow::anyhow!("{}: {e}", input.display()))?;
     let mut failed = false;
     for (i, text) in messages.iter().enumerate() {
         let n = i + 1;
@@ -179,10 +221,10 @@ fn map_command(mapping_file: Option<&Path>, config_path: &Path, input: &Path) ->
             }
         };
         let mtype = msg.message_type();
-        let chosen = match (mapping_file, &mtype) {
-            (Some(_), _) => mappings.iter().next(),
-            (None, Some(t)) => mappings.for_message_type(t),
-            (None, None) => None,
+        let chosen = match (fixed, &mtype) {
+            (true, _) => mappings.iter().next(),
+            (false, Some(t)) => mappings.for_message_type(t),
+            (false, None) => None,
         };
         let mut entry = serde_json::json!({
             "message": n,
@@ -199,9 +241,13 @@ fn map_command(mapping_file: Option<&Path>, config_path: &Path, input: &Path) ->
                 ));
                 failed = true;
             }
+            Some(m) if m.input != mapping::Input::Hl7v2 => {
+                entry["error"] = serde_json::json!(format!("mapping {} reads FHIR, not HL7 v2", m.name));
+                failed = true;
+            }
             Some(m) => {
                 entry["mapping"] = serde_json::json!(m.name);
-                match m.apply(&msg, &env) {
+                match m.apply(&msg, env) {
                     Ok(out) => {
                         entry["person"] = serde_json::to_value(&out.person)?;
                         entry["warnings"] = serde_json::to_value(&out.warnings)?;
@@ -215,15 +261,86 @@ fn map_command(mapping_file: Option<&Path>, config_path: &Path, input: &Path) ->
         }
         results.push(entry);
     }
-    let out = if results.len() == 1 {
-        results.remove(0)
-    } else {
-        serde_json::Value::Array(results)
-    };
-    println!("{}", serde_json::to_string_pretty(&out)?);
-    Ok(if failed {
-        ExitCode::from(2)
-    } else {
-        ExitCode::SUCCESS
-    })
+    Ok(failed)
+}
+
+/// Maps a FHIR resource, a Bundle's resources, or NDJSON lines; true when one failed.
+fn map_fhir(
+    bytes: &[u8],
+    input: &Path,
+    fixed: bool,
+    mappings: &MappingSet,
+    env: &mapping::TransformEnv,
+    results: &mut Vec<serde_json::Value>,
+) -> anyhow::Result<bool> {
+    let text = std::str::from_utf8(bytes)
+        .map_err(|e| anyhow::anyhow!("{}: not UTF-8 JSON: {e}", input.display()))?;
+    let mut resources = Vec::new();
+    let mut single = false;
+    match serde_json::from_str::<serde_json::Value>(text) {
+        Ok(v) if v["resourceType"] == "Bundle" => {
+            for entry in v["entry"].as_array().into_iter().flatten() {
+                if entry["resource"].is_object() {
+                    resources.push(entry["resource"].clone());
+                }
+            }
+        }
+        Ok(v) => {
+            single = true;
+            resources.push(v);
+        }
+        Err(whole) => {
+            // NDJSON: one resource per line.
+            for (n, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+                let v = serde_json::from_str(line).map_err(|e| {
+                    anyhow::anyhow!("{}: not JSON ({whole}); line {}: {e}", input.display(), n + 1)
+                })?;
+                resources.push(v);
+            }
+        }
+    }
+    let mut failed = false;
+    // In a Bundle or NDJSON, resources no mapping handles are counted, not failures.
+    let mut skipped: std::collections::BTreeMap<String, usize> = Default::default();
+    for (i, resource) in resources.iter().enumerate() {
+        let rtype = resource["resourceType"].as_str().unwrap_or("");
+        let chosen = if fixed {
+            mappings.iter().next()
+        } else {
+            mappings.for_resource_type(rtype)
+        };
+        if chosen.is_none() && !single {
+            *skipped.entry(rtype.to_string()).or_default() += 1;
+            continue;
+        }
+        let mut entry = serde_json::json!({"resource": i + 1, "resource_type": rtype, "id": resource["id"]});
+        match chosen {
+            Some(m) if m.input == mapping::Input::Fhir => {
+                entry["mapping"] = serde_json::json!(m.name);
+                match m.apply_fhir(resource, env) {
+                    Ok(out) => {
+                        entry["person"] = serde_json::to_value(&out.person)?;
+                        entry["warnings"] = serde_json::to_value(&out.warnings)?;
+                    }
+                    Err(e) => {
+                        failed = true;
+                        entry["error"] = serde_json::json!(e.to_string());
+                    }
+                }
+            }
+            Some(m) => {
+                failed = true;
+                entry["error"] = serde_json::json!(format!("mapping {} reads HL7 v2, not FHIR", m.name));
+            }
+            None => {
+                failed = true;
+                entry["error"] = serde_json::json!(format!("no mapping for resource type {rtype}"));
+            }
+        }
+        results.push(entry);
+    }
+    if !skipped.is_empty() {
+        results.push(serde_json::json!({ "skipped_without_mapping": skipped }));
+    }
+    Ok(failed)
 }

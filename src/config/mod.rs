@@ -125,6 +125,14 @@ pub fn load_with_env(path: &Path, env: &[(String, String)]) -> Result<Settings, 
                         format!("no mapping named {m} (known: {})", known.join(", ")),
                     ));
                 }
+                if let Some(m) = c.mapping().and_then(|m| mappings.get(m))
+                    && m.input != crate::mapping::Input::Hl7v2
+                {
+                    problems.push(doc.problem(
+                        "mapping",
+                        format!("mapping {} reads FHIR; this connector receives HL7 v2", m.name),
+                    ));
+                }
                 if let ConnectorConfig::Mllp(mllp) = &c
                     && mllp.enabled
                 {

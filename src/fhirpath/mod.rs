@@ -58,6 +58,26 @@ impl Expr {
             .collect()
     }
 
+    /// Evaluate with `focus` as the starting collection (an element inside `resource`, such as
+    /// the name a mapping's `foreach` is on); `resource` stays `%resource`.
+    pub fn evaluate_on(
+        &self,
+        resource: &serde_json::Value,
+        focus: &serde_json::Value,
+    ) -> Result<Vec<serde_json::Value>, FhirPathError> {
+        let root = value::Item::node(resource.clone(), None);
+        let start = value::Item::node(focus.clone(), None);
+        let ctx = eval::Ctx {
+            root: &root,
+            this: None,
+            index: None,
+        };
+        eval::eval(&self.root, ctx, std::slice::from_ref(&start))?
+            .iter()
+            .map(value::Item::to_json)
+            .collect()
+    }
+
     /// Names of the functions this expression calls, each once, in first-seen order.
     pub fn functions(&self) -> Vec<&str> {
         let mut out = Vec::new();

@@ -12,15 +12,16 @@ use super::plan::*;
 use super::target::{OUTPUTS, Shape};
 use super::transform::Transform;
 use crate::config::{Document, Problem};
-use crate::hl7;
+use crate::{fhirpath, hl7};
 
 /// Inputs a mapping may read; `fhir` arrives with the FHIR connector.
-const INPUTS: &[&str] = &["hl7v2"];
+const INPUTS: &[&str] = &["hl7v2", "fhir"];
 
 struct Compiler<'a> {
     doc: &'a Document,
     problems: Vec<Problem>,
     tables: HashMap<String, CodeTable>,
+    input: Input,
 }
 
 /// Compiles one mapping document.
@@ -29,13 +30,21 @@ pub fn compile(doc: &Document) -> Result<Mapping, Vec<Problem>> {
         doc,
         problems: Vec::new(),
         tables: HashMap::new(),
+        input: Input::Hl7v2,
     };
     let Some(root) = doc.value.as_object() else {
         return Err(vec![
             doc.problem("", "a mapping file must be a YAML mapping of keys"),
         ]);
     };
-    let known = ["name", "description", "input", "message_types", "tables"];
+    let known = [
+        "name",
+        "description",
+        "input",
+        "message_types",
+        "resource_types",
+        "tables",
+    ];
     for key in root.keys() {
         if !known.contains(&key.as_str()) && !OUTPUTS.iter().any(|(k, _)| k == key) {
             let outputs: Vec<&str> = OUTPUTS.iter().map(|(k, _)| *k).collect();
@@ -65,6 +74,7 @@ pub fn compile(doc: &Document) -> Result<Mapping, Vec<Problem>> {
         .and_then(Value::as_str)
         .map(str::to_string);
     match root.get("input") {
+        Some(Value::String(s)) if s == "fhir" => c.input = Input::Fhir,
         Some(Value::String(s)) if INPUTS.contains(&s.as_str()) => {}
         Some(other) => c.problem(
             "input",
@@ -73,6 +83,27 @@ pub fn compile(doc: &Document) -> Result<Mapping, Vec<Problem>> {
         None => c.problem("", format!("input: missing (one of {})", INPUTS.join(", "))),
     }
     let message_types = c.string_list(root.get("message_types"), "message_types");
+    let resource_types = c.string_list(root.get("resource_types"), "resource_types");
+    match c.input {
+        Input::Hl7v2 if !resource_types.is_empty() => {
+            c.problem("resource_types", "an hl7v2 mapping chooses by message_types")
+        }
+        Input::Fhir if !message_types.is_empty() => {
+            c.problem("message_types", "a fhir mapping chooses by resource_types")
+        }
+        _ => {}
+    }
+    for (i, t) in resource_types.iter().enumerate() {
+        if t.is_empty()
+            || !t.starts_with(|ch: char| ch.is_ascii_uppercase())
+            || !t.chars().all(|ch| ch.is_ascii_alphanumeric())
+        {
+            c.problem(
+                &format!("resource_types.{i}"),
+                format!("\"{t}\" is not a FHIR resource type such as Patient"),
+            );
+        }
+    }
     for (i, t) in message_types.iter().enumerate() {
         if !valid_message_type(t) {
             c.problem(
@@ -101,7 +132,9 @@ pub fn compile(doc: &Document) -> Result<Mapping, Vec<Problem>> {
             name,
             description,
             file: doc.file.clone(),
+            input: c.input,
             message_types,
+            resource_types,
             tables: c.tables,
             person,
         })
@@ -297,9 +330,15 @@ impl Compiler<'_> {
                     } else {
                         over_at.clone()
                     };
-                    match hl7::Path::parse(p) {
-                        Ok(path) => over.push(path),
-                        Err(e) => self.problem(&p_at, format!("bad path \"{p}\": {e}")),
+                    match self.input {
+                        Input::Hl7v2 => match hl7::Path::parse(p) {
+                            Ok(path) => over.push(Over::Hl7(path)),
+                            Err(e) => self.problem(&p_at, format!("bad path \"{p}\": {e}")),
+                        },
+                        Input::Fhir => match fhirpath::Expr::parse(p) {
+                            Ok(e) => over.push(Over::Fhir(e)),
+                            Err(e) => self.problem(&p_at, format!("bad FHIRPath \"{p}\": {e}")),
+                        },
                     }
                 }
                 let when = obj
@@ -334,6 +373,16 @@ impl Compiler<'_> {
     }
 
     fn path(&mut self, s: &str, at: &str, in_each: bool) -> Option<PathRef> {
+        if self.input == Input::Fhir {
+            // Inside a foreach a FHIRPath runs on the current item; %resource is the resource.
+            return match fhirpath::Expr::parse(s) {
+                Ok(e) => Some(PathRef::Fhir(e)),
+                Err(e) => {
+                    self.problem(at, format!("bad FHIRPath \"{s}\": {e}"));
+                    None
+                }
+            };
+        }
         if s.starts_with('.') {
             if !in_each {
                 self.problem(

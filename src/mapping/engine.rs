@@ -32,25 +32,46 @@ pub struct MappingError {
     pub reason: String,
 }
 
+/// What rules read from: an HL7 message (and the field repetition a foreach is on), or a FHIR
+/// resource (and the item a foreach is on).
+#[derive(Clone, Copy)]
+enum Record<'a> {
+    Hl7 {
+        msg: &'a Message,
+        rep: Option<&'a FieldRef<'a>>,
+    },
+    Fhir {
+        resource: &'a Value,
+        item: Option<&'a Value>,
+    },
+}
+
 struct Ctx<'a> {
     mapping: &'a Mapping,
-    msg: &'a Message,
+    source: Record<'a>,
     env: &'a TransformEnv,
-    rep: Option<&'a FieldRef<'a>>,
     warnings: &'a mut Vec<String>,
 }
 
 impl Mapping {
-    /// Maps one message.
+    /// Maps one HL7 v2 message.
     pub fn apply(&self, msg: &Message, env: &TransformEnv) -> Result<MappingOutput, MappingError> {
+        self.apply_source(Record::Hl7 { msg, rep: None }, env)
+    }
+
+    /// Maps one FHIR resource (JSON).
+    pub fn apply_fhir(&self, resource: &Value, env: &TransformEnv) -> Result<MappingOutput, MappingError> {
+        self.apply_source(Record::Fhir { resource, item: None }, env)
+    }
+
+    fn apply_source(&self, source: Record<'_>, env: &TransformEnv) -> Result<MappingOutput, MappingError> {
         let mut warnings = Vec::new();
         let mut person = None;
         if let Some(node) = &self.person {
             let mut ctx = Ctx {
                 mapping: self,
-                msg,
+                source,
                 env,
-                rep: None,
                 warnings: &mut warnings,
             };
             let tree = eval_node(&mut ctx, node)?.unwrap_or(Value::Object(Map::new()));
@@ -107,29 +128,85 @@ fn eval_item(ctx: &mut Ctx<'_>, item: &ListItem, out: &mut Vec<Value>) -> Result
             require,
             ..
         } => {
-            let msg = ctx.msg;
-            for path in over {
-                for rep in msg.field_refs(path) {
-                    let mut inner = Ctx {
-                        mapping: ctx.mapping,
-                        msg,
-                        env: ctx.env,
-                        rep: Some(&rep),
-                        warnings: &mut *ctx.warnings,
-                    };
-                    if when.as_ref().is_some_and(|c| !eval_cond(&inner, c)) {
-                        continue;
+            for over in over {
+                match (over, ctx.source) {
+                    (Over::Hl7(path), Record::Hl7 { msg, .. }) => {
+                        for rep in msg.field_refs(path) {
+                            let source = Record::Hl7 { msg, rep: Some(&rep) };
+                            each_entry(ctx, source, when.as_ref(), body, require, out)?;
+                        }
                     }
-                    let Some(v) = eval_node(&mut inner, body)? else {
-                        continue;
-                    };
-                    if require.iter().all(|r| v.get(r).is_some()) {
-                        push_unique(out, v);
+                    (Over::Fhir(expr), Record::Fhir { resource, item }) => {
+                        let items = fhir_eval(ctx, expr, resource, item)?;
+                        for it in &items {
+                            let source = Record::Fhir {
+                                resource,
+                                item: Some(it),
+                            };
+                            each_entry(ctx, source, when.as_ref(), body, require, out)?;
+                        }
                     }
+                    // The compiler builds paths of the mapping's own input only.
+                    _ => {}
                 }
             }
             Ok(())
         }
+    }
+}
+
+/// One entry of a foreach, read from `source`.
+fn each_entry(
+    ctx: &mut Ctx<'_>,
+    source: Record<'_>,
+    when: Option<&Cond>,
+    body: &Node,
+    require: &[String],
+    out: &mut Vec<Value>,
+) -> Result<(), MappingError> {
+    let mut inner = Ctx {
+        mapping: ctx.mapping,
+        source,
+        env: ctx.env,
+        warnings: &mut *ctx.warnings,
+    };
+    if when.is_some_and(|c| !eval_cond(&inner, c)) {
+        return Ok(());
+    }
+    if let Some(v) = eval_node(&mut inner, body)?
+        && require.iter().all(|r| v.get(r).is_some())
+    {
+        push_unique(out, v);
+    }
+    Ok(())
+}
+
+/// A FHIRPath on the current item (inside a foreach) or on the resource.
+fn fhir_eval(
+    ctx: &Ctx<'_>,
+    expr: &crate::fhirpath::Expr,
+    resource: &Value,
+    item: Option<&Value>,
+) -> Result<Vec<Value>, MappingError> {
+    let result = match item {
+        Some(it) => expr.evaluate_on(resource, it),
+        None => expr.evaluate(resource),
+    };
+    result.map_err(|e| MappingError {
+        mapping: ctx.mapping.name.clone(),
+        rule: String::new(),
+        path: Some(expr.to_string()),
+        reason: e.to_string(),
+    })
+}
+
+/// The text of a FHIR value: strings, numbers and booleans as written; others have none.
+fn fhir_text(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
     }
 }
 
@@ -140,9 +217,25 @@ fn push_unique(out: &mut Vec<Value>, v: Value) {
 }
 
 fn read(ctx: &Ctx<'_>, p: &PathRef) -> Option<String> {
-    match p {
-        PathRef::Abs(path) => ctx.msg.get(path),
-        PathRef::Rel(r) => ctx.rep.and_then(|rep| rep.component(r.component, r.subcomponent)),
+    match (p, ctx.source) {
+        (PathRef::Abs(path), Record::Hl7 { msg, .. }) => msg.get(path),
+        (PathRef::Rel(r), Record::Hl7 { rep, .. }) => {
+            rep.and_then(|rep| rep.component(r.component, r.subcomponent))
+        }
+        (PathRef::Fhir(expr), Record::Fhir { resource, item }) => {
+            // An expression that fails on this resource reads as empty; `validate` has
+            // already checked that it parses and uses only supported functions.
+            let values = match item {
+                Some(it) => expr.evaluate_on(resource, it),
+                None => expr.evaluate(resource),
+            };
+            values
+                .ok()?
+                .iter()
+                .find_map(fhir_text)
+                .filter(|s| !s.trim().is_empty())
+        }
+        _ => None,
     }
 }
 

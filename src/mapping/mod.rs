@@ -17,7 +17,7 @@ use std::path::Path;
 
 pub use compile::compile;
 pub use engine::{MappingError, MappingOutput};
-pub use plan::Mapping;
+pub use plan::{Input, Mapping};
 pub use transform::{Transform, TransformEnv};
 
 use crate::config::{Document, Problem};
@@ -76,6 +76,13 @@ impl MappingSet {
 
     pub fn iter(&self) -> impl Iterator<Item = &Mapping> {
         self.mappings.iter()
+    }
+
+    /// The mapping for a FHIR resource type (`Patient`).
+    pub fn for_resource_type(&self, resource_type: &str) -> Option<&Mapping> {
+        self.mappings
+            .iter()
+            .find(|m| m.resource_types.iter().any(|t| t == resource_type))
     }
 
     /// The mapping for a message type: an exact `ADT^A01` entry first, then `ADT^*` or `ADT`.

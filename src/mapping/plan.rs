@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 
 use super::transform::Transform;
-use crate::hl7;
+use crate::{fhirpath, hl7};
 
 /// One compiled mapping file.
 #[derive(Debug, Clone)]
@@ -16,11 +16,22 @@ pub struct Mapping {
     pub description: Option<String>,
     /// The file it was read from, for messages.
     pub file: String,
+    /// What it reads: HL7 v2 messages or FHIR resources.
+    pub input: Input,
     /// Message types it maps (`ADT^A01`, `ADT^*`, `ADT`), used to pick it automatically.
     pub message_types: Vec<String>,
+    /// FHIR resource types it maps (`Patient`), used to pick it automatically.
+    pub resource_types: Vec<String>,
     pub tables: HashMap<String, CodeTable>,
     /// The person output, when the mapping has one.
     pub person: Option<Node>,
+}
+
+/// The kind of record a mapping reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Input {
+    Hl7v2,
+    Fhir,
 }
 
 /// A code table (`map:`) and what to do with codes it does not list.
@@ -58,12 +69,19 @@ pub enum ListItem {
     /// One entry per repetition of each field in `over`.
     Each {
         rule: String,
-        over: Vec<hl7::Path>,
+        over: Vec<Over>,
         when: Option<Cond>,
         body: Node,
         /// Fields that must have a value for the entry to be kept.
         require: Vec<String>,
     },
+}
+
+/// What a `foreach` walks: the repetitions of an HL7 field, or the items a FHIRPath gives.
+#[derive(Debug, Clone)]
+pub enum Over {
+    Hl7(hl7::Path),
+    Fhir(fhirpath::Expr),
 }
 
 /// Where a value comes from and what is done to it.
@@ -96,6 +114,8 @@ pub enum PathRef {
     Abs(hl7::Path),
     /// `.4.1`: from the repetition a `foreach` is on.
     Rel(hl7::RelPath),
+    /// A FHIRPath expression, on the resource — or, inside a `foreach`, on the current item.
+    Fhir(fhirpath::Expr),
 }
 
 impl std::fmt::Display for PathRef {
@@ -106,6 +126,7 @@ impl std::fmt::Display for PathRef {
                 Some(s) => write!(f, ".{}.{s}", r.component),
                 None => write!(f, ".{}", r.component),
             },
+            PathRef::Fhir(e) => write!(f, "{e}"),
         }
     }
 }

@@ -122,3 +122,45 @@ fn map_prints_the_patch_without_touching_the_store() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stdout).contains("no mapping for message type ORU^R01"));
 }
+
+#[test]
+fn map_reads_fhir_patients_and_bundles() {
+    let dir = tempfile::tempdir().unwrap();
+    let patient = r#"{"resourceType":"Patient","id":"p1",
+        "identifier":[{"system":"urn:oid:1.2.3","value":" 42 ","type":{"coding":[{"code":"MR"}]}}],
+        "name":[{"use":"official","family":"Nguyễn","given":["Thị","Lan"]}],
+        "gender":"female","birthDate":"1985-03-07",
+        "telecom":[{"system":"phone","value":"0903 123 456","use":"mobile"},{"system":"email","value":"Lan@Example.VN"}],
+        "communication":[{"language":{"coding":[{"code":"vi-VN"}]},"preferred":true}]}"#;
+    let file = dir.path().join("patient.json");
+    std::fs::write(&file, patient).unwrap();
+    let out = carehub().arg("map").arg(&file).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["mapping"], "fhir-patient-person");
+    let p = &v["person"];
+    assert_eq!(
+        p["identifiers"][0],
+        serde_json::json!({"system": "urn:oid:1.2.3", "value": "42", "type": "MR"})
+    );
+    assert_eq!(p["names"][0]["family"], "Nguyễn");
+    assert_eq!(p["names"][0]["given"], serde_json::json!(["Thị", "Lan"]));
+    assert_eq!(
+        (p["sex"].as_str(), p["birth_date"].as_str()),
+        (Some("female"), Some("1985-03-07"))
+    );
+    assert_eq!(p["telecom"][0]["value"], "+84903123456");
+    assert_eq!(p["telecom"][1]["value"], "Lan@example.vn");
+    assert_eq!(p["language"], "vi");
+
+    let bundle = format!(
+        r#"{{"resourceType":"Bundle","type":"collection","entry":[{{"resource":{patient}}},{{"resource":{{"resourceType":"Encounter","id":"e1"}}}}]}}"#
+    );
+    let file = dir.path().join("bundle.json");
+    std::fs::write(&file, bundle).unwrap();
+    let out = carehub().arg("map").arg(&file).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v[0]["person"]["names"][0]["family"], "Nguyễn");
+    assert_eq!(v[1]["skipped_without_mapping"]["Encounter"], 1);
+}

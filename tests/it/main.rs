@@ -4,6 +4,7 @@ mod api;
 mod backends;
 mod cli;
 mod corpus;
+mod fhir_corpus;
 mod fhirpath_suite;
 mod file_source;
 mod helpers;
