@@ -46,16 +46,7 @@ impl Expr {
 
     /// Evaluate against a resource (the resource is `%resource`, `%context` and the focus).
     pub fn evaluate(&self, resource: &serde_json::Value) -> Result<Vec<serde_json::Value>, FhirPathError> {
-        let root = value::Item::node(resource.clone(), None);
-        let ctx = eval::Ctx {
-            root: &root,
-            this: None,
-            index: None,
-        };
-        eval::eval(&self.root, ctx, std::slice::from_ref(&root))?
-            .iter()
-            .map(value::Item::to_json)
-            .collect()
+        self.evaluate_on(resource, resource)
     }
 
     /// Evaluate with `focus` as the starting collection (an element inside `resource`, such as

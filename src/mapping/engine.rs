@@ -188,16 +188,13 @@ fn fhir_eval(
     resource: &Value,
     item: Option<&Value>,
 ) -> Result<Vec<Value>, MappingError> {
-    let result = match item {
-        Some(it) => expr.evaluate_on(resource, it),
-        None => expr.evaluate(resource),
-    };
-    result.map_err(|e| MappingError {
-        mapping: ctx.mapping.name.clone(),
-        rule: String::new(),
-        path: Some(expr.to_string()),
-        reason: e.to_string(),
-    })
+    expr.evaluate_on(resource, item.unwrap_or(resource))
+        .map_err(|e| MappingError {
+            mapping: ctx.mapping.name.clone(),
+            rule: String::new(),
+            path: Some(expr.to_string()),
+            reason: e.to_string(),
+        })
 }
 
 /// The text of a FHIR value: strings, numbers and booleans as written; others have none.
@@ -225,15 +222,8 @@ fn read(ctx: &Ctx<'_>, p: &PathRef) -> Option<String> {
         (PathRef::Fhir(expr), Record::Fhir { resource, item }) => {
             // An expression that fails on this resource reads as empty; `validate` has
             // already checked that it parses and uses only supported functions.
-            let values = match item {
-                Some(it) => expr.evaluate_on(resource, it),
-                None => expr.evaluate(resource),
-            };
-            values
-                .ok()?
-                .iter()
-                .find_map(fhir_text)
-                .filter(|s| !s.trim().is_empty())
+            let values = expr.evaluate_on(resource, item.unwrap_or(resource)).ok()?;
+            values.iter().find_map(fhir_text).filter(|s| !s.trim().is_empty())
         }
         _ => None,
     }

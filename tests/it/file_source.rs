@@ -147,3 +147,38 @@ async fn the_sample_inbox_is_ingested_from_a_working_copy() {
     );
     t.hub.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_file_still_growing_is_not_read_even_with_an_old_timestamp() {
+    let t = spawn_hub_with(HubOptions {
+        file_connector: true,
+        file_extra: "min_file_age_ms: 1\npoll_interval_ms: 200\n".into(),
+        ..Default::default()
+    })
+    .await;
+    let path = t.inbox().join("copying.hl7");
+    let full = adt("G-1", "MRN-G", "Ha");
+    let old = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+    // A copy that keeps the original's time: the size grows, the time stays an hour old.
+    for end in (10..full.len()).step_by(10) {
+        let f = std::fs::File::create(&path).unwrap();
+        std::io::Write::write_all(&mut &f, &full.as_bytes()[..end]).unwrap();
+        f.set_modified(old).unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        assert!(path.exists(), "a growing file is left alone (at {end} bytes)");
+    }
+    let f = std::fs::File::create(&path).unwrap();
+    std::io::Write::write_all(&mut &f, full.as_bytes()).unwrap();
+    f.set_modified(old).unwrap();
+    drop(f);
+    eventually("the finished file is processed", || async {
+        t.inbox().join("done/copying.hl7").exists()
+    })
+    .await;
+    let p = t.hub.store.find_persons("MRN-G", None).await.unwrap();
+    assert_eq!(
+        p[0].profile["names"][0]["family"], "Ha",
+        "the whole message was read"
+    );
+    t.hub.shutdown().await;
+}

@@ -153,10 +153,13 @@ pub async fn try_spawn_hub_with(opts: HubOptions) -> Option<TestHub> {
     if opts.file_connector {
         std::fs::write(
             root.join("connectors/inbox.yaml"),
-            format!(
-                "type: file\nname: inbox\ndir: {}\npoll_interval_ms: 50\nmin_file_age_ms: 0\n{}",
-                root.join("inbox").display(),
-                opts.file_extra
+            with_defaults(
+                &format!(
+                    "type: file\nname: inbox\ndir: {}\n{}",
+                    root.join("inbox").display(),
+                    opts.file_extra
+                ),
+                &[("poll_interval_ms", "50"), ("min_file_age_ms", "0")],
             ),
         )
         .unwrap();
@@ -167,6 +170,17 @@ pub async fn try_spawn_hub_with(opts: HubOptions) -> Option<TestHub> {
     };
     let hub = carehub::app::start(settings).await.expect("hub starts");
     Some(TestHub { hub, dir })
+}
+
+/// A connector file with `defaults` added for the keys it does not set itself.
+fn with_defaults(yaml: &str, defaults: &[(&str, &str)]) -> String {
+    let mut out = yaml.to_string();
+    for (key, value) in defaults {
+        if !yaml.lines().any(|l| l.starts_with(&format!("{key}:"))) {
+            out.push_str(&format!("{key}: {value}\n"));
+        }
+    }
+    out
 }
 
 /// Frames a message for MLLP.

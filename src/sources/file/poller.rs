@@ -57,9 +57,9 @@ pub async fn serve(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let interval = Duration::from_millis(config.poll_interval_ms);
-    let mut attempts = HashMap::new();
+    let mut state = PollState::default();
     loop {
-        match poll_once(&config, &ctx, &ingest, &store, Some(&shutdown), &mut attempts).await {
+        match poll_once(&config, &ctx, &ingest, &store, Some(&shutdown), &mut state).await {
             Ok(s) if s.files_done + s.files_failed > 0 => {
                 tracing::info!(connector = %ctx.name, done = s.files_done, failed = s.files_failed, messages = s.messages, "files processed");
             }
@@ -93,10 +93,11 @@ pub async fn poll_once(
     ingest: &Ingest,
     store: &Store,
     shutdown: Option<&watch::Receiver<bool>>,
-    attempts: &mut HashMap<PathBuf, Retry>,
+    state: &mut PollState,
 ) -> std::io::Result<PollSummary> {
     let mut summary = PollSummary::default();
-    let ready = ready_files(config)?;
+    let ready = ready_files(config, &mut state.seen)?;
+    let attempts = &mut state.retries;
     attempts.retain(|p, _| ready.contains(p));
     for path in ready {
         if shutdown.is_some_and(|s| *s.borrow()) {
@@ -136,10 +137,26 @@ pub async fn poll_once(
     Ok(summary)
 }
 
-fn ready_files(config: &FileConfig) -> std::io::Result<Vec<PathBuf>> {
+/// What a poll remembers for the next one.
+#[derive(Debug, Default)]
+pub struct PollState {
+    /// Files left in place, and when to try them again.
+    retries: HashMap<PathBuf, Retry>,
+    /// Size and modification time of each file at the last poll.
+    seen: HashMap<PathBuf, (u64, Option<SystemTime>)>,
+}
+
+/// Files ready to read: old enough by modification time and — unless `min_file_age_ms` is 0 —
+/// the same size and time as at the previous poll, so that a copy that keeps the original's
+/// time (SMB, `cp -p`, `mv` across disks) is not read while it is still being written.
+fn ready_files(
+    config: &FileConfig,
+    seen: &mut HashMap<PathBuf, (u64, Option<SystemTime>)>,
+) -> std::io::Result<Vec<PathBuf>> {
     let min_age = Duration::from_millis(config.min_file_age_ms);
     let now = SystemTime::now();
     let mut files = Vec::new();
+    let mut observed = HashMap::new();
     for entry in std::fs::read_dir(&config.dir)? {
         let Ok(entry) = entry else { continue };
         let Ok(meta) = entry.metadata() else { continue };
@@ -168,11 +185,16 @@ fn ready_files(config: &FileConfig) -> std::io::Result<Vec<PathBuf>> {
             .ok()
             .and_then(|m| now.duration_since(m).ok())
             .is_some_and(|age| age < min_age);
-        if fresh {
+        let path = entry.path();
+        let observation = (meta.len(), meta.modified().ok());
+        let stable = config.min_file_age_ms == 0 || seen.get(&path) == Some(&observation);
+        observed.insert(path.clone(), observation);
+        if fresh || !stable {
             continue;
         }
-        files.push(entry.path());
+        files.push(path);
     }
+    *seen = observed;
     files.sort();
     Ok(files)
 }
