@@ -47,6 +47,14 @@ pub enum Command {
         /// An HL7 v2 file (one message, several, or a batch).
         input: PathBuf,
     },
+    /// Run the golden mapping tests (`mappings/tests/<case>/input.* + expected.yaml`).
+    TestMappings {
+        #[arg(long, default_value = config::DEFAULT_CONFIG)]
+        config: PathBuf,
+        /// The folder of cases; default `<mappings_dir>/tests`.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
     /// Create or upgrade the store's schema.
     Migrate {
         #[arg(long, default_value = config::DEFAULT_CONFIG)]
@@ -131,6 +139,36 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             config,
             input,
         } => map_command(mapping.as_deref(), &config, &input),
+        Command::TestMappings { config, dir } => {
+            let settings = match config::load(&config) {
+                Ok(s) => s,
+                Err(problems) => return Ok(print_problems(&problems)),
+            };
+            let dir = dir.unwrap_or_else(|| Path::new(&settings.hub.mappings_dir).join("tests"));
+            let env = mapping::TransformEnv {
+                phone_region: settings.hub.phone_region.to_uppercase(),
+                timezone: jiff::tz::TimeZone::get(&settings.hub.timezone).unwrap_or(jiff::tz::TimeZone::UTC),
+            };
+            let results = mapping::golden::run_dir(&dir, &settings.mappings, &env)
+                .with_context(|| format!("reading {}", dir.display()))?;
+            let failed = results.iter().filter(|r| !r.passed()).count();
+            for r in &results {
+                if r.passed() {
+                    println!("ok    {}", r.name);
+                } else {
+                    println!("FAIL  {}", r.name);
+                    for d in &r.differences {
+                        println!("        {d}");
+                    }
+                }
+            }
+            println!("{} passed, {} failed", results.len() - failed, failed);
+            Ok(if failed == 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
     }
 }
 

@@ -9,6 +9,7 @@
 
 mod compile;
 mod engine;
+pub mod golden;
 mod plan;
 mod target;
 mod transform;

@@ -164,3 +164,42 @@ fn map_reads_fhir_patients_and_bundles() {
     assert_eq!(v[0]["person"]["names"][0]["family"], "Nguyễn");
     assert_eq!(v[1]["skipped_without_mapping"]["Encounter"], 1);
 }
+
+#[test]
+fn the_shipped_golden_mapping_cases_pass() {
+    let out = carehub().arg("test-mappings").output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    let cases = stdout.lines().filter(|l| l.starts_with("ok ")).count();
+    assert!(cases >= 12, "the shipped cases all ran ({cases}):\n{stdout}");
+}
+
+#[test]
+fn test_mappings_shows_a_readable_difference() {
+    let dir = tempfile::tempdir().unwrap();
+    let case = dir.path().join("wrong-sex");
+    std::fs::create_dir_all(&case).unwrap();
+    std::fs::write(
+        case.join("input.hl7"),
+        "MSH|^~\\&|EMR|H|||20260101||ADT^A04|1|P|2.5\rPID|1||9^^^H^MR||Le^An||2000|F\r",
+    )
+    .unwrap();
+    std::fs::write(
+        case.join("expected.yaml"),
+        "person:\n  identifiers: [{system: H, value: \"9\", type: MR}]\n  names: [{family: Le, given: [An]}]\n  birth_date: \"2000\"\n  sex: male\n",
+    )
+    .unwrap();
+    let out = carehub()
+        .arg("test-mappings")
+        .arg("--dir")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("FAIL  wrong-sex"), "{stdout}");
+    assert!(
+        stdout.contains("person.sex: expected \"male\", got \"female\""),
+        "{stdout}"
+    );
+}
