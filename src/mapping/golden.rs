@@ -163,12 +163,13 @@ mod tests {
             &json!({"sex": "male", "names": [{"family": "Le"}, {"family": "Ly"}], "language": "vi"}),
             &mut out,
         );
+        out.sort();
         assert_eq!(
             out,
             vec![
-                "person.sex: expected \"female\", got \"male\"",
-                "person.names.1: expected null, got {\"family\":\"Ly\"}",
                 "person.language: not expected, got \"vi\"",
+                "person.names.1: expected null, got {\"family\":\"Ly\"}",
+                "person.sex: expected \"female\", got \"male\"",
             ]
         );
     }
