@@ -1,4 +1,4 @@
-//! The `carehub` command: `run`, `validate`, `map`, `migrate`.
+//! The `carehub` command: `run`, `validate`, `map`, `test-mappings`, `status`, `migrate`.
 //!
 //! Exit codes: 0 success; 1 a runtime failure (printed with its cause chain); 2 a configuration
 //! or input problem (each printed as `file:line: field: problem`).
@@ -54,6 +54,11 @@ pub enum Command {
         /// The folder of cases; default `<mappings_dir>/tests`.
         #[arg(long)]
         dir: Option<PathBuf>,
+    },
+    /// Show each connector's state, counts and last message, read from the store.
+    Status {
+        #[arg(long, default_value = config::DEFAULT_CONFIG)]
+        config: PathBuf,
     },
     /// Create or upgrade the store's schema.
     Migrate {
@@ -139,6 +144,38 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             config,
             input,
         } => map_command(mapping.as_deref(), &config, &input),
+        Command::Status { config } => {
+            let settings = match config::load(&config) {
+                Ok(s) => s,
+                Err(problems) => return Ok(print_problems(&problems)),
+            };
+            let connectors = runtime()?.block_on(async {
+                let store = crate::store::Store::open(&settings.hub.store).await?;
+                anyhow::Ok(store.connectors().await?)
+            })?;
+            println!(
+                "{:<20} {:<6} {:<9} {:>9} {:>9} {:>7} {:>5} {:>8}  last message",
+                "connector", "type", "state", "received", "processed", "errors", "dups", "unmapped"
+            );
+            for c in connectors {
+                println!(
+                    "{:<20} {:<6} {:<9} {:>9} {:>9} {:>7} {:>5} {:>8}  {}",
+                    c.name,
+                    c.kind,
+                    c.state,
+                    c.received,
+                    c.processed,
+                    c.errors,
+                    c.duplicates,
+                    c.unmapped,
+                    c.last_message_at.as_deref().unwrap_or("-")
+                );
+                if let Some(detail) = c.detail.filter(|d| c.state == "degraded" || !d.is_empty()) {
+                    println!("{:<20} {detail}", "");
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::TestMappings { config, dir } => {
             let settings = match config::load(&config) {
                 Ok(s) => s,

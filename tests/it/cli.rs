@@ -203,3 +203,30 @@ fn test_mappings_shows_a_readable_difference() {
         "{stdout}"
     );
 }
+
+#[tokio::test]
+async fn status_shows_connector_counts_from_the_store() {
+    let t = crate::helpers::spawn_hub().await;
+    crate::helpers::send(t.mllp(), &crate::helpers::adt("ST-1", "MRN-ST", "Do")).await;
+    let config = t.dir.path().join("carehub.yaml");
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_carehub"))
+        .arg("status")
+        .arg("--config")
+        .arg(&config)
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("mllp "))
+        .expect("a line for the mllp connector");
+    let cols: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(&cols[..5], ["mllp", "mllp", "running", "1", "1"], "{stdout}");
+    t.hub.shutdown().await;
+}
