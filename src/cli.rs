@@ -150,7 +150,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 Err(problems) => return Ok(print_problems(&problems)),
             };
             let connectors = runtime()?.block_on(async {
-                let store = crate::store::Store::open(&settings.hub.store).await?;
+                let store = crate::store::Store::open_existing(&settings.hub.store).await?;
                 anyhow::Ok(store.connectors().await?)
             })?;
             println!(

@@ -65,6 +65,18 @@ impl Mapping {
     }
 
     fn apply_source(&self, source: Record<'_>, env: &TransformEnv) -> Result<MappingOutput, MappingError> {
+        let reads = match source {
+            Record::Hl7 { .. } => Input::Hl7v2,
+            Record::Fhir { .. } => Input::Fhir,
+        };
+        if reads != self.input {
+            return Err(MappingError {
+                mapping: self.name.clone(),
+                rule: String::new(),
+                path: None,
+                reason: format!("this mapping reads {:?} records, not {reads:?}", self.input),
+            });
+        }
         let mut warnings = Vec::new();
         let mut person = None;
         if let Some(node) = &self.person {
@@ -138,7 +150,13 @@ fn eval_item(ctx: &mut Ctx<'_>, item: &ListItem, out: &mut Vec<Value>) -> Result
                     }
                     (Over::Fhir(expr), Record::Fhir { resource, item }) => {
                         let items = fhir_eval(ctx, expr, resource, item)?;
-                        for it in &items {
+                        if items.len() > MAX_ITEMS {
+                            ctx.warnings.push(format!(
+                                "{} items in a foreach; the first {MAX_ITEMS} were read",
+                                items.len()
+                            ));
+                        }
+                        for it in items.iter().take(MAX_ITEMS) {
                             let source = Record::Fhir {
                                 resource,
                                 item: Some(it),
@@ -154,6 +172,9 @@ fn eval_item(ctx: &mut Ctx<'_>, item: &ListItem, out: &mut Vec<Value>) -> Result
         }
     }
 }
+
+/// Most items a FHIR `foreach` reads: hostile input must not make mapping quadratic.
+const MAX_ITEMS: usize = 1000;
 
 /// One entry of a foreach, read from `source`.
 fn each_entry(
@@ -223,7 +244,7 @@ fn read(ctx: &Ctx<'_>, p: &PathRef) -> Option<String> {
             // An expression that fails on this resource reads as empty; `validate` has
             // already checked that it parses and uses only supported functions.
             let values = expr.evaluate_on(resource, item.unwrap_or(resource)).ok()?;
-            values.iter().find_map(fhir_text).filter(|s| !s.trim().is_empty())
+            values.iter().filter_map(fhir_text).find(|s| !s.trim().is_empty())
         }
         _ => None,
     }

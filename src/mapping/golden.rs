@@ -38,6 +38,12 @@ pub fn run_dir(dir: &Path, mappings: &MappingSet, env: &TransformEnv) -> std::io
         .filter(|p| p.is_dir())
         .collect();
     cases.sort();
+    if cases.is_empty() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            format!("no test cases in {}", dir.display()),
+        ));
+    }
     Ok(cases.iter().map(|c| run_case(c, mappings, env)).collect())
 }
 
@@ -58,6 +64,13 @@ fn run_case(dir: &Path, mappings: &MappingSet, env: &TransformEnv) -> CaseResult
         },
         Err(e) => return fail(format!("cannot read expected.yaml: {e}")),
     };
+    if let Some(name) = expected.get("mapping").and_then(Value::as_str)
+        && mappings.get(name).is_none()
+    {
+        return fail(format!(
+            "expected.yaml names mapping {name}, which does not exist"
+        ));
+    }
     let actual = match (
         std::fs::read(dir.join("input.hl7")),
         std::fs::read(dir.join("input.json")),

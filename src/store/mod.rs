@@ -38,6 +38,8 @@ pub enum StoreError {
     Json(#[from] serde_json::Error),
     #[error("the store answered nothing for a record")]
     Empty,
+    #[error("no store at {0} (start carehub once, or run carehub migrate)")]
+    Missing(String),
 }
 
 /// The profile store.
@@ -67,6 +69,24 @@ impl Store {
     /// is busy or not reachable yet gets a few tries with backoff; a configuration error (a
     /// folder that cannot be made, an unknown URL) fails at once.
     pub async fn open(config: &StoreConfig) -> Result<Store, StoreError> {
+        let store = Self::connect(config, true).await?;
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// Opens an existing store for reading (`carehub status`): no schema change, and no SQLite
+    /// file is created where there was none.
+    pub async fn open_existing(config: &StoreConfig) -> Result<Store, StoreError> {
+        if let Some(path) = config.url.strip_prefix("sqlite:") {
+            let path = path.trim_start_matches("//");
+            if !std::path::Path::new(path).exists() {
+                return Err(StoreError::Missing(path.to_string()));
+            }
+        }
+        Self::connect(config, false).await
+    }
+
+    async fn connect(config: &StoreConfig, create: bool) -> Result<Store, StoreError> {
         let timeout = Duration::from_secs(config.connect_timeout_secs);
         let url = config.url.as_str();
         let open = || async {
@@ -77,6 +97,7 @@ impl Store {
                     config.max_connections,
                     timeout,
                     config.sqlite_synchronous,
+                    create,
                 );
                 Ok(Backend::Sqlite(s.await?))
             } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
@@ -103,9 +124,7 @@ impl Store {
                 },
                 other => other,
             })?;
-        let store = Store { backend };
-        store.migrate().await?;
-        Ok(store)
+        Ok(Store { backend })
     }
 
     /// The backend's name, for logs: `sqlite` or `postgres`.

@@ -13,7 +13,7 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
 use super::StoreError;
 use super::batch::{self, Lookups, Plan};
-use super::sql::{CHUNK, now, store_queries};
+use super::sql::{CHUNK, LOOKUP_TERMS, LOOKUP_VALUES, now, store_queries};
 use super::types::*;
 use crate::model::ProfilePatch;
 
@@ -47,7 +47,12 @@ impl PgStore {
     }
 
     pub async fn apply_batch(&self, records: &[NewRecord]) -> Result<Vec<Applied>, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        // READ COMMITTED whatever the server's default: the snapshot must be taken after the
+        // lock is granted, so that MAX(id) and the look-ups see the previous batch.
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN ISOLATION LEVEL READ COMMITTED")
+            .await?;
         sqlx::query("SELECT pg_advisory_xact_lock($1)")
             .bind(INGEST_LOCK)
             .execute(&mut *tx)

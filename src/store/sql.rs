@@ -15,6 +15,12 @@ pub fn now() -> String {
 /// Rows per statement: SQLite allows 32,766 bound values and the widest row binds 16.
 pub const CHUNK: usize = 500;
 
+/// Bound values in one look-up query (SQLite allows 32,766, PostgreSQL 65,535).
+pub const LOOKUP_VALUES: usize = 20_000;
+
+/// SELECTs joined by UNION ALL in one look-up query (SQLite allows 500).
+pub const LOOKUP_TERMS: usize = 200;
+
 /// Expands the shared query methods for a backend.
 ///
 /// `$store`: the backend struct (with `pool: sqlx::Pool<$db>`); `$db`: the sqlx database;
@@ -249,6 +255,34 @@ macro_rules! store_queries {
                     .collect())
             }
 
+            /// The query the next look-up branch goes into (a new one past the limits), with
+            /// ` UNION ALL ` already written when it is not the query's first SELECT.
+            fn lookup_branch<'q>(
+                queries: &'q mut Vec<sqlx::QueryBuilder<$db>>,
+                counts: &mut (usize, usize),
+                values: usize,
+                selects: usize,
+            ) -> &'q mut sqlx::QueryBuilder<$db> {
+                if queries.is_empty() || counts.0 + values > LOOKUP_VALUES || counts.1 + selects > LOOKUP_TERMS {
+                    // A header row names and types the columns (PostgreSQL types a UNION from its
+                    // first SELECT); its kind `x` is skipped when the rows are read.
+                    queries.push(sqlx::QueryBuilder::new(
+                        "SELECT 'x' AS kind, CAST(NULL AS BIGINT) AS id, CAST(NULL AS TEXT) AS a, \
+                         CAST(NULL AS TEXT) AS b, CAST(NULL AS TEXT) AS c, CAST(NULL AS TEXT) AS d, \
+                         CAST(NULL AS TEXT) AS e",
+                    ));
+                    *counts = (0, 1);
+                }
+                let first = counts.1 == 0;
+                counts.0 += values;
+                counts.1 += selects;
+                let q = queries.last_mut().expect("a query was just ensured");
+                if !first {
+                    q.push(" UNION ALL ");
+                }
+                q
+            }
+
             /// `($1, $2, …)` for a list of text values.
             fn push_list(q: &mut sqlx::QueryBuilder<$db>, values: &[String]) {
                 q.push("(");
@@ -265,34 +299,41 @@ macro_rules! store_queries {
                         records: &[NewRecord],
                     ) -> Result<Lookups, StoreError> {
                 let keys = batch::lookup_keys(records);
-                let mut q = sqlx::QueryBuilder::<$db>::new(
+                // Branches go into one UNION ALL query while it stays within the bound-value and
+                // compound-select limits of both databases; past them, into the next query.
+                let mut queries: Vec<sqlx::QueryBuilder<$db>> = vec![sqlx::QueryBuilder::new(
                     "SELECT 'n' AS kind, (SELECT COALESCE(MAX(id), 0) + 1 FROM messages) AS id, NULL AS a, NULL AS b, NULL AS c, \
                      NULL AS d, NULL AS e \
                      UNION ALL SELECT 'r', (SELECT COALESCE(MAX(id), 0) + 1 FROM source_records), NULL, NULL, NULL, NULL, NULL",
-                );
+                )];
+                let mut counts = (0usize, 2usize); // (bound values, SELECTs) in the current query
                 for chunk in keys.control_ids.chunks(CHUNK) {
                     // The status is filtered after: a status condition lures SQLite onto the status index.
+                    let q = Self::lookup_branch(&mut queries, &mut counts, chunk.len(), 1);
                     q.push(
-                        " UNION ALL SELECT 'm', id, sender, control_id, content_hash, person_id, status FROM messages \
+                        "SELECT 'm', id, sender, control_id, content_hash, person_id, status FROM messages \
                          WHERE control_id IN ",
                     );
-                    Self::push_list(&mut q, chunk);
+                    Self::push_list(q, chunk);
                 }
                 for chunk in keys.identifier_values.chunks(CHUNK) {
-                    q.push(" UNION ALL SELECT 'i', NULL, system, value, person_id, NULL, NULL FROM identifiers WHERE value IN ");
-                    Self::push_list(&mut q, chunk);
+                    let q = Self::lookup_branch(&mut queries, &mut counts, 2 * chunk.len(), 2);
+                    q.push("SELECT 'i', NULL, system, value, person_id, NULL, NULL FROM identifiers WHERE value IN ");
+                    Self::push_list(q, chunk);
                     q.push(
                         " UNION ALL SELECT 'p', NULL, id, profile, NULL, NULL, NULL FROM persons \
                          WHERE id IN (SELECT person_id FROM identifiers WHERE value IN ",
                     );
-                    Self::push_list(&mut q, chunk);
+                    Self::push_list(q, chunk);
                     q.push(")");
                 }
                 for chunk in keys.source_keys.chunks(CHUNK) {
-                    q.push(" UNION ALL SELECT 's', id, source_system, source_key, NULL, NULL, NULL FROM source_records WHERE source_key IN ");
-                    Self::push_list(&mut q, chunk);
+                    let q = Self::lookup_branch(&mut queries, &mut counts, chunk.len(), 1);
+                    q.push("SELECT 's', id, source_system, source_key, NULL, NULL, NULL FROM source_records WHERE source_key IN ");
+                    Self::push_list(q, chunk);
                 }
                 let mut l = Lookups::default();
+                for mut q in queries {
                 for row in q.build().fetch_all(&mut **tx).await? {
                     let kind: String = row.get("kind");
                     match kind.as_str() {
@@ -325,6 +366,7 @@ macro_rules! store_queries {
                         }
                         _ => {}
                     }
+                }
                 }
                 Ok(l)
             }

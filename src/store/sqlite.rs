@@ -15,7 +15,7 @@ use sqlx::sqlite::{
 
 use super::StoreError;
 use super::batch::{self, Lookups, Plan};
-use super::sql::{CHUNK, now, store_queries};
+use super::sql::{CHUNK, LOOKUP_TERMS, LOOKUP_VALUES, now, store_queries};
 use super::types::*;
 use crate::config::SqliteSync;
 use crate::model::ProfilePatch;
@@ -31,15 +31,17 @@ impl SqliteStore {
         max_connections: u32,
         timeout: Duration,
         sync: SqliteSync,
+        create: bool,
     ) -> Result<SqliteStore, StoreError> {
         if let Some(parent) = std::path::Path::new(path).parent()
+            && create
             && !parent.as_os_str().is_empty()
             && !path.starts_with(':')
         {
             std::fs::create_dir_all(parent).map_err(StoreError::Folder)?;
         }
         let options = SqliteConnectOptions::from_str(&format!("sqlite://{path}"))?
-            .create_if_missing(true)
+            .create_if_missing(create)
             .journal_mode(SqliteJournalMode::Wal)
             // FULL (the default): a commit is on disk before its ACK goes out, even across a
             // power loss. NORMAL survives a crash of the process only. Group commit pays the

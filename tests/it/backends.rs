@@ -116,3 +116,72 @@ async fn the_store_contract_holds_on_sqlite() {
 async fn the_store_contract_holds_on_postgresql() {
     store_contract(Backend::Postgres).await;
 }
+
+/// A record with more identifiers than one query may bind is looked up in several queries.
+async fn many_identifiers(backend: Backend) {
+    use carehub::model::{Identifier, ProfilePatch};
+    use carehub::store::{Disposition, NewRecord};
+    let Some(t) = try_spawn_hub_with(HubOptions {
+        backend,
+        ..Default::default()
+    })
+    .await
+    else {
+        return;
+    };
+    let patch = ProfilePatch {
+        identifiers: (0..12_000)
+            .map(|i| Identifier {
+                system: "BULK".into(),
+                value: format!("ID-{i}"),
+                kind: None,
+            })
+            .collect(),
+        ..Default::default()
+    };
+    let record = |control: &str| NewRecord {
+        connector: "bulk".into(),
+        origin: None,
+        received_at: "2026-11-20T00:00:00Z".into(),
+        sender: Some("EMR^H".into()),
+        control_id: Some(control.into()),
+        message_type: Some("ADT^A04".into()),
+        charset: None,
+        content_hash: format!("hash-{control}"),
+        raw: b"MSH|".to_vec(),
+        disposition: Disposition::Apply {
+            mapping: "m".into(),
+            source_system: "EMR^H".into(),
+            patch: Some(patch.clone()),
+            warnings: vec![],
+        },
+    };
+    let first = t
+        .hub
+        .store
+        .apply_batch(&[record("1")])
+        .await
+        .expect("a first batch with 12,000 identifiers");
+    let second = t
+        .hub
+        .store
+        .apply_batch(&[record("2")])
+        .await
+        .expect("a second one, looked up in pieces");
+    assert_eq!(
+        first[0].person_id, second[0].person_id,
+        "the same identifiers are the same person"
+    );
+    assert_eq!(t.hub.store.person_count().await.unwrap(), 1);
+    t.hub.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_huge_record_is_looked_up_in_pieces_on_sqlite() {
+    many_identifiers(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn a_huge_record_is_looked_up_in_pieces_on_postgresql() {
+    many_identifiers(Backend::Postgres).await;
+}

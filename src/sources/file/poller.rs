@@ -96,19 +96,31 @@ pub async fn poll_once(
     state: &mut PollState,
 ) -> std::io::Result<PollSummary> {
     let mut summary = PollSummary::default();
-    let ready = ready_files(config, &mut state.seen)?;
+    state.stuck.retain(|p, _| p.exists());
+    let ready = ready_files(config, &mut state.seen, &state.stuck)?;
     let attempts = &mut state.retries;
     attempts.retain(|p, _| ready.contains(p));
     for path in ready {
         if shutdown.is_some_and(|s| *s.borrow()) {
             break;
         }
+        // Files are taken in name order; while one waits for the store, the ones after it wait
+        // too, so that events from separate files (an admit, then its update) keep their order.
         if attempts.get(&path).is_some_and(|r| Instant::now() < r.next_try) {
             summary.files_deferred += 1;
-            continue;
+            break;
         }
         match process_file(config, ctx, ingest, store, &path).await {
-            Some((outcome, n)) => {
+            Some(Finished {
+                outcome,
+                messages: n,
+                moved,
+            }) => {
+                if !moved && let Ok(meta) = std::fs::metadata(&path) {
+                    state
+                        .stuck
+                        .insert(path.clone(), (meta.len(), meta.modified().ok()));
+                }
                 summary.messages += n;
                 if outcome == "done" {
                     summary.files_done += 1;
@@ -129,7 +141,7 @@ pub async fn poll_once(
                     .min(MAX_RETRY_WAIT);
                 retry.next_try = Instant::now() + wait;
                 summary.files_deferred += 1;
-                continue;
+                break;
             }
         }
         attempts.remove(&path);
@@ -142,16 +154,29 @@ pub async fn poll_once(
 pub struct PollState {
     /// Files left in place, and when to try them again.
     retries: HashMap<PathBuf, Retry>,
-    /// Size and modification time of each file at the last poll.
-    seen: HashMap<PathBuf, (u64, Option<SystemTime>)>,
+    /// Size and modification time of each file, and since when it has had them.
+    seen: HashMap<PathBuf, Observation>,
+    /// Files processed but that could not be moved out of the inbox, as they were then: they
+    /// are not read again until they change (a person must move them).
+    stuck: HashMap<PathBuf, (u64, Option<SystemTime>)>,
 }
 
-/// Files ready to read: old enough by modification time and — unless `min_file_age_ms` is 0 —
-/// the same size and time as at the previous poll, so that a copy that keeps the original's
+/// A file's size and modification time, and when the poller first saw it so.
+#[derive(Debug, Clone, Copy)]
+struct Observation {
+    len: u64,
+    modified: Option<SystemTime>,
+    since: Instant,
+}
+
+/// Files ready to read: older than `min_file_age_ms` by modification time (a time in the future
+/// counts as new) and — unless `min_file_age_ms` is 0 — unchanged in size and time for at
+/// least `min_file_age_ms` of the poller's own clock, so that a copy that keeps the original's
 /// time (SMB, `cp -p`, `mv` across disks) is not read while it is still being written.
 fn ready_files(
     config: &FileConfig,
-    seen: &mut HashMap<PathBuf, (u64, Option<SystemTime>)>,
+    seen: &mut HashMap<PathBuf, Observation>,
+    stuck: &HashMap<PathBuf, (u64, Option<SystemTime>)>,
 ) -> std::io::Result<Vec<PathBuf>> {
     let min_age = Duration::from_millis(config.min_file_age_ms);
     let now = SystemTime::now();
@@ -180,16 +205,27 @@ fn ready_files(
                 continue;
             }
         }
-        let fresh = meta
-            .modified()
-            .ok()
-            .and_then(|m| now.duration_since(m).ok())
-            .is_some_and(|age| age < min_age);
+        let modified = meta.modified().ok();
+        let fresh = match modified.map(|m| now.duration_since(m)) {
+            Some(Ok(age)) => age < min_age,
+            Some(Err(_)) => true, // modified in the future: clock skew, treat as new
+            None => false,
+        };
         let path = entry.path();
-        let observation = (meta.len(), meta.modified().ok());
-        let stable = config.min_file_age_ms == 0 || seen.get(&path) == Some(&observation);
-        observed.insert(path.clone(), observation);
-        if fresh || !stable {
+        let since = match seen.get(&path) {
+            Some(o) if o.len == meta.len() && o.modified == modified => o.since,
+            _ => Instant::now(),
+        };
+        observed.insert(
+            path.clone(),
+            Observation {
+                len: meta.len(),
+                modified,
+                since,
+            },
+        );
+        let stable = config.min_file_age_ms == 0 || (since.elapsed() >= min_age && seen.contains_key(&path));
+        if fresh || !stable || stuck.get(&path) == Some(&(meta.len(), modified)) {
             continue;
         }
         files.push(path);
@@ -197,6 +233,15 @@ fn ready_files(
     *seen = observed;
     files.sort();
     Ok(files)
+}
+
+/// What became of a file that was processed.
+struct Finished {
+    /// `done` or `error`.
+    outcome: &'static str,
+    messages: usize,
+    /// False when it could not be moved out of the inbox.
+    moved: bool,
 }
 
 /// Bytes of an oversize file kept in the message log.
@@ -228,7 +273,7 @@ async fn process_file(
     ingest: &Ingest,
     store: &Store,
     path: &Path,
-) -> Option<(&'static str, usize)> {
+) -> Option<Finished> {
     let name = path.file_name()?.to_string_lossy().into_owned();
     let bytes = match std::fs::metadata(path) {
         Ok(m) if m.len() > config.max_file_bytes => {
@@ -291,7 +336,7 @@ async fn reject_whole(
     name: &str,
     bytes: Vec<u8>,
     reason: String,
-) -> Option<(&'static str, usize)> {
+) -> Option<Finished> {
     if ingest
         .record_rejected(ctx, bytes.clone(), Some(name.to_string()), reason.clone())
         .await
@@ -312,7 +357,7 @@ async fn finish(
     bytes: &[u8],
     messages: usize,
     failures: Vec<String>,
-) -> Option<(&'static str, usize)> {
+) -> Option<Finished> {
     let failed = !failures.is_empty();
     // Where the file goes; its outcome is recorded first, so that whoever sees the file leave
     // the inbox also finds the record.
@@ -336,7 +381,9 @@ async fn finish(
         processed_at: jiff::Timestamp::now().to_string(),
     };
     if let Err(e) = store.record_file(&record).await {
-        tracing::warn!(connector = %ctx.name, error = %e, "cannot record a file's outcome");
+        // Without its record the file stays where it is and is tried again later.
+        tracing::warn!(connector = %ctx.name, error = %e, "cannot record a file's outcome; will retry");
+        return None;
     }
     let moved = match &target {
         Some(target) => {
@@ -350,13 +397,22 @@ async fn finish(
         None => std::fs::remove_file(path),
     };
     if let Err(e) = moved {
-        tracing::error!(connector = %ctx.name, error = %e, "cannot move a processed file out of the inbox");
-        let detail = format!("cannot move processed files: {e}");
+        tracing::error!(connector = %ctx.name, error = %e, "cannot move a processed file out of the inbox; it is left alone until it changes");
+        let detail = format!("cannot move processed files out of the inbox: {e}");
         let _ = store
             .set_connector_state(&ctx.name, "file", "degraded", Some(&detail))
             .await;
+        return Some(Finished {
+            outcome,
+            messages,
+            moved: false,
+        });
     }
-    Some((outcome, messages))
+    Some(Finished {
+        outcome,
+        messages,
+        moved: true,
+    })
 }
 
 /// `dir/name`, or `dir/name.2`, `dir/name.3`… when taken.
