@@ -234,20 +234,27 @@ fn push_unique(out: &mut Vec<Value>, v: Value) {
     }
 }
 
-fn read(ctx: &Ctx<'_>, p: &PathRef) -> Option<String> {
-    match (p, ctx.source) {
+/// The value at a path; `Err` when a FHIRPath fails on this resource (an array where one
+/// item was expected, say) — a value rule then fails by its `on_error`.
+fn try_read(ctx: &Ctx<'_>, p: &PathRef) -> Result<Option<String>, String> {
+    Ok(match (p, ctx.source) {
         (PathRef::Abs(path), Record::Hl7 { msg, .. }) => msg.get(path),
         (PathRef::Rel(r), Record::Hl7 { rep, .. }) => {
             rep.and_then(|rep| rep.component(r.component, r.subcomponent))
         }
         (PathRef::Fhir(expr), Record::Fhir { resource, item }) => {
-            // An expression that fails on this resource reads as empty; `validate` has
-            // already checked that it parses and uses only supported functions.
-            let values = expr.evaluate_on(resource, item.unwrap_or(resource)).ok()?;
+            let values = expr
+                .evaluate_on(resource, item.unwrap_or(resource))
+                .map_err(|e| e.to_string())?;
             values.iter().filter_map(fhir_text).find(|s| !s.trim().is_empty())
         }
         _ => None,
-    }
+    })
+}
+
+/// The value at a path for a condition: a path that fails to evaluate counts as absent.
+fn read(ctx: &Ctx<'_>, p: &PathRef) -> Option<String> {
+    try_read(ctx, p).ok().flatten()
 }
 
 fn eval_cond(ctx: &Ctx<'_>, c: &Cond) -> bool {
@@ -266,14 +273,25 @@ fn eval_value(ctx: &mut Ctx<'_>, e: &ValueExpr) -> Result<Option<String>, Mappin
     if e.when.as_ref().is_some_and(|c| !eval_cond(ctx, c)) {
         return Ok(None);
     }
+    let mut read_error: Option<(String, String)> = None;
     let (raw, path) = match &e.source {
         Source::Literal(s) => (Some(s.clone()), None),
         Source::Paths(paths) => {
-            let found = paths.iter().find_map(|p| read(ctx, p).map(|v| (v, p)));
-            match found {
-                Some((v, p)) => (Some(v), Some(p.to_string())),
-                None => (None, paths.first().map(ToString::to_string)),
+            let mut found = (None, paths.first().map(ToString::to_string));
+            for p in paths {
+                match try_read(ctx, p) {
+                    Ok(Some(v)) => {
+                        found = (Some(v), Some(p.to_string()));
+                        break;
+                    }
+                    Ok(None) => {}
+                    Err(reason) => {
+                        read_error = Some((p.to_string(), reason));
+                        break;
+                    }
+                }
             }
+            found
         }
         Source::Concat { parts, sep } => {
             let mut vals = Vec::new();
@@ -295,6 +313,10 @@ fn eval_value(ctx: &mut Ctx<'_>, e: &ValueExpr) -> Result<Option<String>, Mappin
             (found, None)
         }
     };
+    let path = match &read_error {
+        Some((p, _)) => Some(p.clone()),
+        None => path,
+    };
     let fail = |ctx: &mut Ctx<'_>, reason: String| -> Result<Option<String>, MappingError> {
         match e.on_error {
             OnError::Skip => {
@@ -313,6 +335,9 @@ fn eval_value(ctx: &mut Ctx<'_>, e: &ValueExpr) -> Result<Option<String>, Mappin
             }),
         }
     };
+    if let Some((_, reason)) = read_error {
+        return fail(ctx, reason);
+    }
     let mut value = raw;
     for t in &e.transforms {
         let Some(v) = value.as_deref() else { break };

@@ -230,3 +230,34 @@ async fn status_shows_connector_counts_from_the_store() {
     assert_eq!(&cols[..5], ["mllp", "mllp", "running", "1", "1"], "{stdout}");
     t.hub.shutdown().await;
 }
+
+#[test]
+fn a_fhirpath_that_fails_on_a_resource_fails_by_its_rule() {
+    let dir = tempfile::tempdir().unwrap();
+    let mapping = dir.path().join("m.yaml");
+    std::fs::write(
+        &mapping,
+        "name: m\ninput: fhir\nresource_types: [Patient]\nperson:\n  identifiers: {fields: {system: {value: s}, value: id}}\n  language: {path: name.family.lower()}\n  birth_date: {path: birthDate.lower(), on_error: skip}\n",
+    )
+    .unwrap();
+    // lower() needs one item; two names give two families.
+    let input = dir.path().join("p.json");
+    std::fs::write(
+        &input,
+        r#"{"resourceType":"Patient","id":"1","name":[{"family":"A"},{"family":"B"}],"birthDate":["x","y"]}"#,
+    )
+    .unwrap();
+    let out = carehub()
+        .arg("map")
+        .arg("--mapping")
+        .arg(&mapping)
+        .arg(&input)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(2), "{stdout}");
+    assert!(
+        stdout.contains("rule person.language"),
+        "the failing rule is named: {stdout}"
+    );
+}
