@@ -350,30 +350,8 @@ fn map_fhir(
 ) -> anyhow::Result<bool> {
     let text = std::str::from_utf8(bytes)
         .map_err(|e| anyhow::anyhow!("{}: not UTF-8 JSON: {e}", input.display()))?;
-    let mut resources = Vec::new();
-    let mut single = false;
-    match serde_json::from_str::<serde_json::Value>(text) {
-        Ok(v) if v["resourceType"] == "Bundle" => {
-            for entry in v["entry"].as_array().into_iter().flatten() {
-                if entry["resource"].is_object() {
-                    resources.push(entry["resource"].clone());
-                }
-            }
-        }
-        Ok(v) => {
-            single = true;
-            resources.push(v);
-        }
-        Err(whole) => {
-            // NDJSON: one resource per line.
-            for (n, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
-                let v = serde_json::from_str(line).map_err(|e| {
-                    anyhow::anyhow!("{}: not JSON ({whole}); line {}: {e}", input.display(), n + 1)
-                })?;
-                resources.push(v);
-            }
-        }
-    }
+    let (resources, single) =
+        mapping::fhir_resources(text).map_err(|e| anyhow::anyhow!("{}: {e}", input.display()))?;
     let mut failed = false;
     // In a Bundle or NDJSON, resources no mapping handles are counted, not failures.
     let mut skipped: std::collections::BTreeMap<String, usize> = Default::default();

@@ -24,6 +24,33 @@ pub use transform::{Transform, TransformEnv};
 use crate::config::{Document, Problem};
 use crate::hl7::MessageType;
 
+/// The FHIR resources a JSON document holds: a Bundle's entries, one resource (`single`), or
+/// NDJSON lines. `Err` says which line is not JSON.
+pub fn fhir_resources(text: &str) -> Result<(Vec<serde_json::Value>, bool), String> {
+    match serde_json::from_str::<serde_json::Value>(text) {
+        Ok(v) if v["resourceType"] == "Bundle" => {
+            let entries = v["entry"].as_array().into_iter().flatten();
+            Ok((
+                entries
+                    .filter(|e| e["resource"].is_object())
+                    .map(|e| e["resource"].clone())
+                    .collect(),
+                false,
+            ))
+        }
+        Ok(v) => Ok((vec![v], true)),
+        Err(whole) => {
+            let mut resources = Vec::new();
+            for (n, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+                let v = serde_json::from_str(line)
+                    .map_err(|e| format!("not JSON ({whole}); as NDJSON, line {}: {e}", n + 1))?;
+                resources.push(v);
+            }
+            Ok((resources, false))
+        }
+    }
+}
+
 /// Every mapping the hub knows, and the choice of one for a message.
 #[derive(Debug, Clone, Default)]
 pub struct MappingSet {

@@ -22,23 +22,6 @@ fn json_files(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
-/// The resources of a file: one resource, a Bundle's entries, or NDJSON lines.
-fn resources(text: &str) -> Vec<serde_json::Value> {
-    match serde_json::from_str::<serde_json::Value>(text) {
-        Ok(v) if v["resourceType"] == "Bundle" => v["entry"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|e| e["resource"].clone())
-            .collect(),
-        Ok(v) => vec![v],
-        Err(_) => text
-            .lines()
-            .filter_map(|l| serde_json::from_str(l).ok())
-            .collect(),
-    }
-}
-
 #[test]
 fn every_corpus_patient_maps_or_is_refused_with_a_reason() {
     let Some(corpus) = corpus_dir() else { return };
@@ -54,7 +37,10 @@ fn every_corpus_patient_maps_or_is_refused_with_a_reason() {
     let (mut patients, mut mapped, mut with_identifier, mut refused) = (0, 0, 0, 0);
     for f in &files {
         let text = std::fs::read_to_string(f).unwrap_or_default();
-        for r in resources(&text) {
+        for r in carehub::mapping::fhir_resources(&text)
+            .map(|(r, _)| r)
+            .unwrap_or_default()
+        {
             let Some(m) = r["resourceType"]
                 .as_str()
                 .and_then(|t| mappings.for_resource_type(t))
