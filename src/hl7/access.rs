@@ -7,7 +7,7 @@
 
 use super::escape::unescape;
 use super::message::{Message, MessageType, Segment};
-use super::path::{FieldRef, Path};
+use super::path::{FieldRef, Path, nth_part};
 
 impl Message {
     fn msh(&self) -> Option<&Segment> {
@@ -143,11 +143,17 @@ impl Message {
     /// [`Message::get`] against a given segment (the path's segment name
     /// and index are ignored).
     pub fn get_in_segment(&self, segment: &Segment, path: &Path) -> Option<String> {
+        let raw = segment.field(path.field)?;
+        let d = self.delimiters();
         let rep = path.repetition.unwrap_or(1);
-        let mut p = path.clone();
-        p.repetition = Some(rep);
-        let refs = self.field_refs_in_segment(segment, &p);
-        refs.first()?.select(path.component, path.subcomponent)
+        let field = if segment.name == "MSH" && path.field <= 2 {
+            // MSH-1/MSH-2 hold the delimiters themselves: never split.
+            (!raw.is_empty() && rep == 1).then(|| FieldRef::new(raw, d, 1, true))?
+        } else {
+            let r = nth_part(raw, d.repetition, rep).filter(|r| !r.is_empty())?;
+            FieldRef::new(r, d, rep, false)
+        };
+        field.select(path.component, path.subcomponent)
     }
 
     /// [`Message::field_refs`] against a given segment (the path's segment

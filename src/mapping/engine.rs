@@ -4,6 +4,7 @@
 //! canonical types, which check the values (a birth date that is no date, a sex outside the
 //! closed set). Errors name the mapping, the rule and the path — never the data.
 
+use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::plan::*;
@@ -87,12 +88,30 @@ impl Mapping {
                 warnings: &mut warnings,
             };
             let tree = eval_node(&mut ctx, node)?.unwrap_or(Value::Object(Map::new()));
-            let patch: ProfilePatch = serde_path_to_error::deserialize(tree).map_err(|e| MappingError {
-                mapping: self.name.clone(),
-                rule: format!("person.{}", e.path()),
-                path: None,
-                reason: without_values(&e.inner().to_string()),
-            })?;
+            // The fast way first; only a tree that does not fit is read again, slowly, to
+            // name the field that failed.
+            let patch = match ProfilePatch::deserialize(&tree) {
+                Ok(patch) => patch,
+                Err(_) => {
+                    let e = serde_path_to_error::deserialize::<_, ProfilePatch>(tree)
+                        .err()
+                        .map(|e| {
+                            (
+                                format!("person.{}", e.path()),
+                                without_values(&e.inner().to_string()),
+                            )
+                        })
+                        .unwrap_or_else(|| {
+                            ("person".to_string(), "the values do not fit a person".to_string())
+                        });
+                    return Err(MappingError {
+                        mapping: self.name.clone(),
+                        rule: e.0,
+                        path: None,
+                        reason: e.1,
+                    });
+                }
+            };
             if !patch.is_empty() {
                 person = Some(patch);
             }
@@ -273,20 +292,22 @@ fn eval_value(ctx: &mut Ctx<'_>, e: &ValueExpr) -> Result<Option<String>, Mappin
     if e.when.as_ref().is_some_and(|c| !eval_cond(ctx, c)) {
         return Ok(None);
     }
-    let mut read_error: Option<(String, String)> = None;
-    let (raw, path) = match &e.source {
+    let mut read_error: Option<String> = None;
+    // The path is written out only when a failure names it.
+    let (raw, path): (Option<String>, Option<&PathRef>) = match &e.source {
         Source::Literal(s) => (Some(s.clone()), None),
         Source::Paths(paths) => {
-            let mut found = (None, paths.first().map(ToString::to_string));
+            let mut found = (None, paths.first());
             for p in paths {
                 match try_read(ctx, p) {
                     Ok(Some(v)) => {
-                        found = (Some(v), Some(p.to_string()));
+                        found = (Some(v), Some(p));
                         break;
                     }
                     Ok(None) => {}
                     Err(reason) => {
-                        read_error = Some((p.to_string(), reason));
+                        found = (None, Some(p));
+                        read_error = Some(reason);
                         break;
                     }
                 }
@@ -313,29 +334,25 @@ fn eval_value(ctx: &mut Ctx<'_>, e: &ValueExpr) -> Result<Option<String>, Mappin
             (found, None)
         }
     };
-    let path = match &read_error {
-        Some((p, _)) => Some(p.clone()),
-        None => path,
-    };
     let fail = |ctx: &mut Ctx<'_>, reason: String| -> Result<Option<String>, MappingError> {
         match e.on_error {
             OnError::Skip => {
                 ctx.warnings.push(format!(
                     "rule {}{}: {reason}; value skipped",
                     e.rule,
-                    path.as_ref().map(|p| format!(" ({p})")).unwrap_or_default()
+                    path.map(|p| format!(" ({p})")).unwrap_or_default()
                 ));
                 Ok(None)
             }
             OnError::Error => Err(MappingError {
                 mapping: ctx.mapping.name.clone(),
                 rule: e.rule.clone(),
-                path: path.clone(),
+                path: path.map(ToString::to_string),
                 reason,
             }),
         }
     };
-    if let Some((_, reason)) = read_error {
+    if let Some(reason) = read_error {
         return fail(ctx, reason);
     }
     let mut value = raw;

@@ -84,8 +84,8 @@ impl Ingest {
         let mut outcomes = Vec::with_capacity(pending.len());
         for (reply, message, charset, ack, error, head) in pending {
             let committed = match reply {
-                Some(rx) => rx.await.unwrap_or(Err(StoreError::Sql(sqlx::Error::PoolClosed))),
-                None => Err(StoreError::Sql(sqlx::Error::PoolClosed)),
+                Some(rx) => rx.await.unwrap_or(Err(StoreError::WriterGone)),
+                None => Err(StoreError::WriterGone),
             };
             outcomes.push(match committed {
                 Ok(applied) => {
@@ -117,8 +117,8 @@ impl Ingest {
 
     async fn commit(&self, record: NewRecord) -> Result<Applied, StoreError> {
         match self.enqueue(record).await {
-            Some(rx) => rx.await.unwrap_or(Err(StoreError::Sql(sqlx::Error::PoolClosed))),
-            None => Err(StoreError::Sql(sqlx::Error::PoolClosed)),
+            Some(rx) => rx.await.unwrap_or(Err(StoreError::WriterGone)),
+            None => Err(StoreError::WriterGone),
         }
     }
 

@@ -1,4 +1,9 @@
-//! The group-commit writer: one task that owns every write of inbound records.
+//! The group-commit writer: one thread that owns every write of inbound records.
+//!
+//! It takes whatever records are waiting (up to `max_batch`), commits them in one transaction,
+//! and answers each record's sender. On SQLite the batch runs on this thread through the
+//! store's synchronous writer; on PostgreSQL the thread drives the async store. Either way the
+//! writer never waits for a turn on the runtime between the statements of a batch.
 
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -11,26 +16,44 @@ pub struct Job {
     pub reply: oneshot::Sender<Result<Applied, StoreError>>,
 }
 
-/// Starts the writer. It runs until every sender is dropped, then commits what is left and ends.
+/// Starts the writer. It runs until every sender is dropped, then commits what is left and
+/// ends; the handle completes then. Call it from within the runtime.
 pub fn spawn_writer(
     store: Store,
     max_batch: usize,
     queue_depth: usize,
 ) -> (mpsc::Sender<Job>, JoinHandle<()>) {
     let (tx, mut rx) = mpsc::channel::<Job>(queue_depth);
+    let (done, finished) = oneshot::channel::<()>();
+    let runtime = tokio::runtime::Handle::current();
+    let blocking = store.blocking_writer();
+    let apply = move |records: &[NewRecord]| match &blocking {
+        Some(w) => w.apply_batch(records),
+        None => runtime.block_on(store.apply_batch(records)),
+    };
+    let thread = std::thread::Builder::new()
+        .name("carehub-writer".into())
+        .spawn(move || {
+            let mut jobs: Vec<Job> = Vec::with_capacity(max_batch);
+            while rx.blocking_recv_many(&mut jobs, max_batch) > 0 {
+                commit_group(&apply, std::mem::take(&mut jobs));
+            }
+            tracing::debug!("ingest writer stopped");
+            let _ = done.send(());
+        });
+    if let Err(e) = thread {
+        // Without a thread there is no writer: every submit is answered "send it again later".
+        tracing::error!(error = %e, "cannot start the ingest writer thread");
+    }
     let handle = tokio::spawn(async move {
-        let mut jobs: Vec<Job> = Vec::with_capacity(max_batch);
-        while rx.recv_many(&mut jobs, max_batch).await > 0 {
-            commit_group(&store, std::mem::take(&mut jobs)).await;
-        }
-        tracing::debug!("ingest writer stopped");
+        let _ = finished.await;
     });
     (tx, handle)
 }
 
-async fn commit_group(store: &Store, jobs: Vec<Job>) {
+fn commit_group(apply: &impl Fn(&[NewRecord]) -> Result<Vec<Applied>, StoreError>, jobs: Vec<Job>) {
     let (records, replies): (Vec<NewRecord>, Vec<_>) = jobs.into_iter().map(|j| (j.record, j.reply)).unzip();
-    match store.apply_batch(&records).await {
+    match apply(&records) {
         Ok(applied) => {
             for (reply, a) in replies.into_iter().zip(applied) {
                 let _ = reply.send(Ok(a));
@@ -40,14 +63,15 @@ async fn commit_group(store: &Store, jobs: Vec<Job>) {
             // One bad record must not sink the others: retry them one by one.
             tracing::warn!(error = %e, records = records.len(), "a group commit failed; retrying its records one by one");
             for (record, reply) in records.iter().zip(replies) {
-                let result = store.apply_batch(std::slice::from_ref(record)).await;
+                let result = apply(std::slice::from_ref(record));
                 let _ = reply.send(result.and_then(|v| v.into_iter().next().ok_or(StoreError::Empty)));
             }
         }
         Err(e) => {
             tracing::error!(error = %e, "a commit failed");
+            let reason = e.to_string();
             for reply in replies {
-                let _ = reply.send(Err(StoreError::Sql(sqlx::Error::Protocol(e.to_string()))));
+                let _ = reply.send(Err(StoreError::Sql(sqlx::Error::Protocol(reason.clone()))));
             }
         }
     }

@@ -11,6 +11,7 @@ mod batch;
 mod postgres;
 mod sql;
 mod sqlite;
+mod sqlite_writer;
 mod types;
 
 pub use types::*;
@@ -34,6 +35,10 @@ pub enum StoreError {
     Unsupported(String),
     #[error("database error: {0}")]
     Sql(#[from] sqlx::Error),
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("the store's writer stopped")]
+    WriterGone,
     #[error("stored JSON is unreadable: {0}")]
     Json(#[from] serde_json::Error),
     #[error("the store answered nothing for a record")]
@@ -52,6 +57,17 @@ pub struct Store {
 enum Backend {
     Sqlite(sqlite::SqliteStore),
     Postgres(postgres::PgStore),
+}
+
+/// See [`Store::blocking_writer`].
+#[derive(Clone, Debug)]
+pub struct BlockingWriter(sqlite::SqliteStore);
+
+impl BlockingWriter {
+    /// [`Store::apply_batch`], on the calling thread (never call it from async code).
+    pub fn apply_batch(&self, records: &[NewRecord]) -> Result<Vec<Applied>, StoreError> {
+        self.0.apply_batch_blocking(records)
+    }
 }
 
 /// Calls the same method on whichever backend the store has.
@@ -149,6 +165,15 @@ impl Store {
     /// for mapped records, its effect on the person. Either all of them commit or none.
     pub async fn apply_batch(&self, records: &[NewRecord]) -> Result<Vec<Applied>, StoreError> {
         on_backend!(self, s => s.apply_batch(records).await)
+    }
+
+    /// The store's synchronous ingest writer, when its backend has one (SQLite): the pipeline
+    /// drives it from a thread of its own, with no await between a batch's statements.
+    pub fn blocking_writer(&self) -> Option<BlockingWriter> {
+        match &self.backend {
+            Backend::Sqlite(s) => Some(BlockingWriter(s.clone())),
+            Backend::Postgres(_) => None,
+        }
     }
 
     /// Persons holding an identifier with this value (and system, when given).

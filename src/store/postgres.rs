@@ -1,9 +1,10 @@
 //! The PostgreSQL backend: for production and for several hub replicas.
 //!
-//! Its queries are the shared ones (`sql.rs`). What differs from SQLite: each statement of a
-//! batch runs on its own (the extended protocol takes one statement per query), and a batch
-//! transaction first takes a transaction-scoped advisory lock, so that batches from several
-//! replicas are applied one after the other and the ids a batch allocates stay its own.
+//! Its read queries are the shared ones (`sql.rs`). Ingest batches are set-based: a few
+//! UNION ALL look-ups and multi-row inserts per batch, each statement on its own (the extended
+//! protocol takes one statement per query); a batch transaction first takes a
+//! transaction-scoped advisory lock, so that batches from several replicas are applied one
+//! after the other and the ids a batch allocates stay their own.
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -65,4 +66,235 @@ impl PgStore {
     }
 }
 
-store_queries!(PgStore, sqlx::Postgres, sqlx::postgres::PgRow, false);
+/// The ingest batch: set-based look-ups and multi-row writes.
+impl PgStore {
+    /// The query the next look-up branch goes into (a new one past the limits), with
+    /// ` UNION ALL ` already written when it is not the query's first SELECT.
+    fn lookup_branch<'q>(
+        queries: &'q mut Vec<sqlx::QueryBuilder<sqlx::Postgres>>,
+        counts: &mut (usize, usize),
+        values: usize,
+        selects: usize,
+    ) -> &'q mut sqlx::QueryBuilder<sqlx::Postgres> {
+        if queries.is_empty() || counts.0 + values > LOOKUP_VALUES || counts.1 + selects > LOOKUP_TERMS {
+            // A header row names and types the columns (PostgreSQL types a UNION from its
+            // first SELECT); its kind `x` is skipped when the rows are read.
+            queries.push(sqlx::QueryBuilder::new(
+                "SELECT 'x' AS kind, CAST(NULL AS BIGINT) AS id, CAST(NULL AS TEXT) AS a, \
+                 CAST(NULL AS TEXT) AS b, CAST(NULL AS TEXT) AS c, CAST(NULL AS TEXT) AS d, \
+                 CAST(NULL AS TEXT) AS e",
+            ));
+            *counts = (0, 1);
+        }
+        let first = counts.1 == 0;
+        counts.0 += values;
+        counts.1 += selects;
+        let q = queries.last_mut().expect("a query was just ensured");
+        if !first {
+            q.push(" UNION ALL ");
+        }
+        q
+    }
+
+    /// `($1, $2, …)` for a list of text values.
+    fn push_list(q: &mut sqlx::QueryBuilder<sqlx::Postgres>, values: &[String]) {
+        q.push("(");
+        let mut sep = q.separated(", ");
+        for v in values {
+            sep.push_bind(v.clone());
+        }
+        sep.push_unseparated(")");
+    }
+
+    /// Everything a batch needs to know, in one UNION ALL query. Columns: kind, id, a, b, c, d, e.
+    async fn ingest_lookup(
+        tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+        records: &[NewRecord],
+    ) -> Result<Lookups, StoreError> {
+        let keys = batch::lookup_keys(records);
+        // Branches go into one UNION ALL query while it stays within the bound-value and
+        // compound-select limits of both databases; past them, into the next query.
+        let mut queries: Vec<sqlx::QueryBuilder<sqlx::Postgres>> = vec![sqlx::QueryBuilder::new(
+            "SELECT 'n' AS kind, (SELECT COALESCE(MAX(id), 0) + 1 FROM messages) AS id, NULL AS a, NULL AS b, NULL AS c, \
+             NULL AS d, NULL AS e \
+             UNION ALL SELECT 'r', (SELECT COALESCE(MAX(id), 0) + 1 FROM source_records), NULL, NULL, NULL, NULL, NULL",
+        )];
+        let mut counts = (0usize, 2usize); // (bound values, SELECTs) in the current query
+        for chunk in keys.control_ids.chunks(CHUNK) {
+            // The status is filtered after: a status condition lures SQLite onto the status index.
+            let q = Self::lookup_branch(&mut queries, &mut counts, chunk.len(), 1);
+            q.push(
+                "SELECT 'm', id, sender, control_id, content_hash, person_id, status FROM messages \
+                 WHERE control_id IN ",
+            );
+            Self::push_list(q, chunk);
+        }
+        for chunk in keys.identifier_values.chunks(CHUNK) {
+            let q = Self::lookup_branch(&mut queries, &mut counts, 2 * chunk.len(), 2);
+            q.push("SELECT 'i', NULL, system, value, person_id, NULL, NULL FROM identifiers WHERE value IN ");
+            Self::push_list(q, chunk);
+            q.push(
+                " UNION ALL SELECT 'p', NULL, id, profile, NULL, NULL, NULL FROM persons \
+                 WHERE id IN (SELECT person_id FROM identifiers WHERE value IN ",
+            );
+            Self::push_list(q, chunk);
+            q.push(")");
+        }
+        for chunk in keys.source_keys.chunks(CHUNK) {
+            let q = Self::lookup_branch(&mut queries, &mut counts, chunk.len(), 1);
+            q.push("SELECT 's', id, source_system, source_key, NULL, NULL, NULL FROM source_records WHERE source_key IN ");
+            Self::push_list(q, chunk);
+        }
+        let mut l = Lookups::default();
+        for mut q in queries {
+            for row in q.build().fetch_all(&mut **tx).await? {
+                let kind: String = row.get("kind");
+                match kind.as_str() {
+                    "n" => l.next_message_id = row.get("id"),
+                    "r" => l.next_source_record_id = row.get("id"),
+                    "m" => {
+                        let status: String = row.get("e");
+                        if status != "processed" && status != "unmapped" {
+                            continue;
+                        }
+                        let id: i64 = row.get("id");
+                        let person: Option<String> = row.get("d");
+                        let key = (row.get("a"), row.get("b"), row.get("c"));
+                        let entry = l.accepted.entry(key).or_insert((id, person.clone()));
+                        if id < entry.0 {
+                            *entry = (id, person);
+                        }
+                    }
+                    "i" => {
+                        l.identifiers.insert((row.get("a"), row.get("b")), row.get("c"));
+                    }
+                    "p" => {
+                        let profile: String = row.get("b");
+                        l.profiles
+                            .insert(row.get("a"), serde_json::from_str::<ProfilePatch>(&profile)?);
+                    }
+                    "s" => {
+                        l.source_records
+                            .insert((row.get("a"), row.get("b")), row.get("id"));
+                    }
+                    _ => {}
+                }
+            }
+        }
+        Ok(l)
+    }
+
+    /// Writes a planned batch: one multi-row statement per table and chunk.
+    async fn ingest_write(
+        tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+        plan: &Plan<'_>,
+    ) -> Result<(), StoreError> {
+        let mut q = sqlx::QueryBuilder::<sqlx::Postgres>::new("");
+        // The extended protocol takes one statement per query: each runs as soon as it is complete.
+        macro_rules! statement_done {
+            ($tx:ident, $q:ident) => {
+                $q.build().execute(&mut **$tx).await?;
+                $q.reset();
+            };
+        }
+        for chunk in plan.persons.chunks(CHUNK) {
+            q.push("INSERT INTO persons (id, profile, created_at, updated_at) ");
+            q.push_values(chunk, |mut b, p| {
+                b.push_bind(&p.id)
+                    .push_bind(&p.profile)
+                    .push_bind(&p.created_at)
+                    .push_bind(&p.updated_at);
+            });
+            q.push(" ON CONFLICT (id) DO UPDATE SET profile = excluded.profile, updated_at = excluded.updated_at");
+            statement_done!(tx, q);
+        }
+        for chunk in plan.source_records.chunks(CHUNK) {
+            q.push(
+                "INSERT INTO source_records (id, source_system, source_key, person_id, patch, last_message_id, \
+                 created_at, updated_at) ",
+            );
+            q.push_values(chunk, |mut b, s| {
+                b.push_bind(s.id)
+                    .push_bind(&s.source_system)
+                    .push_bind(&s.source_key)
+                    .push_bind(&s.person_id)
+                    .push_bind(&s.patch)
+                    .push_bind(s.last_message_id)
+                    .push_bind(&s.at)
+                    .push_bind(&s.at);
+            });
+            q.push(
+                " ON CONFLICT (id) DO UPDATE SET patch = excluded.patch, last_message_id = excluded.last_message_id, \
+                 updated_at = excluded.updated_at",
+            );
+            statement_done!(tx, q);
+        }
+        for chunk in plan.identifiers.chunks(CHUNK) {
+            q.push("INSERT INTO identifiers (system, value, kind, person_id, source_record_id, created_at) ");
+            q.push_values(chunk, |mut b, i| {
+                b.push_bind(&i.system)
+                    .push_bind(&i.value)
+                    .push_bind(&i.kind)
+                    .push_bind(&i.person_id)
+                    .push_bind(i.source_record_id)
+                    .push_bind(&i.at);
+            });
+            q.push(" ON CONFLICT (value, system) DO NOTHING");
+            statement_done!(tx, q);
+        }
+        for chunk in plan.messages.chunks(CHUNK) {
+            q.push(
+                "INSERT INTO messages (id, connector, origin, received_at, sender, control_id, message_type, charset, \
+                 content_hash, raw, status, error, warnings, mapping, person_id, duplicate_of) ",
+            );
+            q.push_values(chunk, |mut b, m| {
+                let r = m.record;
+                b.push_bind(m.id)
+                    .push_bind(&r.connector)
+                    .push_bind(&r.origin)
+                    .push_bind(&r.received_at)
+                    .push_bind(&r.sender)
+                    .push_bind(&r.control_id)
+                    .push_bind(&r.message_type)
+                    .push_bind(&r.charset)
+                    .push_bind(&r.content_hash)
+                    .push_bind(&r.raw)
+                    .push_bind(m.status.as_str())
+                    .push_bind(&m.error)
+                    .push_bind(&m.warnings)
+                    .push_bind(&m.mapping)
+                    .push_bind(&m.person_id)
+                    .push_bind(m.duplicate_of);
+            });
+            statement_done!(tx, q);
+        }
+        let ts = jiff::Timestamp::now().to_string();
+        for (name, c) in &plan.counters {
+            q.push(
+                "INSERT INTO connectors (name, kind, state, received, processed, errors, duplicates, unmapped, \
+                 last_message_at, updated_at) VALUES (",
+            );
+            let mut sep = q.separated(", ");
+            sep.push_bind(name.clone());
+            sep.push("'unknown'");
+            sep.push("'running'");
+            sep.push_bind(c.received);
+            sep.push_bind(c.processed);
+            sep.push_bind(c.errors);
+            sep.push_bind(c.duplicates);
+            sep.push_bind(c.unmapped);
+            sep.push_bind(c.last_message_at.clone());
+            sep.push_bind(ts.clone());
+            q.push(
+                ") ON CONFLICT (name) DO UPDATE SET received = connectors.received + excluded.received, \
+                 processed = connectors.processed + excluded.processed, errors = connectors.errors + excluded.errors, \
+                 duplicates = connectors.duplicates + excluded.duplicates, unmapped = connectors.unmapped + excluded.unmapped, \
+                 last_message_at = excluded.last_message_at, updated_at = excluded.updated_at",
+            );
+            statement_done!(tx, q);
+        }
+        Ok(())
+    }
+}
+
+store_queries!(PgStore, sqlx::Postgres, sqlx::postgres::PgRow);

@@ -1,11 +1,11 @@
 //! The SQLite backend: one file, WAL journal, one writer at a time.
 //!
-//! Its queries are the shared ones (`sql.rs`); here: opening with the pragmas that matter, and
-//! the batch transaction, which takes the write lock first (`BEGIN IMMEDIATE`) and sends all
-//! of a batch's writes as one multi-statement query — sqlx runs each SQLite query on a worker
-//! thread, and every round trip between threads costs more than the SQL.
+//! Its read queries are the shared ones (`sql.rs`), over a sqlx pool; here: opening with the
+//! pragmas that matter. Ingest batches go through a connection of their own, driven
+//! synchronously (`sqlite_writer.rs`): sqlx's thread hop per query cost more than the SQL.
 
 use std::str::FromStr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use sqlx::Row;
@@ -14,15 +14,18 @@ use sqlx::sqlite::{
 };
 
 use super::StoreError;
-use super::batch::{self, Lookups, Plan};
-use super::sql::{CHUNK, LOOKUP_TERMS, LOOKUP_VALUES, now, store_queries};
+use super::sql::{now, store_queries};
+use super::sqlite_writer::SqliteWriter;
 use super::types::*;
 use crate::config::SqliteSync;
-use crate::model::ProfilePatch;
 
 #[derive(Clone, Debug)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    path: String,
+    sync: SqliteSync,
+    /// Ingest writes go through their own connection (see `sqlite_writer.rs`).
+    writer: Arc<Mutex<Option<SqliteWriter>>>,
 }
 
 impl SqliteStore {
@@ -66,7 +69,12 @@ impl SqliteStore {
             .acquire_timeout(timeout)
             .connect_with(options)
             .await?;
-        Ok(SqliteStore { pool })
+        Ok(SqliteStore {
+            pool,
+            path: path.to_string(),
+            sync,
+            writer: Arc::new(Mutex::new(None)),
+        })
     }
 
     pub async fn migrate(&self) -> Result<(), StoreError> {
@@ -79,15 +87,29 @@ impl SqliteStore {
         Ok(())
     }
 
+    /// Writes a group of records in one transaction, on the calling thread (see
+    /// `sqlite_writer.rs`). The writer connection opens on first use, after migrations.
+    pub fn apply_batch_blocking(&self, records: &[NewRecord]) -> Result<Vec<Applied>, StoreError> {
+        // A panic while holding the lock leaves nothing half-done: the transaction rolled back.
+        let mut guard = self
+            .writer
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let writer = match &mut *guard {
+            Some(w) => w,
+            none => none.insert(SqliteWriter::open(&self.path, self.sync)?),
+        };
+        writer.apply_batch(records)
+    }
+
+    /// [`Self::apply_batch_blocking`] for async callers, on a blocking thread.
     pub async fn apply_batch(&self, records: &[NewRecord]) -> Result<Vec<Applied>, StoreError> {
-        // IMMEDIATE: take the write lock first, so the ids read below stay ours.
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let lookups = Self::ingest_lookup(&mut tx, records).await?;
-        let plan = batch::plan(records, lookups)?;
-        Self::ingest_write(&mut tx, &plan).await?;
-        tx.commit().await?;
-        Ok(plan.applied)
+        let this = self.clone();
+        let records = records.to_vec();
+        tokio::task::spawn_blocking(move || this.apply_batch_blocking(&records))
+            .await
+            .map_err(|_| StoreError::WriterGone)?
     }
 }
 
-store_queries!(SqliteStore, sqlx::Sqlite, sqlx::sqlite::SqliteRow, true);
+store_queries!(SqliteStore, sqlx::Sqlite, sqlx::sqlite::SqliteRow);
