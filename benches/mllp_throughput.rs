@@ -10,9 +10,15 @@
 //!     BENCH_SENDERS=8 BENCH_WINDOW=16 BENCH_MESSAGES=80000 cargo bench --bench mllp_throughput
 //!
 //! `BENCH_STORE_URL=postgres://…` runs it on PostgreSQL (use an empty database or schema).
+//! `BENCH_MATCHING=on` turns probabilistic matching on (docs/identity.md); by default the hub
+//! links by identifiers only, the ingest path this benchmark measures.
 //! Prints messages/s and ACK latency p50/p99/max.
 
 use std::time::{Duration, Instant};
+
+/// The allocator the `carehub` binary uses (src/main.rs).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -24,13 +30,38 @@ fn env_usize(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
+/// A distinct person per message: names, birth dates, phones and streets vary, so that
+/// matching finds no look-alike and every ACK waits for a new person's rows.
 fn message(sender: usize, i: usize) -> Vec<u8> {
+    const FAMILY: [&str; 8] = ["Nguyễn", "Trần", "Lê", "Phạm", "Иванова", "王", "Smith", "Hoàng"];
+    const GIVEN: [&str; 12] = [
+        "Lan",
+        "Minh",
+        "Anh",
+        "Hùng",
+        "Thảo",
+        "Ольга",
+        "Dũng",
+        "Mai",
+        "Quân",
+        "Linh",
+        "伟",
+        "Emily",
+    ];
+    let n = sender * 100_000 + i;
     let text = format!(
         "MSH|^~\\&|EMR|CLINIC|CAREHUB|CLINIC|20261120083000+0700||ADT^A04^ADT_A01|B{sender}-{i}|P|2.5.1\r\
          EVN|A04|20261120083000\r\
-         PID|1||MRN{sender}X{i}^^^CLINIC^MR~0791{i:08}{sender}^^^VN-CCCD^NI||Nguyễn^Thị Lan^^^^^L||19850307|F|||12 Lý Thường Kiệt^^Hà Nội^^100000^VN^H||^PRN^CP^^84^903^{:06}|||||||||||||||||N\r\
+         PID|1||MRN{sender}X{i}^^^CLINIC^MR~0791{i:08}{sender}^^^VN-CCCD^NI||{}^{} {}^^^^^L||{}{:02}{:02}|F|||{} Lý Thường Kiệt^^Hà Nội^^100000^VN^H||^PRN^CP^^84^903^{:06}|||||||||||||||||N\r\
          PV1|1|O|KHAM^101^1\r",
-        (sender * 100_000 + i) % 1_000_000
+        FAMILY[n % 8],
+        GIVEN[(n / 8) % 12],
+        GIVEN[(n / 96) % 12],
+        1930 + (n / 1152) % 90,
+        1 + (n / 7) % 12,
+        1 + (n / 3) % 28,
+        n % 997,
+        n % 1_000_000
     );
     let mut v = vec![0x0b];
     v.extend_from_slice(text.as_bytes());
@@ -57,6 +88,7 @@ fn main() {
     let senders = env_usize("BENCH_SENDERS", 8);
     let window = env_usize("BENCH_WINDOW", 1).max(1);
     let total = env_usize("BENCH_MESSAGES", 40_000);
+    let matching = std::env::var("BENCH_MATCHING").is_ok_and(|v| v == "on" || v == "1" || v == "true");
     let per_sender = total / senders;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -69,7 +101,7 @@ fn main() {
         std::fs::write(
             root.join("carehub.yaml"),
             format!(
-                "store: {{url: \"{}\"}}\napi: {{enabled: false}}\nconnectors_dir: {}\nmappings_dir: {}/mappings\nlog: {{level: warn}}\n",
+                "store: {{url: \"{}\"}}\napi: {{enabled: false}}\nconnectors_dir: {}\nmappings_dir: {}/mappings\nlog: {{level: warn}}\nidentity: {{matching: {matching}}}\n",
                 std::env::var("BENCH_STORE_URL")
                     .unwrap_or_else(|_| format!("sqlite://{}", root.join("bench.db").display())),
                 root.join("connectors").display(),
@@ -121,7 +153,7 @@ fn main() {
         let pct = |p: f64| all[((all.len() as f64 * p) as usize).min(all.len() - 1)];
         let persons = hub.store.person_count().await.unwrap_or(-1);
         println!(
-            "mllp_throughput: senders={senders} window={window} messages={} refused={refused} persons={persons} elapsed={:.2}s rate={:.0} msg/s ack_p50={:.2}ms ack_p99={:.2}ms ack_max={:.2}ms",
+            "mllp_throughput: senders={senders} window={window} matching={matching} messages={} refused={refused} persons={persons} elapsed={:.2}s rate={:.0} msg/s ack_p50={:.2}ms ack_p99={:.2}ms ack_max={:.2}ms",
             all.len(),
             elapsed.as_secs_f64(),
             all.len() as f64 / elapsed.as_secs_f64(),

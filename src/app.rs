@@ -84,9 +84,12 @@ pub fn connector_context(settings: &Settings, c: &ConnectorConfig) -> anyhow::Re
 
 /// Starts everything the settings describe.
 pub async fn start(settings: Settings) -> anyhow::Result<Hub> {
+    let matcher = crate::identity::Matcher::new(&settings.hub.identity)
+        .map_err(|e| anyhow::anyhow!("identity.model: {e}"))?;
     let store = Store::open(&settings.hub.store)
         .await
-        .context("opening the store")?;
+        .context("opening the store")?
+        .with_matcher(matcher);
     let (tx, writer) = spawn_writer(
         store.clone(),
         settings.hub.pipeline.max_batch,

@@ -65,6 +65,30 @@ pub enum Command {
         #[arg(long, default_value = config::DEFAULT_CONFIG)]
         config: PathBuf,
     },
+    /// Link a labelled CSV of person records through the matching path (in a scratch store)
+    /// and print precision, recall and F1 against its ground-truth column as one JSON line.
+    LinkageEval {
+        /// The CSV file (header row first).
+        csv: PathBuf,
+        /// The column holding the true entity id (same value = same person).
+        #[arg(long)]
+        truth: String,
+        /// NAME=COLUMN (or NAME=COL1+COL2, joined by a space); NAME is one of given, family,
+        /// birth_date, sex, phone, email, street, city, postcode, state, identifier.
+        #[arg(long = "field", value_parser = parse_field)]
+        fields: Vec<(String, String)>,
+        /// A YAML file whose `identity:` section (model, thresholds, veto) is used: the hub's
+        /// configuration, or a file with that section only.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+}
+
+fn parse_field(s: &str) -> Result<(String, String), String> {
+    let (name, column) = s
+        .split_once('=')
+        .ok_or_else(|| format!("expected NAME=COLUMN, got {s}"))?;
+    Ok((name.trim().to_string(), column.trim().to_string()))
 }
 
 /// Entry point used by `main`.
@@ -121,6 +145,32 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             crate::telemetry::init(&settings.hub.log);
             runtime()?.block_on(crate::app::run(settings))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::LinkageEval {
+            csv,
+            truth,
+            fields,
+            config,
+        } => {
+            // Only the `identity:` section is read: a hub configuration or a file holding just that.
+            #[derive(serde::Deserialize)]
+            struct IdentityOnly {
+                #[serde(default)]
+                identity: crate::identity::IdentityConfig,
+            }
+            let identity = match config {
+                Some(path) => {
+                    let text = std::fs::read_to_string(&path)
+                        .with_context(|| format!("reading {}", path.display()))?;
+                    serde_saphyr::from_str::<IdentityOnly>(&text)
+                        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?
+                        .identity
+                }
+                None => crate::identity::IdentityConfig::default(),
+            };
+            let figures = runtime()?.block_on(crate::linkage::evaluate(&csv, &truth, &fields, &identity))?;
+            println!("{}", serde_json::to_string(&figures)?);
             Ok(ExitCode::SUCCESS)
         }
         Command::Migrate { config } => {

@@ -14,7 +14,8 @@
 //! - [`mapping`]: declarative YAML mappings, compiled and applied (pure).
 //! - [`config`]: YAML configuration with every problem reported as `file:line: field: problem`.
 //! - [`sources`]: connectors that receive records and hand them to the [`pipeline`].
-//! - [`store`]: all SQL; SQLite now, PostgreSQL next, behind one type.
+//! - [`identity`]: probabilistic matching (Fellegi–Sunter) of incoming records to persons (pure).
+//! - [`store`]: all SQL, SQLite and PostgreSQL behind one type.
 //! - [`api`]: the HTTP API. [`app`]: the composition root. [`cli`]: the `carehub` command.
 
 pub mod api;
@@ -23,6 +24,8 @@ pub mod cli;
 pub mod config;
 pub mod fhirpath;
 pub mod hl7;
+pub mod identity;
+pub mod linkage;
 pub mod mapping;
 pub mod model;
 pub mod pipeline;

@@ -9,7 +9,7 @@ use std::time::Duration;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
@@ -30,7 +30,12 @@ pub fn router(store: Store, request_timeout: Duration, max_body_bytes: usize) ->
         .route("/patients/{id}", get(get_patient))
         .route("/messages", get(list_messages))
         .route("/messages/{id}", get(get_message))
-        .route("/connectors", get(list_connectors));
+        .route("/connectors", get(list_connectors))
+        .route("/review", get(list_reviews))
+        .route("/review/{id}/link", post(link_review))
+        .route("/review/{id}/reject", post(reject_review))
+        .route("/patients/{id}/merge", post(merge_patient))
+        .route("/patients/{id}/unmerge", post(unmerge_patient));
     Router::new()
         .route("/healthz", get(healthz))
         .nest("/api/v1", v1)
@@ -59,12 +64,17 @@ pub async fn serve(
 enum ApiError {
     NotFound(&'static str),
     BadRequest(String),
+    Conflict(String),
     Store(StoreError),
 }
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
-        ApiError::Store(e)
+        match e {
+            StoreError::NotFound(what) => ApiError::NotFound(what),
+            StoreError::Conflict(m) => ApiError::Conflict(m),
+            e => ApiError::Store(e),
+        }
     }
 }
 
@@ -73,6 +83,7 @@ impl IntoResponse for ApiError {
         let (status, message) = match self {
             ApiError::NotFound(what) => (StatusCode::NOT_FOUND, format!("{what} not found")),
             ApiError::BadRequest(m) => (StatusCode::BAD_REQUEST, m),
+            ApiError::Conflict(m) => (StatusCode::CONFLICT, m),
             ApiError::Store(e) => {
                 tracing::error!(error = %e, "store error while answering an API request");
                 (
@@ -120,6 +131,56 @@ async fn get_patient(State(s): State<AppState>, Path(id): Path<String>) -> Resul
         Some(p) => Ok(Json(p).into_response()),
         None => Err(ApiError::NotFound("patient")),
     }
+}
+
+#[derive(Deserialize)]
+struct ReviewQuery {
+    status: Option<String>,
+    limit: Option<i64>,
+}
+
+/// Possible duplicates: `?status=open` (default), `linked` or `rejected`.
+async fn list_reviews(State(s): State<AppState>, Query(q): Query<ReviewQuery>) -> Result<Response, ApiError> {
+    let status = q.status.unwrap_or_else(|| "open".into());
+    if !matches!(status.as_str(), "open" | "linked" | "rejected") {
+        return Err(ApiError::BadRequest(
+            "status is one of open, linked, rejected".into(),
+        ));
+    }
+    let items = s
+        .store
+        .reviews(&status, q.limit.unwrap_or(100).clamp(1, 1000))
+        .await?;
+    Ok(Json(json!({ "items": items })).into_response())
+}
+
+/// The two are one person: the new one is merged into the existing one.
+async fn link_review(State(s): State<AppState>, Path(id): Path<i64>) -> Result<Response, ApiError> {
+    Ok(Json(s.store.decide_review(id, true).await?).into_response())
+}
+
+/// The two are different people: the item is closed, both stay.
+async fn reject_review(State(s): State<AppState>, Path(id): Path<i64>) -> Result<Response, ApiError> {
+    Ok(Json(s.store.decide_review(id, false).await?).into_response())
+}
+
+#[derive(Deserialize)]
+struct MergeBody {
+    /// The person merged into the one in the path.
+    merge: String,
+}
+
+async fn merge_patient(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    Json(body): Json<MergeBody>,
+) -> Result<Response, ApiError> {
+    Ok(Json(s.store.merge(&id, &body.merge, "api").await?).into_response())
+}
+
+/// Undoes the latest merge into this person: both persons are as they were.
+async fn unmerge_patient(State(s): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+    Ok(Json(s.store.unmerge(&id).await?).into_response())
 }
 
 #[derive(Deserialize)]

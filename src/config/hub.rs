@@ -34,6 +34,9 @@ pub struct HubConfig {
     /// The ingest pipeline.
     #[serde(default)]
     pub pipeline: PipelineConfig,
+    /// Matching incoming records to persons (docs/identity.md).
+    #[serde(default)]
+    pub identity: crate::identity::IdentityConfig,
 }
 
 impl Default for HubConfig {
@@ -47,6 +50,7 @@ impl Default for HubConfig {
             phone_region: default_phone_region(),
             log: LogConfig::default(),
             pipeline: PipelineConfig::default(),
+            identity: Default::default(),
         }
     }
 }
@@ -303,6 +307,12 @@ impl HubConfig {
         }
         if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
             problems.push(doc.problem("log.level", "not a valid log filter (try info or debug)"));
+        }
+        if let Err(e) = self.identity.model.validate() {
+            problems.push(doc.problem("identity.model", e.to_string()));
+        }
+        if self.identity.max_block == 0 {
+            problems.push(doc.problem("identity.max_block", "must be at least 1"));
         }
         problems
     }

@@ -11,8 +11,10 @@
 //! stated, with its system, message and time, and the read side expands it field by field.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use super::types::*;
+use crate::identity::{Decision, MatchInput, Matcher, Prepared};
 use crate::model::ProfilePatch;
 
 /// Dedupe key of a message: sender, control id, content hash.
@@ -32,6 +34,11 @@ pub struct Lookups {
     /// First free ids.
     pub next_message_id: i64,
     pub next_source_record_id: i64,
+    /// Blocking key → the stored source records holding it (keys held by more than the
+    /// configured `max_block` records are left out: they narrow nothing).
+    pub keyed: HashMap<i64, Vec<i64>>,
+    /// The source records named in `keyed`: id → (person id, prepared latest patch).
+    pub candidates: HashMap<i64, (String, Arc<Prepared>)>,
 }
 
 /// What the backend must look up before planning.
@@ -72,6 +79,67 @@ pub fn lookup_keys(records: &[NewRecord]) -> LookupKeys {
     keys
 }
 
+/// Each record's match input (its patch prepared for comparison, and its blocking keys), for
+/// records that carry a patch — when matching is on.
+pub fn match_inputs(records: &[NewRecord], matcher: &Matcher) -> Vec<Option<MatchInput>> {
+    records
+        .iter()
+        .map(|r| match &r.disposition {
+            Disposition::Apply { patch: Some(p), .. } if matcher.matching => Some(MatchInput::of(p)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The records to match: those with a match input none of whose identifiers is known (a
+/// known identifier links deterministically, with no need for candidates).
+pub fn records_to_match(records: &[NewRecord], inputs: &[Option<MatchInput>], l: &Lookups) -> Vec<usize> {
+    records
+        .iter()
+        .zip(inputs)
+        .enumerate()
+        .filter_map(|(i, (r, input))| match (input, &r.disposition) {
+            (Some(_), Disposition::Apply { patch: Some(p), .. }) => {
+                let known = p
+                    .identifiers
+                    .iter()
+                    .any(|id| l.identifiers.contains_key(&(id.system.clone(), id.value.clone())));
+                (!known).then_some(i)
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// The blocking keys of the records to match, each once.
+pub fn keys_to_match(records: &[NewRecord], inputs: &[Option<MatchInput>], l: &Lookups) -> Vec<i64> {
+    let mut seen = HashSet::new();
+    records_to_match(records, inputs, l)
+        .into_iter()
+        .filter_map(|i| inputs[i].as_ref())
+        .flat_map(|input| input.keys.iter().copied())
+        .filter(|k| seen.insert(*k))
+        .collect()
+}
+
+/// The stored candidates of one record: the source records under its keys, most selective
+/// key first, at most `max_candidates`.
+pub fn candidate_ids(input: &MatchInput, l: &Lookups, max_candidates: usize) -> Vec<i64> {
+    let mut ids: Vec<i64> = Vec::new();
+    for key in &input.keys {
+        if ids.len() >= max_candidates {
+            break;
+        }
+        for id in l.keyed.get(key).into_iter().flatten() {
+            if !ids.contains(id) {
+                ids.push(*id);
+            }
+        }
+    }
+    ids.truncate(max_candidates);
+    ids
+}
+
 /// The key of the record a patch comes from, in its source system: its first identifier, or
 /// — when it names none — the message itself (control id and content), so that two different
 /// messages that happen to share a control id never share a source record.
@@ -108,6 +176,22 @@ pub struct SourceRecordRow {
     pub patch: String,
     pub last_message_id: i64,
     pub at: String,
+    /// How the record came to its person (`identifier`, `match`, `review`, `new`); kept from
+    /// its first message when the record already existed.
+    pub link_method: &'static str,
+    pub link_score: Option<f64>,
+    /// The score breakdown of a match, JSON.
+    pub link_detail: Option<String>,
+}
+
+/// A possible duplicate for a human: the new person a record made, and whom it resembles.
+pub struct ReviewRow {
+    pub person_id: String,
+    pub candidate_id: String,
+    pub message_id: i64,
+    pub score: f64,
+    pub breakdown: String,
+    pub at: String,
 }
 
 pub struct IdentifierRow {
@@ -137,12 +221,24 @@ pub struct Plan<'a> {
     pub persons: Vec<PersonRow>,
     pub source_records: Vec<SourceRecordRow>,
     pub identifiers: Vec<IdentifierRow>,
+    /// (blocking key, source record id) pairs to index.
+    pub match_keys: Vec<(i64, i64)>,
+    pub reviews: Vec<ReviewRow>,
     pub counters: Vec<(String, Counters)>,
 }
 
 /// Decides, record by record, what the batch writes.
-pub fn plan<'a>(records: &'a [NewRecord], mut l: Lookups) -> Result<Plan<'a>, serde_json::Error> {
+pub fn plan<'a>(
+    records: &'a [NewRecord],
+    mut l: Lookups,
+    inputs: &[Option<MatchInput>],
+    matcher: &Matcher,
+) -> Result<Plan<'a>, serde_json::Error> {
     let mut plan = Plan::default();
+    // Source records written earlier in this batch, as candidates for the later records:
+    // (keys, person id, index of the record whose input they are).
+    let mut batch_keyed: Vec<(usize, String)> = Vec::new();
+    let mut keys_added: HashSet<(i64, i64)> = HashSet::new();
     let mut next_source = l.next_source_record_id;
     // Persons touched by this batch, in first-touch order, with their created_at when new.
     let mut dirty: Vec<(String, Option<String>, String)> = Vec::new();
@@ -151,7 +247,8 @@ pub fn plan<'a>(records: &'a [NewRecord], mut l: Lookups) -> Result<Plan<'a>, se
     let mut identifiers_added: HashSet<(String, String)> = HashSet::new();
     let mut counters: Vec<(String, Counters)> = Vec::new();
 
-    for (id, r) in (l.next_message_id..).zip(records) {
+    for (index, (id, r)) in (l.next_message_id..).zip(records).enumerate() {
+        let input = inputs.get(index).and_then(Option::as_ref);
         let key = r
             .control_id
             .as_ref()
@@ -200,7 +297,18 @@ pub fn plan<'a>(records: &'a [NewRecord], mut l: Lookups) -> Result<Plan<'a>, se
                             .identifiers
                             .iter()
                             .find_map(|i| l.identifiers.get(&(i.system.clone(), i.value.clone())).cloned());
-                        let person_id = match found {
+                        // No known identifier: compare with the persons that look alike.
+                        let link = match (&found, input) {
+                            (None, Some(input)) => Some(match_one(input, &l, &batch_keyed, inputs, matcher)?),
+                            _ => None,
+                        };
+                        let (method, score, detail) = match (&found, &link) {
+                            (Some(_), _) => ("identifier", None, None),
+                            (None, Some(m)) => (m.method, m.score, m.detail.clone()),
+                            (None, None) => ("new", None, None),
+                        };
+                        let linked_to = found.or_else(|| link.as_ref().and_then(|m| m.person.clone()));
+                        let person_id = match linked_to {
                             Some(pid) => {
                                 l.profiles.entry(pid.clone()).or_default().absorb(p);
                                 if !dirty.iter().any(|(d, _, _)| *d == pid) {
@@ -215,6 +323,22 @@ pub fn plan<'a>(records: &'a [NewRecord], mut l: Lookups) -> Result<Plan<'a>, se
                                 pid
                             }
                         };
+                        if let Some(MatchLink {
+                            review: Some(candidate),
+                            score: Some(score),
+                            detail: Some(detail),
+                            ..
+                        }) = &link
+                        {
+                            plan.reviews.push(ReviewRow {
+                                person_id: person_id.clone(),
+                                candidate_id: candidate.clone(),
+                                message_id: id,
+                                score: *score,
+                                breakdown: detail.clone(),
+                                at: r.received_at.clone(),
+                            });
+                        }
                         if let Some(d) = dirty.iter_mut().find(|(d, _, _)| *d == person_id) {
                             d.2 = r.received_at.clone();
                         }
@@ -245,10 +369,21 @@ pub fn plan<'a>(records: &'a [NewRecord], mut l: Lookups) -> Result<Plan<'a>, se
                                     patch: patch_json,
                                     last_message_id: id,
                                     at: r.received_at.clone(),
+                                    link_method: method,
+                                    link_score: score,
+                                    link_detail: detail,
                                 });
                                 sid
                             }
                         };
+                        if let Some(input) = input {
+                            for &k in &input.keys {
+                                if keys_added.insert((k, source_id)) {
+                                    plan.match_keys.push((k, source_id));
+                                }
+                            }
+                            batch_keyed.push((index, person_id.clone()));
+                        }
                         for i in &p.identifiers {
                             let k = (i.system.clone(), i.value.clone());
                             if !l.identifiers.contains_key(&k) && identifiers_added.insert(k.clone()) {
@@ -311,6 +446,85 @@ pub fn plan<'a>(records: &'a [NewRecord], mut l: Lookups) -> Result<Plan<'a>, se
     Ok(plan)
 }
 
+/// What matching made of one record.
+struct MatchLink {
+    /// `match` (linked to `person`), `review` (a new person; `review` names the look-alike)
+    /// or `new`.
+    method: &'static str,
+    person: Option<String>,
+    review: Option<String>,
+    score: Option<f64>,
+    detail: Option<String>,
+}
+
+/// Compares one record with the stored and batch candidates sharing a key with it.
+fn match_one(
+    input: &MatchInput,
+    l: &Lookups,
+    batch_keyed: &[(usize, String)],
+    inputs: &[Option<MatchInput>],
+    matcher: &Matcher,
+) -> Result<MatchLink, serde_json::Error> {
+    let ids = candidate_ids(input, l, matcher.max_candidates);
+    let mut candidates: Vec<(&str, &Prepared)> = ids
+        .iter()
+        .filter_map(|id| l.candidates.get(id))
+        .map(|(person, prepared)| (person.as_str(), &**prepared))
+        .collect();
+    for (i, person) in batch_keyed {
+        if let Some(Some(other)) = inputs.get(*i)
+            && other.keys.iter().any(|k| input.keys.contains(k))
+        {
+            candidates.push((person.as_str(), &other.prepared));
+        }
+    }
+    let outcome = matcher.model.match_candidates(
+        &input.prepared,
+        candidates.iter().enumerate().map(|(i, (_, p))| (i, *p)),
+    );
+    let Some((best, score)) = outcome.best else {
+        return Ok(MatchLink {
+            method: "new",
+            person: None,
+            review: None,
+            score: None,
+            detail: None,
+        });
+    };
+    let (person, stored) = candidates[best];
+    let detail = || serde_json::to_string(&matcher.explain(&input.prepared, stored));
+    // A link adds to the person's golden record, which must have been read: the backend
+    // reads it for every person a look-up already links to. Otherwise (never expected) a
+    // human decides, rather than a golden record being rebuilt from one record.
+    let decision = match outcome.decision {
+        Decision::Link if !l.profiles.contains_key(person) => Decision::Review,
+        d => d,
+    };
+    Ok(match decision {
+        Decision::Link => MatchLink {
+            method: "match",
+            person: Some(person.to_string()),
+            review: None,
+            score: Some(score),
+            detail: Some(detail()?),
+        },
+        Decision::Review => MatchLink {
+            method: "review",
+            person: None,
+            review: Some(person.to_string()),
+            score: Some(score),
+            detail: Some(detail()?),
+        },
+        Decision::New => MatchLink {
+            method: "new",
+            person: None,
+            review: None,
+            score: Some(score),
+            detail: None,
+        },
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -354,7 +568,7 @@ mod tests {
     #[test]
     fn two_records_of_one_new_person_in_a_batch_make_one_person() {
         let records = vec![record("1", "A", "h1"), record("2", "A", "h2")];
-        let plan = plan(&records, fresh()).unwrap();
+        let plan = plan(&records, fresh(), &[], &Matcher::default()).unwrap();
         assert_eq!(plan.persons.len(), 1);
         assert_eq!(plan.source_records.len(), 1);
         assert_eq!(plan.identifiers.len(), 1);
@@ -375,7 +589,7 @@ mod tests {
             (Some("EMR^H".into()), "9".into(), "h9".into()),
             (3, Some("p-old".into())),
         );
-        let plan = plan(&records, l).unwrap();
+        let plan = plan(&records, l, &[], &Matcher::default()).unwrap();
         let statuses: Vec<_> = plan.applied.iter().map(|a| a.status).collect();
         assert_eq!(
             statuses,
@@ -403,7 +617,7 @@ mod tests {
             },
         );
         let records = [record("1", "A", "h1")];
-        let plan = plan(&records, l).unwrap();
+        let plan = plan(&records, l, &[], &Matcher::default()).unwrap();
         assert_eq!(plan.persons.len(), 1);
         assert_eq!(plan.persons[0].id, "p1");
         assert!(

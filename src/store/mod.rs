@@ -16,11 +16,13 @@ mod types;
 
 pub use types::*;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use backon::{ExponentialBuilder, Retryable};
 
 use crate::config::{StoreConfig, redact_url};
+use crate::identity::Matcher;
 
 /// Store failures. None of them carries patient data.
 #[derive(Debug, thiserror::Error)]
@@ -39,6 +41,10 @@ pub enum StoreError {
     Sqlite(#[from] rusqlite::Error),
     #[error("the store's writer stopped")]
     WriterGone,
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("{0}")]
+    Conflict(String),
     #[error("stored JSON is unreadable: {0}")]
     Json(#[from] serde_json::Error),
     #[error("the store answered nothing for a record")]
@@ -51,6 +57,8 @@ pub enum StoreError {
 #[derive(Clone, Debug)]
 pub struct Store {
     backend: Backend,
+    /// How records without a known identifier find their person.
+    matcher: Arc<Matcher>,
 }
 
 #[derive(Clone, Debug)]
@@ -61,12 +69,12 @@ enum Backend {
 
 /// See [`Store::blocking_writer`].
 #[derive(Clone, Debug)]
-pub struct BlockingWriter(sqlite::SqliteStore);
+pub struct BlockingWriter(sqlite::SqliteStore, Arc<Matcher>);
 
 impl BlockingWriter {
     /// [`Store::apply_batch`], on the calling thread (never call it from async code).
     pub fn apply_batch(&self, records: &[NewRecord]) -> Result<Vec<Applied>, StoreError> {
-        self.0.apply_batch_blocking(records)
+        self.0.apply_batch_blocking(records, &self.1)
     }
 }
 
@@ -140,7 +148,16 @@ impl Store {
                 },
                 other => other,
             })?;
-        Ok(Store { backend })
+        Ok(Store {
+            backend,
+            matcher: Arc::new(Matcher::default()),
+        })
+    }
+
+    /// The store with this matching configuration (the default: matching on, default model).
+    pub fn with_matcher(mut self, matcher: Matcher) -> Store {
+        self.matcher = Arc::new(matcher);
+        self
     }
 
     /// The backend's name, for logs: `sqlite` or `postgres`.
@@ -164,14 +181,14 @@ impl Store {
     /// Writes a group of inbound records in one transaction: each one's message-log row and,
     /// for mapped records, its effect on the person. Either all of them commit or none.
     pub async fn apply_batch(&self, records: &[NewRecord]) -> Result<Vec<Applied>, StoreError> {
-        on_backend!(self, s => s.apply_batch(records).await)
+        on_backend!(self, s => s.apply_batch(records, &self.matcher).await)
     }
 
     /// The store's synchronous ingest writer, when its backend has one (SQLite): the pipeline
     /// drives it from a thread of its own, with no await between a batch's statements.
     pub fn blocking_writer(&self) -> Option<BlockingWriter> {
         match &self.backend {
-            Backend::Sqlite(s) => Some(BlockingWriter(s.clone())),
+            Backend::Sqlite(s) => Some(BlockingWriter(s.clone(), self.matcher.clone())),
             Backend::Postgres(_) => None,
         }
     }
@@ -199,6 +216,32 @@ impl Store {
 
     pub async fn message(&self, id: i64) -> Result<Option<MessageDetail>, StoreError> {
         on_backend!(self, s => s.message(id).await)
+    }
+
+    /// Review items with this status (`open`, `linked`, `rejected`), newest first.
+    pub async fn reviews(&self, status: &str, limit: i64) -> Result<Vec<ReviewItem>, StoreError> {
+        on_backend!(self, s => s.reviews(status, limit).await)
+    }
+
+    /// How many review items were ever opened.
+    pub async fn review_count(&self) -> Result<u64, StoreError> {
+        on_backend!(self, s => s.review_count().await)
+    }
+
+    /// Decides an open review item: `link` merges its new person into the candidate.
+    pub async fn decide_review(&self, id: i64, link: bool) -> Result<ReviewItem, StoreError> {
+        on_backend!(self, s => s.decide_review(id, link).await)
+    }
+
+    /// Merges `merged` into `survivor`: its source records and identifiers move, its row stays
+    /// (marked `merged_into`), and both golden records are kept so that an unmerge is exact.
+    pub async fn merge(&self, survivor: &str, merged: &str, reason: &str) -> Result<MergeView, StoreError> {
+        on_backend!(self, s => s.merge(survivor, merged, reason).await)
+    }
+
+    /// Undoes the latest merge into `survivor`.
+    pub async fn unmerge(&self, survivor: &str) -> Result<MergeView, StoreError> {
+        on_backend!(self, s => s.unmerge(survivor).await)
     }
 
     pub async fn connectors(&self) -> Result<Vec<ConnectorStatus>, StoreError> {

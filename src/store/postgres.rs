@@ -7,6 +7,7 @@
 //! after the other and the ids a batch allocates stay their own.
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::Row;
@@ -16,9 +17,12 @@ use super::StoreError;
 use super::batch::{self, Lookups, Plan};
 use super::sql::{CHUNK, LOOKUP_TERMS, LOOKUP_VALUES, now, store_queries};
 use super::types::*;
+use crate::identity::link::match_record;
+use crate::identity::{MatchInput, Matcher};
 use crate::model::ProfilePatch;
 
-/// The advisory lock key that serialises ingest batches ("carehub" in a number).
+/// The advisory lock key that serialises ingest batches ("carehub" in a number; merges take
+/// it too, written out in `store_queries!` below).
 const INGEST_LOCK: i64 = 0x0063_6172_6568_7562;
 
 #[derive(Clone, Debug)]
@@ -47,7 +51,12 @@ impl PgStore {
         Ok(())
     }
 
-    pub async fn apply_batch(&self, records: &[NewRecord]) -> Result<Vec<Applied>, StoreError> {
+    pub async fn apply_batch(
+        &self,
+        records: &[NewRecord],
+        matcher: &Arc<Matcher>,
+    ) -> Result<Vec<Applied>, StoreError> {
+        let inputs = batch::match_inputs(records, matcher);
         // READ COMMITTED whatever the server's default: the snapshot must be taken after the
         // lock is granted, so that MAX(id) and the look-ups see the previous batch.
         let mut tx = self
@@ -58,8 +67,9 @@ impl PgStore {
             .bind(INGEST_LOCK)
             .execute(&mut *tx)
             .await?;
-        let lookups = Self::ingest_lookup(&mut tx, records).await?;
-        let plan = batch::plan(records, lookups)?;
+        let mut lookups = Self::ingest_lookup(&mut tx, records).await?;
+        Self::candidate_lookup(&mut tx, records, &inputs, matcher, &mut lookups).await?;
+        let plan = batch::plan(records, lookups, &inputs, matcher)?;
         Self::ingest_write(&mut tx, &plan).await?;
         tx.commit().await?;
         Ok(plan.applied)
@@ -68,6 +78,59 @@ impl PgStore {
 
 /// The ingest batch: set-based look-ups and multi-row writes.
 impl PgStore {
+    /// Candidates for the records no identifier links: the source records sharing a blocking
+    /// key (keys held by more than `max_block` records skipped), and their persons' golden records.
+    async fn candidate_lookup(
+        tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+        records: &[NewRecord],
+        inputs: &[Option<MatchInput>],
+        matcher: &Matcher,
+        l: &mut Lookups,
+    ) -> Result<(), StoreError> {
+        let keys = batch::keys_to_match(records, inputs, l);
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let rows: Vec<(i64, i64)> = sqlx::query_as(
+            "SELECT key, source_record_id FROM (
+               SELECT key, source_record_id, row_number() OVER (PARTITION BY key) AS n
+               FROM match_keys WHERE key = ANY($1)) k
+             WHERE n <= $2",
+        )
+        .bind(&keys)
+        .bind(matcher.max_block as i64 + 1)
+        .fetch_all(&mut **tx)
+        .await?;
+        for (key, id) in rows {
+            l.keyed.entry(key).or_default().push(id);
+        }
+        l.keyed.retain(|_, ids| ids.len() <= matcher.max_block);
+        let mut ids: Vec<i64> = l.keyed.values().flatten().copied().collect();
+        ids.sort_unstable();
+        ids.dedup();
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let rows: Vec<(i64, String, String, String)> = sqlx::query_as(
+            "SELECT s.id, s.person_id, s.patch, p.profile FROM source_records s JOIN persons p ON p.id = s.person_id
+             WHERE s.id = ANY($1)",
+        )
+        .bind(&ids)
+        .fetch_all(&mut **tx)
+        .await?;
+        for (id, person, patch, profile) in rows {
+            let patch: ProfilePatch = serde_json::from_str(&patch)?;
+            if !l.profiles.contains_key(&person) {
+                l.profiles.insert(person.clone(), serde_json::from_str(&profile)?);
+            }
+            l.candidates.insert(
+                id,
+                (person, Arc::new(crate::identity::prepare(&match_record(&patch)))),
+            );
+        }
+        Ok(())
+    }
+
     /// The query the next look-up branch goes into (a new one past the limits), with
     /// ` UNION ALL ` already written when it is not the query's first SELECT.
     fn lookup_branch<'q>(
@@ -211,7 +274,7 @@ impl PgStore {
         for chunk in plan.source_records.chunks(CHUNK) {
             q.push(
                 "INSERT INTO source_records (id, source_system, source_key, person_id, patch, last_message_id, \
-                 created_at, updated_at) ",
+                 created_at, updated_at, link_method, link_score, link_detail) ",
             );
             q.push_values(chunk, |mut b, s| {
                 b.push_bind(s.id)
@@ -221,12 +284,36 @@ impl PgStore {
                     .push_bind(&s.patch)
                     .push_bind(s.last_message_id)
                     .push_bind(&s.at)
-                    .push_bind(&s.at);
+                    .push_bind(&s.at)
+                    .push_bind(s.link_method)
+                    .push_bind(s.link_score)
+                    .push_bind(&s.link_detail);
             });
             q.push(
                 " ON CONFLICT (id) DO UPDATE SET patch = excluded.patch, last_message_id = excluded.last_message_id, \
                  updated_at = excluded.updated_at",
             );
+            statement_done!(tx, q);
+        }
+        for chunk in plan.match_keys.chunks(CHUNK) {
+            q.push("INSERT INTO match_keys (key, source_record_id) ");
+            q.push_values(chunk, |mut b, (k, id)| {
+                b.push_bind(*k).push_bind(*id);
+            });
+            q.push(" ON CONFLICT DO NOTHING");
+            statement_done!(tx, q);
+        }
+        for chunk in plan.reviews.chunks(CHUNK) {
+            q.push("INSERT INTO review_items (person_id, candidate_id, message_id, score, breakdown, status, created_at) ");
+            q.push_values(chunk, |mut b, r| {
+                b.push_bind(&r.person_id)
+                    .push_bind(&r.candidate_id)
+                    .push_bind(r.message_id)
+                    .push_bind(r.score)
+                    .push_bind(&r.breakdown)
+                    .push_bind("open")
+                    .push_bind(&r.at);
+            });
             statement_done!(tx, q);
         }
         for chunk in plan.identifiers.chunks(CHUNK) {
@@ -297,4 +384,10 @@ impl PgStore {
     }
 }
 
-store_queries!(PgStore, sqlx::Postgres, sqlx::postgres::PgRow);
+store_queries!(
+    PgStore,
+    sqlx::Postgres,
+    sqlx::postgres::PgRow,
+    "BEGIN ISOLATION LEVEL READ COMMITTED",
+    "SELECT pg_advisory_xact_lock(27973166649865570)"
+);

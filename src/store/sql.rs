@@ -24,9 +24,10 @@ pub const LOOKUP_TERMS: usize = 200;
 /// Expands the shared query methods for a backend.
 ///
 /// `$store`: the backend struct (with `pool: sqlx::Pool<$db>`); `$db`: the sqlx database;
-/// `$row`: its row type.
+/// `$row`: its row type; `$begin`: the statement that starts a write transaction and takes the
+/// lock ingest batches take (so a merge never interleaves with a batch).
 macro_rules! store_queries {
-    ($store:ident, $db:ty, $row:ty) => {
+    ($store:ident, $db:ty, $row:ty, $begin:expr, $lock:expr) => {
         impl $store {
             pub async fn find_persons(
                 &self,
@@ -60,7 +61,7 @@ macro_rules! store_queries {
             }
 
             pub async fn person(&self, id: &str) -> Result<Option<PersonView>, StoreError> {
-                let Some(row) = sqlx::query("SELECT id, profile, created_at, updated_at FROM persons WHERE id = $1")
+                let Some(row) = sqlx::query("SELECT id, profile, merged_into, created_at, updated_at FROM persons WHERE id = $1")
                     .bind(id)
                     .fetch_optional(&self.pool)
                     .await?
@@ -76,7 +77,7 @@ macro_rules! store_queries {
                     .map(|r| IdentifierView { system: r.get("system"), value: r.get("value"), kind: r.get("kind") })
                     .collect();
                 let rows = sqlx::query(
-                    "SELECT id, source_system, source_key, patch, last_message_id, updated_at
+                    "SELECT id, source_system, source_key, patch, last_message_id, updated_at, link_method, link_score, link_detail
                      FROM source_records WHERE person_id = $1 ORDER BY id",
                 )
                 .bind(id)
@@ -92,6 +93,11 @@ macro_rules! store_queries {
                         source_key: r.get("source_key"),
                         last_message_id: r.get("last_message_id"),
                         updated_at: r.get("updated_at"),
+                        link_method: r.get("link_method"),
+                        link_score: r.get("link_score"),
+                        link_detail: r
+                            .get::<Option<String>, _>("link_detail")
+                            .and_then(|d| serde_json::from_str(&d).ok()),
                     };
                     if let serde_json::Value::Object(fields) = serde_json::from_str(&patch)? {
                         for (field, value) in fields {
@@ -110,6 +116,7 @@ macro_rules! store_queries {
                 provenance.sort_by(|a, b| a.field.cmp(&b.field).then(b.observed_at.cmp(&a.observed_at)));
                 Ok(Some(PersonView {
                     id: row.get("id"),
+                    merged_into: row.get("merged_into"),
                     profile: serde_json::from_str(&profile)?,
                     identifiers,
                     provenance,
@@ -117,6 +124,193 @@ macro_rules! store_queries {
                     created_at: row.get("created_at"),
                     updated_at: row.get("updated_at"),
                 }))
+            }
+
+            pub async fn reviews(&self, status: &str, limit: i64) -> Result<Vec<ReviewItem>, StoreError> {
+                let rows = sqlx::query(
+                    "SELECT id, person_id, candidate_id, message_id, score, breakdown, status, created_at, decided_at
+                     FROM review_items WHERE status = $1 ORDER BY id DESC LIMIT $2",
+                )
+                .bind(status)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter().map(review_from_row).collect()
+            }
+
+            pub async fn review_count(&self) -> Result<u64, StoreError> {
+                let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM review_items").fetch_one(&self.pool).await?;
+                Ok(n.max(0) as u64)
+            }
+
+            pub async fn decide_review(&self, id: i64, link: bool) -> Result<ReviewItem, StoreError> {
+                let row = sqlx::query(
+                    "SELECT id, person_id, candidate_id, message_id, score, breakdown, status, created_at, decided_at
+                     FROM review_items WHERE id = $1",
+                )
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?
+                .ok_or(StoreError::NotFound("review item"))?;
+                let item = review_from_row(&row)?;
+                if item.status != "open" {
+                    return Err(StoreError::Conflict(format!("review item {id} is already {}", item.status)));
+                }
+                if link {
+                    self.merge(&item.candidate_id, &item.person_id, "review").await?;
+                }
+                let status = if link { "linked" } else { "rejected" };
+                sqlx::query("UPDATE review_items SET status = $1, decided_at = $2 WHERE id = $3 AND status = 'open'")
+                    .bind(status)
+                    .bind(now())
+                    .bind(id)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(ReviewItem { status: status.to_string(), decided_at: Some(now()), ..item })
+            }
+
+            pub async fn merge(&self, survivor: &str, merged: &str, reason: &str) -> Result<MergeView, StoreError> {
+                if survivor == merged {
+                    return Err(StoreError::Conflict("a person cannot be merged into itself".into()));
+                }
+                let mut tx = self.pool.begin_with($begin).await?;
+                sqlx::query($lock).execute(&mut *tx).await?;
+                let mut persons = Vec::new();
+                for id in [survivor, merged] {
+                    let row = sqlx::query("SELECT profile, merged_into, updated_at FROM persons WHERE id = $1")
+                        .bind(id)
+                        .fetch_optional(&mut *tx)
+                        .await?
+                        .ok_or(StoreError::NotFound("patient"))?;
+                    if row.get::<Option<String>, _>("merged_into").is_some() {
+                        return Err(StoreError::Conflict(format!("patient {id} was already merged into another")));
+                    }
+                    persons.push((row.get::<String, _>("profile"), row.get::<String, _>("updated_at")));
+                }
+                let ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM source_records WHERE person_id = $1 ORDER BY id")
+                    .bind(merged)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                for statement in [
+                    "UPDATE source_records SET person_id = $1 WHERE person_id = $2",
+                    "UPDATE identifiers SET person_id = $1 WHERE person_id = $2",
+                ] {
+                    sqlx::query(statement).bind(survivor).bind(merged).execute(&mut *tx).await?;
+                }
+                // The golden record of both: the older one first, the newer one's values on top.
+                let (a, b): (ProfilePatch, ProfilePatch) =
+                    (serde_json::from_str(&persons[0].0)?, serde_json::from_str(&persons[1].0)?);
+                let golden = if persons[0].1 <= persons[1].1 {
+                    let mut g = a;
+                    g.absorb(&b);
+                    g
+                } else {
+                    let mut g = b;
+                    g.absorb(&a);
+                    g
+                };
+                let at = now();
+                sqlx::query("UPDATE persons SET profile = $1, updated_at = $2 WHERE id = $3")
+                    .bind(serde_json::to_string(&golden)?)
+                    .bind(&at)
+                    .bind(survivor)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query("UPDATE persons SET merged_into = $1 WHERE id = $2")
+                    .bind(survivor)
+                    .bind(merged)
+                    .execute(&mut *tx)
+                    .await?;
+                let id: i64 = sqlx::query_scalar(
+                    "INSERT INTO merges (survivor_id, merged_id, source_record_ids, reason, survivor_profile, merged_profile, created_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+                )
+                .bind(survivor)
+                .bind(merged)
+                .bind(serde_json::to_string(&ids)?)
+                .bind(reason)
+                .bind(&persons[0].0)
+                .bind(&persons[1].0)
+                .bind(&at)
+                .fetch_one(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok(MergeView {
+                    id,
+                    survivor_id: survivor.to_string(),
+                    merged_id: merged.to_string(),
+                    source_record_ids: ids,
+                    reason: reason.to_string(),
+                    created_at: at,
+                    undone_at: None,
+                })
+            }
+
+            pub async fn unmerge(&self, survivor: &str) -> Result<MergeView, StoreError> {
+                let mut tx = self.pool.begin_with($begin).await?;
+                sqlx::query($lock).execute(&mut *tx).await?;
+                let row = sqlx::query(
+                    "SELECT id, merged_id, source_record_ids, reason, survivor_profile, merged_profile, created_at
+                     FROM merges WHERE survivor_id = $1 AND undone_at IS NULL ORDER BY id DESC LIMIT 1",
+                )
+                .bind(survivor)
+                .fetch_optional(&mut *tx)
+                .await?
+                .ok_or(StoreError::NotFound("merge into this patient"))?;
+                let merged: String = row.get("merged_id");
+                let merged_at: String = row.get("created_at");
+                let ids: Vec<i64> = serde_json::from_str(&row.get::<String, _>("source_record_ids"))?;
+                for chunk in ids.chunks(CHUNK) {
+                    for (table, column) in [("source_records", "id"), ("identifiers", "source_record_id")] {
+                        let mut q = sqlx::QueryBuilder::<$db>::new(format!("UPDATE {table} SET person_id = "));
+                        q.push_bind(merged.clone());
+                        q.push(format!(" WHERE {column} IN ("));
+                        let mut sep = q.separated(", ");
+                        for id in chunk {
+                            sep.push_bind(*id);
+                        }
+                        sep.push_unseparated(")");
+                        q.build().execute(&mut *tx).await?;
+                    }
+                }
+                // Both golden records as they were before the merge, with whatever their own
+                // records said since then on top.
+                let at = now();
+                for (person, snapshot) in [(survivor, "survivor_profile"), (merged.as_str(), "merged_profile")] {
+                    let mut golden: ProfilePatch = serde_json::from_str(&row.get::<String, _>(snapshot))?;
+                    let later: Vec<String> = sqlx::query_scalar(
+                        "SELECT patch FROM source_records WHERE person_id = $1 AND updated_at > $2 ORDER BY updated_at, id",
+                    )
+                    .bind(person)
+                    .bind(&merged_at)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                    for patch in later {
+                        golden.absorb(&serde_json::from_str(&patch)?);
+                    }
+                    sqlx::query("UPDATE persons SET profile = $1, merged_into = NULL, updated_at = $2 WHERE id = $3")
+                        .bind(serde_json::to_string(&golden)?)
+                        .bind(&at)
+                        .bind(person)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                let id: i64 = row.get("id");
+                sqlx::query("UPDATE merges SET undone_at = $1 WHERE id = $2")
+                    .bind(&at)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(MergeView {
+                    id,
+                    survivor_id: survivor.to_string(),
+                    merged_id: merged,
+                    source_record_ids: ids,
+                    reason: row.get("reason"),
+                    created_at: merged_at,
+                    undone_at: Some(at),
+                })
             }
 
             pub async fn person_count(&self) -> Result<i64, StoreError> {
@@ -254,6 +448,20 @@ macro_rules! store_queries {
                     })
                     .collect())
             }
+        }
+
+        fn review_from_row(r: &$row) -> Result<ReviewItem, StoreError> {
+            Ok(ReviewItem {
+                id: r.get("id"),
+                person_id: r.get("person_id"),
+                candidate_id: r.get("candidate_id"),
+                message_id: r.get("message_id"),
+                score: r.get("score"),
+                breakdown: serde_json::from_str(&r.get::<String, _>("breakdown"))?,
+                status: r.get("status"),
+                created_at: r.get("created_at"),
+                decided_at: r.get("decided_at"),
+            })
         }
 
         fn summary_from_row(r: &$row) -> Result<MessageSummary, StoreError> {

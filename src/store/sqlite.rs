@@ -14,10 +14,12 @@ use sqlx::sqlite::{
 };
 
 use super::StoreError;
-use super::sql::{now, store_queries};
+use super::sql::{CHUNK, now, store_queries};
 use super::sqlite_writer::SqliteWriter;
 use super::types::*;
 use crate::config::SqliteSync;
+use crate::identity::Matcher;
+use crate::model::ProfilePatch;
 
 #[derive(Clone, Debug)]
 pub struct SqliteStore {
@@ -89,7 +91,11 @@ impl SqliteStore {
 
     /// Writes a group of records in one transaction, on the calling thread (see
     /// `sqlite_writer.rs`). The writer connection opens on first use, after migrations.
-    pub fn apply_batch_blocking(&self, records: &[NewRecord]) -> Result<Vec<Applied>, StoreError> {
+    pub fn apply_batch_blocking(
+        &self,
+        records: &[NewRecord],
+        matcher: &Matcher,
+    ) -> Result<Vec<Applied>, StoreError> {
         // A panic while holding the lock leaves nothing half-done: the transaction rolled back.
         let mut guard = self
             .writer
@@ -99,17 +105,28 @@ impl SqliteStore {
             Some(w) => w,
             none => none.insert(SqliteWriter::open(&self.path, self.sync)?),
         };
-        writer.apply_batch(records)
+        writer.apply_batch(records, matcher)
     }
 
     /// [`Self::apply_batch_blocking`] for async callers, on a blocking thread.
-    pub async fn apply_batch(&self, records: &[NewRecord]) -> Result<Vec<Applied>, StoreError> {
+    pub async fn apply_batch(
+        &self,
+        records: &[NewRecord],
+        matcher: &Arc<Matcher>,
+    ) -> Result<Vec<Applied>, StoreError> {
         let this = self.clone();
         let records = records.to_vec();
-        tokio::task::spawn_blocking(move || this.apply_batch_blocking(&records))
+        let matcher = matcher.clone();
+        tokio::task::spawn_blocking(move || this.apply_batch_blocking(&records, &matcher))
             .await
             .map_err(|_| StoreError::WriterGone)?
     }
 }
 
-store_queries!(SqliteStore, sqlx::Sqlite, sqlx::sqlite::SqliteRow);
+store_queries!(
+    SqliteStore,
+    sqlx::Sqlite,
+    sqlx::sqlite::SqliteRow,
+    "BEGIN IMMEDIATE",
+    "SELECT 1"
+);

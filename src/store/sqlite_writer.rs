@@ -10,17 +10,24 @@
 //!
 //! The planning is the shared one (`batch.rs`); only the statements differ from PostgreSQL's.
 
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+use std::sync::Arc;
+
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use super::StoreError;
 use super::batch::{self, Lookups, Plan};
 use super::types::*;
 use crate::config::SqliteSync;
+use crate::identity::link::match_record;
+use crate::identity::{Decision, MatchInput, Matcher, Prepared};
 use crate::model::ProfilePatch;
 
 /// The writer connection.
 pub struct SqliteWriter {
     conn: Connection,
+    cache: CandidateCache,
 }
 
 impl std::fmt::Debug for SqliteWriter {
@@ -45,25 +52,42 @@ impl SqliteWriter {
             }
         ))?;
         conn.set_prepared_statement_cache_capacity(32);
-        Ok(SqliteWriter { conn })
+        Ok(SqliteWriter {
+            conn,
+            cache: CandidateCache::default(),
+        })
     }
 
     /// Writes a group of records in one transaction (see [`super::Store::apply_batch`]).
-    pub fn apply_batch(&mut self, records: &[NewRecord]) -> Result<Vec<Applied>, StoreError> {
+    pub fn apply_batch(
+        &mut self,
+        records: &[NewRecord],
+        matcher: &Matcher,
+    ) -> Result<Vec<Applied>, StoreError> {
+        // Preparing records for comparison needs no lock.
+        let inputs = batch::match_inputs(records, matcher);
         // IMMEDIATE: take the write lock first, so the ids read below stay ours.
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let lookups = lookup(&tx, records)?;
-        let plan = batch::plan(records, lookups)?;
+        let lookups = lookup(&tx, records, &inputs, matcher, &mut self.cache)?;
+        let plan = batch::plan(records, lookups, &inputs, matcher)?;
         write(&tx, &plan)?;
+        // Before the commit: should it fail, the forgotten entries are merely read again.
+        self.cache.forget(&plan);
         tx.commit()?;
         Ok(plan.applied)
     }
 }
 
 /// Everything the planner needs to know, by point look-ups on the indexes.
-fn lookup(c: &Connection, records: &[NewRecord]) -> Result<Lookups, StoreError> {
+fn lookup(
+    c: &Connection,
+    records: &[NewRecord],
+    inputs: &[Option<MatchInput>],
+    matcher: &Matcher,
+    cache: &mut CandidateCache,
+) -> Result<Lookups, StoreError> {
     let keys = batch::lookup_keys(records);
     let mut l = Lookups {
         next_message_id: c
@@ -123,7 +147,105 @@ fn lookup(c: &Connection, records: &[NewRecord]) -> Result<Lookups, StoreError> 
             l.source_records.insert((row.get(1)?, row.get(2)?), row.get(0)?);
         }
     }
+
+    // Candidates for the records no identifier links: the source records under their
+    // blocking keys, most selective key first, until `max_candidates` are found.
+    let mut by_match_key =
+        c.prepare_cached("SELECT source_record_id FROM match_keys WHERE key = ?1 LIMIT ?2")?;
+    let mut person_of = c.prepare_cached("SELECT person_id FROM source_records WHERE id = ?1")?;
+    let mut patch_of = c.prepare_cached("SELECT person_id, patch FROM source_records WHERE id = ?1")?;
+    let cap = matcher.max_block;
+    for index in batch::records_to_match(records, inputs, &l) {
+        let Some(input) = &inputs[index] else { continue };
+        let mut found = 0;
+        for &key in &input.keys {
+            if found >= matcher.max_candidates {
+                break;
+            }
+            if let Entry::Vacant(slot) = l.keyed.entry(key) {
+                let ids: Vec<i64> = by_match_key
+                    .query_map(params![key, cap as i64 + 1], |r| r.get(0))?
+                    .collect::<Result<_, _>>()?;
+                // A key this common narrows nothing: it is left out.
+                slot.insert(if ids.len() > cap { Vec::new() } else { ids });
+            }
+            for &id in &l.keyed[&key] {
+                found += 1;
+                if l.candidates.contains_key(&id) {
+                    continue;
+                }
+                // The person may have changed by a merge: read it; the prepared patch only
+                // changes through this writer, which keeps its cache current.
+                let entry = match cache.prepared.get(&id) {
+                    Some(prepared) => person_of
+                        .query_row([id], |r| r.get::<_, String>(0))
+                        .optional()?
+                        .map(|person| (person, prepared.clone())),
+                    None => match patch_of
+                        .query_row([id], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+                        .optional()?
+                    {
+                        Some((person, patch)) => {
+                            let patch: ProfilePatch = serde_json::from_str(&patch)?;
+                            let prepared = Arc::new(crate::identity::prepare(&match_record(&patch)));
+                            cache.insert(id, prepared.clone());
+                            Some((person, prepared))
+                        }
+                        None => None,
+                    },
+                };
+                if let Some(entry) = entry {
+                    l.candidates.insert(id, entry);
+                }
+            }
+        }
+        // The golden record of the person this record will be linked to (if any) is read now:
+        // the others are never needed. The plan decides again, with this batch's records too.
+        let ids = batch::candidate_ids(input, &l, matcher.max_candidates);
+        let stored: Vec<(&String, &Arc<Prepared>)> = ids
+            .iter()
+            .filter_map(|id| l.candidates.get(id))
+            .map(|(p, prep)| (p, prep))
+            .collect();
+        let outcome = matcher
+            .model
+            .match_candidates(&input.prepared, stored.iter().map(|(p, prep)| (*p, &***prep)));
+        if let (Decision::Link, Some((person, _))) = (outcome.decision, outcome.best)
+            && let Entry::Vacant(slot) = l.profiles.entry(person.clone())
+        {
+            let text: Option<String> = profile.query_row([person], |r| r.get(0)).optional()?;
+            if let Some(text) = text {
+                slot.insert(serde_json::from_str::<ProfilePatch>(&text)?);
+            }
+        }
+    }
     Ok(l)
+}
+
+/// Prepared patches of stored source records, kept between batches: a record is compared
+/// with many later ones, and reading and preparing its patch costs far more than comparing.
+#[derive(Default)]
+pub struct CandidateCache {
+    prepared: HashMap<i64, Arc<Prepared>>,
+}
+
+impl CandidateCache {
+    /// Most entries kept (a few hundred MB at worst); past it the cache starts again.
+    const LIMIT: usize = 200_000;
+
+    fn insert(&mut self, id: i64, prepared: Arc<Prepared>) {
+        if self.prepared.len() >= Self::LIMIT {
+            self.prepared.clear();
+        }
+        self.prepared.insert(id, prepared);
+    }
+
+    /// Forgets the records a batch rewrote.
+    fn forget(&mut self, plan: &Plan<'_>) {
+        for s in &plan.source_records {
+            self.prepared.remove(&s.id);
+        }
+    }
 }
 
 /// Writes a planned batch, row by row through prepared statements.
@@ -136,8 +258,9 @@ fn write(c: &Connection, plan: &Plan<'_>) -> Result<(), StoreError> {
         person.execute(params![p.id, p.profile, p.created_at, p.updated_at])?;
     }
     let mut source = c.prepare_cached(
-        "INSERT INTO source_records (id, source_system, source_key, person_id, patch, last_message_id, created_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)
+        "INSERT INTO source_records (id, source_system, source_key, person_id, patch, last_message_id, created_at, updated_at,
+           link_method, link_score, link_detail)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8, ?9, ?10)
          ON CONFLICT (id) DO UPDATE SET patch = excluded.patch, last_message_id = excluded.last_message_id,
            updated_at = excluded.updated_at",
     )?;
@@ -149,7 +272,30 @@ fn write(c: &Connection, plan: &Plan<'_>) -> Result<(), StoreError> {
             s.person_id,
             s.patch,
             s.last_message_id,
-            s.at
+            s.at,
+            s.link_method,
+            s.link_score,
+            s.link_detail
+        ])?;
+    }
+    let mut key = c.prepare_cached(
+        "INSERT INTO match_keys (key, source_record_id) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+    )?;
+    for (k, source_record) in &plan.match_keys {
+        key.execute(params![k, source_record])?;
+    }
+    let mut review = c.prepare_cached(
+        "INSERT INTO review_items (person_id, candidate_id, message_id, score, breakdown, status, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, 'open', ?6)",
+    )?;
+    for r in &plan.reviews {
+        review.execute(params![
+            r.person_id,
+            r.candidate_id,
+            r.message_id,
+            r.score,
+            r.breakdown,
+            r.at
         ])?;
     }
     let mut identifier = c.prepare_cached(

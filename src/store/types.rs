@@ -89,6 +89,9 @@ pub struct Applied {
 #[derive(Debug, Clone, Serialize)]
 pub struct PersonView {
     pub id: String,
+    /// Set when this person was merged into another (its records now belong there).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub merged_into: Option<String>,
     pub profile: serde_json::Value,
     pub identifiers: Vec<IdentifierView>,
     pub provenance: Vec<FieldProvenance>,
@@ -122,6 +125,42 @@ pub struct SourceRecordView {
     pub source_key: String,
     pub last_message_id: Option<i64>,
     pub updated_at: String,
+    /// How this record came to its person: `identifier`, `match`, `review`, `new`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub link_method: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub link_score: Option<f64>,
+    /// For a match or a review: the score, field by field.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub link_detail: Option<serde_json::Value>,
+}
+
+/// A possible duplicate waiting for (or decided by) a human.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReviewItem {
+    pub id: i64,
+    /// The person the incoming record became.
+    pub person_id: String,
+    /// The existing person it resembles.
+    pub candidate_id: String,
+    pub message_id: Option<i64>,
+    pub score: f64,
+    pub breakdown: serde_json::Value,
+    pub status: String,
+    pub created_at: String,
+    pub decided_at: Option<String>,
+}
+
+/// A merge, as recorded (and undone by an unmerge).
+#[derive(Debug, Clone, Serialize)]
+pub struct MergeView {
+    pub id: i64,
+    pub survivor_id: String,
+    pub merged_id: String,
+    pub source_record_ids: Vec<i64>,
+    pub reason: String,
+    pub created_at: String,
+    pub undone_at: Option<String>,
 }
 
 /// Filter for the message log.

@@ -8,4 +8,5 @@ mod fhir_corpus;
 mod fhirpath_suite;
 mod file_source;
 mod helpers;
+mod identity;
 mod mllp;

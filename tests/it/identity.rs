@@ -1,0 +1,226 @@
+//! Identity: records without a shared identifier find their person; look-alikes go to review;
+//! a merge and its unmerge. Runs on the suite's backend (SQLite, or PostgreSQL in CI).
+
+use crate::helpers::*;
+
+/// An ADT^A04 from `app^facility` with one identifier and the demographics given.
+fn adt_from(
+    app: &str,
+    control_id: &str,
+    (id, system): (&str, &str),
+    name: &str,
+    dob: &str,
+    phone: &str,
+    street: &str,
+) -> String {
+    format!(
+        "MSH|^~\\&|{app}|CAREHUB|CLINIC|20261120083000+0700||ADT^A04^ADT_A01|{control_id}|P|2.5.1\r\
+         EVN|A04|20261120083000\r\
+         PID|1||{id}^^^{system}^MR||{name}^^^^L||{dob}|F|||{street}||{phone}^PRN^CP\r"
+    )
+}
+
+async fn person_of(api: &str, identifier: &str) -> serde_json::Value {
+    let (code, body) = get_json(&format!("{api}/api/v1/patients?identifier={identifier}")).await;
+    assert_eq!(code, 200);
+    let items = body["items"].as_array().expect("items");
+    assert_eq!(items.len(), 1, "one person holds {identifier}");
+    items[0].clone()
+}
+
+async fn post(url: &str, body: Option<serde_json::Value>) -> (u16, serde_json::Value) {
+    let client = reqwest::Client::new();
+    let mut req = client.post(url);
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let resp = req.send().await.expect("API answers");
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(serde_json::Value::Null))
+}
+
+#[tokio::test]
+async fn the_lab_spelling_of_a_patient_links_to_the_emr_patient_with_its_score() {
+    let t = spawn_hub().await;
+    let api = t.api();
+    let emr = adt_from(
+        "EMR|HOSP",
+        "E1",
+        ("EMR-1", "HOSP"),
+        "Nguyễn^Thị Lan",
+        "19850307",
+        "0903123456",
+        "12 Lý Thường Kiệt^^Hà Nội",
+    );
+    let lis = adt_from(
+        "LIS|LAB",
+        "L1",
+        ("LAB-77", "LAB"),
+        "NGUYEN^THI LAN",
+        "19850307",
+        "0903123465",
+        "",
+    );
+    assert_eq!(field(&send(t.mllp(), &emr).await, "MSA", 1), "AA");
+    assert_eq!(field(&send(t.mllp(), &lis).await, "MSA", 1), "AA");
+
+    let a = person_of(&api, "EMR-1").await;
+    let b = person_of(&api, "LAB-77").await;
+    assert_eq!(a["id"], b["id"], "one person for both systems");
+    let records = b["source_records"].as_array().unwrap();
+    assert_eq!(records.len(), 2);
+    let matched = records
+        .iter()
+        .find(|r| r["link_method"] == "match")
+        .expect("a record linked by matching");
+    assert!(matched["link_score"].as_f64().unwrap() >= 15.0, "{matched}");
+    let fields = matched["link_detail"]["fields"]
+        .as_array()
+        .expect("a score breakdown");
+    assert!(fields.iter().any(|f| f["field"] == "birth_date"), "{matched}");
+
+    // A different person with the same family name and birth year stays apart.
+    let other = adt_from(
+        "LIS|LAB",
+        "L2",
+        ("LAB-78", "LAB"),
+        "Nguyễn^Văn Hùng",
+        "19851111",
+        "0911000222",
+        "",
+    );
+    send(t.mllp(), &other).await;
+    assert_ne!(person_of(&api, "LAB-78").await["id"], a["id"]);
+    t.hub.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_look_alike_goes_to_review_and_link_then_unmerge_restores_both_persons() {
+    let t = spawn_hub().await;
+    let api = t.api();
+    let lan = adt_from(
+        "EMR|HOSP",
+        "E1",
+        ("EMR-1", "HOSP"),
+        "Nguyễn^Thị Lan",
+        "19850307",
+        "0903123456",
+        "12 Lý Thường Kiệt^^Hà Nội",
+    );
+    // A twin: same family, birth date, phone and address; another given name.
+    let mai = adt_from(
+        "LIS|LAB",
+        "L1",
+        ("LAB-9", "LAB"),
+        "Nguyễn^Thị Mai",
+        "19850307",
+        "0903123456",
+        "12 Lý Thường Kiệt^^Hà Nội",
+    );
+    send(t.mllp(), &lan).await;
+    send(t.mllp(), &mai).await;
+    let lan_before = person_of(&api, "EMR-1").await;
+    let mai_before = person_of(&api, "LAB-9").await;
+    assert_ne!(lan_before["id"], mai_before["id"], "never linked without a human");
+
+    let (code, review) = get_json(&format!("{api}/api/v1/review")).await;
+    assert_eq!(code, 200);
+    let items = review["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{review}");
+    let item = &items[0];
+    assert_eq!(item["person_id"], mai_before["id"]);
+    assert_eq!(item["candidate_id"], lan_before["id"]);
+    assert!(
+        item["breakdown"]["vetoed_by"].is_string(),
+        "the breakdown says why it was not linked: {item}"
+    );
+
+    let (code, _) = post(&format!("{api}/api/v1/review/{}/link", item["id"]), None).await;
+    assert_eq!(code, 200);
+    let (code, _) = post(&format!("{api}/api/v1/review/{}/reject", item["id"]), None).await;
+    assert_eq!(code, 409, "a decided item cannot be decided again");
+    let merged = person_of(&api, "LAB-9").await;
+    assert_eq!(
+        merged["id"], lan_before["id"],
+        "the twin's identifier now leads to the survivor"
+    );
+    assert_eq!(merged["source_records"].as_array().unwrap().len(), 2);
+    let (_, old) = get_json(&format!(
+        "{api}/api/v1/patients/{}",
+        mai_before["id"].as_str().unwrap()
+    ))
+    .await;
+    assert_eq!(old["merged_into"], lan_before["id"]);
+
+    let (code, _) = post(
+        &format!(
+            "{api}/api/v1/patients/{}/unmerge",
+            lan_before["id"].as_str().unwrap()
+        ),
+        None,
+    )
+    .await;
+    assert_eq!(code, 200);
+    let lan_after = person_of(&api, "EMR-1").await;
+    let mai_after = person_of(&api, "LAB-9").await;
+    for (before, after) in [(&lan_before, &lan_after), (&mai_before, &mai_after)] {
+        for key in ["id", "profile", "identifiers", "source_records", "provenance"] {
+            assert_eq!(before[key], after[key], "{key} restored");
+        }
+        assert!(after.get("merged_into").is_none());
+    }
+    let (code, _) = post(
+        &format!(
+            "{api}/api/v1/patients/{}/unmerge",
+            lan_before["id"].as_str().unwrap()
+        ),
+        None,
+    )
+    .await;
+    assert_eq!(code, 404, "nothing left to unmerge");
+    t.hub.shutdown().await;
+}
+
+#[tokio::test]
+async fn linkage_eval_scores_a_labelled_csv() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("people.csv");
+    std::fs::write(
+        &csv,
+        "id,given,family,dob,phone,truth\n\
+         1,Lan,Nguyễn,1985-03-07,+84903123456,a\n\
+         2,LAN,NGUYEN,1985-03-07,+84903123456,a\n\
+         3,Hùng,Trần,1970-01-02,+84911000222,b\n\
+         4,Mai,Lê,1999-12-31,+84988777666,c\n",
+    )
+    .unwrap();
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_carehub"))
+        .args(["linkage-eval", csv.to_str().unwrap(), "--truth", "truth"])
+        .args([
+            "--field",
+            "given=given",
+            "--field",
+            "family=family",
+            "--field",
+            "birth_date=dob",
+            "--field",
+            "phone=phone",
+        ])
+        .output()
+        .await
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let figures: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON line");
+    assert_eq!(figures["records"], 4);
+    assert_eq!(figures["true_pairs"], 1);
+    assert_eq!(figures["precision"], 1.0);
+    assert_eq!(figures["recall"], 1.0);
+
+    let bad = tokio::process::Command::new(env!("CARGO_BIN_EXE_carehub"))
+        .args(["linkage-eval", csv.to_str().unwrap(), "--truth", "nope"])
+        .output()
+        .await
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("no column nope"));
+}
