@@ -115,7 +115,9 @@ async fn run<'a>(
             cells
                 .get(truth_col)
                 .map(|s| s.trim().to_string())
-                .unwrap_or_default(),
+                // A row without a label is its own entity: it must not pair with every other.
+                .filter(|s| !s.is_empty())
+                .unwrap_or_else(|| format!("\u{0}row{n}")),
         );
         let mut patch = ProfilePatch::default();
         let mut name = HumanName::default();

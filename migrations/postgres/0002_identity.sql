@@ -42,6 +42,7 @@ CREATE TABLE merges (
     reason             TEXT NOT NULL,        -- review, api, hl7-a40, fhir-link
     survivor_profile   TEXT NOT NULL,        -- both golden records as they were, so that an
     merged_profile     TEXT NOT NULL,        -- unmerge restores them exactly
+    message_watermark  BIGINT NOT NULL,       -- the newest message at merge time: later ones are replayed
     created_at         TEXT NOT NULL,
     undone_at          TEXT
 );

@@ -27,9 +27,20 @@ pub fn spawn_writer(
     let (done, finished) = oneshot::channel::<()>();
     let runtime = tokio::runtime::Handle::current();
     let blocking = store.blocking_writer();
-    let apply = move |records: &[NewRecord]| match &blocking {
-        Some(w) => w.apply_batch(records),
-        None => runtime.block_on(store.apply_batch(records)),
+    let apply = move |records: &[NewRecord]| {
+        // A bug must not end the writer (and with it all ingest): a batch that panics is
+        // answered "send it again later", its transaction rolled back, and the writer goes on.
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match &blocking {
+            Some(w) => w.apply_batch(records),
+            None => runtime.block_on(store.apply_batch(records)),
+        }))
+        .unwrap_or_else(|_| {
+            tracing::error!(
+                records = records.len(),
+                "writing a batch failed unexpectedly; its senders are told to retry"
+            );
+            Err(StoreError::WriterGone)
+        })
     };
     let thread = std::thread::Builder::new()
         .name("carehub-writer".into())

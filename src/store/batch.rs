@@ -39,6 +39,9 @@ pub struct Lookups {
     pub keyed: HashMap<i64, Vec<i64>>,
     /// The source records named in `keyed`: id → (person id, prepared latest patch).
     pub candidates: HashMap<i64, (String, Arc<Prepared>)>,
+    /// Each matched record's stored candidates, as the backend chose them (record index →
+    /// source record ids); records without an entry take theirs from `keyed`.
+    pub record_candidates: HashMap<usize, Vec<i64>>,
 }
 
 /// What the backend must look up before planning.
@@ -299,7 +302,9 @@ pub fn plan<'a>(
                             .find_map(|i| l.identifiers.get(&(i.system.clone(), i.value.clone())).cloned());
                         // No known identifier: compare with the persons that look alike.
                         let link = match (&found, input) {
-                            (None, Some(input)) => Some(match_one(input, &l, &batch_keyed, inputs, matcher)?),
+                            (None, Some(input)) => {
+                                Some(match_one(index, input, &l, &batch_keyed, inputs, matcher)?)
+                            }
                             _ => None,
                         };
                         let (method, score, detail) = match (&found, &link) {
@@ -459,13 +464,17 @@ struct MatchLink {
 
 /// Compares one record with the stored and batch candidates sharing a key with it.
 fn match_one(
+    index: usize,
     input: &MatchInput,
     l: &Lookups,
     batch_keyed: &[(usize, String)],
     inputs: &[Option<MatchInput>],
     matcher: &Matcher,
 ) -> Result<MatchLink, serde_json::Error> {
-    let ids = candidate_ids(input, l, matcher.max_candidates);
+    let ids = match l.record_candidates.get(&index) {
+        Some(ids) => ids.clone(),
+        None => candidate_ids(input, l, matcher.max_candidates),
+    };
     let mut candidates: Vec<(&str, &Prepared)> = ids
         .iter()
         .filter_map(|id| l.candidates.get(id))

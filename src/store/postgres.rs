@@ -92,10 +92,10 @@ impl PgStore {
             return Ok(());
         }
         let rows: Vec<(i64, i64)> = sqlx::query_as(
-            "SELECT key, source_record_id FROM (
-               SELECT key, source_record_id, row_number() OVER (PARTITION BY key) AS n
-               FROM match_keys WHERE key = ANY($1)) k
-             WHERE n <= $2",
+            // At most max_block + 1 rows per key, read through the index: a common key
+            // (a frequent name and year) must not be read whole under the ingest lock.
+            "SELECT k.key, m.source_record_id FROM unnest($1::bigint[]) AS k(key)
+             CROSS JOIN LATERAL (SELECT source_record_id FROM match_keys WHERE key = k.key LIMIT $2) m",
         )
         .bind(&keys)
         .bind(matcher.max_block as i64 + 1)

@@ -143,13 +143,17 @@ macro_rules! store_queries {
                 Ok(n.max(0) as u64)
             }
 
+            /// Decides an open review item, in one transaction with its merge, so that the
+            /// item's status and the persons never disagree.
             pub async fn decide_review(&self, id: i64, link: bool) -> Result<ReviewItem, StoreError> {
+                let mut tx = self.pool.begin_with($begin).await?;
+                sqlx::query($lock).execute(&mut *tx).await?;
                 let row = sqlx::query(
                     "SELECT id, person_id, candidate_id, message_id, score, breakdown, status, created_at, decided_at
                      FROM review_items WHERE id = $1",
                 )
                 .bind(id)
-                .fetch_optional(&self.pool)
+                .fetch_optional(&mut *tx)
                 .await?
                 .ok_or(StoreError::NotFound("review item"))?;
                 let item = review_from_row(&row)?;
@@ -157,29 +161,43 @@ macro_rules! store_queries {
                     return Err(StoreError::Conflict(format!("review item {id} is already {}", item.status)));
                 }
                 if link {
-                    self.merge(&item.candidate_id, &item.person_id, "review").await?;
+                    Self::merge_in(&mut tx, &item.candidate_id, &item.person_id, "review").await?;
                 }
                 let status = if link { "linked" } else { "rejected" };
-                sqlx::query("UPDATE review_items SET status = $1, decided_at = $2 WHERE id = $3 AND status = 'open'")
+                let at = now();
+                sqlx::query("UPDATE review_items SET status = $1, decided_at = $2 WHERE id = $3")
                     .bind(status)
-                    .bind(now())
+                    .bind(&at)
                     .bind(id)
-                    .execute(&self.pool)
+                    .execute(&mut *tx)
                     .await?;
-                Ok(ReviewItem { status: status.to_string(), decided_at: Some(now()), ..item })
+                tx.commit().await?;
+                Ok(ReviewItem { status: status.to_string(), decided_at: Some(at), ..item })
             }
 
             pub async fn merge(&self, survivor: &str, merged: &str, reason: &str) -> Result<MergeView, StoreError> {
+                let mut tx = self.pool.begin_with($begin).await?;
+                sqlx::query($lock).execute(&mut *tx).await?;
+                let view = Self::merge_in(&mut tx, survivor, merged, reason).await?;
+                tx.commit().await?;
+                Ok(view)
+            }
+
+            /// The merge itself, inside the caller's transaction (which holds the ingest lock).
+            async fn merge_in(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                survivor: &str,
+                merged: &str,
+                reason: &str,
+            ) -> Result<MergeView, StoreError> {
                 if survivor == merged {
                     return Err(StoreError::Conflict("a person cannot be merged into itself".into()));
                 }
-                let mut tx = self.pool.begin_with($begin).await?;
-                sqlx::query($lock).execute(&mut *tx).await?;
                 let mut persons = Vec::new();
                 for id in [survivor, merged] {
                     let row = sqlx::query("SELECT profile, merged_into, updated_at FROM persons WHERE id = $1")
                         .bind(id)
-                        .fetch_optional(&mut *tx)
+                        .fetch_optional(&mut **tx)
                         .await?
                         .ok_or(StoreError::NotFound("patient"))?;
                     if row.get::<Option<String>, _>("merged_into").is_some() {
@@ -189,14 +207,19 @@ macro_rules! store_queries {
                 }
                 let ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM source_records WHERE person_id = $1 ORDER BY id")
                     .bind(merged)
-                    .fetch_all(&mut *tx)
+                    .fetch_all(&mut **tx)
                     .await?;
                 for statement in [
                     "UPDATE source_records SET person_id = $1 WHERE person_id = $2",
                     "UPDATE identifiers SET person_id = $1 WHERE person_id = $2",
                 ] {
-                    sqlx::query(statement).bind(survivor).bind(merged).execute(&mut *tx).await?;
+                    sqlx::query(statement).bind(survivor).bind(merged).execute(&mut **tx).await?;
                 }
+                // Messages committed after this one (ids grow in commit order, under the lock)
+                // are what an unmerge puts back on top of the restored golden records.
+                let watermark: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM messages")
+                    .fetch_one(&mut **tx)
+                    .await?;
                 // The golden record of both: the older one first, the newer one's values on top.
                 let (a, b): (ProfilePatch, ProfilePatch) =
                     (serde_json::from_str(&persons[0].0)?, serde_json::from_str(&persons[1].0)?);
@@ -214,16 +237,17 @@ macro_rules! store_queries {
                     .bind(serde_json::to_string(&golden)?)
                     .bind(&at)
                     .bind(survivor)
-                    .execute(&mut *tx)
+                    .execute(&mut **tx)
                     .await?;
                 sqlx::query("UPDATE persons SET merged_into = $1 WHERE id = $2")
                     .bind(survivor)
                     .bind(merged)
-                    .execute(&mut *tx)
+                    .execute(&mut **tx)
                     .await?;
                 let id: i64 = sqlx::query_scalar(
-                    "INSERT INTO merges (survivor_id, merged_id, source_record_ids, reason, survivor_profile, merged_profile, created_at)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+                    "INSERT INTO merges (survivor_id, merged_id, source_record_ids, reason, survivor_profile, merged_profile,
+                       message_watermark, created_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
                 )
                 .bind(survivor)
                 .bind(merged)
@@ -231,10 +255,10 @@ macro_rules! store_queries {
                 .bind(reason)
                 .bind(&persons[0].0)
                 .bind(&persons[1].0)
+                .bind(watermark)
                 .bind(&at)
-                .fetch_one(&mut *tx)
+                .fetch_one(&mut **tx)
                 .await?;
-                tx.commit().await?;
                 Ok(MergeView {
                     id,
                     survivor_id: survivor.to_string(),
@@ -250,7 +274,8 @@ macro_rules! store_queries {
                 let mut tx = self.pool.begin_with($begin).await?;
                 sqlx::query($lock).execute(&mut *tx).await?;
                 let row = sqlx::query(
-                    "SELECT id, merged_id, source_record_ids, reason, survivor_profile, merged_profile, created_at
+                    "SELECT id, merged_id, source_record_ids, reason, survivor_profile, merged_profile, message_watermark,
+                            created_at
                      FROM merges WHERE survivor_id = $1 AND undone_at IS NULL ORDER BY id DESC LIMIT 1",
                 )
                 .bind(survivor)
@@ -258,13 +283,28 @@ macro_rules! store_queries {
                 .await?
                 .ok_or(StoreError::NotFound("merge into this patient"))?;
                 let merged: String = row.get("merged_id");
-                let merged_at: String = row.get("created_at");
+                // Only the merge on top can be undone: a survivor merged into someone else
+                // since, or a merged person moved on, must be unmerged from there first.
+                let state = |id: &str| {
+                    sqlx::query_scalar::<_, Option<String>>("SELECT merged_into FROM persons WHERE id = $1").bind(id.to_string())
+                };
+                if state(survivor).fetch_one(&mut *tx).await?.is_some() {
+                    return Err(StoreError::Conflict(
+                        "this patient was merged into another since; unmerge that one first".into(),
+                    ));
+                }
+                if state(&merged).fetch_one(&mut *tx).await?.as_deref() != Some(survivor) {
+                    return Err(StoreError::Conflict("the merged patient is no longer merged into this one".into()));
+                }
+                let watermark: i64 = row.get("message_watermark");
                 let ids: Vec<i64> = serde_json::from_str(&row.get::<String, _>("source_record_ids"))?;
                 for chunk in ids.chunks(CHUNK) {
                     for (table, column) in [("source_records", "id"), ("identifiers", "source_record_id")] {
                         let mut q = sqlx::QueryBuilder::<$db>::new(format!("UPDATE {table} SET person_id = "));
                         q.push_bind(merged.clone());
-                        q.push(format!(" WHERE {column} IN ("));
+                        q.push(" WHERE person_id = ");
+                        q.push_bind(survivor.to_string());
+                        q.push(format!(" AND {column} IN ("));
                         let mut sep = q.separated(", ");
                         for id in chunk {
                             sep.push_bind(*id);
@@ -273,16 +313,17 @@ macro_rules! store_queries {
                         q.build().execute(&mut *tx).await?;
                     }
                 }
-                // Both golden records as they were before the merge, with whatever their own
-                // records said since then on top.
+                // Both golden records as they were before the merge, with what their own
+                // records said since (messages committed after the merge) on top.
                 let at = now();
                 for (person, snapshot) in [(survivor, "survivor_profile"), (merged.as_str(), "merged_profile")] {
                     let mut golden: ProfilePatch = serde_json::from_str(&row.get::<String, _>(snapshot))?;
                     let later: Vec<String> = sqlx::query_scalar(
-                        "SELECT patch FROM source_records WHERE person_id = $1 AND updated_at > $2 ORDER BY updated_at, id",
+                        "SELECT patch FROM source_records WHERE person_id = $1 AND last_message_id > $2
+                         ORDER BY last_message_id, id",
                     )
                     .bind(person)
-                    .bind(&merged_at)
+                    .bind(watermark)
                     .fetch_all(&mut *tx)
                     .await?;
                     for patch in later {
@@ -308,7 +349,7 @@ macro_rules! store_queries {
                     merged_id: merged,
                     source_record_ids: ids,
                     reason: row.get("reason"),
-                    created_at: merged_at,
+                    created_at: row.get("created_at"),
                     undone_at: Some(at),
                 })
             }

@@ -96,11 +96,13 @@ impl SqliteStore {
         records: &[NewRecord],
         matcher: &Matcher,
     ) -> Result<Vec<Applied>, StoreError> {
-        // A panic while holding the lock leaves nothing half-done: the transaction rolled back.
-        let mut guard = self
-            .writer
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        // After a panic (the transaction rolled back), the writer is opened afresh, with an
+        // empty cache.
+        let mut guard = self.writer.lock().unwrap_or_else(|poisoned| {
+            let mut guard = poisoned.into_inner();
+            *guard = None;
+            guard
+        });
         let writer = match &mut *guard {
             Some(w) => w,
             none => none.insert(SqliteWriter::open(&self.path, self.sync)?),

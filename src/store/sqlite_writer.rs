@@ -157,9 +157,9 @@ fn lookup(
     let cap = matcher.max_block;
     for index in batch::records_to_match(records, inputs, &l) {
         let Some(input) = &inputs[index] else { continue };
-        let mut found = 0;
+        let mut found: Vec<i64> = Vec::new();
         for &key in &input.keys {
-            if found >= matcher.max_candidates {
+            if found.len() >= matcher.max_candidates {
                 break;
             }
             if let Entry::Vacant(slot) = l.keyed.entry(key) {
@@ -170,7 +170,10 @@ fn lookup(
                 slot.insert(if ids.len() > cap { Vec::new() } else { ids });
             }
             for &id in &l.keyed[&key] {
-                found += 1;
+                if found.len() >= matcher.max_candidates || found.contains(&id) {
+                    continue;
+                }
+                found.push(id);
                 if l.candidates.contains_key(&id) {
                     continue;
                 }
@@ -201,7 +204,8 @@ fn lookup(
         }
         // The golden record of the person this record will be linked to (if any) is read now:
         // the others are never needed. The plan decides again, with this batch's records too.
-        let ids = batch::candidate_ids(input, &l, matcher.max_candidates);
+        l.record_candidates.insert(index, found.clone());
+        let ids = found;
         let stored: Vec<(&String, &Arc<Prepared>)> = ids
             .iter()
             .filter_map(|id| l.candidates.get(id))

@@ -224,3 +224,55 @@ async fn linkage_eval_scores_a_labelled_csv() {
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("no column nope"));
 }
+
+#[tokio::test]
+async fn only_the_merge_on_top_can_be_undone() {
+    let t = spawn_hub().await;
+    let api = t.api();
+    let people = [
+        ("A1", ("MRN-A", "HOSP"), "Phạm^Văn An", "19700101", "0911111111"),
+        ("B1", ("MRN-B", "HOSP"), "Trần^Thị Bình", "19800202", "0922222222"),
+        ("C1", ("MRN-C", "HOSP"), "Lê^Văn Cường", "19900303", "0933333333"),
+    ];
+    for (cid, id, name, dob, phone) in people {
+        send(t.mllp(), &adt_from("EMR|HOSP", cid, id, name, dob, phone, "")).await;
+    }
+    let a = person_of(&api, "MRN-A").await;
+    let b = person_of(&api, "MRN-B").await;
+    let c = person_of(&api, "MRN-C").await;
+    let id = |p: &serde_json::Value| p["id"].as_str().unwrap().to_string();
+    let merge = |into: String, other: String| {
+        let api = api.clone();
+        async move {
+            post(
+                &format!("{api}/api/v1/patients/{into}/merge"),
+                Some(serde_json::json!({"merge": other})),
+            )
+            .await
+            .0
+        }
+    };
+    assert_eq!(merge(id(&a), id(&b)).await, 200);
+    assert_eq!(merge(id(&a), id(&b)).await, 409, "B is merged already");
+    assert_eq!(merge(id(&c), id(&a)).await, 200);
+    assert_eq!(
+        person_of(&api, "MRN-B").await["id"],
+        c["id"],
+        "B's identifier follows both merges"
+    );
+
+    let unmerge = |p: String| {
+        let api = api.clone();
+        async move { post(&format!("{api}/api/v1/patients/{p}/unmerge"), None).await.0 }
+    };
+    assert_eq!(unmerge(id(&a)).await, 409, "A itself was merged into C since");
+    assert_eq!(unmerge(id(&c)).await, 200);
+    assert_eq!(unmerge(id(&a)).await, 200);
+    for (mrn, before) in [("MRN-A", &a), ("MRN-B", &b), ("MRN-C", &c)] {
+        let after = person_of(&api, mrn).await;
+        for key in ["id", "profile", "identifiers", "source_records"] {
+            assert_eq!(before[key], after[key], "{mrn}: {key} restored");
+        }
+    }
+    t.hub.shutdown().await;
+}
