@@ -90,6 +90,20 @@ pub async fn start(settings: Settings) -> anyhow::Result<Hub> {
         .await
         .context("opening the store")?
         .with_matcher(matcher);
+    if settings.hub.identity.matching {
+        // Before any source starts: records stored while matching was off (or before it
+        // existed) become findable. Idempotent, resumable, a thousand records per transaction.
+        let n = store
+            .backfill_match_keys()
+            .await
+            .context("indexing stored records for matching")?;
+        if n > 0 {
+            tracing::info!(
+                records = n,
+                "blocking keys computed for records stored without them"
+            );
+        }
+    }
     let (tx, writer) = spawn_writer(
         store.clone(),
         settings.hub.pipeline.max_batch,

@@ -47,3 +47,12 @@ CREATE TABLE merges (
     undone_at          TEXT
 );
 CREATE INDEX merges_survivor ON merges(survivor_id, id);
+
+-- How far the blocking keys are complete: every source record with an id up to keys_through
+-- has its keys in match_keys. Records stored before this migration, or while matching was
+-- off, get theirs when the hub next starts with matching on.
+CREATE TABLE identity_state (
+    id            INTEGER PRIMARY KEY CHECK (id = 1),
+    keys_through  INTEGER NOT NULL
+);
+INSERT INTO identity_state (id, keys_through) VALUES (1, 0);

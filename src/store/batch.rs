@@ -226,6 +226,8 @@ pub struct Plan<'a> {
     pub identifiers: Vec<IdentifierRow>,
     /// (blocking key, source record id) pairs to index.
     pub match_keys: Vec<(i64, i64)>,
+    /// With matching on, every source record up to this id has its keys indexed.
+    pub keys_through: Option<i64>,
     pub reviews: Vec<ReviewRow>,
     pub counters: Vec<(String, Counters)>,
 }
@@ -448,6 +450,9 @@ pub fn plan<'a>(
         });
     }
     plan.counters = counters;
+    if matcher.matching {
+        plan.keys_through = plan.source_records.iter().map(|s| s.id).max();
+    }
     Ok(plan)
 }
 

@@ -248,6 +248,12 @@ impl Store {
         on_backend!(self, s => s.connectors().await)
     }
 
+    /// Brings the blocking-key index up to date for records stored without keys (see
+    /// `identity_state` in the migrations); run at start when matching is on.
+    pub async fn backfill_match_keys(&self) -> Result<u64, StoreError> {
+        on_backend!(self, s => s.backfill_match_keys().await)
+    }
+
     pub async fn set_connector_state(
         &self,
         name: &str,

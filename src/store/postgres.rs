@@ -303,6 +303,12 @@ impl PgStore {
             q.push(" ON CONFLICT DO NOTHING");
             statement_done!(tx, q);
         }
+        if let Some(through) = plan.keys_through {
+            sqlx::query("UPDATE identity_state SET keys_through = $1 WHERE id = 1 AND keys_through < $1")
+                .bind(through)
+                .execute(&mut **tx)
+                .await?;
+        }
         for chunk in plan.reviews.chunks(CHUNK) {
             q.push("INSERT INTO review_items (person_id, candidate_id, message_id, score, breakdown, status, created_at) ");
             q.push_values(chunk, |mut b, r| {

@@ -354,6 +354,51 @@ macro_rules! store_queries {
                 })
             }
 
+            /// Computes the blocking keys of the source records stored without them (before
+            /// matching existed, or while it was off), a thousand at a time. Returns how many
+            /// records were read.
+            pub async fn backfill_match_keys(&self) -> Result<u64, StoreError> {
+                let mut done = 0u64;
+                loop {
+                    let mut tx = self.pool.begin_with($begin).await?;
+                    sqlx::query($lock).execute(&mut *tx).await?;
+                    let through: i64 = sqlx::query_scalar("SELECT keys_through FROM identity_state WHERE id = 1")
+                        .fetch_one(&mut *tx)
+                        .await?;
+                    let rows: Vec<(i64, String)> = sqlx::query_as(
+                        "SELECT id, patch FROM source_records WHERE id > $1 ORDER BY id LIMIT 1000",
+                    )
+                    .bind(through)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                    let Some(&(last, _)) = rows.last() else {
+                        return Ok(done);
+                    };
+                    let mut pairs = Vec::new();
+                    for (id, patch) in &rows {
+                        // A patch that no longer reads is skipped: it has nothing to match on.
+                        if let Ok(patch) = serde_json::from_str::<ProfilePatch>(patch) {
+                            let input = crate::identity::MatchInput::of(&patch);
+                            pairs.extend(input.keys.into_iter().map(|k| (k, *id)));
+                        }
+                    }
+                    for chunk in pairs.chunks(CHUNK) {
+                        let mut q = sqlx::QueryBuilder::<$db>::new("INSERT INTO match_keys (key, source_record_id) ");
+                        q.push_values(chunk, |mut b, (k, id)| {
+                            b.push_bind(*k).push_bind(*id);
+                        });
+                        q.push(" ON CONFLICT DO NOTHING");
+                        q.build().execute(&mut *tx).await?;
+                    }
+                    sqlx::query("UPDATE identity_state SET keys_through = $1 WHERE id = 1")
+                        .bind(last)
+                        .execute(&mut *tx)
+                        .await?;
+                    tx.commit().await?;
+                    done += rows.len() as u64;
+                }
+            }
+
             pub async fn person_count(&self) -> Result<i64, StoreError> {
                 Ok(sqlx::query_scalar("SELECT COUNT(*) FROM persons")
                     .fetch_one(&self.pool)

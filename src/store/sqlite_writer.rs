@@ -288,6 +288,10 @@ fn write(c: &Connection, plan: &Plan<'_>) -> Result<(), StoreError> {
     for (k, source_record) in &plan.match_keys {
         key.execute(params![k, source_record])?;
     }
+    if let Some(through) = plan.keys_through {
+        c.prepare_cached("UPDATE identity_state SET keys_through = ?1 WHERE id = 1 AND keys_through < ?1")?
+            .execute([through])?;
+    }
     let mut review = c.prepare_cached(
         "INSERT INTO review_items (person_id, candidate_id, message_id, score, breakdown, status, created_at)
          VALUES (?1, ?2, ?3, ?4, ?5, 'open', ?6)",

@@ -276,3 +276,77 @@ async fn only_the_merge_on_top_can_be_undone() {
     }
     t.hub.shutdown().await;
 }
+
+/// A record as the store receives it from `system`, with one identifier.
+fn store_record(system: &str, control: &str, patch: serde_json::Value) -> carehub::store::NewRecord {
+    carehub::store::NewRecord {
+        connector: "test".into(),
+        origin: None,
+        received_at: "2026-11-20T00:00:00Z".into(),
+        sender: Some(system.into()),
+        control_id: Some(control.into()),
+        message_type: Some("ADT^A04".into()),
+        charset: None,
+        content_hash: format!("hash-{system}-{control}"),
+        raw: b"MSH|".to_vec(),
+        disposition: carehub::store::Disposition::Apply {
+            mapping: "m".into(),
+            source_system: system.into(),
+            patch: Some(serde_json::from_value(patch).expect("a patch")),
+            warnings: vec![],
+        },
+    }
+}
+
+#[tokio::test]
+async fn records_stored_while_matching_was_off_are_found_once_it_is_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(url) = fresh_store_url(Backend::default(), dir.path()).await else {
+        return;
+    };
+    let config = carehub::config::StoreConfig {
+        url,
+        ..Default::default()
+    };
+    let emr = store_record(
+        "EMR",
+        "1",
+        serde_json::json!({"identifiers": [{"system": "HOSP", "value": "MRN-1"}],
+            "names": [{"family": "Nguyễn", "given": ["Thị", "Lan"]}], "birth_date": "1985-03-07", "sex": "female",
+            "telecom": [{"system": "phone", "value": "+84903123456"}]}),
+    );
+    let off = carehub::identity::IdentityConfig {
+        matching: false,
+        ..Default::default()
+    };
+    let store = carehub::store::Store::open(&config)
+        .await
+        .unwrap()
+        .with_matcher(carehub::identity::Matcher::new(&off).unwrap());
+    let first = store.apply_batch(&[emr]).await.unwrap();
+
+    let store = carehub::store::Store::open(&config).await.unwrap();
+    assert_eq!(
+        store.backfill_match_keys().await.unwrap(),
+        1,
+        "the one record is indexed"
+    );
+    assert_eq!(store.backfill_match_keys().await.unwrap(), 0, "and only once");
+    let lis = store_record(
+        "LIS",
+        "1",
+        serde_json::json!({"identifiers": [{"system": "LAB", "value": "L-77"}],
+            "names": [{"family": "NGUYEN", "given": ["THI LAN"]}], "birth_date": "1985-03-07", "sex": "female",
+            "telecom": [{"system": "phone", "value": "+84903123456"}]}),
+    );
+    let second = store.apply_batch(&[lis]).await.unwrap();
+    assert_eq!(
+        second[0].person_id, first[0].person_id,
+        "the lab record links to the stored person"
+    );
+    assert_eq!(
+        store.backfill_match_keys().await.unwrap(),
+        0,
+        "records stored with matching on are indexed already"
+    );
+}
