@@ -63,16 +63,6 @@ impl Matcher {
         })
     }
 
-    /// Identifier links only.
-    pub fn identifiers_only() -> Matcher {
-        Matcher {
-            model: Model::new(ModelConfig::default()).expect("the default model is valid"),
-            matching: false,
-            max_block: 1,
-            max_candidates: 1,
-        }
-    }
-
     /// The score of `incoming` against `stored`, field by field.
     pub fn explain(&self, incoming: &Prepared, stored: &Prepared) -> ScoreBreakdown {
         self.model.explain(incoming, stored)

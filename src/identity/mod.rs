@@ -19,6 +19,7 @@
 
 pub mod blocking;
 pub mod compare;
+pub mod config;
 pub mod decide;
 pub mod em;
 pub mod link;
