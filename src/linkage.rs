@@ -244,6 +244,7 @@ fn contact(system: ContactSystem, value: String) -> ContactPoint {
         system,
         value,
         contact_use: None,
+        rank: None,
     }
 }
 

@@ -10,15 +10,54 @@ use serde_json::{Map, Value};
 use super::plan::*;
 use super::transform::TransformEnv;
 use crate::hl7::{FieldRef, Message};
-use crate::model::ProfilePatch;
+use crate::model::{ClinicalRecord, MergeInstruction, ProfilePatch, RecordKind};
 
 /// What a mapping made of one message.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct MappingOutput {
     /// The person the message describes, if the mapping has a person output and it says anything.
     pub person: Option<ProfilePatch>,
+    /// Encounters, appointments, orders, results and diagnoses, in the order they were mapped.
+    pub records: Vec<ClinicalRecord>,
+    /// Persons the message says are this person (ADT^A40), to be merged into it.
+    pub merge: Option<MergeInstruction>,
     /// Values that were skipped (`on_error: skip`), with the reason; kept with the message.
     pub warnings: Vec<String>,
+}
+
+impl MappingOutput {
+    /// The output as JSON, under the names a mapping file writes to: `person`, `encounters`,
+    /// `appointments`, `orders`, `results`, `diagnoses`, `merge`, `warnings` (empty ones left out).
+    pub fn to_json(&self) -> Value {
+        let mut out = Map::new();
+        if let Some(p) = &self.person {
+            out.insert("person".into(), serde_json::to_value(p).unwrap_or(Value::Null));
+        }
+        for (kind, name) in [
+            (RecordKind::Encounter, "encounters"),
+            (RecordKind::Appointment, "appointments"),
+            (RecordKind::Order, "orders"),
+            (RecordKind::Result, "results"),
+            (RecordKind::Diagnosis, "diagnoses"),
+        ] {
+            let items: Vec<Value> = self
+                .records
+                .iter()
+                .filter(|r| r.kind() == kind)
+                .map(ClinicalRecord::to_json)
+                .collect();
+            if !items.is_empty() {
+                out.insert(name.into(), Value::Array(items));
+            }
+        }
+        if let Some(m) = &self.merge {
+            out.insert("merge".into(), serde_json::to_value(m).unwrap_or(Value::Null));
+        }
+        if !self.warnings.is_empty() {
+            out.insert("warnings".into(), serde_json::to_value(&self.warnings).unwrap_or(Value::Null));
+        }
+        Value::Object(out)
+    }
 }
 
 /// A mapping that failed on a message.
@@ -116,7 +155,12 @@ impl Mapping {
                 person = Some(patch);
             }
         }
-        Ok(MappingOutput { person, warnings })
+        Ok(MappingOutput {
+            person,
+            records: Vec::new(),
+            merge: None,
+            warnings,
+        })
     }
 }
 

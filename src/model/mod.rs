@@ -5,6 +5,14 @@
 //! Values are checked once, when they enter (`BirthDate`, `Sex`, `ContactPoint`), and trusted
 //! after that.
 
+mod clinical;
 mod person;
 
-pub use person::{Address, BirthDate, ContactPoint, ContactSystem, HumanName, Identifier, ProfilePatch, Sex};
+pub use clinical::{
+    Appointment, AppointmentStatus, ClinicalRecord, Code, Diagnosis, DiagnosisStatus, Encounter, EncounterStatus,
+    LabResult, MergeInstruction, Order, OrderStatus, RecordKind, ResultStatus, When,
+};
+pub use person::{
+    Address, BirthDate, Consent, ConsentDecision, ContactPoint, ContactSystem, HumanName, Identifier, ProfilePatch,
+    Sex,
+};

@@ -27,6 +27,39 @@ pub struct ProfilePatch {
     /// Preferred language, as a lower-case code (`vi`, `ru`, `zh`, `en`, or what the source sent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub language: Option<String>,
+    /// FHIR `marital-status` code (`M`, `S`, `D`, `W`…) or what the source sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub marital_status: Option<String>,
+    /// `true` when the source says the person has died.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deceased: Option<bool>,
+    /// When the person died, at the precision known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deceased_at: Option<super::When>,
+    /// Consents and refusals, by purpose (`notifications`, `marketing`, `sms`, `email`…).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub consents: Vec<Consent>,
+    /// The channel the person wants to be reached on (`sms`, `email`, `zalo`, `phone`…).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preferred_channel: Option<String>,
+}
+
+/// A consent or a refusal for one purpose, as of a date.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Consent {
+    /// What it is about: `notifications`, `marketing`, `research`, a channel (`sms`)…
+    pub scope: String,
+    pub decision: ConsentDecision,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at: Option<super::When>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ConsentDecision {
+    Permit,
+    Deny,
 }
 
 impl ProfilePatch {
@@ -63,6 +96,24 @@ impl ProfilePatch {
         if newer.language.is_some() {
             self.language.clone_from(&newer.language);
         }
+        if newer.marital_status.is_some() {
+            self.marital_status.clone_from(&newer.marital_status);
+        }
+        if newer.deceased.is_some() {
+            self.deceased = newer.deceased;
+        }
+        if newer.deceased_at.is_some() {
+            self.deceased_at.clone_from(&newer.deceased_at);
+            self.deceased.get_or_insert(true);
+        }
+        // The newer decision for a purpose replaces the older one.
+        for c in &newer.consents {
+            self.consents.retain(|old| old.scope != c.scope);
+            self.consents.push(c.clone());
+        }
+        if newer.preferred_channel.is_some() {
+            self.preferred_channel.clone_from(&newer.preferred_channel);
+        }
     }
 }
 
@@ -95,6 +146,10 @@ pub struct HumanName {
     /// `official`, `usual`, `nickname`, `maiden`, `old`…
     #[serde(default, rename = "use", skip_serializing_if = "Option::is_none")]
     pub name_use: Option<String>,
+    /// The whole name as the source displays it, in its own order (`Nguyễn Thị Lan`,
+    /// `Иванов Иван Иванович`): family-name-first cultures keep their order.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
 }
 
 /// A date of birth at the precision the source knew it: `YYYY`, `YYYY-MM` or `YYYY-MM-DD`.
@@ -157,6 +212,9 @@ pub struct ContactPoint {
     /// `home`, `work`, `mobile`, `temp`, `old`.
     #[serde(default, rename = "use", skip_serializing_if = "Option::is_none")]
     pub contact_use: Option<String>,
+    /// The order of preference, 1 first (FHIR `ContactPoint.rank`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rank: Option<u32>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
