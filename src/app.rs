@@ -109,7 +109,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<Hub> {
         settings.hub.pipeline.max_batch,
         settings.hub.pipeline.queue_depth,
     );
-    let ingest = Ingest::new(tx, Arc::new(settings.mappings.clone()));
+    let ingest = Ingest::new(tx, Arc::new(settings.mappings.clone())).with_store(store.clone());
     let (shutdown, shutdown_rx) = watch::channel(false);
     let mut sources = JoinSet::new();
     let mut mllp_addrs = Vec::new();

@@ -267,11 +267,11 @@ fn map_command(mapping_file: Option<&Path>, config_path: &Path, input: &Path) ->
             let compiled = Document::parse(&shown, &text)
                 .map_err(|p| vec![p])
                 .and_then(|d| mapping::compile(&d));
-            match compiled {
-                Ok(m) => (
-                    MappingSet::new(vec![m]),
-                    config::load(config_path).ok().map(|s| s.hub),
-                ),
+            let settings = config::load(config_path).ok();
+            // The file may take its person output from a configured mapping (`person: {from:}`).
+            let configured = settings.as_ref().map(|s| s.mappings.clone()).unwrap_or_default();
+            match compiled.and_then(|m| configured.with_mapping(m)) {
+                Ok(set) => (set, settings.map(|s| s.hub)),
                 Err(problems) => return Ok(print_problems(&problems)),
             }
         }
@@ -374,8 +374,11 @@ fn map_hl7(
                 entry["mapping"] = serde_json::json!(m.name);
                 match m.apply(&msg, env) {
                     Ok(out) => {
-                        entry["person"] = serde_json::to_value(&out.person)?;
-                        entry["warnings"] = serde_json::to_value(&out.warnings)?;
+                        if let serde_json::Value::Object(fields) = out.to_json() {
+                            for (k, v) in fields {
+                                entry[k] = v;
+                            }
+                        }
                     }
                     Err(e) => {
                         failed = true;
@@ -422,8 +425,11 @@ fn map_fhir(
                 entry["mapping"] = serde_json::json!(m.name);
                 match m.apply_fhir(resource, env) {
                     Ok(out) => {
-                        entry["person"] = serde_json::to_value(&out.person)?;
-                        entry["warnings"] = serde_json::to_value(&out.warnings)?;
+                        if let serde_json::Value::Object(fields) = out.to_json() {
+                            for (k, v) in fields {
+                                entry[k] = v;
+                            }
+                        }
                     }
                     Err(e) => {
                         failed = true;

@@ -163,6 +163,8 @@ async fn run<'a>(
                 mapping: "linkage-eval".into(),
                 source_system: "csv".into(),
                 patch: (!patch.is_empty()).then_some(patch),
+                records: Vec::new(),
+                merge: None,
                 warnings: Vec::new(),
             },
         });

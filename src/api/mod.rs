@@ -28,6 +28,7 @@ pub fn router(store: Store, request_timeout: Duration, max_body_bytes: usize) ->
     let v1 = Router::new()
         .route("/patients", get(find_patients))
         .route("/patients/{id}", get(get_patient))
+        .route("/patients/{id}/timeline", get(get_timeline))
         .route("/messages", get(list_messages))
         .route("/messages/{id}", get(get_message))
         .route("/connectors", get(list_connectors))
@@ -131,6 +132,34 @@ async fn get_patient(State(s): State<AppState>, Path(id): Path<String>) -> Resul
         Some(p) => Ok(Json(p).into_response()),
         None => Err(ApiError::NotFound("patient")),
     }
+}
+
+#[derive(Deserialize)]
+struct TimelineQuery {
+    kind: Option<String>,
+    limit: Option<i64>,
+}
+
+/// A person's encounters, appointments, orders, results and diagnoses, newest first:
+/// `?kind=result` narrows to one kind, `?limit=` (default 200, at most 1000).
+async fn get_timeline(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    Query(q): Query<TimelineQuery>,
+) -> Result<Response, ApiError> {
+    if let Some(k) = q.kind.as_deref()
+        && crate::model::RecordKind::parse(k).is_none()
+    {
+        return Err(ApiError::BadRequest(
+            "kind is one of encounter, appointment, order, result, diagnosis".into(),
+        ));
+    }
+    let person = s.store.person(&id).await?.ok_or(ApiError::NotFound("patient"))?;
+    let items = s
+        .store
+        .timeline(&id, q.kind.as_deref(), q.limit.unwrap_or(200).clamp(1, 1000))
+        .await?;
+    Ok(Json(json!({ "person_id": person.id, "merged_into": person.merged_into, "items": items })).into_response())
 }
 
 #[derive(Deserialize)]

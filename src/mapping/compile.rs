@@ -12,6 +12,7 @@ use super::plan::*;
 use super::target::{OUTPUTS, Shape};
 use super::transform::Transform;
 use crate::config::{Document, Problem};
+use crate::model::RecordKind;
 use crate::{fhirpath, hl7};
 
 /// Inputs a mapping may read; `fhir` arrives with the FHIR connector.
@@ -116,16 +117,37 @@ pub fn compile(doc: &Document) -> Result<Mapping, Vec<Problem>> {
         c.tables(tables);
     }
     let mut person = None;
+    let mut records = Vec::new();
+    let mut merge = None;
+    let mut person_from = None;
     for (key, shape) in OUTPUTS {
-        if let Some(v) = root.get(*key) {
-            let node = c.node(v, shape, key, false);
-            if *key == "person" {
-                person = node;
+        let Some(v) = root.get(*key) else { continue };
+        if *key == "person"
+            && let Some(obj) = v.as_object()
+            && obj.contains_key("from")
+        {
+            match (obj.get("from"), obj.len()) {
+                (Some(Value::String(name)), 1) if !name.trim().is_empty() => person_from = Some(name.trim().to_string()),
+                _ => c.problem("person.from", "expected {from: MAPPING-NAME} and nothing else"),
             }
+            continue;
+        }
+        let Some(node) = c.node(v, shape, key, false) else {
+            continue;
+        };
+        match *key {
+            "person" => person = Some(node),
+            "merge" => merge = Some(node),
+            "encounters" => records.push((RecordKind::Encounter, node)),
+            "appointments" => records.push((RecordKind::Appointment, node)),
+            "orders" => records.push((RecordKind::Order, node)),
+            "results" => records.push((RecordKind::Result, node)),
+            _ => records.push((RecordKind::Diagnosis, node)),
         }
     }
-    if person.is_none() && c.problems.is_empty() {
-        c.problem("", "the mapping has no output (add person:)");
+    if person.is_none() && person_from.is_none() && records.is_empty() && merge.is_none() && c.problems.is_empty() {
+        let outputs: Vec<&str> = OUTPUTS.iter().map(|(k, _)| *k).collect();
+        c.problem("", format!("the mapping has no output (add one of {})", outputs.join(", ")));
     }
     if c.problems.is_empty() {
         Ok(Mapping {
@@ -137,10 +159,20 @@ pub fn compile(doc: &Document) -> Result<Mapping, Vec<Problem>> {
             resource_types,
             tables: c.tables,
             person,
+            person_from,
+            records,
+            merge,
         })
     } else {
         Err(c.problems)
     }
+}
+
+/// A segment name (`OBX`, `ZPI`): a `foreach` over it walks segments, not field repetitions.
+fn is_segment_name(s: &str) -> bool {
+    s.len() == 3
+        && s.starts_with(|c: char| c.is_ascii_uppercase())
+        && s.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
 }
 
 fn valid_message_type(t: &str) -> bool {
@@ -309,11 +341,17 @@ impl Compiler<'_> {
             return None;
         };
         for k in obj.keys() {
-            if !["foreach", "when", body_key, "require"].contains(&k.as_str()) {
+            if !["foreach", "when", body_key, "require", "until"].contains(&k.as_str()) {
                 self.problem(
                     &format!("{at}.{k}"),
-                    format!("unknown key (expected foreach, when, {body_key}, require)"),
+                    format!("unknown key (expected foreach, when, {body_key}, require, until)"),
                 );
+            }
+        }
+        let until = self.string_list(obj.get("until"), &format!("{at}.until"));
+        for (i, u) in until.iter().enumerate() {
+            if !is_segment_name(u) {
+                self.problem(&format!("{at}.until.{i}"), format!("\"{u}\" is not a segment name such as OBR"));
             }
         }
         let Some(body_v) = obj.get(body_key) else {
@@ -331,6 +369,10 @@ impl Compiler<'_> {
                         over_at.clone()
                     };
                     match self.input {
+                        Input::Hl7v2 if is_segment_name(p) => over.push(Over::Segment {
+                            name: p.clone(),
+                            until: until.clone(),
+                        }),
                         Input::Hl7v2 => match hl7::Path::parse(p) {
                             Ok(path) => over.push(Over::Hl7(path)),
                             Err(e) => self.problem(&p_at, format!("bad path \"{p}\": {e}")),
@@ -340,6 +382,9 @@ impl Compiler<'_> {
                             Err(e) => self.problem(&p_at, format!("bad FHIRPath \"{p}\": {e}")),
                         },
                     }
+                }
+                if !until.is_empty() && !over.iter().all(|o| matches!(o, Over::Segment { .. })) {
+                    self.problem(&format!("{at}.until"), "until is for a foreach over segments (foreach: OBX)");
                 }
                 let when = obj
                     .get("when")
@@ -363,6 +408,9 @@ impl Compiler<'_> {
                 })
             }
             None => {
+                if !until.is_empty() {
+                    self.problem(&format!("{at}.until"), "until is for a foreach over segments (foreach: OBX)");
+                }
                 let when = obj
                     .get("when")
                     .and_then(|w| self.cond(w, &format!("{at}.when"), in_each));

@@ -4,7 +4,6 @@
 //! canonical types, which check the values (a birth date that is no date, a sex outside the
 //! closed set). Errors name the mapping, the rule and the path — never the data.
 
-use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::plan::*;
@@ -33,13 +32,14 @@ impl MappingOutput {
         if let Some(p) = &self.person {
             out.insert("person".into(), serde_json::to_value(p).unwrap_or(Value::Null));
         }
-        for (kind, name) in [
-            (RecordKind::Encounter, "encounters"),
-            (RecordKind::Appointment, "appointments"),
-            (RecordKind::Order, "orders"),
-            (RecordKind::Result, "results"),
-            (RecordKind::Diagnosis, "diagnoses"),
+        for kind in [
+            RecordKind::Encounter,
+            RecordKind::Appointment,
+            RecordKind::Order,
+            RecordKind::Result,
+            RecordKind::Diagnosis,
         ] {
+            let name = output_name(kind);
             let items: Vec<Value> = self
                 .records
                 .iter()
@@ -79,6 +79,8 @@ enum Record<'a> {
     Hl7 {
         msg: &'a Message,
         rep: Option<&'a FieldRef<'a>>,
+        /// The segment a `foreach` over segments is on (index in the message).
+        seg: Option<usize>,
     },
     Fhir {
         resource: &'a Value,
@@ -96,7 +98,7 @@ struct Ctx<'a> {
 impl Mapping {
     /// Maps one HL7 v2 message.
     pub fn apply(&self, msg: &Message, env: &TransformEnv) -> Result<MappingOutput, MappingError> {
-        self.apply_source(Record::Hl7 { msg, rep: None }, env)
+        self.apply_source(Record::Hl7 { msg, rep: None, seg: None }, env)
     }
 
     /// Maps one FHIR resource (JSON).
@@ -118,49 +120,91 @@ impl Mapping {
             });
         }
         let mut warnings = Vec::new();
+        let mut ctx = Ctx {
+            mapping: self,
+            source,
+            env,
+            warnings: &mut warnings,
+        };
         let mut person = None;
         if let Some(node) = &self.person {
-            let mut ctx = Ctx {
-                mapping: self,
-                source,
-                env,
-                warnings: &mut warnings,
-            };
             let tree = eval_node(&mut ctx, node)?.unwrap_or(Value::Object(Map::new()));
-            // The fast way first; only a tree that does not fit is read again, slowly, to
-            // name the field that failed.
-            let patch = match ProfilePatch::deserialize(&tree) {
-                Ok(patch) => patch,
-                Err(_) => {
-                    let e = serde_path_to_error::deserialize::<_, ProfilePatch>(tree)
-                        .err()
-                        .map(|e| {
-                            (
-                                format!("person.{}", e.path()),
-                                without_values(&e.inner().to_string()),
-                            )
-                        })
-                        .unwrap_or_else(|| {
-                            ("person".to_string(), "the values do not fit a person".to_string())
-                        });
-                    return Err(MappingError {
-                        mapping: self.name.clone(),
-                        rule: e.0,
-                        path: None,
-                        reason: e.1,
-                    });
-                }
-            };
+            let patch: ProfilePatch = self.typed("person", tree)?;
             if !patch.is_empty() {
                 person = Some(patch);
             }
         }
+        let mut records = Vec::new();
+        for (kind, node) in &self.records {
+            let Some(Value::Array(items)) = eval_node(&mut ctx, node)? else {
+                continue;
+            };
+            let output = output_name(*kind);
+            for (i, item) in items.into_iter().enumerate() {
+                let at = format!("{output}.{i}");
+                let record = match kind {
+                    RecordKind::Encounter => ClinicalRecord::Encounter(self.typed(&at, item)?),
+                    RecordKind::Appointment => ClinicalRecord::Appointment(self.typed(&at, item)?),
+                    RecordKind::Order => ClinicalRecord::Order(self.typed(&at, item)?),
+                    RecordKind::Diagnosis => ClinicalRecord::Diagnosis(self.typed(&at, item)?),
+                    RecordKind::Result => {
+                        let mut r: crate::model::LabResult = self.typed(&at, item)?;
+                        if let Some(w) = r.settle() {
+                            ctx.warnings.push(format!("{at}.value: {w}"));
+                        }
+                        ClinicalRecord::Result(r)
+                    }
+                };
+                records.push(record);
+            }
+        }
+        let mut merge = None;
+        if let Some(node) = &self.merge
+            && let Some(tree) = eval_node(&mut ctx, node)?
+        {
+            let m: MergeInstruction = self.typed("merge", tree)?;
+            if !m.retired.is_empty() {
+                merge = Some(m);
+            }
+        }
         Ok(MappingOutput {
             person,
-            records: Vec::new(),
-            merge: None,
+            records,
+            merge,
             warnings,
         })
+    }
+
+    /// The tree an output rule built, as its typed value. The fast way first; only a tree that
+    /// does not fit is read again, slowly, to name the field that failed (never its value).
+    fn typed<T: serde::de::DeserializeOwned>(&self, output: &str, tree: Value) -> Result<T, MappingError> {
+        if let Ok(v) = T::deserialize(&tree) {
+            return Ok(v);
+        }
+        let (rule, reason) = match serde_path_to_error::deserialize::<_, T>(tree) {
+            Ok(v) => return Ok(v),
+            Err(e) => (
+                format!("{output}.{}", e.path()),
+                without_values(&e.inner().to_string()),
+            ),
+        };
+        Err(MappingError {
+            mapping: self.name.clone(),
+            rule,
+            path: None,
+            reason,
+        })
+    }
+}
+
+/// The mapping file's name for an output of this kind.
+fn output_name(kind: RecordKind) -> &'static str {
+    match kind {
+        RecordKind::Encounter => "encounters",
+        RecordKind::Appointment => "appointments",
+        RecordKind::Order => "orders",
+        RecordKind::Result => "results",
+        RecordKind::Diagnosis => "diagnoses",
     }
 }
 
@@ -205,9 +249,30 @@ fn eval_item(ctx: &mut Ctx<'_>, item: &ListItem, out: &mut Vec<Value>) -> Result
         } => {
             for over in over {
                 match (over, ctx.source) {
-                    (Over::Hl7(path), Record::Hl7 { msg, .. }) => {
-                        for rep in msg.field_refs(path) {
-                            let source = Record::Hl7 { msg, rep: Some(&rep) };
+                    (Over::Hl7(path), Record::Hl7 { msg, seg, .. }) => {
+                        // Inside a segment's foreach, the field of that segment (or of the
+                        // group's segment the path names); else of every such segment.
+                        let reps = match seg.and_then(|i| scoped_segment(msg, i, path)) {
+                            Some(segment) => msg.field_refs_in_segment(segment, path),
+                            None if seg.is_some() && path.segment_index.is_none() => Vec::new(),
+                            None => msg.field_refs(path),
+                        };
+                        for rep in reps {
+                            let source = Record::Hl7 {
+                                msg,
+                                rep: Some(&rep),
+                                seg,
+                            };
+                            each_entry(ctx, source, when.as_ref(), body, require, out)?;
+                        }
+                    }
+                    (Over::Segment { name, until }, Record::Hl7 { msg, seg, .. }) => {
+                        for i in segment_indexes(msg, seg, name, until) {
+                            let source = Record::Hl7 {
+                                msg,
+                                rep: None,
+                                seg: Some(i),
+                            };
                             each_entry(ctx, source, when.as_ref(), body, require, out)?;
                         }
                     }
@@ -238,6 +303,45 @@ fn eval_item(ctx: &mut Ctx<'_>, item: &ListItem, out: &mut Vec<Value>) -> Result
 
 /// Most items a FHIR `foreach` reads: hostile input must not make mapping quadratic.
 const MAX_ITEMS: usize = 1000;
+
+/// The segments a `foreach: NAME` walks. At the top level, every `NAME`. From a segment at
+/// `from`: the `NAME`s that follow it — directly (no `until`: `NTE`s after their `OBX`), or up
+/// to the first segment named in `until` (`OBX`s after their `OBR`, until the next `OBR`).
+fn segment_indexes(msg: &Message, from: Option<usize>, name: &str, until: &[String]) -> Vec<usize> {
+    let segments = msg.segments();
+    let Some(start) = from else {
+        return (0..segments.len()).filter(|&i| segments[i].name == name).collect();
+    };
+    let mut out = Vec::new();
+    for (i, s) in segments.iter().enumerate().skip(start + 1) {
+        if s.name == name {
+            out.push(i);
+        } else if until.is_empty() || until.iter().any(|u| *u == s.name) {
+            break;
+        }
+    }
+    out
+}
+
+/// The segment a path means from inside a segment's foreach at `at`: the current segment when
+/// the path names it; else the nearest one of that name before it (the group it belongs to:
+/// an `OBX`'s `OBR`, an `OBR`'s `PID`); else the first in the message. A path with an explicit
+/// segment index (`OBX[2]-5`) is absolute and gets `None`.
+fn scoped_segment<'m>(msg: &'m Message, at: usize, path: &crate::hl7::Path) -> Option<&'m crate::hl7::Segment> {
+    if path.segment_index.is_some() {
+        return None;
+    }
+    let segments = msg.segments();
+    let current = segments.get(at)?;
+    if current.name == path.segment {
+        return Some(current);
+    }
+    segments[..at]
+        .iter()
+        .rev()
+        .find(|s| s.name == path.segment)
+        .or_else(|| segments.iter().find(|s| s.name == path.segment))
+}
 
 /// One entry of a foreach, read from `source`.
 fn each_entry(
@@ -301,7 +405,10 @@ fn push_unique(out: &mut Vec<Value>, v: Value) {
 /// item was expected, say) — a value rule then fails by its `on_error`.
 fn try_read(ctx: &Ctx<'_>, p: &PathRef) -> Result<Option<String>, String> {
     Ok(match (p, ctx.source) {
-        (PathRef::Abs(path), Record::Hl7 { msg, .. }) => msg.get(path),
+        (PathRef::Abs(path), Record::Hl7 { msg, seg, .. }) => match seg.and_then(|i| scoped_segment(msg, i, path)) {
+            Some(segment) => msg.get_in_segment(segment, path),
+            None => msg.get(path),
+        },
         (PathRef::Rel(r), Record::Hl7 { rep, .. }) => {
             rep.and_then(|rep| rep.component(r.component, r.subcomponent))
         }

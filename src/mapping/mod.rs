@@ -51,6 +51,50 @@ pub fn fhir_resources(text: &str) -> Result<(Vec<serde_json::Value>, bool), Stri
     }
 }
 
+/// Fills in `person: {from: NAME}`: the named mapping's person output and the code tables it
+/// uses. A table of the same name must say the same thing in both files.
+fn resolve_person_from(mappings: &mut [Mapping], problems: &mut Vec<Problem>) {
+    for i in 0..mappings.len() {
+        let Some(from) = mappings[i].person_from.clone() else {
+            continue;
+        };
+        let problem = |m: &Mapping, message: String| Problem {
+            file: m.file.clone(),
+            line: None,
+            field: "person.from".into(),
+            message,
+        };
+        let Some(source) = mappings.iter().find(|m| m.name == from) else {
+            problems.push(problem(&mappings[i], format!("no mapping named {from}")));
+            continue;
+        };
+        if source.person_from.is_some() || source.person.is_none() || source.input != mappings[i].input {
+            let why = if source.input != mappings[i].input {
+                "reads another kind of input"
+            } else {
+                "has no person output of its own"
+            };
+            problems.push(problem(&mappings[i], format!("mapping {from} {why}")));
+            continue;
+        }
+        let (node, tables) = (source.person.clone(), source.tables.clone());
+        let target = &mut mappings[i];
+        for (name, table) in tables {
+            match target.tables.get(&name) {
+                Some(own) if own.values != table.values || own.unknown != table.unknown => problems.push(problem(
+                    target,
+                    format!("table {name} differs from the one in mapping {from}; rename one of them"),
+                )),
+                Some(_) => {}
+                None => {
+                    target.tables.insert(name, table);
+                }
+            }
+        }
+        target.person = node;
+    }
+}
+
 /// Every mapping the hub knows, and the choice of one for a message.
 #[derive(Debug, Clone, Default)]
 pub struct MappingSet {
@@ -91,6 +135,22 @@ impl MappingSet {
                 Err(mut ps) => problems.append(&mut ps),
             }
         }
+        resolve_person_from(&mut mappings, &mut problems);
+        if problems.is_empty() {
+            Ok(MappingSet { mappings })
+        } else {
+            Err(problems)
+        }
+    }
+
+    /// This set with `m` first, in place of a mapping of the same name (a mapping being tried
+    /// out: `carehub map --mapping`, `carehub replay`).
+    pub fn with_mapping(&self, m: Mapping) -> Result<MappingSet, Vec<Problem>> {
+        let name = m.name.clone();
+        let mut mappings = vec![m];
+        mappings.extend(self.mappings.iter().filter(|o| o.name != name).cloned());
+        let mut problems = Vec::new();
+        resolve_person_from(&mut mappings, &mut problems);
         if problems.is_empty() {
             Ok(MappingSet { mappings })
         } else {

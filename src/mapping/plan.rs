@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 
 use super::transform::Transform;
+use crate::model::RecordKind;
 use crate::{fhirpath, hl7};
 
 /// One compiled mapping file.
@@ -25,6 +26,13 @@ pub struct Mapping {
     pub tables: HashMap<String, CodeTable>,
     /// The person output, when the mapping has one.
     pub person: Option<Node>,
+    /// `person: {from: NAME}`: the person output of another mapping of the same input, with
+    /// its code tables (filled in when the set is loaded).
+    pub person_from: Option<String>,
+    /// Clinical outputs (`encounters:`, `results:`…), each a list node.
+    pub records: Vec<(RecordKind, Node)>,
+    /// The `merge:` output (an identity instruction).
+    pub merge: Option<Node>,
 }
 
 /// The kind of record a mapping reads.
@@ -81,6 +89,10 @@ pub enum ListItem {
 #[derive(Debug, Clone)]
 pub enum Over {
     Hl7(hl7::Path),
+    /// Segments of one name (`OBX`). At the top level: every such segment. Inside a segment's
+    /// foreach: those that follow it — directly (`NTE` after an `OBX`), or, with `until`, up to
+    /// the first segment named there (`OBX` after an `OBR`, until the next `OBR`).
+    Segment { name: String, until: Vec<String> },
     Fhir(fhirpath::Expr),
 }
 

@@ -54,6 +54,7 @@ pub static PERSON: Shape = Shape::Object(&[
             ("prefix", TEXT),
             ("suffix", TEXT),
             ("use", TEXT),
+            ("text", TEXT),
         ])),
     ),
     ("birth_date", TEXT),
@@ -64,6 +65,7 @@ pub static PERSON: Shape = Shape::Object(&[
             ("system", TEXT),
             ("value", TEXT),
             ("use", TEXT),
+            ("rank", TEXT),
         ])),
     ),
     (
@@ -79,7 +81,103 @@ pub static PERSON: Shape = Shape::Object(&[
         ])),
     ),
     ("language", TEXT),
+    ("marital_status", TEXT),
+    ("deceased", TEXT),
+    ("deceased_at", TEXT),
+    (
+        "consents",
+        Shape::List(&Shape::Object(&[("scope", TEXT), ("decision", TEXT), ("at", TEXT)])),
+    ),
+    ("preferred_channel", TEXT),
 ]);
 
+/// `Code`: a code, its system and its text.
+const CODE: Shape = Shape::Object(&[("system", TEXT), ("code", TEXT), ("display", TEXT)]);
+
+/// `Encounter`.
+pub static ENCOUNTERS: Shape = Shape::List(&Shape::Object(&[
+    ("id", TEXT),
+    ("class", TEXT),
+    ("status", TEXT),
+    ("start", TEXT),
+    ("end", TEXT),
+    ("location", TEXT),
+    ("practitioner", TEXT),
+    ("service", TEXT),
+    ("reason", TEXT),
+    ("discharge_disposition", TEXT),
+]));
+
+/// `Appointment`.
+pub static APPOINTMENTS: Shape = Shape::List(&Shape::Object(&[
+    ("id", TEXT),
+    ("status", TEXT),
+    ("start", TEXT),
+    ("end", TEXT),
+    ("minutes", TEXT),
+    ("practitioner", TEXT),
+    ("service", CODE),
+    ("location", TEXT),
+    ("reason", TEXT),
+    ("cancellation_reason", TEXT),
+    ("comment", TEXT),
+]));
+
+/// `Order`.
+pub static ORDERS: Shape = Shape::List(&Shape::Object(&[
+    ("id", TEXT),
+    ("filler_id", TEXT),
+    ("code", CODE),
+    ("status", TEXT),
+    ("ordered_at", TEXT),
+    ("priority", TEXT),
+    ("requester", TEXT),
+]));
+
+/// `LabResult` (`numeric` and `comparator` are read from `value` by its type).
+pub static RESULTS: Shape = Shape::List(&Shape::Object(&[
+    ("id", TEXT),
+    ("order_id", TEXT),
+    ("code", CODE),
+    ("sub_id", TEXT),
+    ("value_type", TEXT),
+    ("value", TEXT),
+    ("comparator", TEXT),
+    ("value_code", CODE),
+    ("unit", TEXT),
+    ("reference_range", TEXT),
+    ("abnormal_flag", TEXT),
+    ("status", TEXT),
+    ("observed_at", TEXT),
+    ("issued_at", TEXT),
+    ("category", TEXT),
+    ("notes", Shape::List(&TEXT)),
+]));
+
+/// `Diagnosis`.
+pub static DIAGNOSES: Shape = Shape::List(&Shape::Object(&[
+    ("id", TEXT),
+    ("code", CODE),
+    ("status", TEXT),
+    ("kind", TEXT),
+    ("onset", TEXT),
+    ("recorded_at", TEXT),
+    ("encounter_id", TEXT),
+]));
+
+/// `MergeInstruction`: identifiers of the persons merged into the message's person.
+pub static MERGE: Shape = Shape::Object(&[(
+    "retired",
+    Shape::List(&Shape::Object(&[("system", TEXT), ("value", TEXT), ("type", TEXT)])),
+)]);
+
 /// Outputs a mapping file may declare at its top level, with their shapes.
-pub static OUTPUTS: &[(&str, &Shape)] = &[("person", &PERSON)];
+pub static OUTPUTS: &[(&str, &Shape)] = &[
+    ("person", &PERSON),
+    ("encounters", &ENCOUNTERS),
+    ("appointments", &APPOINTMENTS),
+    ("orders", &ORDERS),
+    ("results", &RESULTS),
+    ("diagnoses", &DIAGNOSES),
+    ("merge", &MERGE),
+];

@@ -31,7 +31,7 @@ pub struct ProfilePatch {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub marital_status: Option<String>,
     /// `true` when the source says the person has died.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "bool_or_text", skip_serializing_if = "Option::is_none")]
     pub deceased: Option<bool>,
     /// When the person died, at the precision known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -42,6 +42,44 @@ pub struct ProfilePatch {
     /// The channel the person wants to be reached on (`sms`, `email`, `zalo`, `phone`…).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub preferred_channel: Option<String>,
+}
+
+/// Mappings write text; a flag arrives as `true`/`false` (a code table turns `Y`/`N` into them).
+fn bool_or_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Flag {
+        Bool(bool),
+        Text(String),
+    }
+    match Option::<Flag>::deserialize(d)? {
+        None => Ok(None),
+        Some(Flag::Bool(b)) => Ok(Some(b)),
+        Some(Flag::Text(t)) => match t.trim().to_ascii_lowercase().as_str() {
+            "true" => Ok(Some(true)),
+            "false" => Ok(Some(false)),
+            _ => Err(serde::de::Error::custom("expected true or false")),
+        },
+    }
+}
+
+/// A small count written as text (`"1"`) or as a number.
+fn number_or_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Count {
+        Number(u32),
+        Text(String),
+    }
+    match Option::<Count>::deserialize(d)? {
+        None => Ok(None),
+        Some(Count::Number(n)) => Ok(Some(n)),
+        Some(Count::Text(t)) => t
+            .trim()
+            .parse()
+            .map(Some)
+            .map_err(|_| serde::de::Error::custom("expected a whole number")),
+    }
 }
 
 /// A consent or a refusal for one purpose, as of a date.
@@ -213,7 +251,7 @@ pub struct ContactPoint {
     #[serde(default, rename = "use", skip_serializing_if = "Option::is_none")]
     pub contact_use: Option<String>,
     /// The order of preference, 1 first (FHIR `ContactPoint.rank`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "number_or_text", skip_serializing_if = "Option::is_none")]
     pub rank: Option<u32>,
 }
 

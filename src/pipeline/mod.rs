@@ -15,6 +15,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::hl7::{self, AckCode, AckError, Charset, Message};
 use crate::mapping::{MappingSet, TransformEnv};
+use crate::model::MergeInstruction;
 use crate::store::{Applied, Disposition, MessageStatus, NewRecord, StoreError};
 
 pub use writer::spawn_writer;
@@ -51,11 +52,24 @@ pub struct Outcome {
 pub struct Ingest {
     tx: mpsc::Sender<writer::Job>,
     mappings: Arc<MappingSet>,
+    /// For what follows a commit: merge instructions (ADT^A40).
+    store: Option<crate::store::Store>,
 }
 
 impl Ingest {
     pub fn new(tx: mpsc::Sender<writer::Job>, mappings: Arc<MappingSet>) -> Ingest {
-        Ingest { tx, mappings }
+        Ingest {
+            tx,
+            mappings,
+            store: None,
+        }
+    }
+
+    /// Lets messages that carry a merge instruction carry it out (after their commit, before
+    /// their ACK). Without a store such instructions are logged and kept, not done.
+    pub fn with_store(mut self, store: crate::store::Store) -> Ingest {
+        self.store = Some(store);
+        self
     }
 
     /// Takes one message: decodes, parses, maps, and waits until its row is committed.
@@ -78,15 +92,24 @@ impl Ingest {
         for (raw, origin) in messages {
             let head = String::from_utf8_lossy(&raw[..raw.len().min(2048)]).into_owned();
             let (record, message, charset, ack, error) = self.prepare_guarded(ctx, raw, origin);
+            let merge = match &record.disposition {
+                Disposition::Apply { merge: Some(m), .. } => Some(m.clone()),
+                _ => None,
+            };
             let reply = self.enqueue(record).await;
-            pending.push((reply, message, charset, ack, error, head));
+            pending.push((reply, message, charset, ack, error, head, merge));
         }
         let mut outcomes = Vec::with_capacity(pending.len());
-        for (reply, message, charset, ack, error, head) in pending {
+        for (reply, message, charset, ack, error, head, merge) in pending {
             let committed = match reply {
                 Some(rx) => rx.await.unwrap_or(Err(StoreError::WriterGone)),
                 None => Err(StoreError::WriterGone),
             };
+            if let (Ok(applied), Some(merge)) = (&committed, merge)
+                && applied.status == MessageStatus::Processed
+            {
+                self.carry_out_merge(ctx, applied, &merge).await;
+            }
             outcomes.push(match committed {
                 Ok(applied) => {
                     // A duplicate of an accepted message is accepted again, not applied again.
@@ -101,6 +124,24 @@ impl Ingest {
             });
         }
         outcomes
+    }
+
+    /// A merge instruction, after its message is stored. Its outcome is kept in the store
+    /// (`merge_requests`); a failure is logged, and the message stays accepted: the instruction
+    /// is on record for a person to finish, and resending it would not change the outcome.
+    async fn carry_out_merge(&self, ctx: &ConnectorContext, applied: &crate::store::Applied, merge: &MergeInstruction) {
+        let (Some(store), Some(survivor)) = (&self.store, &applied.person_id) else {
+            tracing::warn!(connector = %ctx.name, message_id = applied.message_id, "a merge instruction was kept but not carried out (no person or no store)");
+            return;
+        };
+        match store.merge_request(applied.message_id, survivor, &merge.retired).await {
+            Ok(outcome) => {
+                tracing::info!(connector = %ctx.name, message_id = applied.message_id, %outcome, "merge instruction")
+            }
+            Err(e) => {
+                tracing::error!(connector = %ctx.name, message_id = applied.message_id, error = %e, "a merge instruction failed")
+            }
+        }
     }
 
     /// Keeps bytes that could not even be split into messages (a broken batch file), as refused.
@@ -244,6 +285,8 @@ impl Ingest {
                     mapping: mapping.name.clone(),
                     source_system,
                     patch: out.person,
+                    records: out.records,
+                    merge: out.merge,
                     warnings: out.warnings,
                 };
                 (record, Some(msg), charset, AckCode::AA, None)

@@ -197,6 +197,22 @@ pub struct ReviewRow {
     pub at: String,
 }
 
+/// A clinical record to insert, or to replace the one with the same kind, system and key.
+pub struct ClinicalRow {
+    pub kind: &'static str,
+    pub source_system: String,
+    pub key: String,
+    pub person_id: Option<String>,
+    pub status: Option<&'static str>,
+    pub at: Option<String>,
+    pub sort_at: Option<String>,
+    pub code: Option<String>,
+    /// The record, JSON.
+    pub data: String,
+    pub message_id: i64,
+    pub received_at: String,
+}
+
 pub struct IdentifierRow {
     pub system: String,
     pub value: String,
@@ -229,6 +245,7 @@ pub struct Plan<'a> {
     /// With matching on, every source record up to this id has its keys indexed.
     pub keys_through: Option<i64>,
     pub reviews: Vec<ReviewRow>,
+    pub clinical: Vec<ClinicalRow>,
     pub counters: Vec<(String, Counters)>,
 }
 
@@ -290,7 +307,9 @@ pub fn plan<'a>(
                     mapping,
                     source_system,
                     patch,
+                    records,
                     warnings,
+                    ..
                 } => {
                     row.mapping = Some(mapping.clone());
                     if !warnings.is_empty() {
@@ -406,6 +425,33 @@ pub fn plan<'a>(
                             }
                         }
                         row.person_id = Some(person_id);
+                    }
+                    for (n, record) in records.iter().enumerate() {
+                        let key = record.key().unwrap_or_else(|| format!("msg|{id}|{n}"));
+                        let clinical = ClinicalRow {
+                            kind: record.kind().as_str(),
+                            source_system: source_system.clone(),
+                            key,
+                            person_id: row.person_id.clone(),
+                            status: record.status(),
+                            at: record.at().map(|w| w.as_str().to_string()),
+                            sort_at: record.at().map(crate::model::When::sort_key),
+                            code: record.code().map(|c| {
+                                format!("{}|{}", c.system.as_deref().unwrap_or(""), c.code.as_deref().unwrap_or(""))
+                            }),
+                            data: serde_json::to_string(record)?,
+                            message_id: id,
+                            received_at: r.received_at.clone(),
+                        };
+                        // A later message of the batch about the same record replaces it here too.
+                        match plan
+                            .clinical
+                            .iter_mut()
+                            .find(|c| c.kind == clinical.kind && c.source_system == clinical.source_system && c.key == clinical.key)
+                        {
+                            Some(earlier) => *earlier = clinical,
+                            None => plan.clinical.push(clinical),
+                        }
                     }
                 }
             }
@@ -566,6 +612,8 @@ mod tests {
                     }],
                     ..Default::default()
                 }),
+                records: Vec::new(),
+                merge: None,
                 warnings: vec![],
             },
         }

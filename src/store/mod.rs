@@ -239,6 +239,21 @@ impl Store {
         on_backend!(self, s => s.merge(survivor, merged, reason).await)
     }
 
+    /// A person's clinical records, newest first (with those of persons merged into it).
+    pub async fn timeline(&self, person: &str, kind: Option<&str>, limit: i64) -> Result<Vec<TimelineEntry>, StoreError> {
+        on_backend!(self, s => s.timeline(person, kind, limit).await)
+    }
+
+    /// Carries out a message's merge instruction; returns what was done.
+    pub async fn merge_request(
+        &self,
+        message_id: i64,
+        survivor: &str,
+        retired: &[crate::model::Identifier],
+    ) -> Result<String, StoreError> {
+        on_backend!(self, s => s.merge_request(message_id, survivor, retired).await)
+    }
+
     /// Undoes the latest merge into `survivor`.
     pub async fn unmerge(&self, survivor: &str) -> Result<MergeView, StoreError> {
         on_backend!(self, s => s.unmerge(survivor).await)

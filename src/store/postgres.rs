@@ -335,6 +335,33 @@ impl PgStore {
             q.push(" ON CONFLICT (value, system) DO NOTHING");
             statement_done!(tx, q);
         }
+        for chunk in plan.clinical.chunks(CHUNK) {
+            q.push(
+                "INSERT INTO clinical_records (kind, source_system, record_key, person_id, status, at, sort_at, code, \
+                 data, first_message_id, last_message_id, created_at, updated_at) ",
+            );
+            q.push_values(chunk, |mut b, r| {
+                b.push_bind(r.kind)
+                    .push_bind(&r.source_system)
+                    .push_bind(&r.key)
+                    .push_bind(&r.person_id)
+                    .push_bind(r.status)
+                    .push_bind(&r.at)
+                    .push_bind(&r.sort_at)
+                    .push_bind(&r.code)
+                    .push_bind(&r.data)
+                    .push_bind(r.message_id)
+                    .push_bind(r.message_id)
+                    .push_bind(&r.received_at)
+                    .push_bind(&r.received_at);
+            });
+            q.push(
+                " ON CONFLICT (kind, source_system, record_key) DO UPDATE SET person_id = excluded.person_id, \
+                 status = excluded.status, at = excluded.at, sort_at = excluded.sort_at, code = excluded.code, \
+                 data = excluded.data, last_message_id = excluded.last_message_id, updated_at = excluded.updated_at",
+            );
+            statement_done!(tx, q);
+        }
         for chunk in plan.messages.chunks(CHUNK) {
             q.push(
                 "INSERT INTO messages (id, connector, origin, received_at, sender, control_id, message_type, charset, \

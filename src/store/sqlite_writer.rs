@@ -320,6 +320,29 @@ fn write(c: &Connection, plan: &Plan<'_>) -> Result<(), StoreError> {
             i.at
         ])?;
     }
+    let mut clinical = c.prepare_cached(
+        "INSERT INTO clinical_records (kind, source_system, record_key, person_id, status, at, sort_at, code, data,
+           first_message_id, last_message_id, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10, ?11, ?11)
+         ON CONFLICT (kind, source_system, record_key) DO UPDATE SET person_id = excluded.person_id,
+           status = excluded.status, at = excluded.at, sort_at = excluded.sort_at, code = excluded.code,
+           data = excluded.data, last_message_id = excluded.last_message_id, updated_at = excluded.updated_at",
+    )?;
+    for r in &plan.clinical {
+        clinical.execute(params![
+            r.kind,
+            r.source_system,
+            r.key,
+            r.person_id,
+            r.status,
+            r.at,
+            r.sort_at,
+            r.code,
+            r.data,
+            r.message_id,
+            r.received_at
+        ])?;
+    }
     let mut message = c.prepare_cached(
         "INSERT INTO messages (id, connector, origin, received_at, sender, control_id, message_type, charset,
            content_hash, raw, status, error, warnings, mapping, person_id, duplicate_of)

@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use crate::model::ProfilePatch;
+use crate::model::{ClinicalRecord, MergeInstruction, ProfilePatch};
 
 /// Status of a message in the log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -69,6 +69,10 @@ pub enum Disposition {
         mapping: String,
         source_system: String,
         patch: Option<ProfilePatch>,
+        /// Clinical records, filed under the patch's person.
+        records: Vec<ClinicalRecord>,
+        /// Persons to merge into the patch's person once the record is stored (ADT^A40).
+        merge: Option<MergeInstruction>,
         warnings: Vec<String>,
     },
     /// Keep it; nothing maps it.
@@ -149,6 +153,27 @@ pub struct ReviewItem {
     pub status: String,
     pub created_at: String,
     pub decided_at: Option<String>,
+}
+
+/// One clinical record on a person's timeline.
+#[derive(Debug, Clone, Serialize)]
+pub struct TimelineEntry {
+    pub id: i64,
+    /// `encounter`, `appointment`, `order`, `result`, `diagnosis`.
+    pub kind: String,
+    pub source_system: String,
+    /// What recognises the record across messages (visit number, appointment id…).
+    pub key: String,
+    /// The person it is filed under (another id when it came from a merged person).
+    pub person_id: Option<String>,
+    pub status: Option<String>,
+    /// The record's time, as the source gave it.
+    pub at: Option<String>,
+    pub record: serde_json::Value,
+    pub first_message_id: i64,
+    pub last_message_id: i64,
+    pub created_at: String,
+    pub updated_at: String,
 }
 
 /// A merge, as recorded (and undone by an unmerge).

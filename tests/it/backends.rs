@@ -153,6 +153,8 @@ async fn many_identifiers(backend: Backend) {
             mapping: "m".into(),
             source_system: "EMR^H".into(),
             patch: Some(patch.clone()),
+            records: Vec::new(),
+            merge: None,
             warnings: vec![],
         },
     };

@@ -293,6 +293,8 @@ fn store_record(system: &str, control: &str, patch: serde_json::Value) -> carehu
             mapping: "m".into(),
             source_system: system.into(),
             patch: Some(serde_json::from_value(patch).expect("a patch")),
+            records: Vec::new(),
+            merge: None,
             warnings: vec![],
         },
     }
