@@ -403,47 +403,43 @@ fn map_fhir(
 ) -> anyhow::Result<bool> {
     let text = std::str::from_utf8(bytes)
         .map_err(|e| anyhow::anyhow!("{}: not UTF-8 JSON: {e}", input.display()))?;
-    let (resources, single) =
-        mapping::fhir_resources(text).map_err(|e| anyhow::anyhow!("{}: {e}", input.display()))?;
+    let (entries, single) =
+        mapping::fhir_entries(text).map_err(|e| anyhow::anyhow!("{}: {e}", input.display()))?;
     let mut failed = false;
+    let fixed_mapping = if fixed { mappings.iter().next() } else { None };
+    if let Some(m) = fixed_mapping.filter(|m| m.input != mapping::Input::Fhir) {
+        anyhow::bail!("mapping {} reads HL7 v2, not FHIR", m.name);
+    }
+    let mapped = mapping::map_entries(&entries, mappings, fixed_mapping, env);
     // In a Bundle or NDJSON, resources no mapping handles are counted, not failures.
     let mut skipped: std::collections::BTreeMap<String, usize> = Default::default();
-    for (i, resource) in resources.iter().enumerate() {
-        let rtype = resource["resourceType"].as_str().unwrap_or("");
-        let chosen = if fixed {
-            mappings.iter().next()
-        } else {
-            mappings.for_resource_type(rtype)
-        };
-        if chosen.is_none() && !single {
-            *skipped.entry(rtype.to_string()).or_default() += 1;
-            continue;
+    for (i, e) in entries.iter().enumerate() {
+        if !mapped.iter().any(|m| m.index == i) {
+            *skipped.entry(e.resource_type().to_string()).or_default() += 1;
         }
-        let mut entry = serde_json::json!({"resource": i + 1, "resource_type": rtype, "id": resource["id"]});
-        match chosen {
-            Some(m) if m.input == mapping::Input::Fhir => {
-                entry["mapping"] = serde_json::json!(m.name);
-                match m.apply_fhir(resource, env) {
-                    Ok(out) => {
-                        if let serde_json::Value::Object(fields) = out.to_json() {
-                            for (k, v) in fields {
-                                entry[k] = v;
-                            }
-                        }
-                    }
-                    Err(e) => {
-                        failed = true;
-                        entry["error"] = serde_json::json!(e.to_string());
+    }
+    if single && mapped.is_empty() {
+        failed = true;
+        let rtype = entries.first().map(|e| e.resource_type()).unwrap_or("");
+        results.push(serde_json::json!({"resource": 1, "resource_type": rtype,
+            "error": format!("no mapping for resource type {rtype}")}));
+        skipped.clear();
+    }
+    for m in mapped {
+        let resource = &entries[m.index].resource;
+        let mut entry = serde_json::json!({"resource": m.index + 1, "resource_type": resource["resourceType"],
+            "id": resource["id"], "mapping": m.mapping.name});
+        match m.result {
+            Ok(out) => {
+                if let serde_json::Value::Object(fields) = out.to_json() {
+                    for (k, v) in fields {
+                        entry[k] = v;
                     }
                 }
             }
-            Some(m) => {
+            Err(e) => {
                 failed = true;
-                entry["error"] = serde_json::json!(format!("mapping {} reads HL7 v2, not FHIR", m.name));
-            }
-            None => {
-                failed = true;
-                entry["error"] = serde_json::json!(format!("no mapping for resource type {rtype}"));
+                entry["error"] = serde_json::json!(e.to_string());
             }
         }
         results.push(entry);

@@ -9,6 +9,7 @@
 
 mod compile;
 mod engine;
+pub mod fhir;
 pub mod golden;
 mod plan;
 mod target;
@@ -18,6 +19,7 @@ use std::path::Path;
 
 pub use compile::compile;
 pub use engine::{MappingError, MappingOutput};
+pub use fhir::{FhirEntry, MappedEntry, fhir_entries, map_entries};
 pub use plan::{Input, Mapping};
 pub use transform::{Transform, TransformEnv};
 
@@ -27,28 +29,8 @@ use crate::hl7::MessageType;
 /// The FHIR resources a JSON document holds: a Bundle's entries, one resource (`single`), or
 /// NDJSON lines. `Err` says which line is not JSON.
 pub fn fhir_resources(text: &str) -> Result<(Vec<serde_json::Value>, bool), String> {
-    match serde_json::from_str::<serde_json::Value>(text) {
-        Ok(v) if v["resourceType"] == "Bundle" => {
-            let entries = v["entry"].as_array().into_iter().flatten();
-            Ok((
-                entries
-                    .filter(|e| e["resource"].is_object())
-                    .map(|e| e["resource"].clone())
-                    .collect(),
-                false,
-            ))
-        }
-        Ok(v) => Ok((vec![v], true)),
-        Err(whole) => {
-            let mut resources = Vec::new();
-            for (n, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
-                let v = serde_json::from_str(line)
-                    .map_err(|e| format!("not JSON ({whole}); as NDJSON, line {}: {e}", n + 1))?;
-                resources.push(v);
-            }
-            Ok((resources, false))
-        }
-    }
+    let (entries, single) = fhir_entries(text)?;
+    Ok((entries.into_iter().map(|e| e.resource).collect(), single))
 }
 
 /// Fills in `person: {from: NAME}`: the named mapping's person output and the code tables it

@@ -50,6 +50,11 @@ pub enum Transform {
     Email,
     /// Keeps digits only.
     Digits,
+    /// An ISO 8601 / FHIR date or date-time → the same at its precision; a date-time without an
+    /// offset is read in the clinic's zone (FHIR requires one; some servers leave it out).
+    DateTime,
+    /// The `part`-th (1-based) piece of the value cut at `sep`.
+    Split { sep: String, part: usize },
 }
 
 /// Why a transform refused a value. Never holds the value itself (it may be PHI).
@@ -74,6 +79,8 @@ pub const NAMES: &[&str] = &[
     "phone",
     "email",
     "digits",
+    "datetime",
+    "split",
 ];
 
 impl Transform {
@@ -93,6 +100,25 @@ impl Transform {
             "hl7_datetime" => no_args(Transform::Hl7DateTime),
             "email" => no_args(Transform::Email),
             "digits" => no_args(Transform::Digits),
+            "datetime" => no_args(Transform::DateTime),
+            "split" => {
+                let m = args
+                    .and_then(serde_json::Value::as_object)
+                    .ok_or("transform split: expected {sep: TEXT, part: N}")?;
+                if let Some(k) = m.keys().find(|k| k.as_str() != "sep" && k.as_str() != "part") {
+                    return Err(format!("transform split: unknown argument {k} (expected sep, part)"));
+                }
+                let sep = match m.get("sep") {
+                    Some(serde_json::Value::String(s)) if !s.is_empty() => s.clone(),
+                    _ => return Err("transform split: sep must be a non-empty text".into()),
+                };
+                let part = match m.get("part").and_then(serde_json::Value::as_u64) {
+                    Some(n) if n >= 1 => n as usize,
+                    None if !m.contains_key("part") => 1,
+                    _ => return Err("transform split: part must be a number from 1".into()),
+                };
+                Ok(Transform::Split { sep, part })
+            }
             "phone" => {
                 let region = match args {
                     None | Some(serde_json::Value::Null) => None,
@@ -136,6 +162,8 @@ impl Transform {
             Transform::Hl7DateTime => hl7_datetime(input, &env.timezone)?,
             Transform::Phone { region } => phone(input, region.as_deref().unwrap_or(&env.phone_region))?,
             Transform::Email => email(input)?,
+            Transform::DateTime => iso_datetime(input, &env.timezone)?,
+            Transform::Split { sep, part } => input.split(sep.as_str()).nth(part - 1).unwrap_or("").trim().to_string(),
         };
         Ok((!out.is_empty()).then_some(out))
     }
@@ -258,6 +286,19 @@ fn hl7_datetime(input: &str, tz: &TimeZone) -> Result<String, TransformError> {
     Ok(zoned.timestamp().display_with_offset(zoned.offset()).to_string())
 }
 
+fn iso_datetime(input: &str, tz: &TimeZone) -> Result<String, TransformError> {
+    let s = input.trim();
+    if s.len() <= 10 && crate::model::When::try_from(s.to_string()).is_ok() {
+        return Ok(s.to_string());
+    }
+    if s.parse::<jiff::Timestamp>().is_ok() {
+        return Ok(s.to_string());
+    }
+    let local: DateTime = s.parse().map_err(|_| bad_date("date/time"))?;
+    let zoned = local.to_zoned(tz.clone()).map_err(|_| bad_date("date/time"))?;
+    Ok(zoned.timestamp().display_with_offset(zoned.offset()).to_string())
+}
+
 fn phone(input: &str, region: &str) -> Result<String, TransformError> {
     let s = input.trim();
     if s.is_empty() {
@@ -359,6 +400,24 @@ mod tests {
             "not a valid phone number for region US"
         );
         assert!(run(p, "not a phone").is_err());
+    }
+
+    #[test]
+    fn iso_datetimes_keep_precision_and_gain_the_clinic_zone_when_they_lack_one() {
+        for same in ["2024", "2024-01", "2024-01-05", "2024-01-05T08:30:00Z", "2024-01-05T08:30:00.250+03:00"] {
+            assert_eq!(run(Transform::DateTime, same).unwrap().unwrap(), same);
+        }
+        assert_eq!(
+            run(Transform::DateTime, "2024-01-05T08:30:00").unwrap().unwrap(),
+            "2024-01-05T08:30:00+07:00"
+        );
+        assert!(run(Transform::DateTime, "05/01/2024").is_err());
+        let second = Transform::Split {
+            sep: "/".into(),
+            part: 2,
+        };
+        assert_eq!(run(second.clone(), "Patient/123").unwrap().unwrap(), "123");
+        assert_eq!(run(second, "no-slash").unwrap(), None);
     }
 
     #[test]

@@ -1,0 +1,266 @@
+//! FHIR documents as the mapping engine reads them: a resource, a Bundle (searchset,
+//! transaction, batch, collection…), or NDJSON lines — and the references between the entries
+//! of one document.
+//!
+//! Each resource is mapped on its own by the mapping for its `resourceType`. Then references are
+//! followed inside the document: an Observation, Encounter, Appointment, Condition or
+//! DiagnosticReport gets the person of the Patient its `subject`/`patient`/participant points
+//! at; a DiagnosticReport's `result` Observations get its order number; a Condition's or
+//! Observation's `encounter` gives the encounter's id. A reference outside the document is
+//! not fetched: a logical reference (`identifier`) still names the person.
+
+use serde_json::Value;
+
+use super::{Mapping, MappingError, MappingOutput, MappingSet, TransformEnv};
+use crate::model::{ClinicalRecord, Identifier, ProfilePatch};
+
+/// One resource of a document, with what other entries may call it.
+#[derive(Debug, Clone)]
+pub struct FhirEntry {
+    pub resource: Value,
+    /// The Bundle entry's `fullUrl` (`urn:uuid:…`, `https://…/Patient/1`).
+    pub full_url: Option<String>,
+}
+
+impl FhirEntry {
+    pub fn resource_type(&self) -> &str {
+        self.resource["resourceType"].as_str().unwrap_or("")
+    }
+
+    /// `Patient/123`, when the resource has an id.
+    fn local_ref(&self) -> Option<String> {
+        let id = self.resource["id"].as_str()?;
+        Some(format!("{}/{id}", self.resource_type()))
+    }
+}
+
+/// The resources of a JSON document: a Bundle's entries, one resource (`single`), or NDJSON
+/// lines. `Err` says which line is not JSON.
+pub fn fhir_entries(text: &str) -> Result<(Vec<FhirEntry>, bool), String> {
+    match serde_json::from_str::<Value>(text) {
+        Ok(mut v) if v["resourceType"] == "Bundle" => {
+            let entries = match v.get_mut("entry").map(Value::take) {
+                Some(Value::Array(entries)) => entries,
+                _ => Vec::new(),
+            };
+            Ok((
+                entries
+                    .into_iter()
+                    .filter_map(|mut e| {
+                        let resource = e.get_mut("resource").map(Value::take).filter(Value::is_object)?;
+                        Some(FhirEntry {
+                            resource,
+                            full_url: e["fullUrl"].as_str().map(str::to_string),
+                        })
+                    })
+                    .collect(),
+                false,
+            ))
+        }
+        Ok(v) => Ok((
+            vec![FhirEntry {
+                resource: v,
+                full_url: None,
+            }],
+            true,
+        )),
+        Err(whole) => {
+            let mut out = Vec::new();
+            for (n, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+                let resource = serde_json::from_str(line)
+                    .map_err(|e| format!("not JSON ({whole}); as NDJSON, line {}: {e}", n + 1))?;
+                out.push(FhirEntry {
+                    resource,
+                    full_url: None,
+                });
+            }
+            Ok((out, false))
+        }
+    }
+}
+
+/// What became of one entry: the mapping that read it and its output, or its failure.
+pub struct MappedEntry<'m> {
+    /// The entry's position in the document.
+    pub index: usize,
+    pub mapping: &'m Mapping,
+    pub result: Result<MappingOutput, MappingError>,
+}
+
+/// Maps every entry that has a mapping (`fixed`, or the one for its resource type), then
+/// resolves references between entries. Entries no mapping reads are left out.
+pub fn map_entries<'m>(
+    entries: &[FhirEntry],
+    mappings: &'m MappingSet,
+    fixed: Option<&'m Mapping>,
+    env: &TransformEnv,
+) -> Vec<MappedEntry<'m>> {
+    let mut mapped: Vec<MappedEntry<'m>> = entries
+        .iter()
+        .enumerate()
+        .filter_map(|(index, e)| {
+            let mapping = fixed.or_else(|| mappings.for_resource_type(e.resource_type()))?;
+            Some(MappedEntry {
+                index,
+                mapping,
+                result: mapping.apply_fhir(&e.resource, env),
+            })
+        })
+        .collect();
+    resolve_references(entries, &mut mapped);
+    mapped
+}
+
+/// The entry a reference points at: by `fullUrl`, or by `Type/id` (also the tail of an
+/// absolute URL).
+fn find(entries: &[FhirEntry], reference: &str) -> Option<usize> {
+    entries.iter().position(|e| {
+        e.full_url.as_deref() == Some(reference)
+            || e.local_ref().is_some_and(|l| l == reference || reference.ends_with(&format!("/{l}")))
+    })
+}
+
+/// The references of `resource` that may name its patient, in order of preference.
+fn patient_references(resource: &Value) -> Vec<&Value> {
+    let mut refs: Vec<&Value> = ["subject", "patient"]
+        .iter()
+        .map(|k| &resource[*k])
+        .filter(|r| r.is_object())
+        .collect();
+    if let Some(participants) = resource["participant"].as_array() {
+        refs.extend(participants.iter().map(|p| &p["actor"]).filter(|a| {
+            a["reference"].as_str().is_some_and(|r| r.contains("Patient/") || r.starts_with("urn:"))
+                || a["type"] == "Patient"
+        }));
+    }
+    refs
+}
+
+fn resolve_references(entries: &[FhirEntry], mapped: &mut [MappedEntry<'_>]) {
+    // Persons of the Patients in the document, by entry.
+    let persons: Vec<(usize, ProfilePatch)> = mapped
+        .iter()
+        .filter_map(|m| match &m.result {
+            Ok(MappingOutput { person: Some(p), .. }) if entries[m.index].resource_type() == "Patient" => {
+                Some((m.index, p.clone()))
+            }
+            _ => None,
+        })
+        .collect();
+    // Order numbers of DiagnosticReports, by the Observation entries they list.
+    let mut report_orders: Vec<(usize, String)> = Vec::new();
+    // Encounter ids, by entry.
+    let mut encounters: Vec<(usize, String)> = Vec::new();
+    for m in mapped.iter() {
+        let Ok(out) = &m.result else { continue };
+        for r in &out.records {
+            match r {
+                ClinicalRecord::Order(o) if entries[m.index].resource_type() == "DiagnosticReport" => {
+                    let Some(order) = o.id.clone().or_else(|| o.filler_id.clone()) else {
+                        continue;
+                    };
+                    for result in entries[m.index].resource["result"].as_array().into_iter().flatten() {
+                        if let Some(i) = result["reference"].as_str().and_then(|r| find(entries, r)) {
+                            report_orders.push((i, order.clone()));
+                        }
+                    }
+                }
+                ClinicalRecord::Encounter(e) => {
+                    if let Some(id) = &e.id {
+                        encounters.push((m.index, id.clone()));
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    for k in 0..mapped.len() {
+        let index = mapped[k].index;
+        let resource = &entries[index].resource;
+        let encounter = resource["encounter"]["reference"]
+            .as_str()
+            .and_then(|r| find(entries, r))
+            .and_then(|i| encounters.iter().find(|(e, _)| *e == i).map(|(_, id)| id.clone()));
+        let order = report_orders.iter().find(|(i, _)| *i == index).map(|(_, o)| o.clone());
+        let Ok(out) = &mut mapped[k].result else { continue };
+        for r in &mut out.records {
+            match r {
+                ClinicalRecord::Result(res) if res.order_id.is_none() => res.order_id.clone_from(&order),
+                ClinicalRecord::Diagnosis(d) if d.encounter_id.is_none() => d.encounter_id.clone_from(&encounter),
+                _ => {}
+            }
+        }
+        if out.person.is_some() || out.records.is_empty() {
+            continue;
+        }
+        let mut found = None;
+        for reference in patient_references(resource) {
+            if let Some(p) = reference["reference"]
+                .as_str()
+                .and_then(|r| find(entries, r))
+                .and_then(|i| persons.iter().find(|(e, _)| *e == i))
+            {
+                found = Some(p.1.clone());
+                break;
+            }
+            // A logical reference names the person by an identifier.
+            let id = &reference["identifier"];
+            if let (Some(system), Some(value)) = (id["system"].as_str(), id["value"].as_str()) {
+                found = Some(ProfilePatch {
+                    identifiers: vec![Identifier {
+                        system: system.to_string(),
+                        value: value.to_string(),
+                        kind: None,
+                    }],
+                    ..Default::default()
+                });
+                break;
+            }
+        }
+        match found {
+            Some(p) => out.person = Some(p),
+            None => out
+                .warnings
+                .push("the patient this resource is about is not in the document; its records have no person".into()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn bundle_entries_keep_their_full_urls_and_ndjson_lines_are_read() {
+        let bundle = json!({"resourceType": "Bundle", "type": "transaction", "entry": [
+            {"fullUrl": "urn:uuid:1", "resource": {"resourceType": "Patient"}},
+            {"request": {"method": "DELETE", "url": "Patient/9"}}
+        ]});
+        let (entries, single) = fhir_entries(&bundle.to_string()).unwrap();
+        assert!(!single);
+        assert_eq!(entries.len(), 1, "an entry without a resource is skipped");
+        assert_eq!(entries[0].full_url.as_deref(), Some("urn:uuid:1"));
+        let (lines, _) = fhir_entries("{\"resourceType\":\"Patient\"}\n\n{\"resourceType\":\"Observation\"}\n").unwrap();
+        assert_eq!(lines.len(), 2);
+        assert!(fhir_entries("{\"a\":1}\nnot json").unwrap_err().contains("line 2"));
+    }
+
+    #[test]
+    fn references_find_entries_by_full_url_and_by_type_and_id() {
+        let entries = vec![
+            FhirEntry {
+                resource: json!({"resourceType": "Patient", "id": "p1"}),
+                full_url: Some("urn:uuid:aaa".into()),
+            },
+            FhirEntry {
+                resource: json!({"resourceType": "Encounter", "id": "e1"}),
+                full_url: None,
+            },
+        ];
+        assert_eq!(find(&entries, "urn:uuid:aaa"), Some(0));
+        assert_eq!(find(&entries, "Patient/p1"), Some(0));
+        assert_eq!(find(&entries, "https://ehr.example/fhir/Encounter/e1"), Some(1));
+        assert_eq!(find(&entries, "Patient/p2"), None);
+    }
+}
