@@ -3,6 +3,7 @@
 mod api;
 mod backends;
 mod cli;
+mod conformance;
 mod corpus;
 mod fhir_corpus;
 mod fhirpath_suite;
