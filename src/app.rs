@@ -66,7 +66,7 @@ impl Hub {
 
 /// The per-connector context the pipeline needs.
 pub fn connector_context(settings: &Settings, c: &ConnectorConfig) -> anyhow::Result<ConnectorContext> {
-    let timezone = jiff::tz::TimeZone::get(&settings.hub.timezone).context("time zone")?;
+    let timezone = jiff::tz::TimeZone::get(c.timezone().unwrap_or(&settings.hub.timezone)).context("time zone")?;
     Ok(ConnectorContext {
         name: c.name().to_string(),
         mapping: c.mapping().map(str::to_string),
@@ -78,6 +78,7 @@ pub fn connector_context(settings: &Settings, c: &ConnectorConfig) -> anyhow::Re
                 .unwrap_or(&settings.hub.phone_region)
                 .to_uppercase(),
             timezone,
+            connector: Some(c.source_system().unwrap_or(c.name()).to_string()),
         },
     })
 }

@@ -235,6 +235,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             let env = mapping::TransformEnv {
                 phone_region: settings.hub.phone_region.to_uppercase(),
                 timezone: jiff::tz::TimeZone::get(&settings.hub.timezone).unwrap_or(jiff::tz::TimeZone::UTC),
+                connector: None,
             };
             let results = mapping::golden::run_dir(&dir, &settings.mappings, &env)
                 .with_context(|| format!("reading {}", dir.display()))?;
@@ -284,6 +285,7 @@ fn map_command(mapping_file: Option<&Path>, config_path: &Path, input: &Path) ->
     let env = mapping::TransformEnv {
         phone_region: hub.phone_region.to_uppercase(),
         timezone: jiff::tz::TimeZone::get(&hub.timezone).unwrap_or(jiff::tz::TimeZone::UTC),
+        connector: None,
     };
     let bytes = std::fs::read(input).with_context(|| format!("reading {}", input.display()))?;
     let mut results = Vec::new();

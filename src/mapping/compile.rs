@@ -421,6 +421,9 @@ impl Compiler<'_> {
     }
 
     fn path(&mut self, s: &str, at: &str, in_each: bool) -> Option<PathRef> {
+        if s == "$source" {
+            return Some(PathRef::Source);
+        }
         if self.input == Input::Fhir {
             // Inside a foreach a FHIRPath runs on the current item; %resource is the resource.
             return match fhirpath::Expr::parse(s) {

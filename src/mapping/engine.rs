@@ -412,6 +412,7 @@ fn try_read(ctx: &Ctx<'_>, p: &PathRef) -> Result<Option<String>, String> {
         (PathRef::Rel(r), Record::Hl7 { rep, .. }) => {
             rep.and_then(|rep| rep.component(r.component, r.subcomponent))
         }
+        (PathRef::Source, _) => ctx.env.connector.clone(),
         (PathRef::Fhir(expr), Record::Fhir { resource, item }) => {
             let values = expr
                 .evaluate_on(resource, item.unwrap_or(resource))

@@ -128,6 +128,8 @@ pub enum PathRef {
     Rel(hl7::RelPath),
     /// A FHIRPath expression, on the resource — or, inside a `foreach`, on the current item.
     Fhir(fhirpath::Expr),
+    /// `$source`: the connector's source system (or its name) the record came through.
+    Source,
 }
 
 impl std::fmt::Display for PathRef {
@@ -139,6 +141,7 @@ impl std::fmt::Display for PathRef {
                 None => write!(f, ".{}", r.component),
             },
             PathRef::Fhir(e) => write!(f, "{e}"),
+            PathRef::Source => f.write_str("$source"),
         }
     }
 }

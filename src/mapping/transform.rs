@@ -16,6 +16,8 @@ pub struct TransformEnv {
     pub phone_region: String,
     /// Zone for times written without an offset.
     pub timezone: TimeZone,
+    /// The connector the record came through (`$connector` in a mapping), when there is one.
+    pub connector: Option<String>,
 }
 
 impl Default for TransformEnv {
@@ -23,6 +25,7 @@ impl Default for TransformEnv {
         TransformEnv {
             phone_region: "VN".into(),
             timezone: TimeZone::UTC,
+            connector: None,
         }
     }
 }
@@ -203,9 +206,15 @@ fn bad_date(what: &str) -> TransformError {
     ))
 }
 
+/// `0000`, `00000000`, `00000000000000`: senders write zeros for an unknown date.
+fn all_zero_date(s: &str) -> bool {
+    let digits: Vec<u8> = s.bytes().take_while(u8::is_ascii_digit).collect();
+    digits.len() >= 4 && digits.iter().all(|&b| b == b'0')
+}
+
 fn hl7_date(input: &str) -> Result<String, TransformError> {
     let s = input.trim();
-    if s.is_empty() {
+    if s.is_empty() || all_zero_date(s) {
         return Ok(String::new());
     }
     let (digits, _) = split_offset(s);
@@ -236,6 +245,9 @@ fn hl7_date(input: &str) -> Result<String, TransformError> {
 
 fn hl7_datetime(input: &str, tz: &TimeZone) -> Result<String, TransformError> {
     let s = input.trim();
+    if all_zero_date(s) {
+        return Ok(String::new());
+    }
     let (digits, offset) = split_offset(s);
     let (digits, frac) = match digits.split_once('.') {
         Some((d, f)) => (d, Some(f)),
@@ -343,6 +355,7 @@ mod tests {
         TransformEnv {
             phone_region: "VN".into(),
             timezone: TimeZone::get("Asia/Ho_Chi_Minh").unwrap(),
+            connector: None,
         }
     }
 
@@ -364,6 +377,9 @@ mod tests {
         );
         assert!(run(Transform::Hl7Date, "19850230").is_err());
         assert!(run(Transform::Hl7Date, "7 March").is_err());
+        // Zeros are how senders say "unknown".
+        assert_eq!(run(Transform::Hl7Date, "00000000").unwrap(), None);
+        assert_eq!(run(Transform::Hl7DateTime, "0000").unwrap(), None);
     }
 
     #[test]

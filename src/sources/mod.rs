@@ -93,6 +93,14 @@ impl ConnectorConfig {
                     format!("expected a two-letter region such as VN, got \"{region}\""),
                 ));
             }
+            if let Some(tz) = c.timezone()
+                && jiff::tz::TimeZone::get(tz).is_err()
+            {
+                problems.push(doc.problem(
+                    "timezone",
+                    format!("unknown time zone \"{tz}\" (use an IANA name such as Asia/Ho_Chi_Minh)"),
+                ));
+            }
             if crate::hl7::Charset::from_hl7(c.default_charset()).is_none() {
                 problems.push(doc.problem(
                     "default_charset",
@@ -145,6 +153,13 @@ impl ConnectorConfig {
         match self {
             ConnectorConfig::Mllp(c) => c.phone_region.as_deref(),
             ConnectorConfig::File(c) => c.phone_region.as_deref(),
+        }
+    }
+
+    pub fn timezone(&self) -> Option<&str> {
+        match self {
+            ConnectorConfig::Mllp(c) => c.timezone.as_deref(),
+            ConnectorConfig::File(c) => c.timezone.as_deref(),
         }
     }
 

@@ -203,6 +203,7 @@ fn the_v2_to_fhir_inventory_maps_to_the_same_meaning() {
     let env = TransformEnv {
         phone_region: "US".into(),
         timezone: jiff::tz::TimeZone::UTC,
+        connector: None,
     };
     let mut files = Vec::new();
     cases(&suite, &mut files);

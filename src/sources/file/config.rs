@@ -48,6 +48,9 @@ pub struct FileConfig {
     /// Phone region for numbers without a country code; by default the hub's `phone_region`.
     #[serde(default)]
     pub phone_region: Option<String>,
+    /// IANA time zone for times written without an offset; by default the hub's `timezone`.
+    #[serde(default)]
+    pub timezone: Option<String>,
     /// Character set assumed when MSH-18 is empty and the bytes are not UTF-8.
     #[serde(default = "crate::sources::mllp::default_charset")]
     pub default_charset: String,

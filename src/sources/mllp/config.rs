@@ -24,6 +24,9 @@ pub struct MllpConfig {
     /// Phone region for numbers without a country code; by default the hub's `phone_region`.
     #[serde(default)]
     pub phone_region: Option<String>,
+    /// IANA time zone for times written without an offset; by default the hub's `timezone`.
+    #[serde(default)]
+    pub timezone: Option<String>,
     /// Character set assumed when MSH-18 is empty and the bytes are not UTF-8 (HL7 table 0211).
     #[serde(default = "default_charset")]
     pub default_charset: String,
