@@ -312,13 +312,27 @@ fn replay_command(
     };
     let shown = mapping_file.display().to_string();
     let text = std::fs::read_to_string(mapping_file).with_context(|| format!("reading {shown}"))?;
-    let new = match Document::parse(&shown, &text)
+    // Compiled as the hub compiles it, with `person: {from: NAME}` resolved against the
+    // configured mappings that have a person output of their own. Those that take theirs from
+    // another are left out: they already carry its tables, and a table NEW changes would read
+    // as a conflict with them, though on deployment they would take NEW's.
+    let sources = MappingSet::new(
+        settings
+            .mappings
+            .iter()
+            .filter(|m| m.person_from.is_none())
+            .cloned()
+            .collect(),
+    );
+    let tried = match Document::parse(&shown, &text)
         .map_err(|p| vec![p])
         .and_then(|d| mapping::compile(&d))
+        .and_then(|m| sources.with_mapping(m))
     {
-        Ok(m) => m,
+        Ok(set) => set,
         Err(problems) => return Ok(print_problems(&problems)),
     };
+    let new = tried.iter().next().context("the compiled mapping")?;
     let timezone = jiff::tz::TimeZone::get(&settings.hub.timezone).context("time zone")?;
     if let Some(text) = since {
         match crate::replay::parse_since(text, &timezone) {
@@ -345,7 +359,7 @@ fn replay_command(
             timezone,
         },
     };
-    let replay = crate::replay::Replay::new(&new, &settings.mappings, contexts, fallback, options);
+    let replay = crate::replay::Replay::new(new, &settings.mappings, contexts, fallback, options);
     let report = runtime()?.block_on(async {
         let store = crate::store::Store::open_existing(&settings.hub.store).await?;
         anyhow::Ok(replay.run(&store).await?)

@@ -77,7 +77,7 @@ async fn replay_counts_what_a_changed_mapping_would_change_and_writes_nothing() 
         adt("RP-3", "MRN-RP3", "Pham").replace("|19850307|F|", "|19850307|X|"),
         a.clone(), // a duplicate: not replayed
         "MSH|^~\\&|LAB|CLINIC|CAREHUB|CLINIC|20261120||ORU^R01|RP-4|P|2.5.1\rPID|1||MRN-RP1^^^CLINIC^MR||Nguyen^Lan\r"
-            .to_string(), // no mapping takes it, nor does the new one
+            .to_string(), // another type: the new mapping does not take it
     ] {
         send(t.mllp(), &msg).await;
     }
