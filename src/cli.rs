@@ -1,4 +1,4 @@
-//! The `carehub` command: `run`, `validate`, `map`, `test-mappings`, `status`, `migrate`.
+//! The `carehub` command: `run`, `validate`, `map`, `test-mappings`, `replay`, `status`, `migrate`.
 //!
 //! Exit codes: 0 success; 1 a runtime failure (printed with its cause chain); 2 a configuration
 //! or input problem (each printed as `file:line: field: problem`).
@@ -54,6 +54,28 @@ pub enum Command {
         /// The folder of cases; default `<mappings_dir>/tests`.
         #[arg(long)]
         dir: Option<PathBuf>,
+    },
+    /// Shadow replay: map the stored messages with a changed mapping file and with today's
+    /// mapping, and count what would change, field by field. Writes nothing.
+    Replay {
+        /// The changed mapping file.
+        #[arg(long)]
+        mapping: PathBuf,
+        /// Only messages received from this time on: RFC 3339 (2026-01-20T08:30:00+07:00), or a
+        /// local time or date (2026-01-20) in the hub's time zone.
+        #[arg(long)]
+        since: Option<String>,
+        /// Only messages of this connector.
+        #[arg(long)]
+        connector: Option<String>,
+        #[arg(long, default_value = config::DEFAULT_CONFIG)]
+        config: PathBuf,
+        /// Example message ids shown per differing field and per error.
+        #[arg(long, default_value_t = 5)]
+        limit: usize,
+        /// Also print each example's value before and after. Values are patient data.
+        #[arg(long)]
+        show_values: bool,
     },
     /// Show each connector's state, counts and last message, read from the store.
     Status {
@@ -194,6 +216,24 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             config,
             input,
         } => map_command(mapping.as_deref(), &config, &input),
+        Command::Replay {
+            mapping,
+            since,
+            connector,
+            config,
+            limit,
+            show_values,
+        } => replay_command(
+            &mapping,
+            &config,
+            crate::replay::ReplayOptions {
+                since: None,
+                connector,
+                examples: limit,
+                show_values,
+            },
+            since.as_deref(),
+        ),
         Command::Status { config } => {
             let settings = match config::load(&config) {
                 Ok(s) => s,
@@ -258,6 +298,75 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             })
         }
     }
+}
+
+/// Compiles NEW, replays the stored messages through it and today's mapping, prints the report.
+fn replay_command(
+    mapping_file: &Path,
+    config_path: &Path,
+    mut options: crate::replay::ReplayOptions,
+    since: Option<&str>,
+) -> anyhow::Result<ExitCode> {
+    let settings = match config::load(config_path) {
+        Ok(s) => s,
+        Err(problems) => return Ok(print_problems(&problems)),
+    };
+    let shown = mapping_file.display().to_string();
+    let text = std::fs::read_to_string(mapping_file).with_context(|| format!("reading {shown}"))?;
+    // Compiled as the hub compiles it, with `person: {from: NAME}` resolved against the
+    // configured mappings that have a person output of their own. Those that take theirs from
+    // another are left out: they already carry its tables, and a table NEW changes would read
+    // as a conflict with them, though on deployment they would take NEW's.
+    let sources = MappingSet::new(
+        settings
+            .mappings
+            .iter()
+            .filter(|m| m.person_from.is_none())
+            .cloned()
+            .collect(),
+    );
+    let tried = match Document::parse(&shown, &text)
+        .map_err(|p| vec![p])
+        .and_then(|d| mapping::compile(&d))
+        .and_then(|m| sources.with_mapping(m))
+    {
+        Ok(set) => set,
+        Err(problems) => return Ok(print_problems(&problems)),
+    };
+    let new = tried.iter().next().context("the compiled mapping")?;
+    let timezone = jiff::tz::TimeZone::get(&settings.hub.timezone).context("time zone")?;
+    if let Some(text) = since {
+        match crate::replay::parse_since(text, &timezone) {
+            Ok(t) => options.since = Some(t),
+            Err(e) => {
+                eprintln!("--since: {e}");
+                return Ok(ExitCode::from(2));
+            }
+        }
+    }
+    let contexts = settings
+        .connectors
+        .iter()
+        .map(|c| crate::app::connector_context(&settings, c))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    // Messages of a connector no longer configured are read with the hub's defaults.
+    let fallback = crate::pipeline::ConnectorContext {
+        name: String::new(),
+        mapping: None,
+        source_system: None,
+        default_charset: hl7::Charset::Latin1,
+        transform_env: mapping::TransformEnv {
+            phone_region: settings.hub.phone_region.to_uppercase(),
+            timezone,
+        },
+    };
+    let replay = crate::replay::Replay::new(new, &settings.mappings, contexts, fallback, options);
+    let report = runtime()?.block_on(async {
+        let store = crate::store::Store::open_existing(&settings.hub.store).await?;
+        anyhow::Ok(replay.run(&store).await?)
+    })?;
+    print!("{report}");
+    Ok(ExitCode::SUCCESS)
 }
 
 fn map_command(mapping_file: Option<&Path>, config_path: &Path, input: &Path) -> anyhow::Result<ExitCode> {

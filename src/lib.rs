@@ -7,6 +7,7 @@
 //!                          │  decode · parse (hl7) · map (mapping → model)
 //!                          └─ group commit; the ACK waits for it
 //! api ─▶ store                      cli ─▶ app ─▶ everything
+//! replay ─▶ store (reads) · pipeline (read) · mapping
 //! ```
 //!
 //! - [`hl7`]: HL7 v2 parsing, escapes, charsets, ACKs, MLLP framing, batch files (pure).
@@ -16,6 +17,7 @@
 //! - [`sources`]: connectors that receive records and hand them to the [`pipeline`].
 //! - [`identity`]: probabilistic matching (Fellegi–Sunter) of incoming records to persons (pure).
 //! - [`store`]: all SQL, SQLite and PostgreSQL behind one type.
+//! - [`replay`]: shadow replay — a changed mapping over the stored messages, compared (reads only).
 //! - [`api`]: the HTTP API. [`app`]: the composition root. [`cli`]: the `carehub` command.
 
 pub mod api;
@@ -29,6 +31,7 @@ pub mod linkage;
 pub mod mapping;
 pub mod model;
 pub mod pipeline;
+pub mod replay;
 pub mod sources;
 pub mod store;
 pub mod telemetry;

@@ -157,15 +157,29 @@ impl MappingSet {
 
     /// The mapping for a message type: an exact `ADT^A01` entry first, then `ADT^*` or `ADT`.
     pub fn for_message_type(&self, t: &MessageType) -> Option<&Mapping> {
-        let exact = format!("{}^{}", t.code, t.trigger);
-        let wildcard = format!("{}^*", t.code);
-        let matches = |want: &str| {
+        type_entries(t).iter().find_map(|want| {
             self.mappings
                 .iter()
                 .find(|m| m.message_types.iter().any(|mt| mt.eq_ignore_ascii_case(want)))
-        };
-        matches(&exact)
-            .or_else(|| matches(&wildcard))
-            .or_else(|| matches(&t.code))
+        })
     }
+}
+
+impl Mapping {
+    /// True when `message_types` lists `t`: as `ADT^A01`, `ADT^*` or `ADT` (any case).
+    pub fn covers_message_type(&self, t: &MessageType) -> bool {
+        let entries = type_entries(t);
+        self.message_types
+            .iter()
+            .any(|mt| entries.iter().any(|want| mt.eq_ignore_ascii_case(want)))
+    }
+}
+
+/// The `message_types` entries that name `t`, most specific first: `ADT^A01`, `ADT^*`, `ADT`.
+fn type_entries(t: &MessageType) -> [String; 3] {
+    [
+        format!("{}^{}", t.code, t.trigger),
+        format!("{}^*", t.code),
+        t.code.clone(),
+    ]
 }

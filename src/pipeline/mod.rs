@@ -13,8 +13,8 @@ use std::sync::Arc;
 use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::hl7::{self, AckCode, AckError, Charset, Message};
-use crate::mapping::{MappingSet, TransformEnv};
+use crate::hl7::{self, AckCode, AckError, Charset, Message, MessageType};
+use crate::mapping::{Mapping, MappingSet, TransformEnv};
 use crate::model::MergeInstruction;
 use crate::store::{Applied, Disposition, MessageStatus, NewRecord, StoreError};
 
@@ -30,6 +30,41 @@ pub struct ConnectorContext {
     pub source_system: Option<String>,
     pub default_charset: Charset,
     pub transform_env: TransformEnv,
+}
+
+impl ConnectorContext {
+    /// The mapping this connector's message of type `t` goes through: the connector's fixed
+    /// mapping, else the one whose `message_types` cover `t` (see [`MappingSet::for_message_type`]).
+    pub fn choose_mapping<'m>(&self, mappings: &'m MappingSet, t: &MessageType) -> Option<&'m Mapping> {
+        match &self.mapping {
+            Some(name) => mappings.get(name),
+            None => mappings.for_message_type(t),
+        }
+    }
+}
+
+/// Why bytes could not be read as an HL7 v2 message.
+#[derive(Debug, Clone)]
+pub struct Unreadable {
+    /// The charset the bytes were decoded in, when decoding got that far.
+    pub charset: Option<Charset>,
+    /// What the sender is told (an `AR`), without patient data.
+    pub error: AckError,
+}
+
+/// Reads one message's bytes as the pipeline does: decoded in the charset MSH-18 names (else
+/// UTF-8, else the connector's `default_charset`), then parsed. `carehub replay` reads stored
+/// messages through this too, so that it sees them as the hub did.
+pub fn read_hl7(raw: &[u8], default_charset: Charset) -> Result<(Message, Charset), Unreadable> {
+    let (text, charset) = hl7::decode(raw, default_charset).map_err(|e| Unreadable {
+        charset: None,
+        error: AckError::new(203, format!("unreadable characters: {e}")),
+    })?;
+    let msg = Message::parse(&text).map_err(|e| Unreadable {
+        charset: Some(charset),
+        error: AckError::new(100, format!("not a valid HL7 v2 message: {e}")),
+    })?;
+    Ok((msg, charset))
 }
 
 /// What became of one submitted message.
@@ -216,21 +251,15 @@ impl Ingest {
             (record, msg, charset, code, Some(err))
         };
 
-        let (text, charset) = match hl7::decode(&raw, ctx.default_charset) {
-            Ok(t) => t,
-            Err(e) => {
-                let err = AckError::new(203, format!("unreadable characters: {e}"));
-                return reject(record, raw, ctx.default_charset, AckCode::AR, err, None);
+        let (msg, charset) = match read_hl7(&raw, ctx.default_charset) {
+            Ok(read) => read,
+            Err(Unreadable { charset, error }) => {
+                record.charset = charset.map(|c| c.hl7_name().to_string());
+                let charset = charset.unwrap_or(ctx.default_charset);
+                return reject(record, raw, charset, AckCode::AR, error, None);
             }
         };
         record.charset = Some(charset.hl7_name().to_string());
-        let msg = match Message::parse(&text) {
-            Ok(m) => m,
-            Err(e) => {
-                let err = AckError::new(100, format!("not a valid HL7 v2 message: {e}"));
-                return reject(record, raw, charset, AckCode::AR, err, None);
-            }
-        };
         record.sender = Some(format!(
             "{}^{}",
             msg.sending_application(),
@@ -257,11 +286,7 @@ impl Ingest {
             };
             return reject(record, raw, charset, AckCode::AR, err, Some(msg));
         };
-        let mapping = match &ctx.mapping {
-            Some(name) => self.mappings.get(name),
-            None => self.mappings.for_message_type(&mtype),
-        };
-        let Some(mapping) = mapping else {
+        let Some(mapping) = ctx.choose_mapping(&self.mappings, &mtype) else {
             record.raw = raw;
             record.disposition = Disposition::Unmapped {
                 reason: format!("no mapping for message type {mtype}"),

@@ -218,6 +218,12 @@ impl Store {
         on_backend!(self, s => s.message(id).await)
     }
 
+    /// One page of stored messages with their bytes, oldest first (`carehub replay` walks the
+    /// log with it, page after page, passing the last id it read as `after_id`). Reads only.
+    pub async fn scan_messages(&self, scan: &MessageScan) -> Result<Vec<StoredMessage>, StoreError> {
+        on_backend!(self, s => s.scan_messages(scan).await)
+    }
+
     /// Review items with this status (`open`, `linked`, `rejected`), newest first.
     pub async fn reviews(&self, status: &str, limit: i64) -> Result<Vec<ReviewItem>, StoreError> {
         on_backend!(self, s => s.reviews(status, limit).await)

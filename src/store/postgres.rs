@@ -15,7 +15,7 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
 use super::StoreError;
 use super::batch::{self, Lookups, Plan};
-use super::sql::{CHUNK, LOOKUP_TERMS, LOOKUP_VALUES, now, store_queries};
+use super::sql::{CHUNK, LOOKUP_TERMS, LOOKUP_VALUES, like_escape, now, store_queries};
 use super::types::*;
 use crate::identity::link::match_record;
 use crate::identity::{MatchInput, Matcher};

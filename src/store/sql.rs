@@ -21,6 +21,18 @@ pub const LOOKUP_VALUES: usize = 20_000;
 /// SELECTs joined by UNION ALL in one look-up query (SQLite allows 500).
 pub const LOOKUP_TERMS: usize = 200;
 
+/// `text` as a literal LIKE pattern (with `ESCAPE '\'`): its `%`, `_` and `\` match only themselves.
+pub fn like_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// Expands the shared query methods for a backend.
 ///
 /// `$store`: the backend struct (with `pool: sqlx::Pool<$db>`); `$db`: the sqlx database;
@@ -549,6 +561,52 @@ macro_rules! store_queries {
                     content_hash: row.get("content_hash"),
                     raw: row.get("raw"),
                 }))
+            }
+
+            pub async fn scan_messages(&self, scan: &MessageScan) -> Result<Vec<StoredMessage>, StoreError> {
+                let mut q = sqlx::QueryBuilder::<$db>::new(
+                    "SELECT id, connector, received_at, message_type, status, mapping, raw FROM messages WHERE id > ",
+                );
+                q.push_bind(scan.after_id);
+                if scan.skip_duplicates {
+                    q.push(" AND status <> 'duplicate'");
+                }
+                if let Some(from) = &scan.received_from {
+                    q.push(" AND received_at >= ").push_bind(from.clone());
+                }
+                if let Some(c) = &scan.connector {
+                    q.push(" AND connector = ").push_bind(c.clone());
+                }
+                if let Some(types) = &scan.types {
+                    // `1 = 0 OR …`: an empty filter keeps nothing.
+                    q.push(" AND (1 = 0");
+                    for t in &types.equal {
+                        q.push(" OR UPPER(message_type) = ").push_bind(t.to_uppercase());
+                    }
+                    for p in &types.prefixes {
+                        let pattern = format!("{}%", like_escape(&p.to_uppercase()));
+                        q.push(" OR UPPER(message_type) LIKE ").push_bind(pattern).push(" ESCAPE '\\'");
+                    }
+                    for c in &types.connectors {
+                        q.push(" OR connector = ").push_bind(c.clone());
+                    }
+                    q.push(")");
+                }
+                q.push(" ORDER BY id LIMIT ").push_bind(scan.limit);
+                let rows = q.build().fetch_all(&self.pool).await?;
+                Ok(rows
+                    .into_iter()
+                    .map(|r| StoredMessage {
+                        id: r.get("id"),
+                        connector: r.get("connector"),
+                        received_at: r.get("received_at"),
+                        message_type: r.get("message_type"),
+                        // The schema's CHECK admits only the statuses `parse` knows.
+                        status: MessageStatus::parse(r.get("status")).unwrap_or(MessageStatus::Received),
+                        mapping: r.get("mapping"),
+                        raw: r.get("raw"),
+                    })
+                    .collect())
             }
 
             pub async fn connectors(&self) -> Result<Vec<ConnectorStatus>, StoreError> {

@@ -14,7 +14,7 @@ use sqlx::sqlite::{
 };
 
 use super::StoreError;
-use super::sql::{CHUNK, now, store_queries};
+use super::sql::{CHUNK, like_escape, now, store_queries};
 use super::sqlite_writer::SqliteWriter;
 use super::types::*;
 use crate::config::SqliteSync;

@@ -198,6 +198,50 @@ pub struct MessageFilter {
     pub limit: i64,
 }
 
+/// Which stored messages [`super::Store::scan_messages`] reads: oldest first, one page at a
+/// time, so that a walk over millions of rows holds one page in memory.
+#[derive(Debug, Clone, Default)]
+pub struct MessageScan {
+    /// Only ids above this one (the last id of the previous page; 0 for the first).
+    pub after_id: i64,
+    /// Only messages received at or after this time, compared as RFC 3339 text: a prefix
+    /// (`2026-01-20T08:30:00`) keeps everything from that second on.
+    pub received_from: Option<String>,
+    pub connector: Option<String>,
+    /// Only messages of these types; `None` for every type.
+    pub types: Option<TypeFilter>,
+    /// Leave out messages logged as `duplicate`.
+    pub skip_duplicates: bool,
+    /// Rows per page.
+    pub limit: i64,
+}
+
+/// The message types a scan keeps, compared in upper case. A message passes when its type
+/// equals one of `equal`, starts with one of `prefixes`, or it came through one of
+/// `connectors` (whatever its type).
+#[derive(Debug, Clone, Default)]
+pub struct TypeFilter {
+    /// Whole types: `ADT^A04`.
+    pub equal: Vec<String>,
+    /// Beginnings of types: `ADT^` for every ADT event.
+    pub prefixes: Vec<String>,
+    /// Connectors whose messages pass whatever their type.
+    pub connectors: Vec<String>,
+}
+
+/// A message-log row with its bytes, as a scan reads it.
+#[derive(Debug, Clone)]
+pub struct StoredMessage {
+    pub id: i64,
+    pub connector: String,
+    pub received_at: String,
+    pub message_type: Option<String>,
+    pub status: MessageStatus,
+    /// The mapping that processed it, when one did.
+    pub mapping: Option<String>,
+    pub raw: Vec<u8>,
+}
+
 /// A message-log row without its bytes.
 #[derive(Debug, Clone, Serialize)]
 pub struct MessageSummary {

@@ -11,3 +11,4 @@ mod file_source;
 mod helpers;
 mod identity;
 mod mllp;
+mod replay;
