@@ -358,6 +358,7 @@ fn replay_command(
         transform_env: mapping::TransformEnv {
             phone_region: settings.hub.phone_region.to_uppercase(),
             timezone,
+            connector: None,
         },
     };
     let replay = crate::replay::Replay::new(new, &settings.mappings, contexts, fallback, options);

@@ -341,17 +341,20 @@ impl Compiler<'_> {
             return None;
         };
         for k in obj.keys() {
-            if !["foreach", "when", body_key, "require", "until"].contains(&k.as_str()) {
+            if !["foreach", "when", body_key, "require", "until", "group"].contains(&k.as_str()) {
                 self.problem(
                     &format!("{at}.{k}"),
-                    format!("unknown key (expected foreach, when, {body_key}, require, until)"),
+                    format!("unknown key (expected foreach, when, {body_key}, require, until, group)"),
                 );
             }
         }
         let until = self.string_list(obj.get("until"), &format!("{at}.until"));
-        for (i, u) in until.iter().enumerate() {
-            if !is_segment_name(u) {
-                self.problem(&format!("{at}.until.{i}"), format!("\"{u}\" is not a segment name such as OBR"));
+        let group = self.string_list(obj.get("group"), &format!("{at}.group"));
+        for (key, names) in [("until", &until), ("group", &group)] {
+            for (i, u) in names.iter().enumerate() {
+                if !is_segment_name(u) {
+                    self.problem(&format!("{at}.{key}.{i}"), format!("\"{u}\" is not a segment name such as OBR"));
+                }
             }
         }
         let Some(body_v) = obj.get(body_key) else {
@@ -372,6 +375,7 @@ impl Compiler<'_> {
                         Input::Hl7v2 if is_segment_name(p) => over.push(Over::Segment {
                             name: p.clone(),
                             until: until.clone(),
+                            group: group.clone(),
                         }),
                         Input::Hl7v2 => match hl7::Path::parse(p) {
                             Ok(path) => over.push(Over::Hl7(path)),
@@ -383,8 +387,8 @@ impl Compiler<'_> {
                         },
                     }
                 }
-                if !until.is_empty() && !over.iter().all(|o| matches!(o, Over::Segment { .. })) {
-                    self.problem(&format!("{at}.until"), "until is for a foreach over segments (foreach: OBX)");
+                if !(until.is_empty() && group.is_empty()) && !over.iter().all(|o| matches!(o, Over::Segment { .. })) {
+                    self.problem(&format!("{at}.foreach"), "until and group are for a foreach over segments (foreach: OBX)");
                 }
                 let when = obj
                     .get("when")
@@ -408,8 +412,8 @@ impl Compiler<'_> {
                 })
             }
             None => {
-                if !until.is_empty() {
-                    self.problem(&format!("{at}.until"), "until is for a foreach over segments (foreach: OBX)");
+                if !(until.is_empty() && group.is_empty()) {
+                    self.problem(at, "until and group are for a foreach over segments (foreach: OBX)");
                 }
                 let when = obj
                     .get("when")

@@ -81,6 +81,8 @@ enum Record<'a> {
         rep: Option<&'a FieldRef<'a>>,
         /// The segment a `foreach` over segments is on (index in the message).
         seg: Option<usize>,
+        /// Segments of that segment's own group (`group:`).
+        group: &'a [String],
     },
     Fhir {
         resource: &'a Value,
@@ -98,7 +100,15 @@ struct Ctx<'a> {
 impl Mapping {
     /// Maps one HL7 v2 message.
     pub fn apply(&self, msg: &Message, env: &TransformEnv) -> Result<MappingOutput, MappingError> {
-        self.apply_source(Record::Hl7 { msg, rep: None, seg: None }, env)
+        self.apply_source(
+            Record::Hl7 {
+                msg,
+                rep: None,
+                seg: None,
+                group: &[],
+            },
+            env,
+        )
     }
 
     /// Maps one FHIR resource (JSON).
@@ -133,6 +143,19 @@ impl Mapping {
             if !patch.is_empty() {
                 person = Some(patch);
             }
+        }
+        // Clinical records are filed under the message's one person: a message holding several
+        // patients (several PIDs) would file some under the wrong one. Refuse it instead.
+        if let Record::Hl7 { msg, .. } = source
+            && !self.records.is_empty()
+            && msg.segments().iter().filter(|s| s.name == "PID").count() > 1
+        {
+            return Err(MappingError {
+                mapping: self.name.clone(),
+                rule: "person".into(),
+                path: Some("PID".into()),
+                reason: "the message holds several patients (PID segments); send one patient per message".into(),
+            });
         }
         let mut records = Vec::new();
         for (kind, node) in &self.records {
@@ -249,10 +272,10 @@ fn eval_item(ctx: &mut Ctx<'_>, item: &ListItem, out: &mut Vec<Value>) -> Result
         } => {
             for over in over {
                 match (over, ctx.source) {
-                    (Over::Hl7(path), Record::Hl7 { msg, seg, .. }) => {
+                    (Over::Hl7(path), Record::Hl7 { msg, seg, group, .. }) => {
                         // Inside a segment's foreach, the field of that segment (or of the
                         // group's segment the path names); else of every such segment.
-                        let reps = match seg.and_then(|i| scoped_segment(msg, i, path)) {
+                        let reps = match seg.and_then(|i| scoped_segment(msg, i, path, group)) {
                             Some(segment) => msg.field_refs_in_segment(segment, path),
                             None if seg.is_some() && path.segment_index.is_none() => Vec::new(),
                             None => msg.field_refs(path),
@@ -262,16 +285,18 @@ fn eval_item(ctx: &mut Ctx<'_>, item: &ListItem, out: &mut Vec<Value>) -> Result
                                 msg,
                                 rep: Some(&rep),
                                 seg,
+                                group,
                             };
                             each_entry(ctx, source, when.as_ref(), body, require, out)?;
                         }
                     }
-                    (Over::Segment { name, until }, Record::Hl7 { msg, seg, .. }) => {
+                    (Over::Segment { name, until, group }, Record::Hl7 { msg, seg, .. }) => {
                         for i in segment_indexes(msg, seg, name, until) {
                             let source = Record::Hl7 {
                                 msg,
                                 rep: None,
                                 seg: Some(i),
+                                group,
                             };
                             each_entry(ctx, source, when.as_ref(), body, require, out)?;
                         }
@@ -327,7 +352,15 @@ fn segment_indexes(msg: &Message, from: Option<usize>, name: &str, until: &[Stri
 /// the path names it; else the nearest one of that name before it (the group it belongs to:
 /// an `OBX`'s `OBR`, an `OBR`'s `PID`); else the first in the message. A path with an explicit
 /// segment index (`OBX[2]-5`) is absolute and gets `None`.
-fn scoped_segment<'m>(msg: &'m Message, at: usize, path: &crate::hl7::Path) -> Option<&'m crate::hl7::Segment> {
+///
+/// A segment of the current one's `group` is only looked for back to the previous segment of
+/// the current one's name: a group without it reads nothing rather than an earlier group's.
+fn scoped_segment<'m>(
+    msg: &'m Message,
+    at: usize,
+    path: &crate::hl7::Path,
+    group: &[String],
+) -> Option<&'m crate::hl7::Segment> {
     if path.segment_index.is_some() {
         return None;
     }
@@ -335,6 +368,13 @@ fn scoped_segment<'m>(msg: &'m Message, at: usize, path: &crate::hl7::Path) -> O
     let current = segments.get(at)?;
     if current.name == path.segment {
         return Some(current);
+    }
+    if group.contains(&path.segment) {
+        return segments[..at]
+            .iter()
+            .rev()
+            .take_while(|s| s.name != current.name)
+            .find(|s| s.name == path.segment);
     }
     segments[..at]
         .iter()
@@ -405,9 +445,11 @@ fn push_unique(out: &mut Vec<Value>, v: Value) {
 /// item was expected, say) — a value rule then fails by its `on_error`.
 fn try_read(ctx: &Ctx<'_>, p: &PathRef) -> Result<Option<String>, String> {
     Ok(match (p, ctx.source) {
-        (PathRef::Abs(path), Record::Hl7 { msg, seg, .. }) => match seg.and_then(|i| scoped_segment(msg, i, path)) {
-            Some(segment) => msg.get_in_segment(segment, path),
-            None => msg.get(path),
+        (PathRef::Abs(path), Record::Hl7 { msg, seg, group, .. }) => match seg {
+            Some(i) if path.segment_index.is_none() => {
+                scoped_segment(msg, i, path, group).and_then(|segment| msg.get_in_segment(segment, path))
+            }
+            _ => msg.get(path),
         },
         (PathRef::Rel(r), Record::Hl7 { rep, .. }) => {
             rep.and_then(|rep| rep.component(r.component, r.subcomponent))

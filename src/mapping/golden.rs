@@ -1,12 +1,15 @@
 //! Golden mapping tests: `mappings/tests/<case>/input.hl7|input.json` with `expected.yaml`.
 //!
-//! A case says what a shipped mapping must make of a sample record — the person patch, or the
-//! error it must give. `carehub test-mappings` and `cargo test` run every case and print a
-//! readable difference for each that fails. Cases are written by us (no third-party data).
+//! A case says what a shipped mapping must make of a sample record — its outputs, or the error
+//! it must give. `carehub test-mappings` and `cargo test` run every case and print a readable
+//! difference for each that fails. Cases are written by us (no third-party data).
 //!
-//! `expected.yaml` holds either `person: {…}` (compared exactly, in the JSON shape `carehub map`
-//! prints) or `error: "text the error must contain"`, and optionally `mapping: NAME` to force a
-//! mapping instead of choosing it by message or resource type.
+//! `expected.yaml` holds the outputs (`person`, `encounters`, `appointments`, `orders`,
+//! `results`, `diagnoses`, `merge`, in the JSON shape `carehub map` prints; every output is
+//! compared exactly, so one the case does not list must come out empty; `warnings` only when
+//! listed), or, for a FHIR Bundle, `entries: [{…outputs…}, …]` in document order; or
+//! `error: "text the error must contain"`. `mapping: NAME` forces a mapping instead of choosing
+//! it by message or resource type.
 
 use std::path::{Path, PathBuf};
 
@@ -80,18 +83,20 @@ fn run_case(dir: &Path, mappings: &MappingSet, env: &TransformEnv) -> CaseResult
         _ => return fail("no input.hl7 or input.json".into()),
     };
     let mut differences = Vec::new();
-    match (&actual, expected.get("error"), expected.get("person")) {
-        (Err(e), Some(Value::String(want)), _) if e.contains(want.as_str()) => {}
-        (Err(e), Some(Value::String(want)), _) => {
+    match (&actual, expected.get("error")) {
+        (Err(e), Some(Value::String(want))) if e.contains(want.as_str()) => {}
+        (Err(e), Some(Value::String(want))) => {
             differences.push(format!("error: expected one containing {want:?}, got {e:?}"))
         }
-        (Err(_), Some(other), _) => {
-            differences.push(format!("error: must be a text to look for, got {other}"))
+        (Err(_), Some(other)) => differences.push(format!("error: must be a text to look for, got {other}")),
+        (Ok(_), Some(want)) => differences.push(format!("error: expected {want}, but the record mapped")),
+        (Err(e), None) => differences.push(format!("mapping failed: {e}")),
+        (Ok(got), None) => {
+            if !OUTPUTS.iter().any(|k| expected.get(*k).is_some()) {
+                differences.push(format!("expected.yaml has none of {} nor error:", OUTPUTS.join(", ")));
+            }
+            compare_outputs("", &expected, got, &mut differences);
         }
-        (Ok(_), Some(want), _) => differences.push(format!("error: expected {want}, but the record mapped")),
-        (Err(e), None, _) => differences.push(format!("mapping failed: {e}")),
-        (Ok(person), None, Some(want)) => diff("person", want, person, &mut differences),
-        (Ok(_), None, None) => differences.push("expected.yaml has neither person: nor error:".into()),
     }
     CaseResult { name, differences }
 }
@@ -107,6 +112,36 @@ fn chosen<'a>(
     }
 }
 
+/// What `expected.yaml` may list.
+const OUTPUTS: &[&str] = &[
+    "person",
+    "encounters",
+    "appointments",
+    "orders",
+    "results",
+    "diagnoses",
+    "merge",
+    "entries",
+];
+
+/// Every output exactly; warnings only when the case lists them; Bundle entries one by one.
+fn compare_outputs(at: &str, want: &Value, got: &Value, out: &mut Vec<String>) {
+    for key in OUTPUTS.iter().copied().chain(want.get("warnings").map(|_| "warnings")) {
+        let (w, g) = (want.get(key).unwrap_or(&Value::Null), got.get(key).unwrap_or(&Value::Null));
+        match (key, w, g) {
+            ("entries", Value::Array(ws), Value::Array(gs)) => {
+                if ws.len() != gs.len() {
+                    out.push(format!("{at}entries: expected {} entries, got {}", ws.len(), gs.len()));
+                }
+                for (i, (w, g)) in ws.iter().zip(gs).enumerate() {
+                    compare_outputs(&format!("{at}entries.{i}."), w, g, out);
+                }
+            }
+            _ => diff(&format!("{at}{key}"), w, g, out),
+        }
+    }
+}
+
 fn map_hl7(
     bytes: &[u8],
     expected: &Value,
@@ -118,7 +153,7 @@ fn map_hl7(
     let by_type = msg.message_type().and_then(|t| mappings.for_message_type(&t));
     let mapping = chosen(expected, mappings, by_type).ok_or("no mapping for this message")?;
     let out = mapping.apply(&msg, env).map_err(|e| e.to_string())?;
-    serde_json::to_value(out.person).map_err(|e| e.to_string())
+    Ok(out.to_json())
 }
 
 fn map_fhir(
@@ -127,13 +162,24 @@ fn map_fhir(
     mappings: &MappingSet,
     env: &TransformEnv,
 ) -> Result<Value, String> {
-    let resource: Value = serde_json::from_slice(bytes).map_err(|e| format!("not JSON: {e}"))?;
-    let by_type = resource["resourceType"]
-        .as_str()
-        .and_then(|t| mappings.for_resource_type(t));
-    let mapping = chosen(expected, mappings, by_type).ok_or("no mapping for this resource")?;
-    let out = mapping.apply_fhir(&resource, env).map_err(|e| e.to_string())?;
-    serde_json::to_value(out.person).map_err(|e| e.to_string())
+    let text = std::str::from_utf8(bytes).map_err(|e| format!("not UTF-8: {e}"))?;
+    let (entries, single) = super::fhir_entries(text)?;
+    let forced = match expected.get("mapping").and_then(Value::as_str) {
+        Some(name) => Some(mappings.get(name).ok_or("no such mapping")?),
+        None => None,
+    };
+    let mapped = super::map_entries(&entries, mappings, forced, env);
+    if single {
+        let m = mapped.into_iter().next().ok_or("no mapping for this resource")?;
+        return m.result.map(|o| o.to_json()).map_err(|e| e.to_string());
+    }
+    let mut out = Vec::new();
+    for m in mapped {
+        let mut v = m.result.map(|o| o.to_json()).map_err(|e| format!("entry {}: {e}", m.index + 1))?;
+        v["resource_type"] = entries[m.index].resource["resourceType"].clone();
+        out.push(v);
+    }
+    Ok(serde_json::json!({ "entries": out }))
 }
 
 /// Every difference between two JSON values, as `path: expected X, got Y` lines.

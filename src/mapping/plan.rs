@@ -92,7 +92,15 @@ pub enum Over {
     /// Segments of one name (`OBX`). At the top level: every such segment. Inside a segment's
     /// foreach: those that follow it — directly (`NTE` after an `OBX`), or, with `until`, up to
     /// the first segment named there (`OBX` after an `OBR`, until the next `OBR`).
-    Segment { name: String, until: Vec<String> },
+    ///
+    /// `group` names the segments that belong to each one's group (`ORC`, `TQ1` of an `OBR`):
+    /// they are read from between the previous segment of this name and this one, never from
+    /// an earlier group.
+    Segment {
+        name: String,
+        until: Vec<String>,
+        group: Vec<String>,
+    },
     Fhir(fhirpath::Expr),
 }
 

@@ -52,7 +52,7 @@ async fn store_contract(backend: Backend) {
 
     // Refused and unmapped messages are kept with their reasons.
     assert_eq!(field(&send(t.mllp(), "not hl7").await, "MSA", 1), "AR");
-    let oru = "MSH|^~\\&|LAB|CLINIC|CAREHUB|CLINIC|20261120||ORU^R01|BK-5|P|2.5\rPID|1||MRN-BK^^^CLINIC^MR\r";
+    let oru = "MSH|^~\\&|LAB|CLINIC|CAREHUB|CLINIC|20261120||VXU^V04|BK-5|P|2.5\rPID|1||MRN-BK^^^CLINIC^MR\r";
     assert_eq!(field(&send(t.mllp(), oru).await, "MSA", 1), "AA");
     assert_eq!(
         messages_with(&t.hub.store, MessageStatus::Processed).await.len(),

@@ -117,10 +117,10 @@ fn map_prints_the_patch_without_touching_the_store() {
     assert!(explicit.status.success());
 
     let unknown = dir.path().join("oru.hl7");
-    std::fs::write(&unknown, "MSH|^~\\&|LAB|X|||20261120||ORU^R01|O-1|P|2.5\r").unwrap();
+    std::fs::write(&unknown, "MSH|^~\\&|LAB|X|||20261120||VXU^V04|O-1|P|2.5\r").unwrap();
     let out = carehub().arg("map").arg(&unknown).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("no mapping for message type ORU^R01"));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("no mapping for message type VXU^V04"));
 }
 
 #[test]
@@ -154,7 +154,7 @@ fn map_reads_fhir_patients_and_bundles() {
     assert_eq!(p["language"], "vi");
 
     let bundle = format!(
-        r#"{{"resourceType":"Bundle","type":"collection","entry":[{{"resource":{patient}}},{{"resource":{{"resourceType":"Encounter","id":"e1"}}}}]}}"#
+        r#"{{"resourceType":"Bundle","type":"collection","entry":[{{"resource":{patient}}},{{"resource":{{"resourceType":"Encounter","id":"e1","status":"finished","subject":{{"reference":"Patient/p1"}}}}}},{{"resource":{{"resourceType":"Basic","id":"b1"}}}}]}}"#
     );
     let file = dir.path().join("bundle.json");
     std::fs::write(&file, bundle).unwrap();
@@ -162,7 +162,10 @@ fn map_reads_fhir_patients_and_bundles() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v[0]["person"]["names"][0]["family"], "Nguyễn");
-    assert_eq!(v[1]["skipped_without_mapping"]["Encounter"], 1);
+    // The Encounter is about the Patient its subject names, in the same Bundle.
+    assert_eq!(v[1]["encounters"][0]["status"], "finished");
+    assert_eq!(v[1]["person"]["identifiers"][0]["value"], "42");
+    assert_eq!(v[2]["skipped_without_mapping"]["Basic"], 1);
 }
 
 #[test]

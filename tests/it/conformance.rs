@@ -203,7 +203,8 @@ fn the_v2_to_fhir_inventory_maps_to_the_same_meaning() {
     let env = TransformEnv {
         phone_region: "US".into(),
         timezone: jiff::tz::TimeZone::UTC,
-        connector: None,
+        // As if received on a connector: identifiers without an issuer take its name.
+        connector: Some("ig-inventory".into()),
     };
     let mut files = Vec::new();
     cases(&suite, &mut files);

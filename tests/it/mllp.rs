@@ -105,14 +105,14 @@ async fn an_unmappable_message_gets_ae_naming_the_rule() {
 #[tokio::test]
 async fn a_message_type_without_mapping_is_kept_and_accepted() {
     let t = spawn_hub().await;
-    let oru = "MSH|^~\\&|LAB|CLINIC|CAREHUB|CLINIC|20261120||ORU^R01|LAB-1|P|2.5\rPID|1||MRN-L^^^CLINIC^MR\rOBX|1|NM|718-7^Hemoglobin^LN||13.2|g/dL\r";
+    let oru = "MSH|^~\\&|LAB|CLINIC|CAREHUB|CLINIC|20261120||VXU^V04|LAB-1|P|2.5\rPID|1||MRN-L^^^CLINIC^MR\rRXA|0|1|20261120|20261120|08^HEPB^CVX|0.5\r";
     let ack = send(t.mllp(), oru).await;
     assert_eq!(field(&ack, "MSA", 1), "AA");
     let unmapped = messages_with(&t.hub.store, carehub::store::MessageStatus::Unmapped).await;
     assert_eq!(unmapped.len(), 1);
     assert_eq!(
         unmapped[0].error.as_deref(),
-        Some("no mapping for message type ORU^R01")
+        Some("no mapping for message type VXU^V04")
     );
     t.hub.shutdown().await;
 }
