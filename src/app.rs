@@ -66,7 +66,8 @@ impl Hub {
 
 /// The per-connector context the pipeline needs.
 pub fn connector_context(settings: &Settings, c: &ConnectorConfig) -> anyhow::Result<ConnectorContext> {
-    let timezone = jiff::tz::TimeZone::get(c.timezone().unwrap_or(&settings.hub.timezone)).context("time zone")?;
+    let timezone =
+        jiff::tz::TimeZone::get(c.timezone().unwrap_or(&settings.hub.timezone)).context("time zone")?;
     Ok(ConnectorContext {
         name: c.name().to_string(),
         mapping: c.mapping().map(str::to_string),

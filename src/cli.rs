@@ -314,17 +314,8 @@ fn replay_command(
     let shown = mapping_file.display().to_string();
     let text = std::fs::read_to_string(mapping_file).with_context(|| format!("reading {shown}"))?;
     // Compiled as the hub compiles it, with `person: {from: NAME}` resolved against the
-    // configured mappings that have a person output of their own. Those that take theirs from
-    // another are left out: they already carry its tables, and a table NEW changes would read
-    // as a conflict with them, though on deployment they would take NEW's.
-    let sources = MappingSet::new(
-        settings
-            .mappings
-            .iter()
-            .filter(|m| m.person_from.is_none())
-            .cloned()
-            .collect(),
-    );
+    // configured mappings.
+    let sources = &settings.mappings;
     let tried = match Document::parse(&shown, &text)
         .map_err(|p| vec![p])
         .and_then(|d| mapping::compile(&d))

@@ -159,7 +159,10 @@ async fn get_timeline(
         .store
         .timeline(&id, q.kind.as_deref(), q.limit.unwrap_or(200).clamp(1, 1000))
         .await?;
-    Ok(Json(json!({ "person_id": person.id, "merged_into": person.merged_into, "items": items })).into_response())
+    Ok(
+        Json(json!({ "person_id": person.id, "merged_into": person.merged_into, "items": items }))
+            .into_response(),
+    )
 }
 
 #[derive(Deserialize)]

@@ -127,7 +127,9 @@ pub fn compile(doc: &Document) -> Result<Mapping, Vec<Problem>> {
             && obj.contains_key("from")
         {
             match (obj.get("from"), obj.len()) {
-                (Some(Value::String(name)), 1) if !name.trim().is_empty() => person_from = Some(name.trim().to_string()),
+                (Some(Value::String(name)), 1) if !name.trim().is_empty() => {
+                    person_from = Some(name.trim().to_string())
+                }
                 _ => c.problem("person.from", "expected {from: MAPPING-NAME} and nothing else"),
             }
             continue;
@@ -145,9 +147,17 @@ pub fn compile(doc: &Document) -> Result<Mapping, Vec<Problem>> {
             _ => records.push((RecordKind::Diagnosis, node)),
         }
     }
-    if person.is_none() && person_from.is_none() && records.is_empty() && merge.is_none() && c.problems.is_empty() {
+    if person.is_none()
+        && person_from.is_none()
+        && records.is_empty()
+        && merge.is_none()
+        && c.problems.is_empty()
+    {
         let outputs: Vec<&str> = OUTPUTS.iter().map(|(k, _)| *k).collect();
-        c.problem("", format!("the mapping has no output (add one of {})", outputs.join(", ")));
+        c.problem(
+            "",
+            format!("the mapping has no output (add one of {})", outputs.join(", ")),
+        );
     }
     if c.problems.is_empty() {
         Ok(Mapping {
@@ -160,6 +170,7 @@ pub fn compile(doc: &Document) -> Result<Mapping, Vec<Problem>> {
             tables: c.tables,
             person,
             person_from,
+            inherited_tables: Vec::new(),
             records,
             merge,
         })
@@ -353,7 +364,10 @@ impl Compiler<'_> {
         for (key, names) in [("until", &until), ("group", &group)] {
             for (i, u) in names.iter().enumerate() {
                 if !is_segment_name(u) {
-                    self.problem(&format!("{at}.{key}.{i}"), format!("\"{u}\" is not a segment name such as OBR"));
+                    self.problem(
+                        &format!("{at}.{key}.{i}"),
+                        format!("\"{u}\" is not a segment name such as OBR"),
+                    );
                 }
             }
         }
@@ -387,8 +401,13 @@ impl Compiler<'_> {
                         },
                     }
                 }
-                if !(until.is_empty() && group.is_empty()) && !over.iter().all(|o| matches!(o, Over::Segment { .. })) {
-                    self.problem(&format!("{at}.foreach"), "until and group are for a foreach over segments (foreach: OBX)");
+                if !(until.is_empty() && group.is_empty())
+                    && !over.iter().all(|o| matches!(o, Over::Segment { .. }))
+                {
+                    self.problem(
+                        &format!("{at}.foreach"),
+                        "until and group are for a foreach over segments (foreach: OBX)",
+                    );
                 }
                 let when = obj
                     .get("when")
@@ -413,7 +432,10 @@ impl Compiler<'_> {
             }
             None => {
                 if !(until.is_empty() && group.is_empty()) {
-                    self.problem(at, "until and group are for a foreach over segments (foreach: OBX)");
+                    self.problem(
+                        at,
+                        "until and group are for a foreach over segments (foreach: OBX)",
+                    );
                 }
                 let when = obj
                     .get("when")

@@ -54,7 +54,10 @@ impl MappingOutput {
             out.insert("merge".into(), serde_json::to_value(m).unwrap_or(Value::Null));
         }
         if !self.warnings.is_empty() {
-            out.insert("warnings".into(), serde_json::to_value(&self.warnings).unwrap_or(Value::Null));
+            out.insert(
+                "warnings".into(),
+                serde_json::to_value(&self.warnings).unwrap_or(Value::Null),
+            );
         }
         Value::Object(out)
     }
@@ -154,7 +157,8 @@ impl Mapping {
                 mapping: self.name.clone(),
                 rule: "person".into(),
                 path: Some("PID".into()),
-                reason: "the message holds several patients (PID segments); send one patient per message".into(),
+                reason: "the message holds several patients (PID segments); send one patient per message"
+                    .into(),
             });
         }
         let mut records = Vec::new();
@@ -335,7 +339,9 @@ const MAX_ITEMS: usize = 1000;
 fn segment_indexes(msg: &Message, from: Option<usize>, name: &str, until: &[String]) -> Vec<usize> {
     let segments = msg.segments();
     let Some(start) = from else {
-        return (0..segments.len()).filter(|&i| segments[i].name == name).collect();
+        return (0..segments.len())
+            .filter(|&i| segments[i].name == name)
+            .collect();
     };
     let mut out = Vec::new();
     for (i, s) in segments.iter().enumerate().skip(start + 1) {

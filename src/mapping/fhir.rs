@@ -116,7 +116,8 @@ pub fn map_entries<'m>(
 fn find(entries: &[FhirEntry], reference: &str) -> Option<usize> {
     entries.iter().position(|e| {
         e.full_url.as_deref() == Some(reference)
-            || e.local_ref().is_some_and(|l| l == reference || reference.ends_with(&format!("/{l}")))
+            || e.local_ref()
+                .is_some_and(|l| l == reference || reference.ends_with(&format!("/{l}")))
     })
 }
 
@@ -129,7 +130,9 @@ fn patient_references(resource: &Value) -> Vec<&Value> {
         .collect();
     if let Some(participants) = resource["participant"].as_array() {
         refs.extend(participants.iter().map(|p| &p["actor"]).filter(|a| {
-            a["reference"].as_str().is_some_and(|r| r.contains("Patient/") || r.starts_with("urn:"))
+            a["reference"]
+                .as_str()
+                .is_some_and(|r| r.contains("Patient/") || r.starts_with("urn:"))
                 || a["type"] == "Patient"
         }));
     }
@@ -159,7 +162,11 @@ fn resolve_references(entries: &[FhirEntry], mapped: &mut [MappedEntry<'_>]) {
                     let Some(order) = o.id.clone().or_else(|| o.filler_id.clone()) else {
                         continue;
                     };
-                    for result in entries[m.index].resource["result"].as_array().into_iter().flatten() {
+                    for result in entries[m.index].resource["result"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                    {
                         if let Some(i) = result["reference"].as_str().and_then(|r| find(entries, r)) {
                             report_orders.push((i, order.clone()));
                         }
@@ -181,12 +188,17 @@ fn resolve_references(entries: &[FhirEntry], mapped: &mut [MappedEntry<'_>]) {
             .as_str()
             .and_then(|r| find(entries, r))
             .and_then(|i| encounters.iter().find(|(e, _)| *e == i).map(|(_, id)| id.clone()));
-        let order = report_orders.iter().find(|(i, _)| *i == index).map(|(_, o)| o.clone());
+        let order = report_orders
+            .iter()
+            .find(|(i, _)| *i == index)
+            .map(|(_, o)| o.clone());
         let Ok(out) = &mut mapped[k].result else { continue };
         for r in &mut out.records {
             match r {
                 ClinicalRecord::Result(res) if res.order_id.is_none() => res.order_id.clone_from(&order),
-                ClinicalRecord::Diagnosis(d) if d.encounter_id.is_none() => d.encounter_id.clone_from(&encounter),
+                ClinicalRecord::Diagnosis(d) if d.encounter_id.is_none() => {
+                    d.encounter_id.clone_from(&encounter)
+                }
                 _ => {}
             }
         }
@@ -219,9 +231,10 @@ fn resolve_references(entries: &[FhirEntry], mapped: &mut [MappedEntry<'_>]) {
         }
         match found {
             Some(p) => out.person = Some(p),
-            None => out
-                .warnings
-                .push("the patient this resource is about is not in the document; its records have no person".into()),
+            None => out.warnings.push(
+                "the patient this resource is about is not in the document; its records have no person"
+                    .into(),
+            ),
         }
     }
 }
@@ -241,9 +254,14 @@ mod tests {
         assert!(!single);
         assert_eq!(entries.len(), 1, "an entry without a resource is skipped");
         assert_eq!(entries[0].full_url.as_deref(), Some("urn:uuid:1"));
-        let (lines, _) = fhir_entries("{\"resourceType\":\"Patient\"}\n\n{\"resourceType\":\"Observation\"}\n").unwrap();
+        let (lines, _) =
+            fhir_entries("{\"resourceType\":\"Patient\"}\n\n{\"resourceType\":\"Observation\"}\n").unwrap();
         assert_eq!(lines.len(), 2);
-        assert!(fhir_entries("{\"a\":1}\nnot json").unwrap_err().contains("line 2"));
+        assert!(
+            fhir_entries("{\"a\":1}\nnot json")
+                .unwrap_err()
+                .contains("line 2")
+        );
     }
 
     #[test]

@@ -93,7 +93,10 @@ fn run_case(dir: &Path, mappings: &MappingSet, env: &TransformEnv) -> CaseResult
         (Err(e), None) => differences.push(format!("mapping failed: {e}")),
         (Ok(got), None) => {
             if !OUTPUTS.iter().any(|k| expected.get(*k).is_some()) {
-                differences.push(format!("expected.yaml has none of {} nor error:", OUTPUTS.join(", ")));
+                differences.push(format!(
+                    "expected.yaml has none of {} nor error:",
+                    OUTPUTS.join(", ")
+                ));
             }
             compare_outputs("", &expected, got, &mut differences);
         }
@@ -126,12 +129,23 @@ const OUTPUTS: &[&str] = &[
 
 /// Every output exactly; warnings only when the case lists them; Bundle entries one by one.
 fn compare_outputs(at: &str, want: &Value, got: &Value, out: &mut Vec<String>) {
-    for key in OUTPUTS.iter().copied().chain(want.get("warnings").map(|_| "warnings")) {
-        let (w, g) = (want.get(key).unwrap_or(&Value::Null), got.get(key).unwrap_or(&Value::Null));
+    for key in OUTPUTS
+        .iter()
+        .copied()
+        .chain(want.get("warnings").map(|_| "warnings"))
+    {
+        let (w, g) = (
+            want.get(key).unwrap_or(&Value::Null),
+            got.get(key).unwrap_or(&Value::Null),
+        );
         match (key, w, g) {
             ("entries", Value::Array(ws), Value::Array(gs)) => {
                 if ws.len() != gs.len() {
-                    out.push(format!("{at}entries: expected {} entries, got {}", ws.len(), gs.len()));
+                    out.push(format!(
+                        "{at}entries: expected {} entries, got {}",
+                        ws.len(),
+                        gs.len()
+                    ));
                 }
                 for (i, (w, g)) in ws.iter().zip(gs).enumerate() {
                     compare_outputs(&format!("{at}entries.{i}."), w, g, out);
@@ -175,7 +189,10 @@ fn map_fhir(
     }
     let mut out = Vec::new();
     for m in mapped {
-        let mut v = m.result.map(|o| o.to_json()).map_err(|e| format!("entry {}: {e}", m.index + 1))?;
+        let mut v = m
+            .result
+            .map(|o| o.to_json())
+            .map_err(|e| format!("entry {}: {e}", m.index + 1))?;
         v["resource_type"] = entries[m.index].resource["resourceType"].clone();
         out.push(v);
     }

@@ -61,14 +61,21 @@ fn resolve_person_from(mappings: &mut [Mapping], problems: &mut Vec<Problem>) {
         }
         let (node, tables) = (source.person.clone(), source.tables.clone());
         let target = &mut mappings[i];
+        // Resolved before against another version of the source: forget what came from it.
+        for name in std::mem::take(&mut target.inherited_tables) {
+            target.tables.remove(&name);
+        }
         for (name, table) in tables {
             match target.tables.get(&name) {
-                Some(own) if own.values != table.values || own.unknown != table.unknown => problems.push(problem(
-                    target,
-                    format!("table {name} differs from the one in mapping {from}; rename one of them"),
-                )),
+                Some(own) if own.values != table.values || own.unknown != table.unknown => {
+                    problems.push(problem(
+                        target,
+                        format!("table {name} differs from the one in mapping {from}; rename one of them"),
+                    ))
+                }
                 Some(_) => {}
                 None => {
+                    target.inherited_tables.push(name.clone());
                     target.tables.insert(name, table);
                 }
             }

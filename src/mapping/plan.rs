@@ -29,6 +29,8 @@ pub struct Mapping {
     /// `person: {from: NAME}`: the person output of another mapping of the same input, with
     /// its code tables (filled in when the set is loaded).
     pub person_from: Option<String>,
+    /// Code tables copied from that mapping (replaced when it is).
+    pub inherited_tables: Vec<String>,
     /// Clinical outputs (`encounters:`, `results:`…), each a list node.
     pub records: Vec<(RecordKind, Node)>,
     /// The `merge:` output (an identity instruction).
@@ -169,4 +171,70 @@ pub enum Cond {
     Not(Box<Cond>),
     All(Vec<Cond>),
     Any(Vec<Cond>),
+}
+
+impl Mapping {
+    /// Every FHIRPath expression the mapping evaluates (paths, foreach, conditions), so that a
+    /// test can check they stay inside the subset the official suite passes.
+    pub fn fhir_expressions(&self) -> Vec<&fhirpath::Expr> {
+        fn value<'a>(e: &'a ValueExpr, out: &mut Vec<&'a fhirpath::Expr>) {
+            match &e.source {
+                Source::Paths(ps) => ps.iter().for_each(|p| path(p, out)),
+                Source::Literal(_) => {}
+                Source::Concat { parts, .. } | Source::First(parts) => {
+                    parts.iter().for_each(|p| value(p, out))
+                }
+            }
+            if let Some(c) = &e.when {
+                cond(c, out);
+            }
+        }
+        fn path<'a>(p: &'a PathRef, out: &mut Vec<&'a fhirpath::Expr>) {
+            if let PathRef::Fhir(e) = p {
+                out.push(e);
+            }
+        }
+        fn cond<'a>(c: &'a Cond, out: &mut Vec<&'a fhirpath::Expr>) {
+            match c {
+                Cond::In { path: p, .. } | Cond::Exists { path: p, .. } => path(p, out),
+                Cond::Not(c) => cond(c, out),
+                Cond::All(cs) | Cond::Any(cs) => cs.iter().for_each(|c| cond(c, out)),
+            }
+        }
+        fn node<'a>(n: &'a Node, out: &mut Vec<&'a fhirpath::Expr>) {
+            match n {
+                Node::Value(e) => value(e, out),
+                Node::Object(fields) => fields.iter().for_each(|(_, n)| node(n, out)),
+                Node::List(items) => {
+                    for item in items {
+                        match item {
+                            ListItem::Single { when, body } => {
+                                when.iter().for_each(|c| cond(c, out));
+                                node(body, out);
+                            }
+                            ListItem::Each { over, when, body, .. } => {
+                                for o in over {
+                                    if let Over::Fhir(e) = o {
+                                        out.push(e);
+                                    }
+                                }
+                                when.iter().for_each(|c| cond(c, out));
+                                node(body, out);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        let mut out = Vec::new();
+        let nodes = self
+            .person
+            .iter()
+            .chain(self.records.iter().map(|(_, n)| n))
+            .chain(self.merge.iter());
+        for n in nodes {
+            node(n, &mut out);
+        }
+        out
+    }
 }

@@ -86,7 +86,11 @@ pub static PERSON: Shape = Shape::Object(&[
     ("deceased_at", TEXT),
     (
         "consents",
-        Shape::List(&Shape::Object(&[("scope", TEXT), ("decision", TEXT), ("at", TEXT)])),
+        Shape::List(&Shape::Object(&[
+            ("scope", TEXT),
+            ("decision", TEXT),
+            ("at", TEXT),
+        ])),
     ),
     ("preferred_channel", TEXT),
 ]);
@@ -168,7 +172,11 @@ pub static DIAGNOSES: Shape = Shape::List(&Shape::Object(&[
 /// `MergeInstruction`: identifiers of the persons merged into the message's person.
 pub static MERGE: Shape = Shape::Object(&[(
     "retired",
-    Shape::List(&Shape::Object(&[("system", TEXT), ("value", TEXT), ("type", TEXT)])),
+    Shape::List(&Shape::Object(&[
+        ("system", TEXT),
+        ("value", TEXT),
+        ("type", TEXT),
+    ])),
 )]);
 
 /// Outputs a mapping file may declare at its top level, with their shapes.

@@ -57,7 +57,10 @@ pub enum Transform {
     /// offset is read in the clinic's zone (FHIR requires one; some servers leave it out).
     DateTime,
     /// The `part`-th (1-based) piece of the value cut at `sep`.
-    Split { sep: String, part: usize },
+    Split {
+        sep: String,
+        part: usize,
+    },
 }
 
 /// Why a transform refused a value. Never holds the value itself (it may be PHI).
@@ -109,7 +112,9 @@ impl Transform {
                     .and_then(serde_json::Value::as_object)
                     .ok_or("transform split: expected {sep: TEXT, part: N}")?;
                 if let Some(k) = m.keys().find(|k| k.as_str() != "sep" && k.as_str() != "part") {
-                    return Err(format!("transform split: unknown argument {k} (expected sep, part)"));
+                    return Err(format!(
+                        "transform split: unknown argument {k} (expected sep, part)"
+                    ));
                 }
                 let sep = match m.get("sep") {
                     Some(serde_json::Value::String(s)) if !s.is_empty() => s.clone(),
@@ -166,7 +171,12 @@ impl Transform {
             Transform::Phone { region } => phone(input, region.as_deref().unwrap_or(&env.phone_region))?,
             Transform::Email => email(input)?,
             Transform::DateTime => iso_datetime(input, &env.timezone)?,
-            Transform::Split { sep, part } => input.split(sep.as_str()).nth(part - 1).unwrap_or("").trim().to_string(),
+            Transform::Split { sep, part } => input
+                .split(sep.as_str())
+                .nth(part - 1)
+                .unwrap_or("")
+                .trim()
+                .to_string(),
         };
         Ok((!out.is_empty()).then_some(out))
     }
@@ -420,7 +430,13 @@ mod tests {
 
     #[test]
     fn iso_datetimes_keep_precision_and_gain_the_clinic_zone_when_they_lack_one() {
-        for same in ["2024", "2024-01", "2024-01-05", "2024-01-05T08:30:00Z", "2024-01-05T08:30:00.250+03:00"] {
+        for same in [
+            "2024",
+            "2024-01",
+            "2024-01-05",
+            "2024-01-05T08:30:00Z",
+            "2024-01-05T08:30:00.250+03:00",
+        ] {
             assert_eq!(run(Transform::DateTime, same).unwrap().unwrap(), same);
         }
         assert_eq!(

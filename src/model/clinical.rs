@@ -69,7 +69,10 @@ impl TryFrom<String> for When {
         if ok {
             Ok(When(s))
         } else {
-            Err("not a date or a date-time with offset (YYYY[-MM[-DD]] or YYYY-MM-DDThh:mm:ss±hh:mm)".to_string())
+            Err(
+                "not a date or a date-time with offset (YYYY[-MM[-DD]] or YYYY-MM-DDThh:mm:ss±hh:mm)"
+                    .to_string(),
+            )
         }
     }
 }
@@ -317,7 +320,10 @@ impl LabResult {
     /// reported, never lost.
     pub fn settle(&mut self) -> Option<String> {
         let kind = self.value_type.as_deref().map(str::to_ascii_uppercase);
-        let numeric_type = matches!(kind.as_deref(), Some("NM" | "SN" | "QUANTITY" | "INTEGER" | "DECIMAL"));
+        let numeric_type = matches!(
+            kind.as_deref(),
+            Some("NM" | "SN" | "QUANTITY" | "INTEGER" | "DECIMAL")
+        );
         let Some(text) = self.value.as_deref().map(str::trim) else {
             return None;
         };
@@ -437,14 +443,15 @@ impl ClinicalRecord {
     /// nothing to recognise it by (it is then filed once, under its message).
     pub fn key(&self) -> Option<String> {
         let k = match self {
-            ClinicalRecord::Encounter(e) => e
-                .id
-                .clone()
-                .or_else(|| e.start.as_ref().map(|s| format!("start|{}", s.sort_key())))?,
-            ClinicalRecord::Appointment(a) => a
-                .id
-                .clone()
-                .or_else(|| a.start.as_ref().map(|s| format!("start|{}|{}", s.sort_key(), a.service.key())))?,
+            ClinicalRecord::Encounter(e) => {
+                e.id.clone()
+                    .or_else(|| e.start.as_ref().map(|s| format!("start|{}", s.sort_key())))?
+            }
+            ClinicalRecord::Appointment(a) => a.id.clone().or_else(|| {
+                a.start
+                    .as_ref()
+                    .map(|s| format!("start|{}|{}", s.sort_key(), a.service.key()))
+            })?,
             ClinicalRecord::Order(o) => o.id.clone().or_else(|| o.filler_id.clone())?,
             ClinicalRecord::Result(r) => match (&r.id, &r.order_id) {
                 (Some(id), _) => id.clone(),
@@ -552,7 +559,13 @@ mod tests {
 
     #[test]
     fn times_keep_their_precision_and_sort_across_it() {
-        for ok in ["2024", "2024-01", "2024-01-05", "2024-01-05T08:30:00+07:00", "2024-01-05T01:30:00.5Z"] {
+        for ok in [
+            "2024",
+            "2024-01",
+            "2024-01-05",
+            "2024-01-05T08:30:00+07:00",
+            "2024-01-05T01:30:00.5Z",
+        ] {
             assert!(When::try_from(ok.to_string()).is_ok(), "{ok}");
         }
         for bad in ["2024-13", "20240105", "2024-01-05T08:30:00", "yesterday", ""] {

@@ -9,10 +9,10 @@ mod clinical;
 mod person;
 
 pub use clinical::{
-    Appointment, AppointmentStatus, ClinicalRecord, Code, Diagnosis, DiagnosisStatus, Encounter, EncounterStatus,
-    LabResult, MergeInstruction, Order, OrderStatus, RecordKind, ResultStatus, When,
+    Appointment, AppointmentStatus, ClinicalRecord, Code, Diagnosis, DiagnosisStatus, Encounter,
+    EncounterStatus, LabResult, MergeInstruction, Order, OrderStatus, RecordKind, ResultStatus, When,
 };
 pub use person::{
-    Address, BirthDate, Consent, ConsentDecision, ContactPoint, ContactSystem, HumanName, Identifier, ProfilePatch,
-    Sex,
+    Address, BirthDate, Consent, ConsentDecision, ContactPoint, ContactSystem, HumanName, Identifier,
+    ProfilePatch, Sex,
 };

@@ -31,7 +31,11 @@ pub struct ProfilePatch {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub marital_status: Option<String>,
     /// `true` when the source says the person has died.
-    #[serde(default, deserialize_with = "bool_or_text", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "bool_or_text",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub deceased: Option<bool>,
     /// When the person died, at the precision known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -251,7 +255,11 @@ pub struct ContactPoint {
     #[serde(default, rename = "use", skip_serializing_if = "Option::is_none")]
     pub contact_use: Option<String>,
     /// The order of preference, 1 first (FHIR `ContactPoint.rank`).
-    #[serde(default, deserialize_with = "number_or_text", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "number_or_text",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub rank: Option<u32>,
 }
 

@@ -164,12 +164,20 @@ impl Ingest {
     /// A merge instruction, after its message is stored. Its outcome is kept in the store
     /// (`merge_requests`); a failure is logged, and the message stays accepted: the instruction
     /// is on record for a person to finish, and resending it would not change the outcome.
-    async fn carry_out_merge(&self, ctx: &ConnectorContext, applied: &crate::store::Applied, merge: &MergeInstruction) {
+    async fn carry_out_merge(
+        &self,
+        ctx: &ConnectorContext,
+        applied: &crate::store::Applied,
+        merge: &MergeInstruction,
+    ) {
         let (Some(store), Some(survivor)) = (&self.store, &applied.person_id) else {
             tracing::warn!(connector = %ctx.name, message_id = applied.message_id, "a merge instruction was kept but not carried out (no person or no store)");
             return;
         };
-        match store.merge_request(applied.message_id, survivor, &merge.retired).await {
+        match store
+            .merge_request(applied.message_id, survivor, &merge.retired)
+            .await
+        {
             Ok(outcome) => {
                 tracing::info!(connector = %ctx.name, message_id = applied.message_id, %outcome, "merge instruction")
             }

@@ -437,18 +437,22 @@ pub fn plan<'a>(
                             at: record.at().map(|w| w.as_str().to_string()),
                             sort_at: record.at().map(crate::model::When::sort_key),
                             code: record.code().map(|c| {
-                                format!("{}|{}", c.system.as_deref().unwrap_or(""), c.code.as_deref().unwrap_or(""))
+                                format!(
+                                    "{}|{}",
+                                    c.system.as_deref().unwrap_or(""),
+                                    c.code.as_deref().unwrap_or("")
+                                )
                             }),
                             data: serde_json::to_string(record)?,
                             message_id: id,
                             received_at: r.received_at.clone(),
                         };
                         // A later message of the batch about the same record replaces it here too.
-                        match plan
-                            .clinical
-                            .iter_mut()
-                            .find(|c| c.kind == clinical.kind && c.source_system == clinical.source_system && c.key == clinical.key)
-                        {
+                        match plan.clinical.iter_mut().find(|c| {
+                            c.kind == clinical.kind
+                                && c.source_system == clinical.source_system
+                                && c.key == clinical.key
+                        }) {
                             Some(earlier) => *earlier = clinical,
                             None => plan.clinical.push(clinical),
                         }

@@ -246,7 +246,12 @@ impl Store {
     }
 
     /// A person's clinical records, newest first (with those of persons merged into it).
-    pub async fn timeline(&self, person: &str, kind: Option<&str>, limit: i64) -> Result<Vec<TimelineEntry>, StoreError> {
+    pub async fn timeline(
+        &self,
+        person: &str,
+        kind: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<TimelineEntry>, StoreError> {
         on_backend!(self, s => s.timeline(person, kind, limit).await)
     }
 

@@ -63,6 +63,47 @@ const MUST_PASS: &[&str] = &[
     "testExtension3",
 ];
 
+/// The functions shipped mappings may call, each with the suite tests (in MUST_PASS) that
+/// prove it: a mapping that calls anything else fails `shipped_mappings_stay_inside_the_passing_subset`.
+const PROVEN_FUNCTIONS: &[(&str, &[&str])] = &[
+    ("where", &["testWhere2", "testWhere3", "testWhere4"]),
+    ("first", &["testFirstLast1"]),
+    ("last", &["testFirstLast2"]),
+    (
+        "exists",
+        &["testExists1", "testExists2", "testExists3", "testExists4"],
+    ),
+    ("empty", &["testCollectionNotEmpty"]),
+    ("count", &["testCount4"]),
+    ("startsWith", &["testStartsWith2", "testStartsWith4"]),
+    ("contains", &["testContainsString3", "testContainsString4"]),
+    ("lower", &["testCase4"]),
+    ("upper", &["testCase1"]),
+    ("ofType", &["testPolymorphicsA"]),
+    ("extension", &["testExtension3"]),
+];
+
+#[test]
+fn shipped_mappings_stay_inside_the_passing_subset() {
+    let mappings =
+        carehub::mapping::MappingSet::load_dir(Path::new("mappings")).expect("shipped mappings compile");
+    let mut used = 0;
+    for m in mappings.iter() {
+        for e in m.fhir_expressions() {
+            used += 1;
+            for f in e.functions() {
+                let proven = PROVEN_FUNCTIONS.iter().find(|(name, _)| *name == f);
+                assert!(
+                    proven.is_some_and(|(_, tests)| tests.iter().all(|t| MUST_PASS.contains(t))),
+                    "mapping {} calls {f}() in {e}, which no passing suite test covers",
+                    m.name
+                );
+            }
+        }
+    }
+    assert!(used > 50, "the FHIR mappings' expressions were found ({used})");
+}
+
 /// XML inputs whose official JSON example is the same resource.
 const JSON_TWINS: &[&str] = &[
     "patient-example",

@@ -3,6 +3,7 @@
 mod api;
 mod backends;
 mod cli;
+mod clinical;
 mod conformance;
 mod corpus;
 mod fhir_corpus;
