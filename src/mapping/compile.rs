@@ -401,7 +401,7 @@ impl Compiler<'_> {
                         },
                     }
                 }
-                if !(until.is_empty() && group.is_empty())
+                if (!until.is_empty() || !group.is_empty())
                     && !over.iter().all(|o| matches!(o, Over::Segment { .. }))
                 {
                     self.problem(
@@ -431,7 +431,7 @@ impl Compiler<'_> {
                 })
             }
             None => {
-                if !(until.is_empty() && group.is_empty()) {
+                if !until.is_empty() || !group.is_empty() {
                     self.problem(
                         at,
                         "until and group are for a foreach over segments (foreach: OBX)",

@@ -347,7 +347,7 @@ fn segment_indexes(msg: &Message, from: Option<usize>, name: &str, until: &[Stri
     for (i, s) in segments.iter().enumerate().skip(start + 1) {
         if s.name == name {
             out.push(i);
-        } else if until.is_empty() || until.iter().any(|u| *u == s.name) {
+        } else if until.is_empty() || until.contains(&s.name) {
             break;
         }
     }

@@ -181,8 +181,8 @@ fn resolve_references(entries: &[FhirEntry], mapped: &mut [MappedEntry<'_>]) {
             }
         }
     }
-    for k in 0..mapped.len() {
-        let index = mapped[k].index;
+    for m in mapped.iter_mut() {
+        let index = m.index;
         let resource = &entries[index].resource;
         let encounter = resource["encounter"]["reference"]
             .as_str()
@@ -192,7 +192,7 @@ fn resolve_references(entries: &[FhirEntry], mapped: &mut [MappedEntry<'_>]) {
             .iter()
             .find(|(i, _)| *i == index)
             .map(|(_, o)| o.clone());
-        let Ok(out) = &mut mapped[k].result else { continue };
+        let Ok(out) = &mut m.result else { continue };
         for r in &mut out.records {
             match r {
                 ClinicalRecord::Result(res) if res.order_id.is_none() => res.order_id.clone_from(&order),

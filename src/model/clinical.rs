@@ -324,9 +324,7 @@ impl LabResult {
             kind.as_deref(),
             Some("NM" | "SN" | "QUANTITY" | "INTEGER" | "DECIMAL")
         );
-        let Some(text) = self.value.as_deref().map(str::trim) else {
-            return None;
-        };
+        let text = self.value.as_deref().map(str::trim)?;
         if !numeric_type && kind.is_some() {
             return None;
         }

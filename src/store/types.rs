@@ -63,6 +63,8 @@ pub struct NewRecord {
 
 /// What to do with a record besides logging it.
 #[derive(Debug, Clone)]
+// `Apply` is what nearly every record carries: boxing it would add an allocation per message.
+#[allow(clippy::large_enum_variant)]
 pub enum Disposition {
     /// Apply the mapped patch to the person it identifies.
     Apply {
