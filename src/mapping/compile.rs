@@ -120,17 +120,29 @@ pub fn compile(doc: &Document) -> Result<Mapping, Vec<Problem>> {
     let mut records = Vec::new();
     let mut merge = None;
     let mut person_from = None;
+    let mut person_from_skips = false;
     for (key, shape) in OUTPUTS {
         let Some(v) = root.get(*key) else { continue };
         if *key == "person"
             && let Some(obj) = v.as_object()
             && obj.contains_key("from")
         {
-            match (obj.get("from"), obj.len()) {
-                (Some(Value::String(name)), 1) if !name.trim().is_empty() => {
-                    person_from = Some(name.trim().to_string())
+            let skips = match obj.get("on_error") {
+                None => Some(false),
+                Some(Value::String(s)) if s == "skip" => Some(true),
+                Some(Value::String(s)) if s == "error" => Some(false),
+                Some(_) => None,
+            };
+            let extra = obj.keys().any(|k| k != "from" && k != "on_error");
+            match (obj.get("from"), skips) {
+                (Some(Value::String(name)), Some(skips)) if !name.trim().is_empty() && !extra => {
+                    person_from = Some(name.trim().to_string());
+                    person_from_skips = skips;
                 }
-                _ => c.problem("person.from", "expected {from: MAPPING-NAME} and nothing else"),
+                _ => c.problem(
+                    "person.from",
+                    "expected {from: MAPPING-NAME} with, optionally, on_error: skip or error",
+                ),
             }
             continue;
         }
@@ -170,6 +182,7 @@ pub fn compile(doc: &Document) -> Result<Mapping, Vec<Problem>> {
             tables: c.tables,
             person,
             person_from,
+            person_from_skips,
             inherited_tables: Vec::new(),
             records,
             merge,

@@ -81,6 +81,11 @@ fn resolve_person_from(mappings: &mut [Mapping], problems: &mut Vec<Problem>) {
             }
         }
         target.person = node;
+        if target.person_from_skips
+            && let Some(n) = target.person.as_mut()
+        {
+            n.skip_errors();
+        }
     }
 }
 

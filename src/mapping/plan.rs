@@ -29,6 +29,10 @@ pub struct Mapping {
     /// `person: {from: NAME}`: the person output of another mapping of the same input, with
     /// its code tables (filled in when the set is loaded).
     pub person_from: Option<String>,
+    /// `person: {from: NAME, on_error: skip}`: a value of the borrowed person output that fails
+    /// is skipped with a warning instead of refusing the message (a lab result is not refused
+    /// for a malformed birth date).
+    pub person_from_skips: bool,
     /// Code tables copied from that mapping (replaced when it is).
     pub inherited_tables: Vec<String>,
     /// Clinical outputs (`encounters:`, `results:`…), each a list node.
@@ -171,6 +175,23 @@ pub enum Cond {
     Not(Box<Cond>),
     All(Vec<Cond>),
     Any(Vec<Cond>),
+}
+
+impl Node {
+    /// Every value below this node fails softly (`on_error: skip`).
+    pub fn skip_errors(&mut self) {
+        match self {
+            Node::Value(e) => e.on_error = OnError::Skip,
+            Node::Object(fields) => fields.iter_mut().for_each(|(_, n)| n.skip_errors()),
+            Node::List(items) => {
+                for item in items {
+                    match item {
+                        ListItem::Single { body, .. } | ListItem::Each { body, .. } => body.skip_errors(),
+                    }
+                }
+            }
+        }
+    }
 }
 
 impl Mapping {

@@ -23,56 +23,56 @@ fn json_files(dir: &Path, out: &mut Vec<PathBuf>) {
 }
 
 #[test]
-fn every_corpus_patient_maps_or_is_refused_with_a_reason() {
+fn every_corpus_resource_maps_or_is_refused_with_a_reason() {
     let Some(corpus) = corpus_dir() else { return };
     let mappings = MappingSet::load_dir(&mappings_dir()).expect("shipped mappings compile");
     let env = TransformEnv::default();
     let mut files = Vec::new();
     json_files(&corpus.join("fhir"), &mut files);
-    assert!(
-        files.len() > 50,
-        "the corpus has its FHIR files ({})",
-        files.len()
-    );
-    let (mut patients, mut mapped, mut with_identifier, mut refused) = (0, 0, 0, 0);
+    assert!(files.len() > 50, "the corpus has its FHIR files ({})", files.len());
+    // resource type → (mapped, refused, with a person)
+    let mut by_type: std::collections::BTreeMap<String, (usize, usize, usize)> = Default::default();
+    let mut patients_with_identifier = 0;
     for f in &files {
         let text = std::fs::read_to_string(f).unwrap_or_default();
-        for r in carehub::mapping::fhir_resources(&text)
-            .map(|(r, _)| r)
-            .unwrap_or_default()
-        {
-            let Some(m) = r["resourceType"]
-                .as_str()
-                .and_then(|t| mappings.for_resource_type(t))
-            else {
-                continue;
-            };
-            patients += 1;
-            match m.apply_fhir(&r, &env) {
+        let Ok((entries, _)) = carehub::mapping::fhir_entries(&text) else {
+            continue;
+        };
+        for m in carehub::mapping::map_entries(&entries, &mappings, None, &env) {
+            let rtype = entries[m.index].resource_type().to_string();
+            let counts = by_type.entry(rtype.clone()).or_default();
+            match m.result {
                 Ok(out) => {
-                    mapped += 1;
-                    if out.person.is_some_and(|p| !p.identifiers.is_empty()) {
-                        with_identifier += 1;
+                    counts.0 += 1;
+                    if let Some(p) = &out.person {
+                        counts.2 += 1;
+                        if rtype == "Patient" && !p.identifiers.is_empty() {
+                            patients_with_identifier += 1;
+                        }
                     }
                 }
                 Err(e) => {
-                    refused += 1;
+                    counts.1 += 1;
                     assert!(!e.reason.is_empty(), "{}: a refusal has a reason", f.display());
                 }
             }
         }
     }
-    eprintln!(
-        "fhir corpus: {} files; {patients} Patient resources: {mapped} mapped ({with_identifier} with an identifier), {refused} refused",
-        files.len()
-    );
+    eprintln!("fhir corpus: {} files", files.len());
+    for (t, (mapped, refused, with_person)) in &by_type {
+        eprintln!("  {t:<18} {mapped:>6} mapped ({with_person} with a person), {refused} refused");
+    }
+    eprintln!("  Patients with an identifier: {patients_with_identifier}");
     // Floors from the corpus as shipped (see the closing note for the measured counts).
-    assert!(
-        patients >= 100,
-        "Synthea and the official examples hold Patients ({patients})"
-    );
-    assert!(
-        mapped * 10 >= patients * 9,
-        "nearly every Patient maps ({mapped}/{patients})"
-    );
+    let get = |t: &str| by_type.get(t).copied().unwrap_or_default();
+    let (patients, refused_patients, _) = get("Patient");
+    assert!(patients >= 100, "Synthea and the official examples hold Patients ({patients})");
+    assert!(refused_patients * 10 <= patients, "nearly every Patient maps");
+    for t in ["Observation", "Encounter", "Condition", "DiagnosticReport"] {
+        let (mapped, refused, with_person) = get(t);
+        assert!(mapped >= 20, "the corpus holds {t} resources ({mapped})");
+        assert!(refused * 20 <= mapped, "nearly every {t} maps ({refused} refused)");
+        // Synthea's bundles hold each resource's Patient: references must find it.
+        assert!(with_person * 2 >= mapped, "most {t} resources find their patient ({with_person}/{mapped})");
+    }
 }
