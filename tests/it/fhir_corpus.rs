@@ -29,7 +29,11 @@ fn every_corpus_resource_maps_or_is_refused_with_a_reason() {
     let env = TransformEnv::default();
     let mut files = Vec::new();
     json_files(&corpus.join("fhir"), &mut files);
-    assert!(files.len() > 50, "the corpus has its FHIR files ({})", files.len());
+    assert!(
+        files.len() > 50,
+        "the corpus has its FHIR files ({})",
+        files.len()
+    );
     // resource type → (mapped, refused, with a person)
     let mut by_type: std::collections::BTreeMap<String, (usize, usize, usize)> = Default::default();
     let mut patients_with_identifier = 0;
@@ -66,13 +70,22 @@ fn every_corpus_resource_maps_or_is_refused_with_a_reason() {
     // Floors from the corpus as shipped (see the closing note for the measured counts).
     let get = |t: &str| by_type.get(t).copied().unwrap_or_default();
     let (patients, refused_patients, _) = get("Patient");
-    assert!(patients >= 100, "Synthea and the official examples hold Patients ({patients})");
+    assert!(
+        patients >= 100,
+        "Synthea and the official examples hold Patients ({patients})"
+    );
     assert!(refused_patients * 10 <= patients, "nearly every Patient maps");
     for t in ["Observation", "Encounter", "Condition", "DiagnosticReport"] {
         let (mapped, refused, with_person) = get(t);
         assert!(mapped >= 20, "the corpus holds {t} resources ({mapped})");
-        assert!(refused * 20 <= mapped, "nearly every {t} maps ({refused} refused)");
+        assert!(
+            refused * 20 <= mapped,
+            "nearly every {t} maps ({refused} refused)"
+        );
         // Synthea's bundles hold each resource's Patient: references must find it.
-        assert!(with_person * 2 >= mapped, "most {t} resources find their patient ({with_person}/{mapped})");
+        assert!(
+            with_person * 2 >= mapped,
+            "most {t} resources find their patient ({with_person}/{mapped})"
+        );
     }
 }
