@@ -297,6 +297,11 @@ impl Compiler<'_> {
     fn node(&mut self, v: &Value, shape: &'static Shape, at: &str, in_each: bool) -> Option<Node> {
         match shape {
             Shape::Text => self.value(v, at, in_each).map(|e| Node::Value(Box::new(e))),
+            Shape::OneOf(allowed) => {
+                let e = self.value(v, at, in_each)?;
+                self.check_closed(&e, allowed, at);
+                Some(Node::Value(Box::new(e)))
+            }
             Shape::Object(_) => {
                 let Some(map) = v.as_object() else {
                     self.problem(
@@ -373,8 +378,26 @@ impl Compiler<'_> {
             }
         }
         let until = self.string_list(obj.get("until"), &format!("{at}.until"));
-        let group = self.string_list(obj.get("group"), &format!("{at}.group"));
-        for (key, names) in [("until", &until), ("group", &group)] {
+        let group = match obj.get("group") {
+            Some(Value::Object(m)) => {
+                for k in m.keys().filter(|k| *k != "before" && *k != "after") {
+                    self.problem(&format!("{at}.group.{k}"), "unknown key (expected before, after)");
+                }
+                SegmentGroup {
+                    before: self.string_list(m.get("before"), &format!("{at}.group.before")),
+                    after: self.string_list(m.get("after"), &format!("{at}.group.after")),
+                }
+            }
+            other => SegmentGroup {
+                before: self.string_list(other, &format!("{at}.group")),
+                after: Vec::new(),
+            },
+        };
+        let names = [
+            ("until", until.clone()),
+            ("group", [group.before.clone(), group.after.clone()].concat()),
+        ];
+        for (key, names) in names.iter().map(|(k, n)| (*k, n)) {
             for (i, u) in names.iter().enumerate() {
                 if !is_segment_name(u) {
                     self.problem(
@@ -456,6 +479,60 @@ impl Compiler<'_> {
                 let body = self.node(body_v, inner, &format!("{at}.{body_key}"), in_each)?;
                 Some(ListItem::Single { when, body })
             }
+        }
+    }
+
+    /// A value for a closed field: its literals, its default and its code table's values must
+    /// be in the set, so a typo (`finised`) is a `validate` problem, not a refused message.
+    fn check_closed(&mut self, e: &ValueExpr, allowed: &[&str], at: &str) {
+        let expected = || allowed.join(", ");
+        let mut bad: Vec<String> = Vec::new();
+        match &e.source {
+            Source::Literal(v) if !allowed.contains(&v.as_str()) => bad.push(format!("value {v:?}")),
+            Source::First(alts) => alts.iter().for_each(|a| self.check_closed(a, allowed, at)),
+            _ => {}
+        }
+        if let Some(d) = &e.default
+            && !allowed.contains(&d.as_str())
+        {
+            bad.push(format!("default {d:?}"));
+        }
+        if let Some(t) = e
+            .table
+            .as_ref()
+            .and_then(|name| self.tables.get(name).map(|t| (name, t)))
+        {
+            let (name, table) = t;
+            let mut wrong: Vec<&String> = table
+                .values
+                .values()
+                .filter(|v| !allowed.contains(&v.as_str()))
+                .collect();
+            wrong.sort();
+            wrong.dedup();
+            if !wrong.is_empty() {
+                bad.push(format!(
+                    "table {name} gives {}",
+                    wrong
+                        .iter()
+                        .map(|w| format!("{w:?}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
+            }
+            match &table.unknown {
+                UnknownCode::Default(d) if !allowed.contains(&d.as_str()) => {
+                    bad.push(format!("table {name}'s default {d:?}"))
+                }
+                UnknownCode::Keep => bad.push(format!("table {name} keeps unknown codes as they are")),
+                _ => {}
+            }
+        }
+        if !bad.is_empty() {
+            self.problem(
+                at,
+                format!("{}: this field takes only {}", bad.join("; "), expected()),
+            );
         }
     }
 

@@ -85,7 +85,7 @@ enum Record<'a> {
         /// The segment a `foreach` over segments is on (index in the message).
         seg: Option<usize>,
         /// Segments of that segment's own group (`group:`).
-        group: &'a [String],
+        group: &'a SegmentGroup,
     },
     Fhir {
         resource: &'a Value,
@@ -108,7 +108,7 @@ impl Mapping {
                 msg,
                 rep: None,
                 seg: None,
-                group: &[],
+                group: &SegmentGroup::NONE,
             },
             env,
         )
@@ -149,17 +149,28 @@ impl Mapping {
         }
         // Clinical records are filed under the message's one person: a message holding several
         // patients (several PIDs) would file some under the wrong one. Refuse it instead.
+        // A merge names one surviving patient and one retired one: pairs beyond the first
+        // would be merged into the wrong survivor.
         if let Record::Hl7 { msg, .. } = source
-            && !self.records.is_empty()
-            && msg.segments().iter().filter(|s| s.name == "PID").count() > 1
+            && (!self.records.is_empty() || self.merge.is_some())
         {
-            return Err(MappingError {
-                mapping: self.name.clone(),
-                rule: "person".into(),
-                path: Some("PID".into()),
-                reason: "the message holds several patients (PID segments); send one patient per message"
-                    .into(),
-            });
+            let count = |name: &str| msg.segments().iter().filter(|s| s.name == name).count();
+            for (segment, what) in [("PID", "patients"), ("MRG", "merges")] {
+                if count(segment) > 1 && (segment == "PID" || self.merge.is_some()) {
+                    return Err(MappingError {
+                        mapping: self.name.clone(),
+                        rule: if segment == "PID" {
+                            "person".into()
+                        } else {
+                            "merge".into()
+                        },
+                        path: Some(segment.into()),
+                        reason: format!(
+                            "the message holds several {what} ({segment} segments); send one per message"
+                        ),
+                    });
+                }
+            }
         }
         let mut records = Vec::new();
         for (kind, node) in &self.records {
@@ -365,7 +376,7 @@ fn scoped_segment<'m>(
     msg: &'m Message,
     at: usize,
     path: &crate::hl7::Path,
-    group: &[String],
+    group: &SegmentGroup,
 ) -> Option<&'m crate::hl7::Segment> {
     if path.segment_index.is_some() {
         return None;
@@ -375,10 +386,16 @@ fn scoped_segment<'m>(
     if current.name == path.segment {
         return Some(current);
     }
-    if group.contains(&path.segment) {
+    if group.before.contains(&path.segment) {
         return segments[..at]
             .iter()
             .rev()
+            .take_while(|s| s.name != current.name)
+            .find(|s| s.name == path.segment);
+    }
+    if group.after.contains(&path.segment) {
+        return segments[at + 1..]
+            .iter()
             .take_while(|s| s.name != current.name)
             .find(|s| s.name == path.segment);
     }

@@ -114,26 +114,56 @@ pub fn map_entries<'m>(
 /// The entry a reference points at: by `fullUrl`, or by `Type/id` (also the tail of an
 /// absolute URL).
 fn find(entries: &[FhirEntry], reference: &str) -> Option<usize> {
-    entries.iter().position(|e| {
-        e.full_url.as_deref() == Some(reference)
-            || e.local_ref()
+    // An exact fullUrl first: two servers' `Patient/1` are two patients.
+    if let Some(i) = entries
+        .iter()
+        .position(|e| e.full_url.as_deref() == Some(reference))
+    {
+        return Some(i);
+    }
+    let by_id: Vec<usize> = entries
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| {
+            e.local_ref()
                 .is_some_and(|l| l == reference || reference.ends_with(&format!("/{l}")))
-    })
+        })
+        .map(|(i, _)| i)
+        .collect();
+    // Ambiguous (the same Type/id from two servers, and the reference says which by neither):
+    // nothing, rather than a guess.
+    match by_id.as_slice() {
+        [one] => Some(*one),
+        _ => None,
+    }
 }
 
-/// The references of `resource` that may name its patient, in order of preference.
+/// The references of `resource` that may name its patient, in order of preference: one that
+/// says it is a Patient (`type`, `Patient/…`), or one that says nothing of its type where a
+/// patient belongs (`subject`, `patient`). A participant must say so (or point at a Patient
+/// entry, checked when it is resolved).
 fn patient_references(resource: &Value) -> Vec<&Value> {
+    let says_patient = |r: &Value| {
+        r["type"] == "Patient"
+            || r["reference"]
+                .as_str()
+                .is_some_and(|s| s.starts_with("Patient/") || s.contains("/Patient/"))
+    };
+    let untyped = |r: &Value| {
+        r["type"].is_null()
+            && r["reference"]
+                .as_str()
+                .is_none_or(|s| !s.contains('/') || s.starts_with("urn:"))
+    };
     let mut refs: Vec<&Value> = ["subject", "patient"]
         .iter()
         .map(|k| &resource[*k])
-        .filter(|r| r.is_object())
+        .filter(|r| r.is_object() && (says_patient(r) || untyped(r)))
         .collect();
     if let Some(participants) = resource["participant"].as_array() {
         refs.extend(participants.iter().map(|p| &p["actor"]).filter(|a| {
-            a["reference"]
-                .as_str()
-                .is_some_and(|r| r.contains("Patient/") || r.starts_with("urn:"))
-                || a["type"] == "Patient"
+            says_patient(a)
+                || a["reference"].as_str().is_some_and(|r| r.starts_with("urn:")) && a["identifier"].is_null()
         }));
     }
     refs
@@ -210,12 +240,14 @@ fn resolve_references(entries: &[FhirEntry], mapped: &mut [MappedEntry<'_>]) {
             if let Some(p) = reference["reference"]
                 .as_str()
                 .and_then(|r| find(entries, r))
+                .filter(|&i| entries[i].resource_type() == "Patient")
                 .and_then(|i| persons.iter().find(|(e, _)| *e == i))
             {
                 found = Some(p.1.clone());
                 break;
             }
-            // A logical reference names the person by an identifier.
+            // A logical reference names the person by an identifier (a participant's only when
+            // it says it is a Patient).
             let id = &reference["identifier"];
             if let (Some(system), Some(value)) = (id["system"].as_str(), id["value"].as_str()) {
                 found = Some(ProfilePatch {
@@ -280,5 +312,33 @@ mod tests {
         assert_eq!(find(&entries, "Patient/p1"), Some(0));
         assert_eq!(find(&entries, "https://ehr.example/fhir/Encounter/e1"), Some(1));
         assert_eq!(find(&entries, "Patient/p2"), None);
+    }
+
+    #[test]
+    fn an_exact_full_url_wins_and_an_ambiguous_id_finds_nothing() {
+        let patient = |url: &str| FhirEntry {
+            resource: json!({"resourceType": "Patient", "id": "1"}),
+            full_url: Some(url.into()),
+        };
+        let entries = vec![
+            patient("http://a.example/fhir/Patient/1"),
+            patient("http://b.example/fhir/Patient/1"),
+        ];
+        assert_eq!(find(&entries, "http://b.example/fhir/Patient/1"), Some(1));
+        assert_eq!(find(&entries, "Patient/1"), None);
+    }
+
+    #[test]
+    fn only_references_that_may_be_patients_name_the_person() {
+        let appointment = json!({"resourceType": "Appointment", "participant": [
+            {"actor": {"reference": "urn:uuid:x", "identifier": {"system": "NPI", "value": "123"}}},
+            {"actor": {"reference": "Practitioner/9"}},
+            {"actor": {"type": "Patient", "identifier": {"system": "MRN", "value": "7"}}}
+        ]});
+        let refs = patient_references(&appointment);
+        assert_eq!(refs.len(), 1);
+        assert_eq!(refs[0]["identifier"]["value"], "7");
+        let obs = json!({"subject": {"reference": "Group/5", "identifier": {"system": "G", "value": "5"}}});
+        assert!(patient_references(&obs).is_empty(), "a Group is not a patient");
     }
 }

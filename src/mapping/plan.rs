@@ -99,15 +99,35 @@ pub enum Over {
     /// foreach: those that follow it — directly (`NTE` after an `OBX`), or, with `until`, up to
     /// the first segment named there (`OBX` after an `OBR`, until the next `OBR`).
     ///
-    /// `group` names the segments that belong to each one's group (`ORC`, `TQ1` of an `OBR`):
-    /// they are read from between the previous segment of this name and this one, never from
-    /// an earlier group.
+    /// `group` names the segments that belong to each one's own group (`ORC`, `TQ1` of an
+    /// `OBR`): they are read only from that group, never from a neighbour's.
     Segment {
         name: String,
         until: Vec<String>,
-        group: Vec<String>,
+        group: SegmentGroup,
     },
     Fhir(fhirpath::Expr),
+}
+
+/// The segments of a walked segment's own group: those that come before it (back to the
+/// previous segment of its name: ORC before OBR) and those after it (up to the next one: TQ1
+/// after OBR in ORU_R01 v2.5). `group: [ORC, TQ1]` lists segments before it;
+/// `group: {before: [ORC], after: [TQ1]}` says both.
+#[derive(Debug, Clone, Default)]
+pub struct SegmentGroup {
+    pub before: Vec<String>,
+    pub after: Vec<String>,
+}
+
+impl SegmentGroup {
+    pub const NONE: SegmentGroup = SegmentGroup {
+        before: Vec::new(),
+        after: Vec::new(),
+    };
+
+    pub fn is_empty(&self) -> bool {
+        self.before.is_empty() && self.after.is_empty()
+    }
 }
 
 /// Where a value comes from and what is done to it.

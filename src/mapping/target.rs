@@ -10,6 +10,9 @@
 pub enum Shape {
     /// One text value.
     Text,
+    /// One text value from a closed set (a status, a sex): literals and code tables that feed
+    /// it are checked against the set when the mapping is compiled.
+    OneOf(&'static [&'static str]),
     /// Several values of the inner shape.
     List(&'static Shape),
     /// Named fields.
@@ -36,6 +39,60 @@ impl Shape {
 
 const TEXT: Shape = Shape::Text;
 
+const SEX: Shape = Shape::OneOf(&["male", "female", "other", "unknown"]);
+const CONTACT_SYSTEM: Shape = Shape::OneOf(&["phone", "email", "fax", "other"]);
+const FLAG: Shape = Shape::OneOf(&["true", "false"]);
+const ENCOUNTER_STATUS: Shape = Shape::OneOf(&[
+    "planned",
+    "arrived",
+    "triaged",
+    "in-progress",
+    "onleave",
+    "finished",
+    "cancelled",
+    "entered-in-error",
+    "unknown",
+]);
+const APPOINTMENT_STATUS: Shape = Shape::OneOf(&[
+    "proposed",
+    "pending",
+    "booked",
+    "arrived",
+    "fulfilled",
+    "cancelled",
+    "noshow",
+    "entered-in-error",
+    "checked-in",
+    "waitlist",
+]);
+const ORDER_STATUS: Shape = Shape::OneOf(&[
+    "draft",
+    "active",
+    "on-hold",
+    "revoked",
+    "completed",
+    "entered-in-error",
+    "unknown",
+]);
+const RESULT_STATUS: Shape = Shape::OneOf(&[
+    "registered",
+    "preliminary",
+    "final",
+    "amended",
+    "corrected",
+    "cancelled",
+    "entered-in-error",
+    "unknown",
+]);
+const DIAGNOSIS_STATUS: Shape = Shape::OneOf(&[
+    "active",
+    "recurrence",
+    "relapse",
+    "inactive",
+    "remission",
+    "resolved",
+]);
+
 /// `ProfilePatch`, as a mapping sees it.
 pub static PERSON: Shape = Shape::Object(&[
     (
@@ -58,11 +115,11 @@ pub static PERSON: Shape = Shape::Object(&[
         ])),
     ),
     ("birth_date", TEXT),
-    ("sex", TEXT),
+    ("sex", SEX),
     (
         "telecom",
         Shape::List(&Shape::Object(&[
-            ("system", TEXT),
+            ("system", CONTACT_SYSTEM),
             ("value", TEXT),
             ("use", TEXT),
             ("rank", TEXT),
@@ -82,7 +139,7 @@ pub static PERSON: Shape = Shape::Object(&[
     ),
     ("language", TEXT),
     ("marital_status", TEXT),
-    ("deceased", TEXT),
+    ("deceased", FLAG),
     ("deceased_at", TEXT),
     (
         "consents",
@@ -102,7 +159,7 @@ const CODE: Shape = Shape::Object(&[("system", TEXT), ("code", TEXT), ("display"
 pub static ENCOUNTERS: Shape = Shape::List(&Shape::Object(&[
     ("id", TEXT),
     ("class", TEXT),
-    ("status", TEXT),
+    ("status", ENCOUNTER_STATUS),
     ("start", TEXT),
     ("end", TEXT),
     ("location", TEXT),
@@ -115,7 +172,7 @@ pub static ENCOUNTERS: Shape = Shape::List(&Shape::Object(&[
 /// `Appointment`.
 pub static APPOINTMENTS: Shape = Shape::List(&Shape::Object(&[
     ("id", TEXT),
-    ("status", TEXT),
+    ("status", APPOINTMENT_STATUS),
     ("start", TEXT),
     ("end", TEXT),
     ("minutes", TEXT),
@@ -132,7 +189,7 @@ pub static ORDERS: Shape = Shape::List(&Shape::Object(&[
     ("id", TEXT),
     ("filler_id", TEXT),
     ("code", CODE),
-    ("status", TEXT),
+    ("status", ORDER_STATUS),
     ("ordered_at", TEXT),
     ("priority", TEXT),
     ("requester", TEXT),
@@ -151,7 +208,7 @@ pub static RESULTS: Shape = Shape::List(&Shape::Object(&[
     ("unit", TEXT),
     ("reference_range", TEXT),
     ("abnormal_flag", TEXT),
-    ("status", TEXT),
+    ("status", RESULT_STATUS),
     ("observed_at", TEXT),
     ("issued_at", TEXT),
     ("category", TEXT),
@@ -162,7 +219,7 @@ pub static RESULTS: Shape = Shape::List(&Shape::Object(&[
 pub static DIAGNOSES: Shape = Shape::List(&Shape::Object(&[
     ("id", TEXT),
     ("code", CODE),
-    ("status", TEXT),
+    ("status", DIAGNOSIS_STATUS),
     ("kind", TEXT),
     ("onset", TEXT),
     ("recorded_at", TEXT),

@@ -503,6 +503,29 @@ impl ClinicalRecord {
     pub fn to_json(&self) -> serde_json::Value {
         serde_json::to_value(self).unwrap_or(serde_json::Value::Null)
     }
+
+    /// The record as the store keeps it. A later message's fields are laid over the stored
+    /// ones, so fields that only make sense together are written out together: a result that
+    /// states a value clears the value fields it leaves empty (`null`), so that a corrected
+    /// text result never keeps the number of the preliminary one.
+    pub fn storage_json(&self) -> serde_json::Value {
+        let mut v = self.to_json();
+        if let (ClinicalRecord::Result(r), serde_json::Value::Object(map)) = (self, &mut v)
+            && (r.value.is_some() || !r.value_code.is_empty())
+        {
+            for field in [
+                "value",
+                "value_type",
+                "numeric",
+                "comparator",
+                "value_code",
+                "unit",
+            ] {
+                map.entry(field).or_insert(serde_json::Value::Null);
+            }
+        }
+        v
+    }
 }
 
 /// An identity instruction: the persons holding `retired` identifiers are the same person as
@@ -573,6 +596,24 @@ mod tests {
         assert_eq!(local.sort_key(), "2024-01-05T01:30:00Z");
         let day = When::try_from("2024-01-05".to_string()).unwrap();
         assert!(day.sort_key() < local.sort_key());
+    }
+
+    #[test]
+    fn a_stated_value_clears_the_value_fields_it_leaves_empty() {
+        let text = ClinicalRecord::Result(LabResult {
+            value_type: Some("ST".into()),
+            value: Some("see comment".into()),
+            ..Default::default()
+        });
+        let stored = text.storage_json();
+        assert_eq!(stored["numeric"], serde_json::Value::Null);
+        assert!(stored.as_object().unwrap().contains_key("numeric"));
+        // A status-only update says nothing about the value.
+        let status = ClinicalRecord::Result(LabResult {
+            status: Some(ResultStatus::Final),
+            ..Default::default()
+        });
+        assert!(!status.storage_json().as_object().unwrap().contains_key("numeric"));
     }
 
     #[test]

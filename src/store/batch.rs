@@ -197,7 +197,17 @@ pub struct ReviewRow {
     pub at: String,
 }
 
-/// A clinical record to insert, or to replace the one with the same kind, system and key.
+/// `newer`'s fields over `older`'s (both JSON objects): what a later message about a record
+/// leaves out, it does not erase (a status-only update keeps the value).
+pub fn merge_json(older: &str, newer: &str) -> Result<String, serde_json::Error> {
+    let mut base: serde_json::Map<String, serde_json::Value> = serde_json::from_str(older)?;
+    let top: serde_json::Map<String, serde_json::Value> = serde_json::from_str(newer)?;
+    base.extend(top);
+    serde_json::to_string(&base)
+}
+
+/// A clinical record to insert, or to update the one with the same kind, system and key (its
+/// fields over the stored ones).
 pub struct ClinicalRow {
     pub kind: &'static str,
     pub source_system: String,
@@ -426,8 +436,17 @@ pub fn plan<'a>(
                         }
                         row.person_id = Some(person_id);
                     }
+                    // A record's key is the patient's (their source record's) and then the
+                    // record's own: a visit number, an order number or a diagnosis code of one
+                    // patient never names another patient's record, even when a sender reuses
+                    // numbers across the clinics it serves.
+                    let patient = patch.as_ref().map(|p| source_key(r, p));
                     for (n, record) in records.iter().enumerate() {
-                        let key = record.key().unwrap_or_else(|| format!("msg|{id}|{n}"));
+                        let key = match (record.key(), &patient) {
+                            (Some(k), Some(p)) => format!("{p}#{k}"),
+                            (Some(k), None) => format!("#{k}"),
+                            (None, _) => format!("msg|{id}|{n}"),
+                        };
                         let clinical = ClinicalRow {
                             kind: record.kind().as_str(),
                             source_system: source_system.clone(),
@@ -443,7 +462,7 @@ pub fn plan<'a>(
                                     c.code.as_deref().unwrap_or("")
                                 )
                             }),
-                            data: serde_json::to_string(record)?,
+                            data: serde_json::to_string(&record.storage_json())?,
                             message_id: id,
                             received_at: r.received_at.clone(),
                         };
@@ -453,7 +472,21 @@ pub fn plan<'a>(
                                 && c.source_system == clinical.source_system
                                 && c.key == clinical.key
                         }) {
-                            Some(earlier) => *earlier = clinical,
+                            Some(earlier) => {
+                                // As the store does: the newer values over the older ones.
+                                let data = merge_json(&earlier.data, &clinical.data)?;
+                                let first = (earlier.person_id.take(), earlier.status, earlier.at.take());
+                                let (sort_at, code) = (earlier.sort_at.take(), earlier.code.take());
+                                *earlier = ClinicalRow {
+                                    person_id: clinical.person_id.or(first.0),
+                                    status: clinical.status.or(first.1),
+                                    at: clinical.at.or(first.2),
+                                    sort_at: clinical.sort_at.or(sort_at),
+                                    code: clinical.code.or(code),
+                                    data,
+                                    ..clinical
+                                };
+                            }
                             None => plan.clinical.push(clinical),
                         }
                     }

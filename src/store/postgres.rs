@@ -356,9 +356,14 @@ impl PgStore {
                     .push_bind(&r.received_at);
             });
             q.push(
-                " ON CONFLICT (kind, source_system, record_key) DO UPDATE SET person_id = excluded.person_id, \
-                 status = excluded.status, at = excluded.at, sort_at = excluded.sort_at, code = excluded.code, \
-                 data = excluded.data, last_message_id = excluded.last_message_id, updated_at = excluded.updated_at",
+                " ON CONFLICT (kind, source_system, record_key) DO UPDATE SET \
+                 person_id = COALESCE(excluded.person_id, clinical_records.person_id), \
+                 status = COALESCE(excluded.status, clinical_records.status), \
+                 at = COALESCE(excluded.at, clinical_records.at), \
+                 sort_at = COALESCE(excluded.sort_at, clinical_records.sort_at), \
+                 code = COALESCE(excluded.code, clinical_records.code), \
+                 data = (clinical_records.data::jsonb || excluded.data::jsonb)::text, \
+                 last_message_id = excluded.last_message_id, updated_at = excluded.updated_at",
             );
             statement_done!(tx, q);
         }

@@ -315,7 +315,14 @@ macro_rules! store_queries {
                             person_id: r.get("person_id"),
                             status: r.get("status"),
                             at: r.get("at"),
-                            record: serde_json::from_str(&r.get::<String, _>("data"))?,
+                            record: {
+                                // Fields cleared by a later message are stored as null.
+                                let mut v: serde_json::Value = serde_json::from_str(&r.get::<String, _>("data"))?;
+                                if let serde_json::Value::Object(m) = &mut v {
+                                    m.retain(|_, x| !x.is_null());
+                                }
+                                v
+                            },
                             first_message_id: r.get("first_message_id"),
                             last_message_id: r.get("last_message_id"),
                             created_at: r.get("created_at"),
@@ -367,6 +374,15 @@ macro_rules! store_queries {
                 let mut outcome = Vec::new();
                 if persons.is_empty() {
                     outcome.push("nothing to merge: no other person holds the retired identifiers".to_string());
+                } else if persons.len() > 1 {
+                    // One retired patient's identifiers held by several persons: one of them was
+                    // reused or mislinked. Merging them all could join strangers; a human decides.
+                    outcome.push(format!(
+                        "not merged: the retired identifiers belong to {} different persons ({}); merge by hand",
+                        persons.len(),
+                        persons.join(", ")
+                    ));
+                    persons.clear();
                 }
                 for p in &persons {
                     let reason = format!("merge instruction in message {message_id}");

@@ -324,9 +324,14 @@ fn write(c: &Connection, plan: &Plan<'_>) -> Result<(), StoreError> {
         "INSERT INTO clinical_records (kind, source_system, record_key, person_id, status, at, sort_at, code, data,
            first_message_id, last_message_id, created_at, updated_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10, ?11, ?11)
-         ON CONFLICT (kind, source_system, record_key) DO UPDATE SET person_id = excluded.person_id,
-           status = excluded.status, at = excluded.at, sort_at = excluded.sort_at, code = excluded.code,
-           data = excluded.data, last_message_id = excluded.last_message_id, updated_at = excluded.updated_at",
+         ON CONFLICT (kind, source_system, record_key) DO UPDATE SET
+           person_id = COALESCE(excluded.person_id, clinical_records.person_id),
+           status = COALESCE(excluded.status, clinical_records.status),
+           at = COALESCE(excluded.at, clinical_records.at),
+           sort_at = COALESCE(excluded.sort_at, clinical_records.sort_at),
+           code = COALESCE(excluded.code, clinical_records.code),
+           data = json_patch(clinical_records.data, excluded.data),
+           last_message_id = excluded.last_message_id, updated_at = excluded.updated_at",
     )?;
     for r in &plan.clinical {
         clinical.execute(params![

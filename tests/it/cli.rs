@@ -264,3 +264,46 @@ fn a_fhirpath_that_fails_on_a_resource_fails_by_its_rule() {
         "the failing rule is named: {stdout}"
     );
 }
+
+#[test]
+fn validate_checks_closed_values_segment_options_and_borrowed_persons() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    std::fs::create_dir_all(root.join("mappings")).unwrap();
+    std::fs::create_dir_all(root.join("connectors")).unwrap();
+    std::fs::write(
+        root.join("carehub.yaml"),
+        format!(
+            "store: {{url: \"sqlite://{}/x.db\"}}\nmappings_dir: {}\nconnectors_dir: {}\n",
+            root.display(),
+            root.join("mappings").display(),
+            root.join("connectors").display()
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        root.join("mappings/visits.yaml"),
+        "name: visits\ninput: hl7v2\nmessage_types: [ADT^A03]\n\
+         tables:\n  st: {values: {A03: finised}, unknown: empty}\n\
+         person: {from: nobody}\n\
+         encounters:\n  - foreach: PV1\n    fields:\n      status: {value: done}\n\
+         \x20 - foreach: PID-3\n    until: [OBR]\n    fields:\n      status: {path: MSH-9.2, map: st}\n",
+    )
+    .unwrap();
+    let out = carehub()
+        .arg("validate")
+        .arg("--config")
+        .arg(root.join("carehub.yaml"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    for needle in [
+        "visits.yaml:10: encounters.0.fields.status: value \"done\": this field takes only planned, arrived",
+        "visits.yaml:11: encounters.1.foreach: until and group are for a foreach over segments",
+        "visits.yaml:14: encounters.1.fields.status: table st gives \"finised\"",
+        "person.from: no mapping named nobody",
+    ] {
+        assert!(err.contains(needle), "expected `{needle}` in:\n{err}");
+    }
+}

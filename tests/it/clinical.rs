@@ -31,7 +31,7 @@ async fn visits_results_and_appointments_reach_the_timeline_and_updates_replace_
     let t = spawn_hub().await;
     let api = t.api();
     let admit = format!(
-        "{}{PID}PV1|1|I|W3^301^B|||||||MED|||||||||V-1|||||||||||||||||||||||||20240105080000\r",
+        "{}{PID}PV1|1|I|W3^301^B|||||||MED|||||||||V-1|||||||||||||||||||||||||20240105080000\rDG1|1||E11.9^Type 2 diabetes^I10\r",
         msh("ADT^A01^ADT_A01", "C-1")
     );
     let discharge = format!(
@@ -65,11 +65,12 @@ async fn visits_results_and_appointments_reach_the_timeline_and_updates_replace_
     let items = timeline(&api, &person, "").await;
     let mut kinds: Vec<&str> = items.iter().map(|i| i["kind"].as_str().unwrap()).collect();
     // Newest first: the appointment (10 Jan), the encounter (5 Jan 08:00), then the order and
-    // its result (both 5 Jan 07:30). One of each: updates replaced, never duplicated.
-    kinds[2..].sort();
+    // its result (both 5 Jan 07:30), then the diagnosis (no time). One of each: updates
+    // replaced, never duplicated.
+    kinds[2..4].sort();
     assert_eq!(
         kinds,
-        ["appointment", "encounter", "order", "result"],
+        ["appointment", "encounter", "order", "result", "diagnosis"],
         "{items:#?}"
     );
     assert_eq!(items[0]["status"], "cancelled", "S15 cancelled the S12 booking");
@@ -83,12 +84,47 @@ async fn visits_results_and_appointments_reach_the_timeline_and_updates_replace_
     );
     assert!(result["last_message_id"].as_i64() > result["first_message_id"].as_i64());
 
+    // Updates that leave things out do not erase them: an A08 without discharge time keeps the
+    // visit finished; a status-only result (OBX-11 U, no value) keeps the corrected value.
+    let update = format!(
+        "{}{PID}PV1|1|I|W3^302^A|||||||MED|||||||||V-1\r",
+        msh("ADT^A08^ADT_A01", "C-8")
+    );
+    let status_only = format!(
+        "{}{PID}OBR|1|ORD-1|FIL-1|2093-3^Cholesterol^LN\rOBX|1|NM|2093-3^Cholesterol^LN||||||||U\r",
+        msh("ORU^R01^ORU_R01", "C-9")
+    );
+    for m in [update, status_only] {
+        assert_eq!(field(&send(t.mllp(), &m).await, "MSA", 1), "AA");
+    }
+    let items = timeline(&api, &person, "").await;
+    let of = |kind: &str| items.iter().find(|i| i["kind"] == kind).unwrap().clone();
+    assert_eq!(of("encounter")["status"], "finished");
+    assert_eq!(
+        of("encounter")["record"]["location"],
+        "W3 302 A",
+        "the update's new bed"
+    );
+    assert_eq!(of("result")["status"], "final");
+    assert_eq!(of("result")["record"]["numeric"], 5.4);
+
     let results = timeline(&api, &person, "?kind=result").await;
     assert_eq!(results.len(), 1);
     let (code, _) = get_json(&format!("{api}/api/v1/patients/{person}/timeline?kind=pizza")).await;
     assert_eq!(code, 400);
     let (code, _) = get_json(&format!("{api}/api/v1/patients/nobody/timeline")).await;
     assert_eq!(code, 404);
+
+    // Another patient with the same diagnosis code has a diagnosis of their own: records are
+    // recognised within their patient, never moved from one to another.
+    let other = format!(
+        "{}PID|1||MRN-C3^^^HOSP^MR||Le^Hoa||19900101|F\rPV1|1|O|CLINIC|||||||||||||||||V-2\rDG1|1||E11.9^Type 2 diabetes^I10\r",
+        msh("ADT^A04^ADT_A01", "C-10")
+    );
+    assert_eq!(field(&send(t.mllp(), &other).await, "MSA", 1), "AA");
+    let other_person = person_id(&api, "MRN-C3").await;
+    assert_eq!(timeline(&api, &other_person, "?kind=diagnosis").await.len(), 1);
+    assert_eq!(timeline(&api, &person, "?kind=diagnosis").await.len(), 1);
 
     // Results of two patients in one message are refused (AE), kept, and filed nowhere.
     let two = format!(
@@ -149,6 +185,22 @@ async fn an_a40_merge_brings_the_retired_patients_timeline_under_the_survivor() 
     assert_eq!(resp.status().as_u16(), 200);
     assert!(timeline(&api, &survivor, "").await.is_empty());
     assert_eq!(timeline(&api, &retired, "").await.len(), 2);
+
+    // A retired patient whose identifiers are held by two different persons (one reused or
+    // mislinked) is not merged at all: a human decides.
+    let stranger = format!(
+        "{}PID|1||MRN-X^^^HOSP^MR||Pham^Minh||19990101|M\r",
+        msh("ADT^A04^ADT_A01", "M-5")
+    );
+    assert_eq!(field(&send(t.mllp(), &stranger).await, "MSA", 1), "AA");
+    let ambiguous = format!(
+        "{}EVN|A40\r{PID}MRG|MRN-OLD^^^HOSP^MR~MRN-X^^^HOSP^MR\r",
+        msh("ADT^A40^ADT_A39", "M-6")
+    );
+    assert_eq!(field(&send(t.mllp(), &ambiguous).await, "MSA", 1), "AA");
+    let (_, retired_view) = get_json(&format!("{api}/api/v1/patients/{retired}")).await;
+    assert!(retired_view["merged_into"].is_null(), "{retired_view}");
+    assert_ne!(person_id(&api, "MRN-X").await, survivor);
 
     // A merge naming nobody known changes nothing and is still accepted.
     let nobody = format!(
