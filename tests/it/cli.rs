@@ -285,9 +285,14 @@ fn validate_checks_closed_values_segment_options_and_borrowed_persons() {
         root.join("mappings/visits.yaml"),
         "name: visits\ninput: hl7v2\nmessage_types: [ADT^A03]\n\
          tables:\n  st: {values: {A03: finised}, unknown: empty}\n\
-         person: {from: nobody}\n\
+         person: {from: hl7v2-nothing}\n\
          encounters:\n  - foreach: PV1\n    fields:\n      status: {value: done}\n\
          \x20 - foreach: PID-3\n    until: [OBR]\n    fields:\n      status: {path: MSH-9.2, map: st}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        root.join("mappings/borrow.yaml"),
+        "name: borrow\ninput: hl7v2\nmessage_types: [SIU^S12]\nperson: {from: nobody}\n",
     )
     .unwrap();
     let out = carehub()
@@ -302,7 +307,7 @@ fn validate_checks_closed_values_segment_options_and_borrowed_persons() {
         "visits.yaml:10: encounters.0.fields.status: value \"done\": this field takes only planned, arrived",
         "visits.yaml:11: encounters.1.foreach: until and group are for a foreach over segments",
         "visits.yaml:14: encounters.1.fields.status: table st gives \"finised\"",
-        "person.from: no mapping named nobody",
+        "borrow.yaml: person.from: no mapping named nobody",
     ] {
         assert!(err.contains(needle), "expected `{needle}` in:\n{err}");
     }
