@@ -115,6 +115,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<Hub> {
     let (shutdown, shutdown_rx) = watch::channel(false);
     let mut sources = JoinSet::new();
     let mut mllp_addrs = Vec::new();
+    let mut fhir_endpoints = Vec::new();
 
     for c in settings.connectors.iter().filter(|c| c.enabled()) {
         let ctx = connector_context(&settings, c)?;
@@ -141,6 +142,29 @@ pub async fn start(settings: Settings) -> anyhow::Result<Hub> {
                     ingest.clone(),
                     shutdown_rx.clone(),
                 ));
+            }
+            ConnectorConfig::FhirPush(cfg) => {
+                if !settings.hub.api.enabled {
+                    anyhow::bail!(
+                        "connector {}: a FHIR push endpoint needs the API (api.enabled)",
+                        cfg.name
+                    );
+                }
+                store
+                    .set_connector_state(
+                        &cfg.name,
+                        "fhir_push",
+                        "running",
+                        Some(&format!("POST {} on the API", cfg.path)),
+                    )
+                    .await?;
+                tracing::info!(connector = %cfg.name, path = %cfg.path, "FHIR push endpoint");
+                fhir_endpoints.push(crate::api::FhirEndpoint {
+                    path: cfg.path.clone(),
+                    ctx,
+                    ingest: ingest.clone(),
+                    max_resources: cfg.max_resources,
+                });
             }
             ConnectorConfig::File(cfg) => {
                 file::prepare_dirs(cfg)
@@ -174,6 +198,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<Hub> {
             store.clone(),
             Duration::from_secs(settings.hub.api.request_timeout_secs),
             settings.hub.api.max_body_bytes,
+            fhir_endpoints,
         );
         tracing::info!(%addr, "API listening");
         (

@@ -18,13 +18,22 @@ use tokio::sync::watch;
 
 use crate::store::{MessageFilter, MessageStatus, Store, StoreError};
 
+mod fhir;
+
+pub use fhir::FhirEndpoint;
+
 #[derive(Clone)]
 struct AppState {
     store: Store,
 }
 
-/// Builds the router.
-pub fn router(store: Store, request_timeout: Duration, max_body_bytes: usize) -> Router {
+/// Builds the router, with the POST endpoint of each FHIR push connector.
+pub fn router(
+    store: Store,
+    request_timeout: Duration,
+    max_body_bytes: usize,
+    fhir_endpoints: Vec<FhirEndpoint>,
+) -> Router {
     let v1 = Router::new()
         .route("/patients", get(find_patients))
         .route("/patients/{id}", get(get_patient))
@@ -37,15 +46,26 @@ pub fn router(store: Store, request_timeout: Duration, max_body_bytes: usize) ->
         .route("/review/{id}/reject", post(reject_review))
         .route("/patients/{id}/merge", post(merge_patient))
         .route("/patients/{id}/unmerge", post(unmerge_patient));
-    Router::new()
-        .route("/healthz", get(healthz))
-        .nest("/api/v1", v1)
-        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
-            StatusCode::REQUEST_TIMEOUT,
-            request_timeout,
-        ))
-        .layer(tower_http::limit::RequestBodyLimitLayer::new(max_body_bytes))
-        .with_state(AppState { store })
+    let mut root = Router::new().route("/healthz", get(healthz)).nest("/api/v1", v1);
+    for endpoint in fhir_endpoints {
+        let path = endpoint.path.clone();
+        root = root.route(
+            &path,
+            post(
+                move |axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<std::net::SocketAddr>,
+                      body: axum::body::Bytes| {
+                    let endpoint = endpoint.clone();
+                    async move { fhir::push(endpoint, Some(peer.to_string()), body).await }
+                },
+            ),
+        );
+    }
+    root.layer(tower_http::timeout::TimeoutLayer::with_status_code(
+        StatusCode::REQUEST_TIMEOUT,
+        request_timeout,
+    ))
+    .layer(tower_http::limit::RequestBodyLimitLayer::new(max_body_bytes))
+    .with_state(AppState { store })
 }
 
 /// Serves the API on `listener` until `shutdown` turns true.
@@ -54,11 +74,14 @@ pub async fn serve(
     router: Router,
     mut shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router)
-        .with_graceful_shutdown(async move {
-            let _ = shutdown.wait_for(|s| *s).await;
-        })
-        .await
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move {
+        let _ = shutdown.wait_for(|s| *s).await;
+    })
+    .await
 }
 
 /// Errors as HTTP answers.

@@ -125,13 +125,29 @@ pub fn load_with_env(path: &Path, env: &[(String, String)]) -> Result<Settings, 
                         format!("no mapping named {m} (known: {})", known.join(", ")),
                     ));
                 }
+                let receives = match &c {
+                    ConnectorConfig::FhirPush(_) => crate::mapping::Input::Fhir,
+                    _ => crate::mapping::Input::Hl7v2,
+                };
                 if let Some(m) = c.mapping().and_then(|m| mappings.get(m))
-                    && m.input != crate::mapping::Input::Hl7v2
+                    && m.input != receives
                 {
+                    let (reads, gets) = match receives {
+                        crate::mapping::Input::Fhir => ("HL7 v2", "FHIR"),
+                        crate::mapping::Input::Hl7v2 => ("FHIR", "HL7 v2"),
+                    };
                     problems.push(doc.problem(
                         "mapping",
-                        format!("mapping {} reads FHIR; this connector receives HL7 v2", m.name),
+                        format!("mapping {} reads {reads}; this connector receives {gets}", m.name),
                     ));
+                }
+                if let ConnectorConfig::FhirPush(f) = &c
+                    && f.enabled
+                    && connectors.iter().any(|o| {
+                        matches!(o, ConnectorConfig::FhirPush(x) if x.enabled && x.path == f.path && x.name != f.name)
+                    })
+                {
+                    problems.push(doc.problem("path", format!("{} is already served by another FHIR push connector", f.path)));
                 }
                 if let ConnectorConfig::Mllp(mllp) = &c
                     && mllp.enabled

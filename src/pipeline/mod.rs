@@ -6,6 +6,7 @@
 //! answers each caller only after that commit. So an ACK never precedes the commit, and a
 //! busy hub pays one fsync per group, not per message.
 
+mod fhir;
 mod writer;
 
 use std::sync::Arc;
@@ -18,6 +19,7 @@ use crate::mapping::{Mapping, MappingSet, TransformEnv};
 use crate::model::MergeInstruction;
 use crate::store::{Applied, Disposition, MessageStatus, NewRecord, StoreError};
 
+pub use fhir::{FhirEntryOutcome, FhirOutcome};
 pub use writer::spawn_writer;
 
 /// How a connector's records are read and mapped.

@@ -5,6 +5,7 @@
 //! which stores, maps and applies them; a source never talks to the store itself. A new
 //! connector type is one folder here and one variant of [`ConnectorConfig`].
 
+pub mod fhir_push;
 pub mod file;
 pub mod mllp;
 
@@ -12,17 +13,19 @@ use serde_json::Value;
 
 use crate::config::{Document, Problem, deserialize_value};
 
+pub use fhir_push::FhirPushConfig;
 pub use file::FileConfig;
 pub use mllp::MllpConfig;
 
 /// Connector types, as written in `type:`.
-pub const TYPES: &[&str] = &["mllp", "file"];
+pub const TYPES: &[&str] = &["mllp", "file", "fhir_push"];
 
 /// One connector file, typed.
 #[derive(Debug, Clone)]
 pub enum ConnectorConfig {
     Mllp(MllpConfig),
     File(FileConfig),
+    FhirPush(FhirPushConfig),
 }
 
 impl ConnectorConfig {
@@ -64,6 +67,13 @@ impl ConnectorConfig {
                     p.extend(c.check(doc));
                 }
                 (c.map(ConnectorConfig::File), p)
+            }
+            "fhir_push" => {
+                let (c, mut p) = deserialize_value::<FhirPushConfig>(doc, &rest, "");
+                if let Some(c) = &c {
+                    p.extend(c.check(doc));
+                }
+                (c.map(ConnectorConfig::FhirPush), p)
             }
             other => {
                 return Err(vec![doc.problem(
@@ -118,6 +128,7 @@ impl ConnectorConfig {
         match self {
             ConnectorConfig::Mllp(c) => &c.name,
             ConnectorConfig::File(c) => &c.name,
+            ConnectorConfig::FhirPush(c) => &c.name,
         }
     }
 
@@ -125,6 +136,7 @@ impl ConnectorConfig {
         match self {
             ConnectorConfig::Mllp(_) => "mllp",
             ConnectorConfig::File(_) => "file",
+            ConnectorConfig::FhirPush(_) => "fhir_push",
         }
     }
 
@@ -132,6 +144,7 @@ impl ConnectorConfig {
         match self {
             ConnectorConfig::Mllp(c) => c.enabled,
             ConnectorConfig::File(c) => c.enabled,
+            ConnectorConfig::FhirPush(c) => c.enabled,
         }
     }
 
@@ -139,6 +152,7 @@ impl ConnectorConfig {
         match self {
             ConnectorConfig::Mllp(c) => c.mapping.as_deref(),
             ConnectorConfig::File(c) => c.mapping.as_deref(),
+            ConnectorConfig::FhirPush(c) => c.mapping.as_deref(),
         }
     }
 
@@ -146,6 +160,8 @@ impl ConnectorConfig {
         match self {
             ConnectorConfig::Mllp(c) => c.source_system.as_deref(),
             ConnectorConfig::File(c) => c.source_system.as_deref(),
+            // FHIR has no MSH: the connector names the sender.
+            ConnectorConfig::FhirPush(c) => Some(c.source_system.as_deref().unwrap_or(&c.name)),
         }
     }
 
@@ -153,6 +169,7 @@ impl ConnectorConfig {
         match self {
             ConnectorConfig::Mllp(c) => c.phone_region.as_deref(),
             ConnectorConfig::File(c) => c.phone_region.as_deref(),
+            ConnectorConfig::FhirPush(c) => c.phone_region.as_deref(),
         }
     }
 
@@ -160,6 +177,7 @@ impl ConnectorConfig {
         match self {
             ConnectorConfig::Mllp(c) => c.timezone.as_deref(),
             ConnectorConfig::File(c) => c.timezone.as_deref(),
+            ConnectorConfig::FhirPush(c) => c.timezone.as_deref(),
         }
     }
 
@@ -167,6 +185,7 @@ impl ConnectorConfig {
         match self {
             ConnectorConfig::Mllp(c) => &c.default_charset,
             ConnectorConfig::File(c) => &c.default_charset,
+            ConnectorConfig::FhirPush(_) => "UNICODE UTF-8",
         }
     }
 }

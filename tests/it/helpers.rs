@@ -120,6 +120,8 @@ pub struct HubOptions {
     /// Add a file connector reading `<tmp>/inbox`.
     pub file_connector: bool,
     pub file_extra: String,
+    /// Add a FHIR push connector at `/fhir/r4`.
+    pub fhir_push: bool,
 }
 
 pub async fn spawn_hub() -> TestHub {
@@ -161,6 +163,13 @@ pub async fn try_spawn_hub_with(opts: HubOptions) -> Option<TestHub> {
                 ),
                 &[("poll_interval_ms", "50"), ("min_file_age_ms", "0")],
             ),
+        )
+        .unwrap();
+    }
+    if opts.fhir_push {
+        std::fs::write(
+            root.join("connectors/fhir.yaml"),
+            "type: fhir_push\nname: fhir\npath: /fhir/r4\nsource_system: EHR-FHIR\nmax_resources: 50\n",
         )
         .unwrap();
     }

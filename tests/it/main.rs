@@ -7,6 +7,7 @@ mod clinical;
 mod conformance;
 mod corpus;
 mod fhir_corpus;
+mod fhir_push;
 mod fhirpath_suite;
 mod file_source;
 mod helpers;

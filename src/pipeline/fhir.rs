@@ -1,0 +1,244 @@
+//! FHIR R4 documents into the pipeline: a resource, a Bundle or NDJSON becomes one message-log
+//! row per resource, mapped by resource type with the references between entries resolved,
+//! and committed before the caller answers.
+//!
+//! A `transaction` Bundle is all or nothing: when one entry cannot be mapped, every entry is
+//! kept as refused (nothing is applied) and the answer says which entry failed. Other Bundles
+//! are taken entry by entry.
+
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use super::{ConnectorContext, Ingest, hex_digest, refused_record};
+use crate::mapping::{FhirEntry, MappedEntry, fhir_entries, map_entries};
+use crate::store::{Applied, Disposition, MessageStatus, NewRecord, StoreError};
+
+/// What became of one resource of a document.
+#[derive(Debug)]
+pub struct FhirEntryOutcome {
+    /// Its position in the document.
+    pub index: usize,
+    pub resource_type: String,
+    /// `processed`, `duplicate`, `unmapped` or `error`, once stored.
+    pub applied: Option<Applied>,
+    /// Why it was refused (mapping failure, or a failed sibling in a transaction).
+    pub error: Option<String>,
+    /// Warnings of its mapping.
+    pub warnings: Vec<String>,
+}
+
+/// What became of a posted document.
+#[derive(Debug)]
+pub enum FhirOutcome {
+    /// The body was no FHIR document; it is kept as refused (its message id, when stored).
+    Unreadable { reason: String, message_id: Option<i64> },
+    /// More resources than the connector takes; nothing was read.
+    TooLarge { resources: usize, limit: usize },
+    /// Every resource, stored. `transaction_failed` names the entry that failed a transaction.
+    Stored {
+        bundle_type: Option<String>,
+        entries: Vec<FhirEntryOutcome>,
+        transaction_failed: Option<usize>,
+    },
+    /// The store did not answer; nothing can be promised (the sender should retry).
+    StoreUnavailable,
+}
+
+impl Ingest {
+    /// Takes a FHIR document posted by a sender: stores every resource, maps and applies it,
+    /// and returns once all of them are committed.
+    pub async fn submit_fhir(
+        &self,
+        ctx: &ConnectorContext,
+        body: Vec<u8>,
+        origin: Option<String>,
+        max_resources: usize,
+    ) -> FhirOutcome {
+        let text = match std::str::from_utf8(&body) {
+            Ok(t) => t.to_string(),
+            Err(_) => {
+                return self
+                    .unreadable(ctx, body, origin, "the body is not UTF-8 text".into())
+                    .await;
+            }
+        };
+        let (entries, _single) = match fhir_entries(&text) {
+            Ok(read) => read,
+            Err(e) => {
+                return self
+                    .unreadable(ctx, body, origin, format!("not a FHIR JSON document: {e}"))
+                    .await;
+            }
+        };
+        if let Some(bad) = entries.iter().position(|e| e.resource_type().is_empty()) {
+            let reason = format!("entry {} is not a FHIR resource (no resourceType)", bad + 1);
+            return self.unreadable(ctx, body, origin, reason).await;
+        }
+        if entries.is_empty() {
+            return self
+                .unreadable(ctx, body, origin, "the document holds no resource".into())
+                .await;
+        }
+        if entries.len() > max_resources {
+            return FhirOutcome::TooLarge {
+                resources: entries.len(),
+                limit: max_resources,
+            };
+        }
+        let document: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+        let bundle_type = (document["resourceType"] == "Bundle")
+            .then(|| document["type"].as_str().map(str::to_string))
+            .flatten();
+        let fixed = ctx.mapping.as_deref().and_then(|name| self.mappings.get(name));
+        let mapped = map_entries(&entries, &self.mappings, fixed, &ctx.transform_env);
+        let transaction_failed = (bundle_type.as_deref() == Some("transaction"))
+            .then(|| mapped.iter().find(|m| m.result.is_err()).map(|m| m.index))
+            .flatten();
+
+        let mut pending = Vec::with_capacity(entries.len());
+        for (index, entry) in entries.iter().enumerate() {
+            let found = mapped.iter().find(|m| m.index == index);
+            let (record, error, warnings, merge) =
+                self.fhir_record(ctx, entry, found, origin.clone(), transaction_failed);
+            let reply = self.enqueue(record).await;
+            pending.push((
+                index,
+                entry.resource_type().to_string(),
+                reply,
+                error,
+                warnings,
+                merge,
+            ));
+        }
+        let mut out = Vec::with_capacity(pending.len());
+        for (index, resource_type, reply, error, warnings, merge) in pending {
+            let committed = match reply {
+                Some(rx) => rx.await.unwrap_or(Err(StoreError::WriterGone)),
+                None => Err(StoreError::WriterGone),
+            };
+            let applied = match committed {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::error!(connector = %ctx.name, error = %e, "could not store a FHIR resource; the sender is told to retry");
+                    return FhirOutcome::StoreUnavailable;
+                }
+            };
+            if let Some(merge) = merge
+                && applied.status == MessageStatus::Processed
+            {
+                self.carry_out_merge(ctx, &applied, &merge).await;
+            }
+            out.push(FhirEntryOutcome {
+                index,
+                resource_type,
+                applied: Some(applied),
+                error,
+                warnings,
+            });
+        }
+        FhirOutcome::Stored {
+            bundle_type,
+            entries: out,
+            transaction_failed,
+        }
+    }
+
+    /// A body that is no document: kept as refused, with the reason.
+    async fn unreadable(
+        &self,
+        ctx: &ConnectorContext,
+        body: Vec<u8>,
+        origin: Option<String>,
+        reason: String,
+    ) -> FhirOutcome {
+        tracing::warn!(connector = %ctx.name, "a posted FHIR document could not be read; it is kept as refused");
+        let mut record = refused_record(ctx, Vec::new(), origin, reason.clone());
+        record.content_hash = hex_digest(&Sha256::digest(&body));
+        record.raw = body;
+        record.charset = Some("UNICODE UTF-8".into());
+        match self.commit(record).await {
+            Ok(applied) => FhirOutcome::Unreadable {
+                reason,
+                message_id: Some(applied.message_id),
+            },
+            Err(_) => FhirOutcome::StoreUnavailable,
+        }
+    }
+
+    /// One resource as a record to store: applied with its mapping's output, unmapped, or
+    /// refused with the reason.
+    #[allow(clippy::type_complexity)]
+    fn fhir_record(
+        &self,
+        ctx: &ConnectorContext,
+        entry: &FhirEntry,
+        mapped: Option<&MappedEntry<'_>>,
+        origin: Option<String>,
+        transaction_failed: Option<usize>,
+    ) -> (
+        NewRecord,
+        Option<String>,
+        Vec<String>,
+        Option<crate::model::MergeInstruction>,
+    ) {
+        let raw = serde_json::to_vec(&entry.resource).unwrap_or_default();
+        let resource_type = entry.resource_type().to_string();
+        let mut record = refused_record(ctx, Vec::new(), origin, String::new());
+        record.content_hash = hex_digest(&Sha256::digest(&raw));
+        record.raw = raw;
+        record.charset = Some("UNICODE UTF-8".into());
+        record.message_type = Some(resource_type.clone());
+        record.sender = ctx.source_system.clone().or_else(|| Some(ctx.name.clone()));
+        // A resource's identity in its sender: Type/id and its version, else its fullUrl. The
+        // same version sent again is a duplicate; a new version is applied.
+        record.control_id = match (
+            entry.resource["id"].as_str(),
+            entry.resource["meta"]["versionId"].as_str(),
+        ) {
+            (Some(id), Some(v)) => Some(format!("{resource_type}/{id}/_history/{v}")),
+            (Some(id), None) => Some(format!("{resource_type}/{id}")),
+            (None, _) => entry.full_url.clone(),
+        };
+        let source_system = ctx.source_system.clone().unwrap_or_else(|| ctx.name.clone());
+        let Some(m) = mapped else {
+            record.disposition = Disposition::Unmapped {
+                reason: format!("no mapping for resource type {resource_type}"),
+            };
+            return (record, None, Vec::new(), None);
+        };
+        if let Some(failed) = transaction_failed {
+            let reason = match &m.result {
+                Err(e) => e.to_string(),
+                Ok(_) => format!(
+                    "not applied: entry {} of this transaction could not be mapped, and a transaction is all or nothing",
+                    failed + 1
+                ),
+            };
+            record.disposition = Disposition::Error {
+                reason: reason.clone(),
+            };
+            return (record, Some(reason), Vec::new(), None);
+        }
+        match &m.result {
+            Ok(out) => {
+                record.disposition = Disposition::Apply {
+                    mapping: m.mapping.name.clone(),
+                    source_system,
+                    patch: out.person.clone(),
+                    records: out.records.clone(),
+                    merge: out.merge.clone(),
+                    warnings: out.warnings.clone(),
+                };
+                (record, None, out.warnings.clone(), out.merge.clone())
+            }
+            Err(e) => {
+                tracing::warn!(connector = %ctx.name, mapping = %e.mapping, rule = %e.rule, "a FHIR resource could not be mapped");
+                let reason = e.to_string();
+                record.disposition = Disposition::Error {
+                    reason: reason.clone(),
+                };
+                (record, Some(reason), Vec::new(), None)
+            }
+        }
+    }
+}
