@@ -143,6 +143,22 @@ pub async fn start(settings: Settings) -> anyhow::Result<Hub> {
                     shutdown_rx.clone(),
                 ));
             }
+            ConnectorConfig::Fhir(cfg) => {
+                let tz = ctx.transform_env.timezone.clone();
+                let puller =
+                    crate::sources::fhir::Puller::new(cfg.clone(), ctx, ingest.clone(), store.clone())
+                        .with_context(|| format!("connector {}: HTTP client", cfg.name))?;
+                store
+                    .set_connector_state(
+                        &cfg.name,
+                        "fhir",
+                        "running",
+                        Some(&format!("schedule {}", cfg.schedule)),
+                    )
+                    .await?;
+                tracing::info!(connector = %cfg.name, schedule = %cfg.schedule, "FHIR pull connector started");
+                sources.spawn(crate::sources::fhir::serve(puller, tz, shutdown_rx.clone()));
+            }
             ConnectorConfig::FhirPush(cfg) => {
                 if !settings.hub.api.enabled {
                     anyhow::bail!(
@@ -255,4 +271,44 @@ async fn wait_for_signal() {
     {
         let _ = tokio::signal::ctrl_c().await;
     }
+}
+
+/// `carehub pull NAME --once`: one run of a FHIR pull connector now, through the same store,
+/// pipeline and run history as the hub's schedule (do not run it beside a hub using the same
+/// connector: runs of one connector must not overlap).
+pub async fn pull_once(settings: Settings, name: &str) -> anyhow::Result<crate::sources::fhir::RunSummary> {
+    let Some(ConnectorConfig::Fhir(cfg)) = settings.connectors.iter().find(|c| c.name() == name) else {
+        let pulls: Vec<&str> = settings
+            .connectors
+            .iter()
+            .filter(|c| matches!(c, ConnectorConfig::Fhir(_)))
+            .map(|c| c.name())
+            .collect();
+        anyhow::bail!(
+            "no FHIR pull connector named {name} (configured: {})",
+            if pulls.is_empty() {
+                "none".to_string()
+            } else {
+                pulls.join(", ")
+            }
+        );
+    };
+    let matcher = crate::identity::Matcher::new(&settings.hub.identity)
+        .map_err(|e| anyhow::anyhow!("identity.model: {e}"))?;
+    let store = Store::open(&settings.hub.store)
+        .await
+        .context("opening the store")?
+        .with_matcher(matcher);
+    let ctx = connector_context(&settings, &ConnectorConfig::Fhir(cfg.clone()))?;
+    let (tx, writer) = spawn_writer(
+        store.clone(),
+        settings.hub.pipeline.max_batch,
+        settings.hub.pipeline.queue_depth,
+    );
+    let ingest = Ingest::new(tx, Arc::new(settings.mappings.clone())).with_store(store.clone());
+    let puller = crate::sources::fhir::Puller::new(cfg.clone(), ctx, ingest, store)?;
+    let summary = puller.run_once().await;
+    drop(puller); // the writer ends once every handle is gone
+    let _ = writer.await;
+    Ok(summary?)
 }

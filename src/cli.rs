@@ -82,6 +82,16 @@ pub enum Command {
         #[arg(long, default_value = config::DEFAULT_CONFIG)]
         config: PathBuf,
     },
+    /// Run a FHIR pull connector once, now, and print what it read (for ops and scripts).
+    Pull {
+        /// The connector's name.
+        connector: String,
+        /// One run, then exit (the only mode: the schedule runs inside `carehub run`).
+        #[arg(long)]
+        once: bool,
+        #[arg(long, default_value = config::DEFAULT_CONFIG)]
+        config: PathBuf,
+    },
     /// Create or upgrade the store's schema.
     Migrate {
         #[arg(long, default_value = config::DEFAULT_CONFIG)]
@@ -234,6 +244,43 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             },
             since.as_deref(),
         ),
+        Command::Pull {
+            connector,
+            once,
+            config,
+        } => {
+            if !once {
+                eprintln!(
+                    "carehub pull runs one pull and exits: add --once (the schedule runs in carehub run)"
+                );
+                return Ok(ExitCode::from(2));
+            }
+            let settings = match config::load(&config) {
+                Ok(s) => s,
+                Err(problems) => return Ok(print_problems(&problems)),
+            };
+            let summary = runtime()?.block_on(crate::app::pull_once(settings, &connector))?;
+            println!(
+                "{connector}: {} pages, {} resources: {} applied, {} already had, {} without mapping, {} refused",
+                summary.pages,
+                summary.resources,
+                summary.processed,
+                summary.duplicates,
+                summary.unmapped,
+                summary.errors
+            );
+            for (t, c) in &summary.cursors_after {
+                let before = summary.cursors_before.get(t).map(String::as_str).unwrap_or("-");
+                println!("  {t:<20} cursor {before} -> {c}");
+            }
+            Ok(match summary.failure {
+                Some(why) => {
+                    eprintln!("the run failed: {why}");
+                    ExitCode::from(1)
+                }
+                None => ExitCode::SUCCESS,
+            })
+        }
         Command::Status { config } => {
             let settings = match config::load(&config) {
                 Ok(s) => s,
@@ -262,6 +309,18 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 );
                 if let Some(detail) = c.detail.filter(|d| c.state == "degraded" || !d.is_empty()) {
                     println!("{:<20} {detail}", "");
+                }
+                if let Some(r) = c.last_run {
+                    println!(
+                        "{:<20} last run {} {}: {} pages, {} resources, {} errors{}",
+                        "",
+                        r.started_at,
+                        r.outcome,
+                        r.pages,
+                        r.resources,
+                        r.errors,
+                        r.detail.map(|d| format!(" ({d})")).unwrap_or_default()
+                    );
                 }
             }
             Ok(ExitCode::SUCCESS)

@@ -167,6 +167,7 @@ async fn run<'a>(
                 merge: None,
                 warnings: Vec::new(),
             },
+            cursor: None,
         });
     }
 

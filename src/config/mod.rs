@@ -126,7 +126,7 @@ pub fn load_with_env(path: &Path, env: &[(String, String)]) -> Result<Settings, 
                     ));
                 }
                 let receives = match &c {
-                    ConnectorConfig::FhirPush(_) => crate::mapping::Input::Fhir,
+                    ConnectorConfig::FhirPush(_) | ConnectorConfig::Fhir(_) => crate::mapping::Input::Fhir,
                     _ => crate::mapping::Input::Hl7v2,
                 };
                 if let Some(m) = c.mapping().and_then(|m| mappings.get(m))

@@ -107,7 +107,7 @@ pub fn map_entries<'m>(
             })
         })
         .collect();
-    resolve_references(entries, &mut mapped);
+    resolve_references(entries, &mut mapped, env.connector.as_deref());
     mapped
 }
 
@@ -169,7 +169,14 @@ fn patient_references(resource: &Value) -> Vec<&Value> {
     refs
 }
 
-fn resolve_references(entries: &[FhirEntry], mapped: &mut [MappedEntry<'_>]) {
+/// A literal reference to a Patient (`Patient/123`, `https://…/Patient/123`): its id.
+fn patient_id(reference: &str) -> Option<&str> {
+    let mut parts = reference.rsplit('/');
+    let id = parts.next()?;
+    (parts.next() == Some("Patient") && !id.is_empty() && !id.contains(['?', '#'])).then_some(id)
+}
+
+fn resolve_references(entries: &[FhirEntry], mapped: &mut [MappedEntry<'_>], source: Option<&str>) {
     // Persons of the Patients in the document, by entry.
     let persons: Vec<(usize, ProfilePatch)> = mapped
         .iter()
@@ -260,6 +267,23 @@ fn resolve_references(entries: &[FhirEntry], mapped: &mut [MappedEntry<'_>]) {
                 });
                 break;
             }
+        }
+        // Outside the document: a Patient/<id> of the same server, by the resource-id
+        // identifier its own Patient mapping gave it (`<source>/Patient`, type RI).
+        if found.is_none()
+            && let Some(source) = source
+            && let Some(id) = patient_references(resource)
+                .iter()
+                .find_map(|r| r["reference"].as_str().and_then(patient_id))
+        {
+            found = Some(ProfilePatch {
+                identifiers: vec![Identifier {
+                    system: format!("{source}/Patient"),
+                    value: id.to_string(),
+                    kind: Some("RI".into()),
+                }],
+                ..Default::default()
+            });
         }
         match found {
             Some(p) => out.person = Some(p),

@@ -27,6 +27,15 @@ pub struct FhirEntryOutcome {
     pub warnings: Vec<String>,
 }
 
+/// What became of the resources of a pulled page.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PageCounts {
+    pub processed: u64,
+    pub duplicates: u64,
+    pub unmapped: u64,
+    pub errors: u64,
+}
+
 /// What became of a posted document.
 #[derive(Debug)]
 pub enum FhirOutcome {
@@ -141,6 +150,50 @@ impl Ingest {
             entries: out,
             transaction_failed,
         }
+    }
+
+    /// Takes one page of a pull: every resource stored, mapped and applied (references within
+    /// the page followed); `cursor` is committed with the page's last record. Counts what
+    /// became of them.
+    pub async fn submit_page(
+        &self,
+        ctx: &ConnectorContext,
+        entries: Vec<FhirEntry>,
+        origin: Option<String>,
+        cursor: Option<crate::store::CursorUpdate>,
+    ) -> Result<PageCounts, StoreError> {
+        let fixed = ctx.mapping.as_deref().and_then(|name| self.mappings.get(name));
+        let mapped = map_entries(&entries, &self.mappings, fixed, &ctx.transform_env);
+        let mut pending = Vec::with_capacity(entries.len());
+        let last = entries.len().saturating_sub(1);
+        let mut cursor = cursor;
+        for (index, entry) in entries.iter().enumerate() {
+            let found = mapped.iter().find(|m| m.index == index);
+            let (mut record, _, _, merge) = self.fhir_record(ctx, entry, found, origin.clone(), None);
+            if index == last {
+                record.cursor = cursor.take();
+            }
+            pending.push((self.enqueue(record).await, merge));
+        }
+        let mut counts = PageCounts::default();
+        for (reply, merge) in pending {
+            let applied = match reply {
+                Some(rx) => rx.await.unwrap_or(Err(StoreError::WriterGone))?,
+                None => return Err(StoreError::WriterGone),
+            };
+            match applied.status {
+                MessageStatus::Processed => counts.processed += 1,
+                MessageStatus::Duplicate => counts.duplicates += 1,
+                MessageStatus::Unmapped => counts.unmapped += 1,
+                _ => counts.errors += 1,
+            }
+            if let Some(merge) = merge
+                && applied.status == MessageStatus::Processed
+            {
+                self.carry_out_merge(ctx, &applied, &merge).await;
+            }
+        }
+        Ok(counts)
     }
 
     /// A body that is no document: kept as refused, with the reason.

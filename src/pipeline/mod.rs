@@ -19,7 +19,7 @@ use crate::mapping::{Mapping, MappingSet, TransformEnv};
 use crate::model::MergeInstruction;
 use crate::store::{Applied, Disposition, MessageStatus, NewRecord, StoreError};
 
-pub use fhir::{FhirEntryOutcome, FhirOutcome};
+pub use fhir::{FhirEntryOutcome, FhirOutcome, PageCounts};
 pub use writer::spawn_writer;
 
 /// How a connector's records are read and mapped.
@@ -348,6 +348,7 @@ fn refused_record(ctx: &ConnectorContext, raw: Vec<u8>, origin: Option<String>, 
         content_hash: hex_digest(&Sha256::digest(&raw)),
         raw,
         disposition: Disposition::Error { reason },
+        cursor: None,
     }
 }
 

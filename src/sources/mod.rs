@@ -5,6 +5,7 @@
 //! which stores, maps and applies them; a source never talks to the store itself. A new
 //! connector type is one folder here and one variant of [`ConnectorConfig`].
 
+pub mod fhir;
 pub mod fhir_push;
 pub mod file;
 pub mod mllp;
@@ -13,18 +14,20 @@ use serde_json::Value;
 
 use crate::config::{Document, Problem, deserialize_value};
 
+pub use fhir::FhirConfig;
 pub use fhir_push::FhirPushConfig;
 pub use file::FileConfig;
 pub use mllp::MllpConfig;
 
 /// Connector types, as written in `type:`.
-pub const TYPES: &[&str] = &["mllp", "file", "fhir_push"];
+pub const TYPES: &[&str] = &["mllp", "file", "fhir", "fhir_push"];
 
 /// One connector file, typed.
 #[derive(Debug, Clone)]
 pub enum ConnectorConfig {
     Mllp(MllpConfig),
     File(FileConfig),
+    Fhir(FhirConfig),
     FhirPush(FhirPushConfig),
 }
 
@@ -67,6 +70,13 @@ impl ConnectorConfig {
                     p.extend(c.check(doc));
                 }
                 (c.map(ConnectorConfig::File), p)
+            }
+            "fhir" => {
+                let (c, mut p) = deserialize_value::<FhirConfig>(doc, &rest, "");
+                if let Some(c) = &c {
+                    p.extend(c.check(doc));
+                }
+                (c.map(ConnectorConfig::Fhir), p)
             }
             "fhir_push" => {
                 let (c, mut p) = deserialize_value::<FhirPushConfig>(doc, &rest, "");
@@ -128,6 +138,7 @@ impl ConnectorConfig {
         match self {
             ConnectorConfig::Mllp(c) => &c.name,
             ConnectorConfig::File(c) => &c.name,
+            ConnectorConfig::Fhir(c) => &c.name,
             ConnectorConfig::FhirPush(c) => &c.name,
         }
     }
@@ -136,6 +147,7 @@ impl ConnectorConfig {
         match self {
             ConnectorConfig::Mllp(_) => "mllp",
             ConnectorConfig::File(_) => "file",
+            ConnectorConfig::Fhir(_) => "fhir",
             ConnectorConfig::FhirPush(_) => "fhir_push",
         }
     }
@@ -144,6 +156,7 @@ impl ConnectorConfig {
         match self {
             ConnectorConfig::Mllp(c) => c.enabled,
             ConnectorConfig::File(c) => c.enabled,
+            ConnectorConfig::Fhir(c) => c.enabled,
             ConnectorConfig::FhirPush(c) => c.enabled,
         }
     }
@@ -152,6 +165,7 @@ impl ConnectorConfig {
         match self {
             ConnectorConfig::Mllp(c) => c.mapping.as_deref(),
             ConnectorConfig::File(c) => c.mapping.as_deref(),
+            ConnectorConfig::Fhir(c) => c.mapping.as_deref(),
             ConnectorConfig::FhirPush(c) => c.mapping.as_deref(),
         }
     }
@@ -161,6 +175,7 @@ impl ConnectorConfig {
             ConnectorConfig::Mllp(c) => c.source_system.as_deref(),
             ConnectorConfig::File(c) => c.source_system.as_deref(),
             // FHIR has no MSH: the connector names the sender.
+            ConnectorConfig::Fhir(c) => Some(c.source_system.as_deref().unwrap_or(&c.name)),
             ConnectorConfig::FhirPush(c) => Some(c.source_system.as_deref().unwrap_or(&c.name)),
         }
     }
@@ -169,6 +184,7 @@ impl ConnectorConfig {
         match self {
             ConnectorConfig::Mllp(c) => c.phone_region.as_deref(),
             ConnectorConfig::File(c) => c.phone_region.as_deref(),
+            ConnectorConfig::Fhir(c) => c.phone_region.as_deref(),
             ConnectorConfig::FhirPush(c) => c.phone_region.as_deref(),
         }
     }
@@ -177,6 +193,7 @@ impl ConnectorConfig {
         match self {
             ConnectorConfig::Mllp(c) => c.timezone.as_deref(),
             ConnectorConfig::File(c) => c.timezone.as_deref(),
+            ConnectorConfig::Fhir(c) => c.timezone.as_deref(),
             ConnectorConfig::FhirPush(c) => c.timezone.as_deref(),
         }
     }
@@ -185,6 +202,7 @@ impl ConnectorConfig {
         match self {
             ConnectorConfig::Mllp(c) => &c.default_charset,
             ConnectorConfig::File(c) => &c.default_charset,
+            ConnectorConfig::Fhir(_) => "UNICODE UTF-8",
             ConnectorConfig::FhirPush(_) => "UNICODE UTF-8",
         }
     }

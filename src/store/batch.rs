@@ -256,6 +256,8 @@ pub struct Plan<'a> {
     pub keys_through: Option<i64>,
     pub reviews: Vec<ReviewRow>,
     pub clinical: Vec<ClinicalRow>,
+    /// Pull cursors to store, the latest per connector and resource type.
+    pub cursors: Vec<crate::store::CursorUpdate>,
     pub counters: Vec<(String, Counters)>,
 }
 
@@ -515,6 +517,16 @@ pub fn plan<'a>(
             MessageStatus::Unmapped => c.unmapped += 1,
             MessageStatus::Received => {}
         }
+        if let Some(c) = &r.cursor {
+            match plan
+                .cursors
+                .iter_mut()
+                .find(|o| o.connector == c.connector && o.resource_type == c.resource_type)
+            {
+                Some(o) => o.value.clone_from(&c.value),
+                None => plan.cursors.push(c.clone()),
+            }
+        }
         plan.applied.push(Applied {
             message_id: id,
             status: row.status,
@@ -653,6 +665,7 @@ mod tests {
                 merge: None,
                 warnings: vec![],
             },
+            cursor: None,
         }
     }
 

@@ -270,6 +270,36 @@ impl Store {
         on_backend!(self, s => s.unmerge(survivor).await)
     }
 
+    pub async fn cursors(&self, connector: &str) -> Result<Vec<(String, String)>, StoreError> {
+        on_backend!(self, s => s.cursors(connector).await)
+    }
+
+    pub async fn start_run(
+        &self,
+        connector: &str,
+        cursor_before: &serde_json::Value,
+    ) -> Result<i64, StoreError> {
+        on_backend!(self, s => s.start_run(connector, cursor_before).await)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub async fn update_run(
+        &self,
+        id: i64,
+        outcome: &str,
+        pages: i64,
+        resources: i64,
+        errors: i64,
+        cursor_after: &serde_json::Value,
+        detail: Option<&str>,
+    ) -> Result<(), StoreError> {
+        on_backend!(self, s => s.update_run(id, outcome, pages, resources, errors, cursor_after, detail).await)
+    }
+
+    pub async fn runs(&self, connector: &str, limit: i64) -> Result<Vec<RunView>, StoreError> {
+        on_backend!(self, s => s.runs(connector, limit).await)
+    }
+
     pub async fn connectors(&self) -> Result<Vec<ConnectorStatus>, StoreError> {
         on_backend!(self, s => s.connectors().await)
     }

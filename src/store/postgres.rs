@@ -367,6 +367,19 @@ impl PgStore {
             );
             statement_done!(tx, q);
         }
+        let at = jiff::Timestamp::now().to_string();
+        for k in &plan.cursors {
+            sqlx::query(
+                "INSERT INTO connector_cursors (connector, resource_type, cursor, updated_at) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (connector, resource_type) DO UPDATE SET cursor = excluded.cursor, updated_at = excluded.updated_at",
+            )
+            .bind(&k.connector)
+            .bind(&k.resource_type)
+            .bind(&k.value)
+            .bind(&at)
+            .execute(&mut **tx)
+            .await?;
+        }
         for chunk in plan.messages.chunks(CHUNK) {
             q.push(
                 "INSERT INTO messages (id, connector, origin, received_at, sender, control_id, message_type, charset, \

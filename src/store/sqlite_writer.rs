@@ -348,6 +348,14 @@ fn write(c: &Connection, plan: &Plan<'_>) -> Result<(), StoreError> {
             r.received_at
         ])?;
     }
+    let mut cursor = c.prepare_cached(
+        "INSERT INTO connector_cursors (connector, resource_type, cursor, updated_at) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (connector, resource_type) DO UPDATE SET cursor = excluded.cursor, updated_at = excluded.updated_at",
+    )?;
+    let at = jiff::Timestamp::now().to_string();
+    for k in &plan.cursors {
+        cursor.execute(params![k.connector, k.resource_type, k.value, at])?;
+    }
     let mut message = c.prepare_cached(
         "INSERT INTO messages (id, connector, origin, received_at, sender, control_id, message_type, charset,
            content_hash, raw, status, error, warnings, mapping, person_id, duplicate_of)

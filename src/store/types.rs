@@ -59,6 +59,18 @@ pub struct NewRecord {
     pub content_hash: String,
     pub raw: Vec<u8>,
     pub disposition: Disposition,
+    /// A pull connector's position, committed with this record (the last of its page): a crash
+    /// re-reads at most the page, whose records are then duplicates.
+    pub cursor: Option<CursorUpdate>,
+}
+
+/// Where a pull connector stands for one resource type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CursorUpdate {
+    pub connector: String,
+    pub resource_type: String,
+    /// The `meta.lastUpdated` up to which everything has been read.
+    pub value: String,
 }
 
 /// What to do with a record besides logging it.
@@ -288,6 +300,28 @@ pub struct ConnectorStatus {
     pub unmapped: i64,
     pub last_message_at: Option<String>,
     pub updated_at: String,
+    /// A pull connector's latest run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_run: Option<RunView>,
+}
+
+/// One run of a pull connector.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct RunView {
+    pub id: i64,
+    pub connector: String,
+    pub started_at: String,
+    pub ended_at: Option<String>,
+    /// `running`, `ok`, `failed`, `interrupted`.
+    pub outcome: String,
+    pub pages: i64,
+    pub resources: i64,
+    pub errors: i64,
+    /// Cursors per resource type before and after the run, JSON objects.
+    pub cursor_before: Option<serde_json::Value>,
+    pub cursor_after: Option<serde_json::Value>,
+    /// Why it failed (no patient data).
+    pub detail: Option<String>,
 }
 
 /// What happened to one dropped file.

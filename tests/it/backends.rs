@@ -157,6 +157,7 @@ async fn many_identifiers(backend: Backend) {
             merge: None,
             warnings: vec![],
         },
+        cursor: None,
     };
     let first = t
         .hub

@@ -64,7 +64,7 @@ fn validate_lists_every_problem_with_file_and_line() {
         ("a.yaml:3: listen: expected HOST:PORT", "bad port"),
         ("a.yaml:4: max_conections: unknown key", "typo in a connector"),
         (
-            "b.yaml:1: type: unknown connector type \"ftp\" (expected one of mllp, file)",
+            "b.yaml:1: type: unknown connector type \"ftp\" (expected one of mllp, file, fhir, fhir_push)",
             "unknown type",
         ),
         (

@@ -176,7 +176,7 @@ async fn an_a40_merge_brings_the_retired_patients_timeline_under_the_survivor() 
     );
 
     // The merge is an ordinary one: undoing it gives the retired person its timeline back.
-    let client = reqwest::Client::new();
+    let client = crate::helpers::http();
     let resp = client
         .post(format!("{api}/api/v1/patients/{survivor}/unmerge"))
         .send()

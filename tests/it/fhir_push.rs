@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use crate::helpers::*;
 
 async fn push(api: &str, body: &str) -> (u16, Value) {
-    let resp = reqwest::Client::new()
+    let resp = crate::helpers::http()
         .post(format!("{api}/fhir/r4"))
         .header("content-type", "application/fhir+json")
         .body(body.to_string())

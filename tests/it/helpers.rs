@@ -251,7 +251,7 @@ pub fn adt(control_id: &str, mrn: &str, family: &str) -> String {
 
 /// GET a JSON document from the API.
 pub async fn get_json(url: &str) -> (u16, serde_json::Value) {
-    let resp = reqwest::get(url).await.expect("API answers");
+    let resp = http().get(url).send().await.expect("API answers");
     let status = resp.status().as_u16();
     (status, resp.json().await.unwrap_or(serde_json::Value::Null))
 }
@@ -311,4 +311,11 @@ pub async fn messages_with(
         })
         .await
         .expect("the message log answers")
+}
+
+/// An HTTP client for the tests. reqwest is built with rustls and no built-in crypto provider
+/// (the hub installs ring's); the first client installs it for the test process.
+pub fn http() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::new()
 }

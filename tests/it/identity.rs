@@ -29,7 +29,7 @@ async fn person_of(api: &str, identifier: &str) -> serde_json::Value {
 }
 
 async fn post(url: &str, body: Option<serde_json::Value>) -> (u16, serde_json::Value) {
-    let client = reqwest::Client::new();
+    let client = crate::helpers::http();
     let mut req = client.post(url);
     if let Some(b) = body {
         req = req.json(&b);
@@ -297,6 +297,7 @@ fn store_record(system: &str, control: &str, patch: serde_json::Value) -> carehu
             merge: None,
             warnings: vec![],
         },
+        cursor: None,
     }
 }
 

@@ -1,0 +1,275 @@
+//! The HTTP side of a FHIR pull: authenticated GETs of search pages, retried with backoff.
+//!
+//! Connect errors, timeouts, 429 and 5xx answers are retried: the wait doubles from
+//! `initial_backoff_ms` with jitter, up to `max_backoff_secs`, and a `Retry-After` (seconds or
+//! an HTTP date) is honoured within that bound. A 401 with OAuth2 fetches a new token once. Any
+//! other answer fails the request at once. Errors carry statuses and URLs without query
+//! strings — never resource content.
+
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::sync::Mutex;
+
+use super::config::{FhirAuth, FhirConfig};
+
+/// Why a request failed after its attempts.
+#[derive(Debug, thiserror::Error)]
+pub enum PullError {
+    #[error("{url}: {reason} (after {attempts} attempt(s))")]
+    Unreachable {
+        url: String,
+        reason: String,
+        attempts: u32,
+    },
+    #[error("{url}: HTTP {status}{}", detail.as_ref().map(|d| format!(": {d}")).unwrap_or_default())]
+    Status {
+        url: String,
+        status: u16,
+        detail: Option<String>,
+    },
+    #[error("{url}: the answer is not a FHIR Bundle ({reason})")]
+    NotABundle { url: String, reason: String },
+    #[error("token endpoint: {0}")]
+    Token(String),
+}
+
+/// A cached OAuth2 access token.
+struct Token {
+    value: String,
+    expires: std::time::Instant,
+}
+
+pub struct FhirClient {
+    http: reqwest::Client,
+    auth: FhirAuth,
+    token: Mutex<Option<Token>>,
+    max_attempts: u32,
+    initial_backoff: Duration,
+    max_backoff: Duration,
+}
+
+/// A URL fit for logs: scheme, host, path; no query (search parameters can name patients).
+pub fn shown(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(mut u) => {
+            u.set_query(None);
+            u.to_string()
+        }
+        Err(_) => "(bad URL)".into(),
+    }
+}
+
+impl FhirClient {
+    pub fn new(cfg: &FhirConfig) -> Result<FhirClient, reqwest::Error> {
+        // TLS through rustls with the ring provider (built without aws-lc's C toolchain); the
+        // first client installs it for the process.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(cfg.connect_timeout_secs))
+            .read_timeout(Duration::from_secs(cfg.read_timeout_secs))
+            .timeout(Duration::from_secs(cfg.read_timeout_secs.saturating_mul(2)))
+            .user_agent(concat!("carehub/", env!("CARGO_PKG_VERSION")))
+            .gzip(true)
+            .build()?;
+        Ok(FhirClient {
+            http,
+            auth: cfg.auth.clone(),
+            token: Mutex::new(None),
+            max_attempts: cfg.max_attempts.max(1),
+            initial_backoff: Duration::from_millis(cfg.initial_backoff_ms),
+            max_backoff: Duration::from_secs(cfg.max_backoff_secs),
+        })
+    }
+
+    /// GETs a search page and reads it as a Bundle.
+    pub async fn get_bundle(&self, url: &str) -> Result<Value, PullError> {
+        let mut attempt = 0;
+        let mut refreshed = false;
+        loop {
+            attempt += 1;
+            let mut req = self.http.get(url).header("accept", "application/fhir+json");
+            req = self.authorize(req).await?;
+            let wait = match req.send().await {
+                Err(e) => {
+                    let reason = if e.is_timeout() {
+                        "timed out".to_string()
+                    } else {
+                        "connection failed".to_string()
+                    };
+                    if attempt >= self.max_attempts {
+                        return Err(PullError::Unreachable {
+                            url: shown(url),
+                            reason,
+                            attempts: attempt,
+                        });
+                    }
+                    None
+                }
+                Ok(resp) => {
+                    let status = resp.status().as_u16();
+                    if resp.status().is_success() {
+                        let body = resp.bytes().await.map_err(|_| PullError::Unreachable {
+                            url: shown(url),
+                            reason: "the answer was cut off".into(),
+                            attempts: attempt,
+                        })?;
+                        let v: Value = serde_json::from_slice(&body).map_err(|e| PullError::NotABundle {
+                            url: shown(url),
+                            reason: format!("not JSON: line {} column {}", e.line(), e.column()),
+                        })?;
+                        if v["resourceType"] != "Bundle" {
+                            return Err(PullError::NotABundle {
+                                url: shown(url),
+                                reason: "resourceType is not Bundle".into(),
+                            });
+                        }
+                        return Ok(v);
+                    }
+                    if status == 401
+                        && matches!(self.auth, FhirAuth::Oauth2ClientCredentials { .. })
+                        && !refreshed
+                    {
+                        // The token expired early or was revoked: one new token, then once more.
+                        *self.token.lock().await = None;
+                        refreshed = true;
+                        attempt -= 1;
+                        continue;
+                    }
+                    let retryable = status == 429 || status >= 500;
+                    if !retryable || attempt >= self.max_attempts {
+                        return Err(PullError::Status {
+                            url: shown(url),
+                            status,
+                            detail: (attempt > 1).then(|| format!("after {attempt} attempts")),
+                        });
+                    }
+                    retry_after(resp.headers())
+                }
+            };
+            tokio::time::sleep(self.backoff(attempt, wait)).await;
+        }
+    }
+
+    /// The wait before attempt `attempt + 1`: the server's word if it gave one, else doubling
+    /// with up to 50% jitter; never more than `max_backoff`.
+    fn backoff(&self, attempt: u32, server: Option<Duration>) -> Duration {
+        if let Some(d) = server {
+            return d.min(self.max_backoff);
+        }
+        let base = self.initial_backoff.saturating_mul(1u32 << (attempt - 1).min(16));
+        // Jitter from the random bits of a v7 UUID: no RNG crate for one number.
+        let jitter = (uuid::Uuid::now_v7().as_u128() as u64 % 1000) as u32;
+        let with_jitter = base + base.mul_f64(f64::from(jitter) / 2000.0);
+        with_jitter.min(self.max_backoff)
+    }
+
+    async fn authorize(&self, req: reqwest::RequestBuilder) -> Result<reqwest::RequestBuilder, PullError> {
+        Ok(match &self.auth {
+            FhirAuth::None => req,
+            FhirAuth::Basic { username, password } => req.basic_auth(username, Some(password.expose())),
+            FhirAuth::Bearer { token } => req.bearer_auth(token.expose()),
+            FhirAuth::Oauth2ClientCredentials { .. } => {
+                let token = self.oauth_token().await?;
+                req.bearer_auth(token)
+            }
+        })
+    }
+
+    /// The cached token, or a new one from the token endpoint (client credentials, HTTP basic
+    /// client authentication). Refreshed a little before it expires.
+    async fn oauth_token(&self) -> Result<String, PullError> {
+        let FhirAuth::Oauth2ClientCredentials {
+            token_url,
+            client_id,
+            client_secret,
+            scope,
+        } = &self.auth
+        else {
+            return Err(PullError::Token("not configured".into()));
+        };
+        let mut cached = self.token.lock().await;
+        if let Some(t) = cached.as_ref()
+            && t.expires > std::time::Instant::now()
+        {
+            return Ok(t.value.clone());
+        }
+        let mut form = vec![("grant_type", "client_credentials".to_string())];
+        if let Some(s) = scope {
+            form.push(("scope", s.clone()));
+        }
+        let resp = self
+            .http
+            .post(token_url)
+            .basic_auth(client_id, Some(client_secret.expose()))
+            .form(&form)
+            .send()
+            .await
+            .map_err(|_| PullError::Token(format!("{} did not answer", shown(token_url))))?;
+        if !resp.status().is_success() {
+            return Err(PullError::Token(format!(
+                "{} answered HTTP {}",
+                shown(token_url),
+                resp.status().as_u16()
+            )));
+        }
+        let body: Value = resp
+            .json()
+            .await
+            .map_err(|_| PullError::Token("the answer is not JSON".into()))?;
+        let value = body["access_token"]
+            .as_str()
+            .ok_or_else(|| PullError::Token("no access_token in the answer".into()))?
+            .to_string();
+        let ttl = body["expires_in"].as_u64().unwrap_or(300);
+        // Renew a little early so a request never leaves with a token about to expire.
+        let margin = (ttl / 10).clamp(1, 30);
+        *cached = Some(Token {
+            value: value.clone(),
+            expires: std::time::Instant::now() + Duration::from_secs(ttl.saturating_sub(margin)),
+        });
+        Ok(value)
+    }
+}
+
+/// `Retry-After` in seconds or as an HTTP date.
+fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    let v = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(secs) = v.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let when = jiff::fmt::rfc2822::parse(v).ok()?.timestamp();
+    let secs = when.as_second() - jiff::Timestamp::now().as_second();
+    Some(Duration::from_secs(secs.max(0) as u64))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_reads_seconds_and_http_dates() {
+        let mut h = reqwest::header::HeaderMap::new();
+        h.insert(reqwest::header::RETRY_AFTER, "7".parse().unwrap());
+        assert_eq!(retry_after(&h), Some(Duration::from_secs(7)));
+        h.insert(
+            reqwest::header::RETRY_AFTER,
+            "Wed, 21 Oct 2015 07:28:00 GMT".parse().unwrap(),
+        );
+        assert_eq!(
+            retry_after(&h),
+            Some(Duration::ZERO),
+            "a date in the past means now"
+        );
+        h.insert(reqwest::header::RETRY_AFTER, "soon".parse().unwrap());
+        assert_eq!(retry_after(&h), None);
+    }
+
+    #[test]
+    fn urls_are_shown_without_their_query() {
+        assert_eq!(
+            shown("https://ehr.example.org/fhir/Patient?name=Nguyen&_count=10"),
+            "https://ehr.example.org/fhir/Patient"
+        );
+    }
+}

@@ -1,0 +1,305 @@
+//! One pull run, and the schedule that starts them.
+//!
+//! For each configured resource type, in order: search with `_lastUpdated=ge<cursor>` (the
+//! resources at exactly the cursor's instant are read again and recognised as duplicates, so a
+//! page boundary between two resources of the same instant loses nothing), `_sort=_lastUpdated`
+//! and `_count`, then follow the Bundle's `next` links (relative or absolute). Each page goes
+//! through the pipeline and its new cursor — the latest `meta.lastUpdated` read — is committed
+//! with the page's last record: a crash re-reads at most one page and changes nothing.
+//! Runs of one connector never overlap: the schedule waits for a run to end.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+use super::client::{FhirClient, PullError, shown};
+use super::config::FhirConfig;
+use crate::mapping::FhirEntry;
+use crate::pipeline::{ConnectorContext, Ingest};
+use crate::store::{CursorUpdate, Store, StoreError};
+
+/// What a run did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunSummary {
+    pub pages: u64,
+    pub resources: u64,
+    pub processed: u64,
+    pub duplicates: u64,
+    pub unmapped: u64,
+    pub errors: u64,
+    /// Resource type → cursor, before and after.
+    pub cursors_before: BTreeMap<String, String>,
+    pub cursors_after: BTreeMap<String, String>,
+    /// Why the run stopped early, when it did.
+    pub failure: Option<String>,
+}
+
+/// A `type: fhir` connector, ready to run.
+pub struct Puller {
+    pub cfg: FhirConfig,
+    pub ctx: ConnectorContext,
+    pub ingest: Ingest,
+    pub store: Store,
+    client: FhirClient,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Pull(#[from] PullError),
+    #[error("the store: {0}")]
+    Store(#[from] StoreError),
+}
+
+impl Puller {
+    pub fn new(
+        cfg: FhirConfig,
+        ctx: ConnectorContext,
+        ingest: Ingest,
+        store: Store,
+    ) -> Result<Puller, reqwest::Error> {
+        let client = FhirClient::new(&cfg)?;
+        Ok(Puller {
+            cfg,
+            ctx,
+            ingest,
+            store,
+            client,
+        })
+    }
+
+    /// One run: every resource type from its cursor to the end. The run, its counts and its
+    /// cursors are recorded; a failure marks the connector degraded (the next run resumes from
+    /// the cursor), a success marks it running.
+    pub async fn run_once(&self) -> Result<RunSummary, StoreError> {
+        let name = &self.cfg.name;
+        let before: BTreeMap<String, String> = self.store.cursors(name).await?.into_iter().collect();
+        let run = self
+            .store
+            .start_run(name, &serde_json::to_value(&before).unwrap_or_default())
+            .await?;
+        let mut summary = RunSummary {
+            cursors_before: before.clone(),
+            cursors_after: before,
+            ..Default::default()
+        };
+        for query in &self.cfg.resources {
+            if let Err(e) = self.pull_type(run, query, &mut summary).await {
+                match e {
+                    RunError::Store(e) => {
+                        self.finish(run, &summary, "failed", Some(&format!("the store: {e}")))
+                            .await?;
+                        return Err(e);
+                    }
+                    RunError::Pull(e) => {
+                        let why = format!("{}: {e}", query.resource_type);
+                        tracing::warn!(connector = %name, reason = %why, "a pull run failed; the next run resumes from the cursor");
+                        summary.failure = Some(why.clone());
+                        self.finish(run, &summary, "failed", Some(&why)).await?;
+                        self.store
+                            .set_connector_state(
+                                name,
+                                "fhir",
+                                "degraded",
+                                Some(&format!("last run failed: {why}")),
+                            )
+                            .await?;
+                        return Ok(summary);
+                    }
+                }
+            }
+        }
+        self.finish(run, &summary, "ok", None).await?;
+        let detail = format!(
+            "last run ok: {} resources in {} pages ({} new, {} already had)",
+            summary.resources, summary.pages, summary.processed, summary.duplicates
+        );
+        self.store
+            .set_connector_state(name, "fhir", "running", Some(&detail))
+            .await?;
+        Ok(summary)
+    }
+
+    async fn finish(
+        &self,
+        run: i64,
+        s: &RunSummary,
+        outcome: &str,
+        detail: Option<&str>,
+    ) -> Result<(), StoreError> {
+        self.store
+            .update_run(
+                run,
+                outcome,
+                s.pages as i64,
+                s.resources as i64,
+                s.errors as i64,
+                &serde_json::to_value(&s.cursors_after).unwrap_or_default(),
+                detail,
+            )
+            .await
+    }
+
+    async fn pull_type(
+        &self,
+        run: i64,
+        query: &super::config::ResourceQuery,
+        summary: &mut RunSummary,
+    ) -> Result<(), RunError> {
+        let base = self.cfg.base_url.trim_end_matches('/');
+        let t = &query.resource_type;
+        let mut url = format!("{base}/{t}?_sort=_lastUpdated&_count={}", self.cfg.page_size);
+        if let Some(c) = summary.cursors_after.get(t) {
+            url.push_str(&format!("&_lastUpdated=ge{}", encode(c)));
+        }
+        if let Some(p) = &query.params {
+            url.push('&');
+            url.push_str(p);
+        }
+        let mut seen_pages = std::collections::HashSet::new();
+        loop {
+            if !seen_pages.insert(url.clone()) {
+                // A server whose next link points back at a page it served: stop, not loop.
+                tracing::warn!(connector = %self.cfg.name, url = %shown(&url), "a next link repeats an earlier page; the run stops there");
+                break;
+            }
+            let bundle = self.client.get_bundle(&url).await?;
+            let entries = page_entries(&bundle);
+            let page_max = entries
+                .iter()
+                .filter(|e| e.resource_type() == t.as_str())
+                .filter_map(|e| e.resource["meta"]["lastUpdated"].as_str())
+                .filter_map(|s| s.parse::<jiff::Timestamp>().ok().map(|ts| (ts, s.to_string())))
+                .max_by_key(|(ts, _)| *ts);
+            let current = summary
+                .cursors_after
+                .get(t)
+                .and_then(|c| c.parse::<jiff::Timestamp>().ok());
+            let cursor = match (page_max, current) {
+                (Some((ts, text)), Some(cur)) if ts > cur => Some(text),
+                (Some((_, text)), None) => Some(text),
+                _ => None,
+            };
+            summary.pages += 1;
+            summary.resources += entries.len() as u64;
+            if !entries.is_empty() {
+                let update = cursor.clone().map(|value| CursorUpdate {
+                    connector: self.cfg.name.clone(),
+                    resource_type: t.clone(),
+                    value,
+                });
+                let counts = self
+                    .ingest
+                    .submit_page(&self.ctx, entries, Some(shown(&url)), update)
+                    .await?;
+                summary.processed += counts.processed;
+                summary.duplicates += counts.duplicates;
+                summary.unmapped += counts.unmapped;
+                summary.errors += counts.errors;
+                if let Some(c) = cursor {
+                    summary.cursors_after.insert(t.clone(), c);
+                }
+            }
+            self.finish(run, summary, "running", None).await?;
+            match next_link(&bundle, &url) {
+                Some(next) => url = next,
+                None => break,
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A cursor in a URL: `+` of an offset must not become a space.
+fn encode(s: &str) -> String {
+    s.replace('+', "%2B").replace(':', "%3A")
+}
+
+/// The resources of a search page (matches and includes; an OperationOutcome the server adds
+/// is not a record).
+fn page_entries(bundle: &Value) -> Vec<FhirEntry> {
+    bundle["entry"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|e| e["search"]["mode"] != "outcome")
+        .filter_map(|e| {
+            let resource = e.get("resource").filter(|r| r.is_object())?.clone();
+            Some(FhirEntry {
+                full_url: e["fullUrl"].as_str().map(str::to_string),
+                resource,
+            })
+        })
+        .collect()
+}
+
+/// The `next` link, made absolute against the page's own URL.
+fn next_link(bundle: &Value, current: &str) -> Option<String> {
+    let href = bundle["link"]
+        .as_array()?
+        .iter()
+        .find(|l| l["relation"] == "next")?["url"]
+        .as_str()?;
+    let base = reqwest::Url::parse(current).ok()?;
+    base.join(href).ok().map(|u| u.to_string())
+}
+
+/// Runs the connector on its schedule until `shutdown`.
+pub async fn serve(puller: Puller, tz: jiff::tz::TimeZone, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+    let name = puller.cfg.name.clone();
+    let Ok(cron) = super::schedule::parse(&puller.cfg.schedule) else {
+        return;
+    };
+    loop {
+        let Some(next) = super::schedule::next_after(&cron, jiff::Timestamp::now(), &tz) else {
+            tracing::error!(connector = %name, "the schedule names no future time; the connector stops");
+            return;
+        };
+        let wait = next.timestamp().duration_since(jiff::Timestamp::now());
+        let wait = std::time::Duration::try_from(wait).unwrap_or_default();
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = shutdown.wait_for(|s| *s) => return,
+        }
+        // A run is finished before the next one is considered: runs never overlap, and a stop
+        // lets the current page commit (the run is recorded as interrupted at the next start).
+        tokio::select! {
+            r = puller.run_once() => {
+                if let Err(e) = r {
+                    tracing::error!(connector = %name, error = %e, "a pull run could not be recorded");
+                }
+            }
+            _ = shutdown.wait_for(|s| *s) => return,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn next_links_may_be_relative_or_absolute() {
+        let page = "https://ehr.example.org/fhir/Patient?_count=2";
+        let rel = json!({"link": [{"relation": "self", "url": "x"}, {"relation": "next", "url": "Patient?_page=2"}]});
+        assert_eq!(
+            next_link(&rel, page).as_deref(),
+            Some("https://ehr.example.org/fhir/Patient?_page=2")
+        );
+        let abs = json!({"link": [{"relation": "next", "url": "https://other.example.org/fhir/p3"}]});
+        assert_eq!(
+            next_link(&abs, page).as_deref(),
+            Some("https://other.example.org/fhir/p3")
+        );
+        assert_eq!(next_link(&json!({"link": []}), page), None);
+    }
+
+    #[test]
+    fn cursors_keep_their_offset_in_a_url() {
+        assert_eq!(
+            encode("2024-01-05T08:30:00+07:00"),
+            "2024-01-05T08%3A30%3A00%2B07%3A00"
+        );
+    }
+}

@@ -1,0 +1,733 @@
+//! A local FHIR R4 server for the FHIR pull connector's tests (`type: fhir`): `_lastUpdated`
+//! searches paged over a snapshot, next links both relative and absolute, injected failures,
+//! and no / basic / OAuth2 client-credentials auth, plus the corpus's FHIR resources to serve.
+//! It is a test double: it answers only what an incremental pull asks, and must not grow into a
+//! FHIR server (no reads, no writes over HTTP, no other search parameters).
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::{Path as UrlPath, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use jiff::Timestamp;
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+/// The page size when a search gives no `_count`.
+const DEFAULT_COUNT: usize = 50;
+/// The largest page size; a larger `_count` is cut to it.
+const MAX_COUNT: usize = 1000;
+
+/// A FHIR R4 server on a port of 127.0.0.1, serving searches under `/fhir` and OAuth2 tokens at
+/// `/token`. Dropping it stops the server.
+pub struct FhirServer {
+    shared: Arc<Mutex<ServerState>>,
+    addr: SocketAddr,
+    /// Dropped with the server, which ends the graceful shutdown's wait.
+    _stop: oneshot::Sender<()>,
+}
+
+/// What the server has answered so far, for assertions.
+#[derive(Clone, Debug, Default)]
+pub struct ServerStats {
+    /// Searches answered 200 (first pages and next pages).
+    pub searches_ok: usize,
+    /// Searches answered with an injected failure ([`FhirServer::fail_next`]) or a 400.
+    pub searches_failed: usize,
+    /// Searches answered 401.
+    pub unauthorized: usize,
+    /// Tokens the token endpoint handed out.
+    pub tokens_issued: usize,
+    /// The query string of every search request, in order (empty when it had none).
+    pub queries: Vec<String>,
+}
+
+impl FhirServer {
+    /// Starts a server holding `resources` (FHIR JSON objects with resourceType and id;
+    /// meta.lastUpdated and meta.versionId are set by the server when absent, see `put`).
+    pub async fn start(resources: Vec<Value>) -> FhirServer {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind a port for the FHIR server");
+        let addr = listener.local_addr().expect("the FHIR server's address");
+        let mut state = ServerState::new(format!("http://{addr}/fhir"));
+        state.load(resources);
+        let shared = Arc::new(Mutex::new(state));
+        let (stop, stopped) = oneshot::channel::<()>();
+        tokio::spawn(run(listener, shared.clone(), async move {
+            let _ = stopped.await;
+        }));
+        FhirServer {
+            shared,
+            addr,
+            _stop: stop,
+        }
+    }
+
+    /// The service base URL: `http://127.0.0.1:PORT/fhir`.
+    pub fn base_url(&self) -> String {
+        format!("http://{}/fhir", self.addr)
+    }
+
+    /// The OAuth2 token endpoint: `http://127.0.0.1:PORT/token`.
+    pub fn token_url(&self) -> String {
+        format!("http://{}/token", self.addr)
+    }
+
+    /// Adds or updates a resource: a new version (versionId + 1) with lastUpdated = now
+    /// (strictly later than any earlier lastUpdated the server handed out, even within the same
+    /// millisecond). Searches already under way keep paging over what they started on.
+    pub fn put(&self, resource: Value) {
+        lock(&self.shared).put(resource);
+    }
+
+    /// The next `n` search requests (GET /fhir/{Type}…, including next-page requests) answer
+    /// with `status` (e.g. 429 or 500) and, when given, a `Retry-After: secs` header, before
+    /// normal service resumes. They fail whatever their credentials.
+    pub fn fail_next(&self, n: usize, status: u16, retry_after_secs: Option<u64>) {
+        let status = StatusCode::from_u16(status).expect("fail_next takes an HTTP status");
+        lock(&self.shared).failures = Failures {
+            left: n,
+            status,
+            retry_after_secs,
+        };
+    }
+
+    /// Requires `Authorization: Bearer <token>` on searches; tokens come from the token
+    /// endpoint for this client id/secret and expire after `ttl_secs` (then searches answer
+    /// 401). Replaces any earlier auth requirement.
+    pub fn require_oauth(&self, client_id: &str, client_secret: &str, ttl_secs: u64) {
+        lock(&self.shared).auth = Auth::OAuth2 {
+            client_id: client_id.to_string(),
+            client_secret: client_secret.to_string(),
+            ttl_secs,
+        };
+    }
+
+    /// Requires HTTP basic auth on searches. Replaces any earlier auth requirement.
+    pub fn require_basic(&self, user: &str, password: &str) {
+        lock(&self.shared).auth = Auth::Basic {
+            user: user.to_string(),
+            password: password.to_string(),
+        };
+    }
+
+    /// Expires every token handed out so far (the next search with one answers 401).
+    pub fn expire_tokens(&self) {
+        lock(&self.shared).tokens.clear();
+    }
+
+    /// Counters for assertions: searches served (by status), tokens issued, and the query
+    /// strings received.
+    pub fn stats(&self) -> ServerStats {
+        lock(&self.shared).stats.clone()
+    }
+
+    /// Loads every resource of the given types from the corpus's FHIR folder (`<corpus>/fhir`,
+    /// json Bundles and ndjson files: Synthea transaction bundles, bulk ndjson, official
+    /// examples), de-duplicated by Type/id (the first in file order wins), with ids assigned
+    /// where missing (from the entry's `fullUrl` when it ends in one, else `corpus-N`).
+    /// Bundles are unpacked, nested ones too, and are not resources themselves.
+    pub fn corpus_resources(corpus: &Path, types: &[&str]) -> Vec<Value> {
+        let mut files = Vec::new();
+        fhir_files(&corpus.join("fhir"), &mut files);
+        let mut found = Vec::new();
+        for file in files {
+            let Ok(text) = std::fs::read_to_string(&file) else {
+                continue;
+            };
+            let documents: Vec<Value> = if file.extension().is_some_and(|x| x == "ndjson") {
+                text.lines()
+                    .filter_map(|line| serde_json::from_str(line).ok())
+                    .collect()
+            } else {
+                serde_json::from_str(&text).into_iter().collect()
+            };
+            for document in documents {
+                unpack(document, None, &mut found);
+            }
+        }
+        let mut seen = HashSet::new();
+        let mut generated = 0;
+        let mut out = Vec::new();
+        for (mut resource, full_url) in found {
+            let Some(rtype) = resource["resourceType"].as_str().map(str::to_string) else {
+                continue;
+            };
+            if !types.contains(&rtype.as_str()) {
+                continue;
+            }
+            if resource["id"].as_str().is_none() {
+                let id = full_url.as_deref().and_then(id_from_full_url).unwrap_or_else(|| {
+                    generated += 1;
+                    format!("corpus-{generated}")
+                });
+                resource["id"] = json!(id);
+            }
+            if seen.insert(format!("{rtype}/{}", resource["id"].as_str().unwrap_or_default())) {
+                out.push(resource);
+            }
+        }
+        out
+    }
+}
+
+/// Serves `shared` on `listener` until `shutdown` completes.
+async fn run(
+    listener: TcpListener,
+    shared: Arc<Mutex<ServerState>>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) {
+    let app = Router::new()
+        .route("/fhir/{resource_type}", get(search))
+        .route("/token", post(token))
+        .with_state(shared);
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+        .expect("the FHIR test server runs");
+}
+
+fn lock(shared: &Mutex<ServerState>) -> MutexGuard<'_, ServerState> {
+    shared
+        .lock()
+        .expect("no handler panicked holding the FHIR server's state")
+}
+
+/// Everything the server holds, behind one lock (no handler awaits while holding it).
+struct ServerState {
+    base: String,
+    /// Type → id → current version.
+    resources: HashMap<String, BTreeMap<String, Stored>>,
+    /// The latest lastUpdated handed out or loaded; the next one is strictly later.
+    last_stamp: Timestamp,
+    /// The searches started so far, by number: what their page tokens page over.
+    searches: Vec<Snapshot>,
+    failures: Failures,
+    auth: Auth,
+    /// Live bearer tokens and when they expire.
+    tokens: HashMap<String, Instant>,
+    stats: ServerStats,
+}
+
+/// A resource's current version with its parsed lastUpdated.
+struct Stored {
+    updated: Timestamp,
+    resource: Value,
+}
+
+/// The resources a search matched when it started, in order, and its page size.
+struct Snapshot {
+    resource_type: String,
+    matches: Vec<Value>,
+    count: usize,
+}
+
+/// Failures still to inject into searches.
+struct Failures {
+    left: usize,
+    status: StatusCode,
+    retry_after_secs: Option<u64>,
+}
+
+/// The credentials searches need.
+enum Auth {
+    None,
+    Basic {
+        user: String,
+        password: String,
+    },
+    OAuth2 {
+        client_id: String,
+        client_secret: String,
+        ttl_secs: u64,
+    },
+}
+
+impl ServerState {
+    fn new(base: String) -> ServerState {
+        ServerState {
+            base,
+            resources: HashMap::new(),
+            last_stamp: Timestamp::UNIX_EPOCH,
+            searches: Vec::new(),
+            failures: Failures {
+                left: 0,
+                status: StatusCode::OK,
+                retry_after_secs: None,
+            },
+            auth: Auth::None,
+            tokens: HashMap::new(),
+            stats: ServerStats::default(),
+        }
+    }
+
+    /// Takes the resources as given, filling in meta.versionId ("1") and meta.lastUpdated
+    /// (stamped in order, later than every lastUpdated already present) where absent.
+    fn load(&mut self, resources: Vec<Value>) {
+        let given = |r: &Value| {
+            r["meta"]["lastUpdated"]
+                .as_str()
+                .and_then(|s| s.parse::<Timestamp>().ok())
+        };
+        if let Some(latest) = resources.iter().filter_map(given).max() {
+            self.last_stamp = self.last_stamp.max(latest);
+        }
+        for mut resource in resources {
+            let updated = match given(&resource) {
+                Some(updated) => updated,
+                None => {
+                    let updated = self.next_stamp();
+                    meta_of(&mut resource)["lastUpdated"] = json!(format!("{updated:.3}"));
+                    updated
+                }
+            };
+            if resource["meta"]["versionId"].is_null() {
+                meta_of(&mut resource)["versionId"] = json!("1");
+            }
+            self.insert(updated, resource);
+        }
+    }
+
+    fn put(&mut self, mut resource: Value) {
+        let (rtype, id) = type_and_id(&resource);
+        let version = self
+            .resources
+            .get(&rtype)
+            .and_then(|by_id| by_id.get(&id))
+            .and_then(|stored| stored.resource["meta"]["versionId"].as_str()?.parse::<u64>().ok())
+            .unwrap_or(0)
+            + 1;
+        let updated = self.next_stamp();
+        let meta = meta_of(&mut resource);
+        meta["versionId"] = json!(version.to_string());
+        meta["lastUpdated"] = json!(format!("{updated:.3}"));
+        self.insert(updated, resource);
+    }
+
+    fn insert(&mut self, updated: Timestamp, resource: Value) {
+        let (rtype, id) = type_and_id(&resource);
+        self.resources
+            .entry(rtype)
+            .or_default()
+            .insert(id, Stored { updated, resource });
+    }
+
+    /// Now, to the millisecond, or 1 ms after the last stamp when that is not earlier.
+    fn next_stamp(&mut self) -> Timestamp {
+        let ms = Timestamp::now()
+            .as_millisecond()
+            .max(self.last_stamp.as_millisecond() + 1);
+        self.last_stamp = Timestamp::from_millisecond(ms).expect("a lastUpdated within jiff's range");
+        self.last_stamp
+    }
+
+    /// The answer to a search request, failures and auth first.
+    fn answer_search(&mut self, resource_type: &str, query: &str, headers: &HeaderMap) -> Response {
+        self.stats.queries.push(query.to_string());
+        if self.failures.left > 0 {
+            self.failures.left -= 1;
+            self.stats.searches_failed += 1;
+            let mut response = fhir_json(
+                self.failures.status,
+                outcome("transient", "an injected failure (FhirServer::fail_next)"),
+            );
+            if let Some(secs) = self.failures.retry_after_secs {
+                response.headers_mut().insert(header::RETRY_AFTER, secs.into());
+            }
+            return response;
+        }
+        if let Some(challenge) = self.refusal(headers) {
+            self.stats.unauthorized += 1;
+            let mut response = fhir_json(
+                StatusCode::UNAUTHORIZED,
+                outcome("login", "missing, wrong or expired credentials"),
+            );
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                challenge.parse().expect("a header value"),
+            );
+            return response;
+        }
+        match self.search(resource_type, query) {
+            Ok(bundle) => {
+                self.stats.searches_ok += 1;
+                fhir_json(StatusCode::OK, bundle)
+            }
+            Err(problem) => {
+                self.stats.searches_failed += 1;
+                fhir_json(StatusCode::BAD_REQUEST, outcome("invalid", &problem))
+            }
+        }
+    }
+
+    /// The `WWW-Authenticate` challenge when `headers` do not carry the credentials required.
+    fn refusal(&self, headers: &HeaderMap) -> Option<&'static str> {
+        let authorization = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+        match &self.auth {
+            Auth::None => None,
+            Auth::Basic { user, password } => match authorization.and_then(basic_credentials) {
+                Some((u, p)) if u == *user && p == *password => None,
+                _ => Some("Basic realm=\"fhir\""),
+            },
+            Auth::OAuth2 { .. } => {
+                let token = authorization.and_then(|v| strip_scheme(v, "Bearer"));
+                match token.and_then(|t| self.tokens.get(t)) {
+                    Some(expires) if Instant::now() < *expires => None,
+                    _ => Some("Bearer error=\"invalid_token\""),
+                }
+            }
+        }
+    }
+
+    /// One page of a search: a new search on the current resources, or the next page of one
+    /// started earlier (`_page_token`), as a searchset Bundle.
+    fn search(&mut self, resource_type: &str, query: &str) -> Result<Value, String> {
+        let params = form_pairs(query);
+        let (number, offset) = match params.iter().find(|(k, _)| k == "_page_token") {
+            Some((_, token)) => parse_page_token(token)
+                .filter(|(n, _)| {
+                    self.searches
+                        .get(*n)
+                        .is_some_and(|s| s.resource_type == resource_type)
+                })
+                .ok_or_else(|| format!("_page_token: unknown page {token:?}"))?,
+            None => {
+                let snapshot = self.snapshot(resource_type, &params)?;
+                self.searches.push(snapshot);
+                (self.searches.len() - 1, 0)
+            }
+        };
+        let snapshot = &self.searches[number];
+        let base = &self.base;
+        let entries: Vec<Value> = snapshot
+            .matches
+            .iter()
+            .skip(offset)
+            .take(snapshot.count)
+            .map(|resource| {
+                let id = resource["id"].as_str().unwrap_or_default();
+                json!({"fullUrl": format!("{base}/{resource_type}/{id}"), "resource": resource,
+                       "search": {"mode": "match"}})
+            })
+            .collect();
+        let mut links = vec![json!({"relation": "self", "url": format!("{base}/{resource_type}?{query}")})];
+        let next_offset = offset + snapshot.count;
+        if snapshot.count > 0 && next_offset < snapshot.matches.len() {
+            // Odd pages link relatively (to the service base), even pages absolutely.
+            let page = offset / snapshot.count + 1;
+            let path = format!("{resource_type}?_page_token=s{number}-{next_offset}");
+            let url = if page % 2 == 1 {
+                path
+            } else {
+                format!("{base}/{path}")
+            };
+            links.push(json!({"relation": "next", "url": url}));
+        }
+        Ok(json!({
+            "resourceType": "Bundle",
+            "id": format!("search-{number}-{offset}"),
+            "meta": {"lastUpdated": format!("{:.3}", Timestamp::now())},
+            "type": "searchset",
+            "total": snapshot.matches.len(),
+            "link": links,
+            "entry": entries,
+        }))
+    }
+
+    /// What a new search matches now, sorted by lastUpdated then id.
+    fn snapshot(&self, resource_type: &str, params: &[(String, String)]) -> Result<Snapshot, String> {
+        let mut bounds = Vec::new();
+        let mut count = DEFAULT_COUNT;
+        for (key, value) in params {
+            match key.as_str() {
+                "_lastUpdated" => bounds.push(UpdatedBound::parse(value)?),
+                "_count" => {
+                    let n: usize = value
+                        .parse()
+                        .map_err(|_| format!("_count: not a number: {value:?}"))?;
+                    count = n.min(MAX_COUNT);
+                }
+                _ => {}
+            }
+        }
+        let mut matches: Vec<(&String, &Stored)> = self
+            .resources
+            .get(resource_type)
+            .into_iter()
+            .flatten()
+            .filter(|(_, stored)| bounds.iter().all(|b| b.admits(stored.updated)))
+            .collect();
+        matches.sort_by(|(a_id, a), (b_id, b)| (a.updated, a_id).cmp(&(b.updated, b_id)));
+        Ok(Snapshot {
+            resource_type: resource_type.to_string(),
+            matches: matches
+                .into_iter()
+                .map(|(_, stored)| stored.resource.clone())
+                .collect(),
+            count,
+        })
+    }
+
+    /// The answer to a token request: client credentials in the form body or by basic auth.
+    fn answer_token(&mut self, headers: &HeaderMap, body: &str) -> Response {
+        let Auth::OAuth2 {
+            client_id,
+            client_secret,
+            ttl_secs,
+        } = &self.auth
+        else {
+            return oauth_error(
+                StatusCode::UNAUTHORIZED,
+                "invalid_client",
+                "this server does not use OAuth2",
+            );
+        };
+        let form = form_pairs(body);
+        let field = |name: &str| form.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+        if field("grant_type") != Some("client_credentials") {
+            return oauth_error(
+                StatusCode::BAD_REQUEST,
+                "unsupported_grant_type",
+                "only client_credentials is supported",
+            );
+        }
+        let by_form = field("client_id") == Some(client_id.as_str())
+            && field("client_secret") == Some(client_secret.as_str());
+        // RFC 6749 §2.3.1 form-encodes the id and secret before base64; accept them either way.
+        let by_basic = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(basic_credentials)
+            .is_some_and(|(id, secret)| {
+                (id == *client_id && secret == *client_secret)
+                    || (form_decode(&id) == *client_id && form_decode(&secret) == *client_secret)
+            });
+        if !(by_form || by_basic) {
+            return oauth_error(
+                StatusCode::UNAUTHORIZED,
+                "invalid_client",
+                "unknown client or wrong secret",
+            );
+        }
+        let ttl_secs = *ttl_secs;
+        self.stats.tokens_issued += 1;
+        let token = format!("carehub-test-token-{}", self.stats.tokens_issued);
+        self.tokens
+            .insert(token.clone(), Instant::now() + Duration::from_secs(ttl_secs));
+        let mut answer = json!({"access_token": token, "token_type": "bearer", "expires_in": ttl_secs});
+        if let Some(scope) = field("scope") {
+            answer["scope"] = json!(scope);
+        }
+        (StatusCode::OK, axum::Json(answer)).into_response()
+    }
+}
+
+async fn search(
+    State(shared): State<Arc<Mutex<ServerState>>>,
+    UrlPath(resource_type): UrlPath<String>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    lock(&shared).answer_search(&resource_type, query.as_deref().unwrap_or_default(), &headers)
+}
+
+async fn token(State(shared): State<Arc<Mutex<ServerState>>>, headers: HeaderMap, body: String) -> Response {
+    lock(&shared).answer_token(&headers, &body)
+}
+
+/// One `_lastUpdated` condition: `ge`, `gt`, `le` or `lt` and an instant.
+struct UpdatedBound {
+    prefix: String,
+    at: Timestamp,
+}
+
+impl UpdatedBound {
+    fn parse(value: &str) -> Result<UpdatedBound, String> {
+        let (prefix, instant) = value.split_at_checked(2).unwrap_or(("", value));
+        if !["ge", "gt", "le", "lt"].contains(&prefix) {
+            return Err(format!(
+                "_lastUpdated: expected ge, gt, le or lt before the instant: {value:?}"
+            ));
+        }
+        // A `+` offset sent unencoded arrives as a space.
+        let at = instant
+            .replace(' ', "+")
+            .parse::<Timestamp>()
+            .map_err(|e| format!("_lastUpdated: not an instant: {instant:?}: {e}"))?;
+        Ok(UpdatedBound {
+            prefix: prefix.to_string(),
+            at,
+        })
+    }
+
+    fn admits(&self, updated: Timestamp) -> bool {
+        match self.prefix.as_str() {
+            "ge" => updated >= self.at,
+            "gt" => updated > self.at,
+            "le" => updated <= self.at,
+            _ => updated < self.at,
+        }
+    }
+}
+
+/// `s{search}-{offset}` → (search, offset).
+fn parse_page_token(token: &str) -> Option<(usize, usize)> {
+    let (number, offset) = token.strip_prefix('s')?.split_once('-')?;
+    Some((number.parse().ok()?, offset.parse().ok()?))
+}
+
+pub fn type_and_id(resource: &Value) -> (String, String) {
+    match (resource["resourceType"].as_str(), resource["id"].as_str()) {
+        (Some(rtype), Some(id)) => (rtype.to_string(), id.to_string()),
+        _ => panic!("a resource for the FHIR server needs resourceType and id: {resource}"),
+    }
+}
+
+/// The resource's `meta` object, made one when absent or not an object.
+fn meta_of(resource: &mut Value) -> &mut Value {
+    let object = resource
+        .as_object_mut()
+        .expect("a FHIR resource is a JSON object");
+    let meta = object.entry("meta").or_insert_with(|| json!({}));
+    if !meta.is_object() {
+        *meta = json!({});
+    }
+    meta
+}
+
+fn fhir_json(status: StatusCode, body: Value) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/fhir+json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+fn outcome(code: &str, text: &str) -> Value {
+    json!({"resourceType": "OperationOutcome",
+           "issue": [{"severity": "error", "code": code, "diagnostics": text}]})
+}
+
+fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
+    (
+        status,
+        axum::Json(json!({"error": error, "error_description": description})),
+    )
+        .into_response()
+}
+
+/// The credentials in an `Authorization: Basic …` value.
+fn basic_credentials(authorization: &str) -> Option<(String, String)> {
+    let decoded = base64_decode(strip_scheme(authorization, "Basic")?)?;
+    let (user, password) = std::str::from_utf8(&decoded).ok()?.split_once(':')?;
+    Some((user.to_string(), password.to_string()))
+}
+
+/// The rest of an `Authorization` value after `scheme` (matched case-insensitively) and a space.
+fn strip_scheme<'a>(authorization: &'a str, scheme: &str) -> Option<&'a str> {
+    let (given, rest) = authorization.split_once(' ')?;
+    given.eq_ignore_ascii_case(scheme).then(|| rest.trim())
+}
+
+fn base64_decode(text: &str) -> Option<Vec<u8>> {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let (mut bits, mut nbits, mut out) = (0u32, 0, Vec::new());
+    for c in text.trim_end_matches('=').bytes() {
+        bits = (bits << 6) | ALPHABET.iter().position(|a| *a == c)? as u32;
+        nbits += 6;
+        if nbits >= 8 {
+            nbits -= 8;
+            out.push((bits >> nbits) as u8);
+            bits &= (1 << nbits) - 1;
+        }
+    }
+    Some(out)
+}
+
+/// `a=1&b=x%20y` as decoded pairs, in order (`application/x-www-form-urlencoded`).
+fn form_pairs(text: &str) -> Vec<(String, String)> {
+    text.split('&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            (form_decode(key), form_decode(value))
+        })
+        .collect()
+}
+
+/// Undoes form encoding: `+` is a space, `%XX` a byte; a stray `%` stays itself.
+fn form_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = text
+            .get(i + 1..i + 3)
+            .filter(|h| h.bytes().all(|b| b.is_ascii_hexdigit()));
+        match (bytes[i], hex) {
+            (b'+', _) => out.push(b' '),
+            (b'%', Some(hex)) => {
+                out.push(u8::from_str_radix(hex, 16).expect("two hex digits"));
+                i += 2;
+            }
+            (b, _) => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The `.json` and `.ndjson` files under `dir`, in path order.
+fn fhir_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let mut paths: Vec<PathBuf> = entries.filter_map(Result::ok).map(|e| e.path()).collect();
+    paths.sort();
+    for path in paths {
+        if path.is_dir() {
+            fhir_files(&path, out);
+        } else if path.extension().is_some_and(|x| x == "json" || x == "ndjson") {
+            out.push(path);
+        }
+    }
+}
+
+/// The resources in `document` with the `fullUrl` of their Bundle entry: Bundles are opened
+/// (nested ones too), anything else is a resource.
+fn unpack(mut document: Value, full_url: Option<String>, out: &mut Vec<(Value, Option<String>)>) {
+    if document["resourceType"] != "Bundle" {
+        out.push((document, full_url));
+        return;
+    }
+    let Value::Array(entries) = document["entry"].take() else {
+        return;
+    };
+    for mut entry in entries {
+        let full_url = entry["fullUrl"].as_str().map(str::to_string);
+        if entry["resource"].is_object() {
+            unpack(entry["resource"].take(), full_url, out);
+        }
+    }
+}
+
+/// The id a `fullUrl` ends in (`urn:uuid:…`, `…/Type/id`), when it is a valid FHIR id.
+fn id_from_full_url(full_url: &str) -> Option<String> {
+    let id = full_url
+        .strip_prefix("urn:uuid:")
+        .or_else(|| full_url.rsplit('/').next())?;
+    let valid = (1..=64).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
+    valid.then(|| id.to_string())
+}
