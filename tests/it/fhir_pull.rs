@@ -266,3 +266,59 @@ fn carehub_pull_once_runs_a_connector_from_the_command_line() {
     assert!(!missing.status.success());
     assert!(String::from_utf8_lossy(&missing.stderr).contains("no FHIR pull connector named nope"));
 }
+
+/// The three example connectors shipped in `connectors/` (EMR, LIS, scheduling), pointed at
+/// local test servers loaded with the corpus's resources, each with its own authentication.
+#[tokio::test]
+async fn the_shipped_example_connectors_pull_the_corpus() {
+    let Some(corpus) = corpus_dir() else { return };
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("connectors");
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let mut servers = Vec::new();
+    let mut files = Vec::new();
+    for (file, types) in [
+        ("ehr-fhir", &["Patient", "Encounter", "Condition"][..]),
+        ("lis-fhir", &["DiagnosticReport", "Observation"][..]),
+        ("scheduling-fhir", &["Appointment"][..]),
+    ] {
+        let server = FhirServer::start(FhirServer::corpus_resources(&corpus, types)).await;
+        let yaml = std::fs::read_to_string(shipped.join(format!("{file}.yaml"))).unwrap();
+        let port = |url: &str| {
+            url.rsplit(':')
+                .next()
+                .unwrap()
+                .split('/')
+                .next()
+                .unwrap()
+                .to_string()
+        };
+        let here = port(&server.base_url());
+        let yaml = yaml
+            .replace("enabled: false", "enabled: true")
+            .replace(":8090/", &format!(":{here}/"))
+            .replace(":8091/", &format!(":{here}/"))
+            .replace(":8092/", &format!(":{here}/"));
+        match file {
+            "ehr-fhir" => server.require_oauth("carehub", "change-me", 600),
+            "scheduling-fhir" => server.require_basic("carehub", "change-me"),
+            _ => {}
+        }
+        files.push((file, yaml));
+        servers.push(server);
+    }
+    let _ = settings(dir, &servers[0], &[]).await.expect("backend");
+    for (file, yaml) in &files {
+        std::fs::write(dir.join(format!("connectors/{file}.yaml")), yaml).unwrap();
+    }
+    let mut totals = Vec::new();
+    for (file, _) in &files {
+        let s = carehub::config::load_with_env(&dir.join("carehub.yaml"), &[])
+            .expect("the shipped examples validate");
+        let run = carehub::app::pull_once(s, file).await.expect("recorded");
+        assert_eq!(run.failure, None, "{file}: {run:?}");
+        assert!(run.processed > 0, "{file}: {run:?}");
+        totals.push((file, run.resources, run.processed, run.errors));
+    }
+    eprintln!("shipped example connectors against the corpus: {totals:?}");
+}
