@@ -111,30 +111,43 @@ pub fn map_entries<'m>(
     mapped
 }
 
-/// The entry a reference points at: by `fullUrl`, or by `Type/id` (also the tail of an
-/// absolute URL).
-fn find(entries: &[FhirEntry], reference: &str) -> Option<usize> {
-    // An exact fullUrl first: two servers' `Patient/1` are two patients.
-    if let Some(i) = entries
-        .iter()
-        .position(|e| e.full_url.as_deref() == Some(reference))
-    {
-        return Some(i);
+/// The entries of a document by what references call them, built once per document (a page of
+/// 500 resources must not cost 500 × 500 comparisons).
+struct Index<'e> {
+    by_url: std::collections::HashMap<&'e str, usize>,
+    /// `Type/id` → the entries with it (two servers' `Patient/1` are two entries).
+    by_ref: std::collections::HashMap<String, Vec<usize>>,
+}
+
+impl<'e> Index<'e> {
+    fn new(entries: &'e [FhirEntry]) -> Index<'e> {
+        let mut by_url = std::collections::HashMap::new();
+        let mut by_ref: std::collections::HashMap<String, Vec<usize>> = std::collections::HashMap::new();
+        for (i, e) in entries.iter().enumerate() {
+            if let Some(u) = e.full_url.as_deref() {
+                by_url.entry(u).or_insert(i);
+            }
+            if let Some(l) = e.local_ref() {
+                by_ref.entry(l).or_default().push(i);
+            }
+        }
+        Index { by_url, by_ref }
     }
-    let by_id: Vec<usize> = entries
-        .iter()
-        .enumerate()
-        .filter(|(_, e)| {
-            e.local_ref()
-                .is_some_and(|l| l == reference || reference.ends_with(&format!("/{l}")))
-        })
-        .map(|(i, _)| i)
-        .collect();
-    // Ambiguous (the same Type/id from two servers, and the reference says which by neither):
-    // nothing, rather than a guess.
-    match by_id.as_slice() {
-        [one] => Some(*one),
-        _ => None,
+
+    /// The entry a reference points at: by `fullUrl` first (exact), else by `Type/id` (also the
+    /// tail of an absolute URL) when exactly one entry has it — an ambiguous id (the same
+    /// Type/id from two servers, the reference saying which by neither) finds nothing rather
+    /// than a guess.
+    fn find(&self, reference: &str) -> Option<usize> {
+        if let Some(&i) = self.by_url.get(reference) {
+            return Some(i);
+        }
+        let mut parts = reference.rsplit('/');
+        let (id, rtype) = (parts.next()?, parts.next()?);
+        match self.by_ref.get(&format!("{rtype}/{id}"))?.as_slice() {
+            [one] => Some(*one),
+            _ => None,
+        }
     }
 }
 
@@ -177,6 +190,8 @@ fn patient_id(reference: &str) -> Option<&str> {
 }
 
 fn resolve_references(entries: &[FhirEntry], mapped: &mut [MappedEntry<'_>], source: Option<&str>) {
+    let index = Index::new(entries);
+    let find = |_: &[FhirEntry], r: &str| index.find(r);
     // Persons of the Patients in the document, by entry.
     let persons: Vec<(usize, ProfilePatch)> = mapped
         .iter()
@@ -332,10 +347,11 @@ mod tests {
                 full_url: None,
             },
         ];
-        assert_eq!(find(&entries, "urn:uuid:aaa"), Some(0));
-        assert_eq!(find(&entries, "Patient/p1"), Some(0));
-        assert_eq!(find(&entries, "https://ehr.example/fhir/Encounter/e1"), Some(1));
-        assert_eq!(find(&entries, "Patient/p2"), None);
+        let index = Index::new(&entries);
+        assert_eq!(index.find("urn:uuid:aaa"), Some(0));
+        assert_eq!(index.find("Patient/p1"), Some(0));
+        assert_eq!(index.find("https://ehr.example/fhir/Encounter/e1"), Some(1));
+        assert_eq!(index.find("Patient/p2"), None);
     }
 
     #[test]
@@ -348,8 +364,9 @@ mod tests {
             patient("http://a.example/fhir/Patient/1"),
             patient("http://b.example/fhir/Patient/1"),
         ];
-        assert_eq!(find(&entries, "http://b.example/fhir/Patient/1"), Some(1));
-        assert_eq!(find(&entries, "Patient/1"), None);
+        let index = Index::new(&entries);
+        assert_eq!(index.find("http://b.example/fhir/Patient/1"), Some(1));
+        assert_eq!(index.find("Patient/1"), None);
     }
 
     #[test]

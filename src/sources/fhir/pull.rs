@@ -156,14 +156,9 @@ impl Puller {
             url.push('&');
             url.push_str(p);
         }
-        let mut seen_pages = std::collections::HashSet::new();
+        let mut seen_pages = std::collections::HashSet::from([url.clone()]);
+        let mut bundle = self.client.get_bundle(&url).await?;
         loop {
-            if !seen_pages.insert(url.clone()) {
-                // A server whose next link points back at a page it served: stop, not loop.
-                tracing::warn!(connector = %self.cfg.name, url = %shown(&url), "a next link repeats an earlier page; the run stops there");
-                break;
-            }
-            let bundle = self.client.get_bundle(&url).await?;
             let entries = page_entries(&bundle);
             let page_max = entries
                 .iter()
@@ -182,16 +177,38 @@ impl Puller {
             };
             summary.pages += 1;
             summary.resources += entries.len() as u64;
-            if !entries.is_empty() {
+            let next = next_link(&bundle, &url).filter(|n| {
+                // A server whose next link points back at a page it served: stop, not loop.
+                let fresh = seen_pages.insert(n.clone());
+                if !fresh {
+                    tracing::warn!(connector = %self.cfg.name, url = %shown(n), "a next link repeats an earlier page; the run stops there");
+                }
+                fresh
+            });
+            // The next page is fetched while this one is stored: the server and the store work
+            // at the same time. Its cursor still commits only with its own records.
+            let store_page = async {
+                if entries.is_empty() {
+                    return Ok(None);
+                }
                 let update = cursor.clone().map(|value| CursorUpdate {
                     connector: self.cfg.name.clone(),
                     resource_type: t.clone(),
                     value,
                 });
-                let counts = self
-                    .ingest
+                self.ingest
                     .submit_page(&self.ctx, entries, Some(shown(&url)), update)
-                    .await?;
+                    .await
+                    .map(Some)
+            };
+            let fetch_next = async {
+                match &next {
+                    Some(n) => Some(self.client.get_bundle(n).await),
+                    None => None,
+                }
+            };
+            let (stored, fetched) = tokio::join!(store_page, fetch_next);
+            if let Some(counts) = stored? {
                 summary.processed += counts.processed;
                 summary.duplicates += counts.duplicates;
                 summary.unmapped += counts.unmapped;
@@ -201,9 +218,12 @@ impl Puller {
                 }
             }
             self.finish(run, summary, "running", None).await?;
-            match next_link(&bundle, &url) {
-                Some(next) => url = next,
-                None => break,
+            match (next, fetched) {
+                (Some(n), Some(page)) => {
+                    bundle = page?;
+                    url = n;
+                }
+                _ => break,
             }
         }
         Ok(())
