@@ -68,19 +68,10 @@ impl Tally {
 }
 
 /// Every `.hl7` under `dir` that has a `.fhir` beside it, sorted.
-fn cases(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    let mut entries: Vec<_> = entries.filter_map(Result::ok).map(|e| e.path()).collect();
-    entries.sort();
-    for p in entries {
-        if p.is_dir() {
-            cases(&p, out);
-        } else if p.extension().is_some_and(|x| x == "hl7") && p.with_extension("fhir").is_file() {
-            out.push(p);
-        }
-    }
+fn cases(dir: &Path) -> Vec<PathBuf> {
+    crate::helpers::files_under(dir, &|p| {
+        p.extension().is_some_and(|x| x == "hl7") && p.with_extension("fhir").is_file()
+    })
 }
 
 /// How a case was mapped: the mapping's name and whether it was the fallback.
@@ -205,8 +196,7 @@ fn the_v2_to_fhir_inventory_maps_to_the_same_meaning() {
         // As if received on a connector: identifiers without an issuer take its name.
         connector: Some("ig-inventory".into()),
     };
-    let mut files = Vec::new();
-    cases(&suite, &mut files);
+    let files = cases(&suite);
     assert!(files.len() > 100, "the suite has its cases ({})", files.len());
 
     let mut folders: BTreeMap<String, Tally> = BTreeMap::new();

@@ -1,34 +1,18 @@
 //! Every FHIR R4 JSON file of the third-party corpus through the shipped FHIR mappings: no
 //! panic, every Patient mapped or refused with a reason. Prints the counts.
 
-use std::path::{Path, PathBuf};
-
 use carehub::mapping::{MappingSet, TransformEnv};
 
 use crate::helpers::*;
-
-fn json_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    let mut entries: Vec<_> = entries.filter_map(Result::ok).map(|e| e.path()).collect();
-    entries.sort();
-    for p in entries {
-        if p.is_dir() {
-            json_files(&p, out);
-        } else if p.extension().is_some_and(|x| x == "json" || x == "ndjson") {
-            out.push(p);
-        }
-    }
-}
 
 #[test]
 fn every_corpus_resource_maps_or_is_refused_with_a_reason() {
     let Some(corpus) = corpus_dir() else { return };
     let mappings = MappingSet::load_dir(&mappings_dir()).expect("shipped mappings compile");
     let env = TransformEnv::default();
-    let mut files = Vec::new();
-    json_files(&corpus.join("fhir"), &mut files);
+    let files = files_under(&corpus.join("fhir"), &|p| {
+        p.extension().is_some_and(|x| x == "json" || x == "ndjson")
+    });
     assert!(
         files.len() > 50,
         "the corpus has its FHIR files ({})",
