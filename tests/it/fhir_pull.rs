@@ -322,3 +322,74 @@ async fn the_shipped_example_connectors_pull_the_corpus() {
     }
     eprintln!("shipped example connectors against the corpus: {totals:?}");
 }
+
+#[tokio::test]
+async fn smart_backend_services_sign_a_client_assertion() {
+    use base64::Engine;
+    use ring::signature::KeyPair;
+    let rng = ring::rand::SystemRandom::new();
+    let alg = &ring::signature::ECDSA_P384_SHA384_FIXED_SIGNING;
+    let pkcs8 = ring::signature::EcdsaKeyPair::generate_pkcs8(alg, &rng).unwrap();
+    let pair = ring::signature::EcdsaKeyPair::from_pkcs8(alg, pkcs8.as_ref(), &rng).unwrap();
+    let server = FhirServer::start(sample()).await;
+    server.require_smart("carehub-backend", pair.public_key().as_ref(), 300);
+    let b64 = base64::engine::general_purpose::STANDARD.encode(pkcs8.as_ref());
+    let pem: String = b64
+        .as_bytes()
+        .chunks(64)
+        .map(|c| format!("      {}\n", std::str::from_utf8(c).unwrap()))
+        .collect();
+    let auth = format!(
+        "auth:\n  type: smart_backend\n  token_url: {}\n  client_id: carehub-backend\n  key_id: k1\n  private_key: |\n      -----BEGIN PRIVATE KEY-----\n{pem}      -----END PRIVATE KEY-----\n",
+        server.token_url()
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let run = pull(tmp.path(), &server, "ehr", &[("ehr", auth.as_str())]).await;
+    assert_eq!(run.failure, None, "{run:?}");
+    assert_eq!(run.processed, 12);
+    assert_eq!(server.stats().tokens_issued, 1);
+
+    // Another key's assertion is refused by the server: the run fails at the token endpoint.
+    let other = ring::signature::EcdsaKeyPair::generate_pkcs8(alg, &rng).unwrap();
+    let other_pair = ring::signature::EcdsaKeyPair::from_pkcs8(alg, other.as_ref(), &rng).unwrap();
+    server.require_smart("carehub-backend", other_pair.public_key().as_ref(), 300);
+    server.put(patient("p4", "PULL-4", "Again"));
+    let refused = pull(tmp.path(), &server, "ehr", &[("ehr", auth.as_str())]).await;
+    assert!(refused.failure.unwrap_or_default().contains("token endpoint"));
+}
+
+/// Inside `carehub run`, a pull connector runs on its schedule (every second here), and its
+/// runs show in the API.
+#[tokio::test]
+async fn the_hub_runs_pull_connectors_on_their_schedule() {
+    let server = FhirServer::start(sample()).await;
+    let yaml = format!(
+        "type: fhir\nname: ehr\nbase_url: {}\nschedule: \"* * * * * *\"\nresources:\n  - type: Patient\n  - type: Observation\n",
+        server.base_url()
+    );
+    let t = spawn_hub_with(HubOptions {
+        connectors: vec![("ehr.yaml".into(), yaml)],
+        ..Default::default()
+    })
+    .await;
+    let api = t.api();
+    eventually("a scheduled run applied the resources", || {
+        let api = api.clone();
+        async move {
+            let (_, body) = get_json(&format!("{api}/api/v1/patients?identifier=PULL-6")).await;
+            !body["items"].as_array().is_some_and(|a| a.is_empty())
+        }
+    })
+    .await;
+    let (_, connectors) = get_json(&format!("{api}/api/v1/connectors")).await;
+    let ehr = connectors["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "ehr")
+        .cloned()
+        .expect("listed");
+    assert_eq!(ehr["kind"], "fhir");
+    assert!(ehr["last_run"]["id"].as_i64().is_some(), "{ehr}");
+    t.hub.shutdown().await;
+}

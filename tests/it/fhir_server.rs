@@ -111,6 +111,17 @@ impl FhirServer {
         };
     }
 
+    /// Requires SMART Backend Services tokens: the token endpoint takes a client assertion, an
+    /// ES384 JWT signed by the key whose public part is `public_key` (uncompressed P-384
+    /// point), with `iss` = `sub` = `client_id`, `aud` = the token URL and an `exp` to come.
+    pub fn require_smart(&self, client_id: &str, public_key: &[u8], ttl_secs: u64) {
+        lock(&self.shared).auth = Auth::Smart {
+            client_id: client_id.to_string(),
+            public_key: public_key.to_vec(),
+            ttl_secs,
+        };
+    }
+
     /// Requires HTTP basic auth on searches. Replaces any earlier auth requirement.
     pub fn require_basic(&self, user: &str, password: &str) {
         lock(&self.shared).auth = Auth::Basic {
@@ -249,6 +260,12 @@ enum Auth {
         client_secret: String,
         ttl_secs: u64,
     },
+    /// SMART Backend Services: a client assertion (ES384 JWT) signed by this public key.
+    Smart {
+        client_id: String,
+        public_key: Vec<u8>,
+        ttl_secs: u64,
+    },
 }
 
 impl ServerState {
@@ -377,7 +394,7 @@ impl ServerState {
                 Some((u, p)) if u == *user && p == *password => None,
                 _ => Some("Basic realm=\"fhir\""),
             },
-            Auth::OAuth2 { .. } => {
+            Auth::OAuth2 { .. } | Auth::Smart { .. } => {
                 let token = authorization.and_then(|v| strip_scheme(v, "Bearer"));
                 match token.and_then(|t| self.tokens.get(t)) {
                     Some(expires) if Instant::now() < *expires => None,
@@ -476,8 +493,75 @@ impl ServerState {
         })
     }
 
+    /// A SMART Backend Services token request: the assertion's signature and claims checked.
+    fn answer_smart(&mut self, body: &str) -> Response {
+        use base64::Engine;
+        let Auth::Smart {
+            client_id,
+            public_key,
+            ttl_secs,
+        } = &self.auth
+        else {
+            return oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", "not SMART");
+        };
+        let form = form_pairs(body);
+        let field = |name: &str| form.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+        let refuse = |why: &str| oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", why);
+        if field("grant_type").as_deref() != Some("client_credentials")
+            || field("client_assertion_type").as_deref()
+                != Some("urn:ietf:params:oauth:client-assertion-type:jwt-bearer")
+        {
+            return oauth_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                "not a SMART backend request",
+            );
+        }
+        let Some(assertion) = field("client_assertion") else {
+            return refuse("no client_assertion");
+        };
+        let parts: Vec<&str> = assertion.split('.').collect();
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let (Ok(header), Ok(claims), Ok(signature)) = (
+            b64.decode(parts.first().copied().unwrap_or("")),
+            b64.decode(parts.get(1).copied().unwrap_or("")),
+            b64.decode(parts.get(2).copied().unwrap_or("")),
+        ) else {
+            return refuse("the assertion is not a JWT");
+        };
+        let header: Value = serde_json::from_slice(&header).unwrap_or(Value::Null);
+        let claims: Value = serde_json::from_slice(&claims).unwrap_or(Value::Null);
+        let signed = format!("{}.{}", parts[0], parts[1]);
+        let key =
+            ring::signature::UnparsedPublicKey::new(&ring::signature::ECDSA_P384_SHA384_FIXED, public_key);
+        if header["alg"] != "ES384" || key.verify(signed.as_bytes(), &signature).is_err() {
+            return refuse("bad signature");
+        }
+        let now = Timestamp::now().as_second();
+        if claims["iss"] != client_id.as_str()
+            || claims["sub"] != client_id.as_str()
+            || claims["aud"] != format!("{}/token", self.base.trim_end_matches("/fhir")).as_str()
+            || claims["exp"].as_i64().is_none_or(|exp| exp <= now)
+        {
+            return refuse("wrong claims");
+        }
+        let ttl_secs = *ttl_secs;
+        self.stats.tokens_issued += 1;
+        let token = format!("carehub-test-token-{}", self.stats.tokens_issued);
+        self.tokens
+            .insert(token.clone(), Instant::now() + Duration::from_secs(ttl_secs));
+        (
+            StatusCode::OK,
+            axum::Json(json!({"access_token": token, "token_type": "bearer", "expires_in": ttl_secs})),
+        )
+            .into_response()
+    }
+
     /// The answer to a token request: client credentials in the form body or by basic auth.
     fn answer_token(&mut self, headers: &HeaderMap, body: &str) -> Response {
+        if matches!(self.auth, Auth::Smart { .. }) {
+            return self.answer_smart(body);
+        }
         let Auth::OAuth2 {
             client_id,
             client_secret,

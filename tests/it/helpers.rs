@@ -122,6 +122,8 @@ pub struct HubOptions {
     pub file_extra: String,
     /// Add a FHIR push connector at `/fhir/r4`.
     pub fhir_push: bool,
+    /// More connector files: (file name, YAML).
+    pub connectors: Vec<(String, String)>,
 }
 
 pub async fn spawn_hub() -> TestHub {
@@ -172,6 +174,9 @@ pub async fn try_spawn_hub_with(opts: HubOptions) -> Option<TestHub> {
             "type: fhir_push\nname: fhir\npath: /fhir/r4\nsource_system: EHR-FHIR\nmax_resources: 50\n",
         )
         .unwrap();
+    }
+    for (file, yaml) in &opts.connectors {
+        std::fs::write(root.join("connectors").join(file), yaml).unwrap();
     }
     let settings = match carehub::config::load_with_env(&root.join("carehub.yaml"), &[]) {
         Ok(s) => s,

@@ -169,7 +169,7 @@ impl FhirClient {
             FhirAuth::None => req,
             FhirAuth::Basic { username, password } => req.basic_auth(username, Some(password.expose())),
             FhirAuth::Bearer { token } => req.bearer_auth(token.expose()),
-            FhirAuth::Oauth2ClientCredentials { .. } => {
+            FhirAuth::Oauth2ClientCredentials { .. } | FhirAuth::SmartBackend { .. } => {
                 let token = self.oauth_token().await?;
                 req.bearer_auth(token)
             }
@@ -179,14 +179,10 @@ impl FhirClient {
     /// The cached token, or a new one from the token endpoint (client credentials, HTTP basic
     /// client authentication). Refreshed a little before it expires.
     async fn oauth_token(&self) -> Result<String, PullError> {
-        let FhirAuth::Oauth2ClientCredentials {
-            token_url,
-            client_id,
-            client_secret,
-            scope,
-        } = &self.auth
-        else {
-            return Err(PullError::Token("not configured".into()));
+        let token_url = match &self.auth {
+            FhirAuth::Oauth2ClientCredentials { token_url, .. }
+            | FhirAuth::SmartBackend { token_url, .. } => token_url,
+            _ => return Err(PullError::Token("not configured".into())),
         };
         let mut cached = self.token.lock().await;
         if let Some(t) = cached.as_ref()
@@ -194,15 +190,51 @@ impl FhirClient {
         {
             return Ok(t.value.clone());
         }
-        let mut form = vec![("grant_type", "client_credentials".to_string())];
-        if let Some(s) = scope {
-            form.push(("scope", s.clone()));
-        }
-        let resp = self
-            .http
-            .post(token_url)
-            .basic_auth(client_id, Some(client_secret.expose()))
-            .form(&form)
+        let request = match &self.auth {
+            FhirAuth::Oauth2ClientCredentials {
+                client_id,
+                client_secret,
+                scope,
+                ..
+            } => {
+                let mut form = vec![("grant_type", "client_credentials".to_string())];
+                if let Some(s) = scope {
+                    form.push(("scope", s.clone()));
+                }
+                self.http
+                    .post(token_url)
+                    .basic_auth(client_id, Some(client_secret.expose()))
+                    .form(&form)
+            }
+            FhirAuth::SmartBackend {
+                client_id,
+                private_key,
+                key_id,
+                scope,
+                ..
+            } => {
+                // SMART Backend Services: a short-lived assertion signed with the client's key.
+                let key = SigningKey::from_pem(private_key.expose()).map_err(PullError::Token)?;
+                let now = jiff::Timestamp::now().as_second();
+                let claims = serde_json::json!({
+                    "iss": client_id, "sub": client_id, "aud": token_url,
+                    "exp": now + 300, "iat": now, "jti": uuid::Uuid::now_v7().to_string(),
+                });
+                let assertion = key.jwt(key_id.as_deref(), &claims).map_err(PullError::Token)?;
+                let form = [
+                    ("grant_type", "client_credentials"),
+                    ("scope", scope.as_str()),
+                    (
+                        "client_assertion_type",
+                        "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                    ),
+                    ("client_assertion", assertion.as_str()),
+                ];
+                self.http.post(token_url).form(&form)
+            }
+            _ => return Err(PullError::Token("not configured".into())),
+        };
+        let resp = request
             .send()
             .await
             .map_err(|_| PullError::Token(format!("{} did not answer", shown(token_url))))?;
@@ -229,6 +261,83 @@ impl FhirClient {
             expires: std::time::Instant::now() + Duration::from_secs(ttl.saturating_sub(margin)),
         });
         Ok(value)
+    }
+}
+
+/// A SMART Backend Services signing key: ECDSA P-384 (ES384) or RSA (RS384), from PKCS#8.
+pub enum SigningKey {
+    Es384(ring::signature::EcdsaKeyPair),
+    Rs384(ring::signature::RsaKeyPair),
+}
+
+impl SigningKey {
+    /// Reads a PEM `PRIVATE KEY` (PKCS#8). The error never quotes the key.
+    pub fn from_pem(pem: &str) -> Result<SigningKey, String> {
+        use base64::Engine;
+        let body: String = pem
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.starts_with("-----") && !l.is_empty())
+            .collect();
+        if !pem.contains("-----BEGIN PRIVATE KEY-----") {
+            return Err("expected a PKCS#8 PEM key (-----BEGIN PRIVATE KEY-----)".into());
+        }
+        let der = base64::engine::general_purpose::STANDARD
+            .decode(body)
+            .map_err(|_| "the PEM key is not valid base64".to_string())?;
+        let rng = ring::rand::SystemRandom::new();
+        if let Ok(k) = ring::signature::EcdsaKeyPair::from_pkcs8(
+            &ring::signature::ECDSA_P384_SHA384_FIXED_SIGNING,
+            &der,
+            &rng,
+        ) {
+            return Ok(SigningKey::Es384(k));
+        }
+        ring::signature::RsaKeyPair::from_pkcs8(&der)
+            .map(SigningKey::Rs384)
+            .map_err(|_| "the key is neither an ECDSA P-384 nor an RSA PKCS#8 key".to_string())
+    }
+
+    fn alg(&self) -> &'static str {
+        match self {
+            SigningKey::Es384(_) => "ES384",
+            SigningKey::Rs384(_) => "RS384",
+        }
+    }
+
+    /// A signed JWT (compact JWS) with these claims.
+    pub fn jwt(&self, kid: Option<&str>, claims: &Value) -> Result<String, String> {
+        use base64::Engine;
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let mut header = serde_json::json!({"alg": self.alg(), "typ": "JWT"});
+        if let Some(k) = kid {
+            header["kid"] = Value::String(k.to_string());
+        }
+        let signing_input = format!(
+            "{}.{}",
+            b64.encode(header.to_string()),
+            b64.encode(claims.to_string())
+        );
+        let rng = ring::rand::SystemRandom::new();
+        let signature = match self {
+            SigningKey::Es384(k) => k
+                .sign(&rng, signing_input.as_bytes())
+                .map_err(|_| "signing failed".to_string())?
+                .as_ref()
+                .to_vec(),
+            SigningKey::Rs384(k) => {
+                let mut sig = vec![0; k.public().modulus_len()];
+                k.sign(
+                    &ring::signature::RSA_PKCS1_SHA384,
+                    &rng,
+                    signing_input.as_bytes(),
+                    &mut sig,
+                )
+                .map_err(|_| "signing failed".to_string())?;
+                sig
+            }
+        };
+        Ok(format!("{signing_input}.{}", b64.encode(signature)))
     }
 }
 
@@ -263,6 +372,29 @@ mod tests {
         );
         h.insert(reqwest::header::RETRY_AFTER, "soon".parse().unwrap());
         assert_eq!(retry_after(&h), None);
+    }
+
+    #[test]
+    fn signing_keys_are_read_from_pkcs8_pem_and_bad_ones_explained() {
+        use base64::Engine;
+        let rng = ring::rand::SystemRandom::new();
+        let pkcs8 = ring::signature::EcdsaKeyPair::generate_pkcs8(
+            &ring::signature::ECDSA_P384_SHA384_FIXED_SIGNING,
+            &rng,
+        )
+        .unwrap();
+        let pem = format!(
+            "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
+            base64::engine::general_purpose::STANDARD.encode(pkcs8.as_ref())
+        );
+        let key = SigningKey::from_pem(&pem).unwrap();
+        let jwt = key.jwt(Some("k1"), &serde_json::json!({"iss": "a"})).unwrap();
+        assert_eq!(jwt.split('.').count(), 3);
+        assert_eq!(key.alg(), "ES384");
+        let secret = "-----BEGIN PRIVATE KEY-----\nbm90IGEga2V5\n-----END PRIVATE KEY-----";
+        let e = SigningKey::from_pem(secret).err().unwrap();
+        assert!(e.contains("neither") && !e.contains("bm90"), "{e}");
+        assert!(SigningKey::from_pem("ssh-rsa AAAA").is_err());
     }
 
     #[test]

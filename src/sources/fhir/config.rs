@@ -89,6 +89,22 @@ pub enum FhirAuth {
         #[serde(default)]
         scope: Option<String>,
     },
+    /// SMART Backend Services: client credentials with a signed JWT assertion (ES384 or RS384,
+    /// from a PKCS#8 PEM private key — give it from the environment: `${SMART_PRIVATE_KEY}`).
+    SmartBackend {
+        token_url: String,
+        client_id: String,
+        private_key: Secret,
+        /// The `kid` the server knows the key by (in its JWKS).
+        #[serde(default)]
+        key_id: Option<String>,
+        #[serde(default = "default_smart_scope")]
+        scope: String,
+    },
+}
+
+fn default_smart_scope() -> String {
+    "system/*.read".into()
 }
 
 fn yes() -> bool {
@@ -129,13 +145,19 @@ impl FhirConfig {
                 format!("expected an http(s) URL, got \"{}\"", self.base_url),
             ));
         }
-        if let FhirAuth::Oauth2ClientCredentials { token_url, .. } = &self.auth
+        if let FhirAuth::Oauth2ClientCredentials { token_url, .. } | FhirAuth::SmartBackend { token_url, .. } =
+            &self.auth
             && !url_ok(token_url)
         {
             problems.push(doc.problem(
                 "auth.token_url",
                 format!("expected an http(s) URL, got \"{token_url}\""),
             ));
+        }
+        if let FhirAuth::SmartBackend { private_key, .. } = &self.auth
+            && let Err(e) = super::client::SigningKey::from_pem(private_key.expose())
+        {
+            problems.push(doc.problem("auth.private_key", e));
         }
         if let Err(e) = super::schedule::parse(&self.schedule) {
             problems.push(doc.problem("schedule", e));
