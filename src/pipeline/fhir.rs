@@ -27,6 +27,17 @@ pub struct FhirEntryOutcome {
     pub warnings: Vec<String>,
 }
 
+/// A resource its source deleted (a history entry without a resource).
+#[derive(Debug, Clone)]
+pub struct Deletion {
+    /// `Type/id`.
+    pub resource: String,
+    /// When it was deleted, as the source says (`response.lastModified`), for its control id.
+    pub at: String,
+    /// The history entry, kept as the message's bytes.
+    pub entry: Value,
+}
+
 /// What became of the resources of a pulled page.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PageCounts {
@@ -159,17 +170,35 @@ impl Ingest {
         &self,
         ctx: &ConnectorContext,
         entries: Vec<FhirEntry>,
+        deletions: Vec<Deletion>,
         origin: Option<String>,
         cursor: Option<crate::store::CursorUpdate>,
     ) -> Result<PageCounts, StoreError> {
         let fixed = ctx.mapping.as_deref().and_then(|name| self.mappings.get(name));
         let mapped = map_entries(&entries, &self.mappings, fixed, &ctx.transform_env);
-        let mut pending = Vec::with_capacity(entries.len());
-        let last = entries.len().saturating_sub(1);
-        let mut cursor = cursor;
+        let mut records = Vec::with_capacity(entries.len() + deletions.len());
         for (index, entry) in entries.iter().enumerate() {
             let found = mapped.iter().find(|m| m.index == index);
-            let (mut record, _, _, merge) = self.fhir_record(ctx, entry, found, origin.clone(), None);
+            let (record, _, _, merge) = self.fhir_record(ctx, entry, found, origin.clone(), None);
+            records.push((record, merge));
+        }
+        for d in deletions {
+            let raw = serde_json::to_vec(&d.entry).unwrap_or_default();
+            let mut record = refused_record(ctx, Vec::new(), origin.clone(), String::new());
+            record.content_hash = hex_digest(&Sha256::digest(&raw));
+            record.raw = raw;
+            record.charset = Some("UNICODE UTF-8".into());
+            record.message_type = d.resource.split('/').next().map(str::to_string);
+            record.sender = ctx.source_system.clone().or_else(|| Some(ctx.name.clone()));
+            // The same deletion read again is a duplicate.
+            record.control_id = Some(format!("{}/_deleted/{}", d.resource, d.at));
+            record.disposition = Disposition::Delete { resource: d.resource };
+            records.push((record, None));
+        }
+        let mut pending = Vec::with_capacity(records.len());
+        let last = records.len().saturating_sub(1);
+        let mut cursor = cursor;
+        for (index, (mut record, merge)) in records.into_iter().enumerate() {
             if index == last {
                 record.cursor = cursor.take();
             }

@@ -206,6 +206,28 @@ pub fn merge_json(older: &str, newer: &str) -> Result<String, serde_json::Error>
     serde_json::to_string(&base)
 }
 
+/// A resource its source deleted: the clinical records last stated by its messages (control
+/// ids `Type/id` and `Type/id/_history/…` from this sender) become `entered-in-error`.
+pub struct DeletionRow {
+    pub sender: String,
+    /// `Type/id`.
+    pub resource: String,
+    pub message_id: i64,
+    pub at: String,
+}
+
+impl DeletionRow {
+    /// The control-id range of the resource's messages: `Type/id` itself and `Type/id/…`.
+    pub fn range(&self) -> (String, String, String) {
+        (
+            self.resource.clone(),
+            format!("{}/", self.resource),
+            // '/' + 1 = '0': every id that continues with '/' sorts below this.
+            format!("{}0", self.resource),
+        )
+    }
+}
+
 /// A clinical record to insert, or to update the one with the same kind, system and key (its
 /// fields over the stored ones).
 pub struct ClinicalRow {
@@ -256,6 +278,8 @@ pub struct Plan<'a> {
     pub keys_through: Option<i64>,
     pub reviews: Vec<ReviewRow>,
     pub clinical: Vec<ClinicalRow>,
+    /// Resources their source deleted.
+    pub deletions: Vec<DeletionRow>,
     /// Pull cursors to store, the latest per connector and resource type.
     pub cursors: Vec<crate::store::CursorUpdate>,
     pub counters: Vec<(String, Counters)>,
@@ -314,6 +338,14 @@ pub fn plan<'a>(
                 Disposition::Unmapped { reason } => {
                     row.status = MessageStatus::Unmapped;
                     row.error = Some(reason.clone());
+                }
+                Disposition::Delete { resource } => {
+                    plan.deletions.push(DeletionRow {
+                        sender: r.sender.clone().unwrap_or_default(),
+                        resource: resource.clone(),
+                        message_id: id,
+                        at: r.received_at.clone(),
+                    });
                 }
                 Disposition::Apply {
                     mapping,

@@ -274,6 +274,10 @@ impl Store {
         on_backend!(self, s => s.cursors(connector).await)
     }
 
+    pub async fn set_cursor(&self, c: &CursorUpdate) -> Result<(), StoreError> {
+        on_backend!(self, s => s.set_cursor(c).await)
+    }
+
     pub async fn start_run(
         &self,
         connector: &str,

@@ -367,6 +367,24 @@ impl PgStore {
             );
             statement_done!(tx, q);
         }
+        for d in &plan.deletions {
+            let (exact, from, to) = d.range();
+            sqlx::query(
+                "UPDATE clinical_records SET status = 'entered-in-error', \
+                 data = (data::jsonb || '{\"status\":\"entered-in-error\"}'::jsonb)::text, \
+                 last_message_id = $1, updated_at = $2 \
+                 WHERE last_message_id IN (SELECT id FROM messages WHERE sender = $3 \
+                 AND (control_id = $4 OR (control_id COLLATE \"C\" >= $5 AND control_id COLLATE \"C\" < $6)))",
+            )
+            .bind(d.message_id)
+            .bind(&d.at)
+            .bind(&d.sender)
+            .bind(exact)
+            .bind(from)
+            .bind(to)
+            .execute(&mut **tx)
+            .await?;
+        }
         let at = jiff::Timestamp::now().to_string();
         for k in &plan.cursors {
             sqlx::query(

@@ -679,6 +679,22 @@ macro_rules! store_queries {
                 Ok(rows.iter().map(|r| (r.get("resource_type"), r.get("cursor"))).collect())
             }
 
+            /// Sets a pull cursor outside a page (after a history traversal, whose pages come
+            /// newest first: the cursor may only move once every page is stored).
+            pub async fn set_cursor(&self, c: &CursorUpdate) -> Result<(), StoreError> {
+                sqlx::query(
+                    "INSERT INTO connector_cursors (connector, resource_type, cursor, updated_at) VALUES ($1, $2, $3, $4)
+                     ON CONFLICT (connector, resource_type) DO UPDATE SET cursor = excluded.cursor, updated_at = excluded.updated_at",
+                )
+                .bind(&c.connector)
+                .bind(&c.resource_type)
+                .bind(&c.value)
+                .bind(now())
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
             /// Opens a run (any run of this connector still marked running was cut off by a stop).
             pub async fn start_run(&self, connector: &str, cursor_before: &serde_json::Value) -> Result<i64, StoreError> {
                 let at = now();

@@ -348,6 +348,16 @@ fn write(c: &Connection, plan: &Plan<'_>) -> Result<(), StoreError> {
             r.received_at
         ])?;
     }
+    let mut deleted = c.prepare_cached(
+        "UPDATE clinical_records SET status = 'entered-in-error',
+           data = json_patch(data, '{\"status\":\"entered-in-error\"}'), last_message_id = ?1, updated_at = ?2
+         WHERE last_message_id IN (SELECT id FROM messages WHERE sender = ?3
+           AND (control_id = ?4 OR (control_id >= ?5 AND control_id < ?6)))",
+    )?;
+    for d in &plan.deletions {
+        let (exact, from, to) = d.range();
+        deleted.execute(params![d.message_id, d.at, d.sender, exact, from, to])?;
+    }
     let mut cursor = c.prepare_cached(
         "INSERT INTO connector_cursors (connector, resource_type, cursor, updated_at) VALUES (?1, ?2, ?3, ?4)
          ON CONFLICT (connector, resource_type) DO UPDATE SET cursor = excluded.cursor, updated_at = excluded.updated_at",

@@ -89,6 +89,9 @@ pub enum Disposition {
         merge: Option<MergeInstruction>,
         warnings: Vec<String>,
     },
+    /// The source deleted this resource (`Type/id`): the records it stated are marked
+    /// `entered-in-error` (kept, not erased).
+    Delete { resource: String },
     /// Keep it; nothing maps it.
     Unmapped { reason: String },
     /// Keep it as refused, with the reason.

@@ -393,3 +393,52 @@ async fn the_hub_runs_pull_connectors_on_their_schedule() {
     assert!(ehr["last_run"]["id"].as_i64().is_some(), "{ehr}");
     t.hub.shutdown().await;
 }
+
+/// With `history: true` the connector reads `Type/_history`: new versions and deletions. A
+/// deleted Observation's result is marked entered-in-error (kept, not erased); reading the
+/// history again changes nothing.
+#[tokio::test]
+async fn history_pulls_see_deletions() {
+    let server = FhirServer::start(sample()).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let conn = [(
+        "ehr",
+        "resources:\n  - type: Patient\n  - type: Observation\n    history: true\n",
+    )];
+    // `resources` given twice would be a YAML error: write the connector without the default list.
+    let settings_yaml = |server: &FhirServer| {
+        format!(
+            "type: fhir\nname: ehr\nbase_url: {}\nsource_system: TEST-EHR\npage_size: 2\ninitial_backoff_ms: 50\n{}",
+            server.base_url(),
+            conn[0].1
+        )
+    };
+    let _ = settings(dir, &server, &[]).await.expect("backend");
+    std::fs::write(dir.join("connectors/ehr.yaml"), settings_yaml(&server)).unwrap();
+    let load = || carehub::config::load_with_env(&dir.join("carehub.yaml"), &[]).expect("valid");
+    let first = carehub::app::pull_once(load(), "ehr").await.unwrap();
+    assert_eq!((first.failure.as_deref(), first.processed), (None, 12), "{first:?}");
+
+    server.put(observation("o1", "p1", 9.9));
+    server.delete("Observation", "o2");
+    let second = carehub::app::pull_once(load(), "ehr").await.unwrap();
+    assert_eq!(second.failure, None, "{second:?}");
+    assert_eq!(second.processed, 2, "the new version and the deletion: {second:?}");
+
+    let store = store_of(dir, &server).await;
+    let result_of = |mrn: &'static str| {
+        let store = store.clone();
+        async move {
+            let person = store.find_persons(mrn, None).await.unwrap().remove(0);
+            store.timeline(&person.id, Some("result"), 10).await.unwrap().remove(0)
+        }
+    };
+    assert_eq!(result_of("PULL-1").await.record["numeric"], 9.9);
+    let deleted = result_of("PULL-2").await;
+    assert_eq!(deleted.status.as_deref(), Some("entered-in-error"));
+    assert_eq!(deleted.record["numeric"], 7.0, "kept, not erased");
+
+    let again = carehub::app::pull_once(load(), "ehr").await.unwrap();
+    assert_eq!(again.processed, 0, "{again:?}");
+}

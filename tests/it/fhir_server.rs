@@ -88,6 +88,16 @@ impl FhirServer {
         lock(&self.shared).put(resource);
     }
 
+    /// Deletes a resource: it leaves searches, and its type's history records the deletion.
+    pub fn delete(&self, resource_type: &str, id: &str) {
+        let mut state = lock(&self.shared);
+        if let Some(by_id) = state.resources.get_mut(resource_type) {
+            by_id.remove(id);
+        }
+        let at = state.next_stamp();
+        state.history.push((at, resource_type.to_string(), id.to_string(), None));
+    }
+
     /// The next `n` search requests (GET /fhir/{Type}…, including next-page requests) answer
     /// with `status` (e.g. 429 or 500) and, when given, a `Retry-After: secs` header, before
     /// normal service resumes. They fail whatever their credentials.
@@ -198,6 +208,7 @@ async fn run(
 ) {
     let app = Router::new()
         .route("/fhir/{resource_type}", get(search))
+        .route("/fhir/{resource_type}/_history", get(history))
         .route("/token", post(token))
         .with_state(shared);
     axum::serve(listener, app)
@@ -217,6 +228,8 @@ struct ServerState {
     base: String,
     /// Type → id → current version.
     resources: HashMap<String, BTreeMap<String, Stored>>,
+    /// Every version put and every deletion, in order: (when, type, id, the version or None).
+    history: Vec<(Timestamp, String, String, Option<Value>)>,
     /// The latest lastUpdated handed out or loaded; the next one is strictly later.
     last_stamp: Timestamp,
     /// The searches started so far, by number: what their page tokens page over.
@@ -273,6 +286,7 @@ impl ServerState {
         ServerState {
             base,
             resources: HashMap::new(),
+            history: Vec::new(),
             last_stamp: Timestamp::UNIX_EPOCH,
             searches: Vec::new(),
             failures: Failures {
@@ -309,6 +323,8 @@ impl ServerState {
             if resource["meta"]["versionId"].is_null() {
                 meta_of(&mut resource)["versionId"] = json!("1");
             }
+            let (rtype, id) = type_and_id(&resource);
+            self.history.push((updated, rtype, id, Some(resource.clone())));
             self.insert(updated, resource);
         }
     }
@@ -326,6 +342,7 @@ impl ServerState {
         let meta = meta_of(&mut resource);
         meta["versionId"] = json!(version.to_string());
         meta["lastUpdated"] = json!(format!("{updated:.3}"));
+        self.history.push((updated, rtype.clone(), id.clone(), Some(resource.clone())));
         self.insert(updated, resource);
     }
 
@@ -373,7 +390,11 @@ impl ServerState {
             );
             return response;
         }
-        match self.search(resource_type, query) {
+        let answer = match resource_type.strip_suffix("/_history") {
+            Some(t) => self.history_page(t, query),
+            None => self.search(resource_type, query),
+        };
+        match answer {
             Ok(bundle) => {
                 self.stats.searches_ok += 1;
                 fhir_json(StatusCode::OK, bundle)
@@ -383,6 +404,48 @@ impl ServerState {
                 fhir_json(StatusCode::BAD_REQUEST, outcome("invalid", &problem))
             }
         }
+    }
+
+    /// A type's history (`GET /fhir/{Type}/_history?_since=…&_count=…&_offset=…`): versions and
+    /// deletions since the instant, newest first, as a `history` Bundle; a deletion is an entry
+    /// without a resource, `request.method` DELETE and `response.status` 410.
+    fn history_page(&mut self, resource_type: &str, query: &str) -> Result<Value, String> {
+        let params = form_pairs(query);
+        let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.replace(' ', "+"));
+        let since = match get("_since") {
+            Some(v) => Some(v.parse::<Timestamp>().map_err(|_| format!("_since: not an instant: {v:?}"))?),
+            None => None,
+        };
+        let count: usize = get("_count").map_or(Ok(50), |c| c.parse()).map_err(|_| "_count: not a number")?;
+        let offset: usize = get("_offset").map_or(Ok(0), |c| c.parse()).map_err(|_| "_offset: not a number")?;
+        let mut items: Vec<&(Timestamp, String, String, Option<Value>)> = self
+            .history
+            .iter()
+            .filter(|(at, t, _, _)| t == resource_type && since.is_none_or(|s| *at >= s))
+            .collect();
+        items.sort_by(|a, b| b.0.cmp(&a.0));
+        let total = items.len();
+        let entries: Vec<Value> = items
+            .iter()
+            .skip(offset)
+            .take(count.max(1))
+            .map(|(at, t, id, resource)| match resource {
+                Some(r) => json!({"fullUrl": format!("{}/{t}/{id}", self.base), "resource": r,
+                                  "request": {"method": "PUT", "url": format!("{t}/{id}")},
+                                  "response": {"status": "200", "lastModified": format!("{at:.3}")}}),
+                None => json!({"request": {"method": "DELETE", "url": format!("{t}/{id}")},
+                               "response": {"status": "410", "lastModified": format!("{at:.3}")}}),
+            })
+            .collect();
+        let mut links = vec![json!({"relation": "self", "url": format!("{}/{resource_type}/_history", self.base)})];
+        if offset + count.max(1) < total {
+            let mut next = format!("{}/{resource_type}/_history?_count={count}&_offset={}", self.base, offset + count.max(1));
+            if let Some(s) = since {
+                next.push_str(&format!("&_since={}", s.to_string().replace('+', "%2B")));
+            }
+            links.push(json!({"relation": "next", "url": next}));
+        }
+        Ok(json!({"resourceType": "Bundle", "type": "history", "total": total, "link": links, "entry": entries}))
     }
 
     /// The `WWW-Authenticate` challenge when `headers` do not carry the credentials required.
@@ -621,6 +684,16 @@ async fn search(
     headers: HeaderMap,
 ) -> Response {
     lock(&shared).answer_search(&resource_type, query.as_deref().unwrap_or_default(), &headers)
+}
+
+async fn history(
+    State(shared): State<Arc<Mutex<ServerState>>>,
+    UrlPath(resource_type): UrlPath<String>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    let key = format!("{resource_type}/_history");
+    lock(&shared).answer_search(&key, query.as_deref().unwrap_or_default(), &headers)
 }
 
 async fn token(State(shared): State<Arc<Mutex<ServerState>>>, headers: HeaderMap, body: String) -> Response {

@@ -65,6 +65,10 @@ pub struct ResourceQuery {
     /// Extra search parameters, as in a URL: `category=laboratory&_include=Observation:patient`.
     #[serde(default)]
     pub params: Option<String>,
+    /// Read the type's history (`Type/_history?_since=`) instead of searching: deletions are
+    /// seen too (the records a deleted resource stated become `entered-in-error`).
+    #[serde(default)]
+    pub history: bool,
 }
 
 /// Authentication against the server. Secrets come from the environment (`${VAR}`).

@@ -148,10 +148,25 @@ impl Puller {
     ) -> Result<(), RunError> {
         let base = self.cfg.base_url.trim_end_matches('/');
         let t = &query.resource_type;
-        let mut url = format!("{base}/{t}?_sort=_lastUpdated&_count={}", self.cfg.page_size);
-        if let Some(c) = summary.cursors_after.get(t) {
-            url.push_str(&format!("&_lastUpdated=ge{}", encode(c)));
-        }
+        let history = query.history;
+        let mut url = if history {
+            let mut u = format!("{base}/{t}/_history?_count={}", self.cfg.page_size);
+            if let Some(c) = summary.cursors_after.get(t) {
+                u.push_str(&format!("&_since={}", encode(c)));
+            }
+            u
+        } else {
+            let mut u = format!("{base}/{t}?_sort=_lastUpdated&_count={}", self.cfg.page_size);
+            if let Some(c) = summary.cursors_after.get(t) {
+                u.push_str(&format!("&_lastUpdated=ge{}", encode(c)));
+            }
+            u
+        };
+        // History pages come newest first: their cursor moves once, after the last page, and
+        // only the newest version (or the deletion) of each resource is taken — an older
+        // version read after a newer one must not overwrite it.
+        let mut history_max: Option<(jiff::Timestamp, String)> = None;
+        let mut newest_seen: std::collections::HashSet<String> = std::collections::HashSet::new();
         if let Some(p) = &query.params {
             url.push('&');
             url.push_str(p);
@@ -159,13 +174,49 @@ impl Puller {
         let mut seen_pages = std::collections::HashSet::from([url.clone()]);
         let mut bundle = self.client.get_bundle(&url).await?;
         loop {
-            let entries = page_entries(&bundle);
+            let mut entries = page_entries(&bundle);
+            let mut deletions = page_deletions(&bundle);
+            if history {
+                let when = |e: &FhirEntry| {
+                    e.resource["meta"]["lastUpdated"]
+                        .as_str()
+                        .and_then(|s| s.parse::<jiff::Timestamp>().ok())
+                };
+                entries.sort_by_key(|e| std::cmp::Reverse(when(e)));
+                let key = |e: &FhirEntry| format!("{}/{}", e.resource_type(), e.resource["id"].as_str().unwrap_or(""));
+                // Deletions and versions of one resource on one page: the later one wins.
+                let mut page: Vec<(Option<jiff::Timestamp>, String, bool)> = entries
+                    .iter()
+                    .map(|e| (when(e), key(e), false))
+                    .chain(deletions.iter().map(|d| (d.at.parse().ok(), d.resource.clone(), true)))
+                    .collect();
+                page.sort_by_key(|(ts, _, _)| std::cmp::Reverse(*ts));
+                let mut keep: std::collections::HashMap<String, bool> = std::collections::HashMap::new();
+                for (_, k, is_deletion) in page {
+                    if !newest_seen.contains(&k) {
+                        keep.entry(k).or_insert(is_deletion);
+                    }
+                }
+                let mut taken = std::collections::HashSet::new();
+                entries.retain(|e| keep.get(&key(e)) == Some(&false) && taken.insert(key(e)));
+                deletions.retain(|d| keep.get(&d.resource) == Some(&true) && taken.insert(d.resource.clone()));
+                newest_seen.extend(keep.into_keys());
+            }
             let page_max = entries
                 .iter()
                 .filter(|e| e.resource_type() == t.as_str())
                 .filter_map(|e| e.resource["meta"]["lastUpdated"].as_str())
+                .chain(deletions.iter().map(|d| d.at.as_str()))
                 .filter_map(|s| s.parse::<jiff::Timestamp>().ok().map(|ts| (ts, s.to_string())))
                 .max_by_key(|(ts, _)| *ts);
+            let page_max = if history {
+                if page_max.as_ref().is_some_and(|(ts, _)| history_max.as_ref().is_none_or(|(m, _)| ts > m)) {
+                    history_max = page_max;
+                }
+                None
+            } else {
+                page_max
+            };
             let current = summary
                 .cursors_after
                 .get(t)
@@ -176,7 +227,7 @@ impl Puller {
                 _ => None,
             };
             summary.pages += 1;
-            summary.resources += entries.len() as u64;
+            summary.resources += (entries.len() + deletions.len()) as u64;
             let next = next_link(&bundle, &url).filter(|n| {
                 // A server whose next link points back at a page it served: stop, not loop.
                 let fresh = seen_pages.insert(n.clone());
@@ -188,7 +239,7 @@ impl Puller {
             // The next page is fetched while this one is stored: the server and the store work
             // at the same time. Its cursor still commits only with its own records.
             let store_page = async {
-                if entries.is_empty() {
+                if entries.is_empty() && deletions.is_empty() {
                     return Ok(None);
                 }
                 let update = cursor.clone().map(|value| CursorUpdate {
@@ -197,7 +248,7 @@ impl Puller {
                     value,
                 });
                 self.ingest
-                    .submit_page(&self.ctx, entries, Some(shown(&url)), update)
+                    .submit_page(&self.ctx, entries, deletions, Some(shown(&url)), update)
                     .await
                     .map(Some)
             };
@@ -226,6 +277,22 @@ impl Puller {
                 _ => break,
             }
         }
+        if let Some((ts, text)) = history_max
+            && summary
+                .cursors_after
+                .get(t)
+                .and_then(|c| c.parse::<jiff::Timestamp>().ok())
+                .is_none_or(|cur| ts > cur)
+        {
+            self.store
+                .set_cursor(&CursorUpdate {
+                    connector: self.cfg.name.clone(),
+                    resource_type: t.clone(),
+                    value: text.clone(),
+                })
+                .await?;
+            summary.cursors_after.insert(t.clone(), text);
+        }
         Ok(())
     }
 }
@@ -248,6 +315,38 @@ fn page_entries(bundle: &Value) -> Vec<FhirEntry> {
             Some(FhirEntry {
                 full_url: e["fullUrl"].as_str().map(str::to_string),
                 resource,
+            })
+        })
+        .collect()
+}
+
+/// The deletions of a history page: entries without a resource whose request is a DELETE (or
+/// whose response is 410 Gone), as `Type/id`.
+fn page_deletions(bundle: &Value) -> Vec<crate::pipeline::Deletion> {
+    bundle["entry"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|e| !e["resource"].is_object())
+        .filter(|e| {
+            e["request"]["method"] == "DELETE"
+                || e["response"]["status"].as_str().is_some_and(|s| s.starts_with("410"))
+        })
+        .filter_map(|e| {
+            let url = e["request"]["url"].as_str()?;
+            // `Type/id`, `Type/id/_history/3` or an absolute URL: the Type/id part.
+            let path = url.split(['?', '#']).next()?;
+            let path = path.split("/_history").next()?;
+            let mut parts = path.rsplit('/');
+            let (id, rtype) = (parts.next()?, parts.next()?);
+            let at = e["response"]["lastModified"]
+                .as_str()
+                .map(str::to_string)
+                .unwrap_or_else(|| jiff::Timestamp::now().to_string());
+            Some(crate::pipeline::Deletion {
+                resource: format!("{rtype}/{id}"),
+                at,
+                entry: e.clone(),
             })
         })
         .collect()
