@@ -65,6 +65,8 @@ pub fn router(
         request_timeout,
     ))
     .layer(tower_http::limit::RequestBodyLimitLayer::new(max_body_bytes))
+    // Body extractors have their own 2 MB default; the configured limit is the one.
+    .layer(axum::extract::DefaultBodyLimit::max(max_body_bytes))
     .with_state(AppState { store })
 }
 

@@ -115,6 +115,7 @@ pub fn map_entries<'m>(
 /// 500 resources must not cost 500 × 500 comparisons).
 struct Index<'e> {
     by_url: std::collections::HashMap<&'e str, usize>,
+    full_urls: Vec<Option<&'e str>>,
     /// `Type/id` → the entries with it (two servers' `Patient/1` are two entries).
     by_ref: std::collections::HashMap<String, Vec<usize>>,
 }
@@ -131,7 +132,11 @@ impl<'e> Index<'e> {
                 by_ref.entry(l).or_default().push(i);
             }
         }
-        Index { by_url, by_ref }
+        Index {
+            by_url,
+            full_urls: entries.iter().map(|e| e.full_url.as_deref()).collect(),
+            by_ref,
+        }
     }
 
     /// The entry a reference points at: by `fullUrl` first (exact), else by `Type/id` (also the
@@ -142,9 +147,31 @@ impl<'e> Index<'e> {
         if let Some(&i) = self.by_url.get(reference) {
             return Some(i);
         }
+        // A versioned reference names the resource: `Patient/1/_history/2` → `Patient/1`.
+        let reference = reference.split("/_history/").next()?;
+        if let Some(&i) = self.by_url.get(reference) {
+            return Some(i);
+        }
         let mut parts = reference.rsplit('/');
         let (id, rtype) = (parts.next()?, parts.next()?);
-        match self.by_ref.get(&format!("{rtype}/{id}"))?.as_slice() {
+        let local = format!("{rtype}/{id}");
+        // An absolute reference names its server: it finds an entry of the same server (or
+        // one whose server is unknown), never another server's `Type/id`.
+        let base = |url: &str| url.strip_suffix(&local).map(str::to_string);
+        let reference_base = base(reference).filter(|b| !b.is_empty());
+        let candidates: Vec<usize> = self
+            .by_ref
+            .get(&local)?
+            .iter()
+            .copied()
+            .filter(
+                |&i| match (&reference_base, self.full_urls.get(i).and_then(|u| u.as_deref())) {
+                    (Some(b), Some(u)) => base(u).as_deref() == Some(b.as_str()) || !u.starts_with("http"),
+                    _ => true,
+                },
+            )
+            .collect();
+        match candidates.as_slice() {
             [one] => Some(*one),
             _ => None,
         }
@@ -182,8 +209,13 @@ fn patient_references(resource: &Value) -> Vec<&Value> {
     refs
 }
 
-/// A literal reference to a Patient (`Patient/123`, `https://…/Patient/123`): its id.
+/// A relative literal reference to a Patient (`Patient/123`, `Patient/123/_history/2`): its
+/// id. An absolute one may name another server's patient: not taken.
 fn patient_id(reference: &str) -> Option<&str> {
+    if reference.contains("://") || reference.starts_with("urn:") {
+        return None;
+    }
+    let reference = reference.split("/_history/").next()?;
     let mut parts = reference.rsplit('/');
     let id = parts.next()?;
     (parts.next() == Some("Patient") && !id.is_empty() && !id.contains(['?', '#'])).then_some(id)
@@ -366,7 +398,15 @@ mod tests {
         ];
         let index = Index::new(&entries);
         assert_eq!(index.find("http://b.example/fhir/Patient/1"), Some(1));
+        assert_eq!(index.find("http://b.example/fhir/Patient/1/_history/3"), Some(1));
         assert_eq!(index.find("Patient/1"), None);
+        assert_eq!(
+            index.find("http://c.example/fhir/Patient/1"),
+            None,
+            "another server's patient"
+        );
+        assert_eq!(patient_id("Patient/7/_history/2"), Some("7"));
+        assert_eq!(patient_id("http://c.example/fhir/Patient/7"), None);
     }
 
     #[test]

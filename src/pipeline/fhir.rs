@@ -106,6 +106,19 @@ impl Ingest {
             };
         }
         let document: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+        // Every entry of a Bundle gets an answer in its place: one without a resource (a
+        // DELETE, a GET, a conditional request) cannot be answered, so the document is refused
+        // whole rather than answered out of step.
+        if let Some(bad) = document["entry"]
+            .as_array()
+            .and_then(|es| es.iter().position(|e| !e["resource"].is_object()))
+        {
+            let reason = format!(
+                "entry {} has no resource (DELETE, GET and conditional requests are not taken)",
+                bad + 1
+            );
+            return self.unreadable(ctx, body, origin, reason).await;
+        }
         let bundle_type = (document["resourceType"] == "Bundle")
             .then(|| document["type"].as_str().map(str::to_string))
             .flatten();
@@ -195,20 +208,48 @@ impl Ingest {
             record.disposition = Disposition::Delete { resource: d.resource };
             records.push((record, None));
         }
+        // Every record but the last first; the last, with the cursor, only once all of them
+        // are committed: the cursor never moves past a record that failed (a page may span
+        // several commit groups, and a failed group is retried record by record).
+        let last = records.pop();
+        let mut counts = PageCounts::default();
         let mut pending = Vec::with_capacity(records.len());
-        let last = records.len().saturating_sub(1);
-        let mut cursor = cursor;
-        for (index, (mut record, merge)) in records.into_iter().enumerate() {
-            if index == last {
-                record.cursor = cursor.take();
-            }
+        for (record, merge) in records {
             pending.push((self.enqueue(record).await, merge));
         }
-        let mut counts = PageCounts::default();
+        self.settle(ctx, pending, &mut counts).await?;
+        if let Some((mut record, merge)) = last {
+            record.cursor = cursor;
+            let reply = self.enqueue(record).await;
+            self.settle(ctx, vec![(reply, merge)], &mut counts).await?;
+        }
+        Ok(counts)
+    }
+
+    /// Waits for the commits of a page's records, counting what became of them.
+    #[allow(clippy::type_complexity)]
+    async fn settle(
+        &self,
+        ctx: &ConnectorContext,
+        pending: Vec<(
+            Option<tokio::sync::oneshot::Receiver<Result<crate::store::Applied, StoreError>>>,
+            Option<crate::model::MergeInstruction>,
+        )>,
+        counts: &mut PageCounts,
+    ) -> Result<(), StoreError> {
+        let mut failed = None;
         for (reply, merge) in pending {
             let applied = match reply {
-                Some(rx) => rx.await.unwrap_or(Err(StoreError::WriterGone))?,
-                None => return Err(StoreError::WriterGone),
+                Some(rx) => rx.await.unwrap_or(Err(StoreError::WriterGone)),
+                None => Err(StoreError::WriterGone),
+            };
+            let applied = match applied {
+                Ok(a) => a,
+                Err(e) => {
+                    // Wait for the others all the same: none may still be in flight.
+                    failed.get_or_insert(e);
+                    continue;
+                }
             };
             match applied.status {
                 MessageStatus::Processed => counts.processed += 1,
@@ -222,7 +263,10 @@ impl Ingest {
                 self.carry_out_merge(ctx, &applied, &merge).await;
             }
         }
-        Ok(counts)
+        match failed {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
     }
 
     /// A body that is no document: kept as refused, with the reason.

@@ -330,7 +330,7 @@ fn write(c: &Connection, plan: &Plan<'_>) -> Result<(), StoreError> {
            at = COALESCE(excluded.at, clinical_records.at),
            sort_at = COALESCE(excluded.sort_at, clinical_records.sort_at),
            code = COALESCE(excluded.code, clinical_records.code),
-           data = json_patch(clinical_records.data, excluded.data),
+           data = json_patch(json_patch(clinical_records.data, ?12), excluded.data),
            last_message_id = excluded.last_message_id, updated_at = excluded.updated_at",
     )?;
     for r in &plan.clinical {
@@ -345,7 +345,10 @@ fn write(c: &Connection, plan: &Plan<'_>) -> Result<(), StoreError> {
             r.code,
             r.data,
             r.message_id,
-            r.received_at
+            r.received_at,
+            // json_patch merges nested objects; a stated code replaces the stored one whole (as
+            // PostgreSQL's `||` does): clear those keys first.
+            shallow_clear(&r.data)
         ])?;
     }
     let mut deleted = c.prepare_cached(
@@ -415,4 +418,17 @@ fn write(c: &Connection, plan: &Plan<'_>) -> Result<(), StoreError> {
         ])?;
     }
     Ok(())
+}
+
+/// `{"key": null}` for every top-level key of `data` whose value is an object.
+fn shallow_clear(data: &str) -> String {
+    let v: serde_json::Value = serde_json::from_str(data).unwrap_or_default();
+    let cleared: serde_json::Map<String, serde_json::Value> = v
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter(|(_, x)| x.is_object())
+        .map(|(k, _)| (k.clone(), serde_json::Value::Null))
+        .collect();
+    serde_json::Value::Object(cleared).to_string()
 }

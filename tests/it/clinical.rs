@@ -210,3 +210,30 @@ async fn an_a40_merge_brings_the_retired_patients_timeline_under_the_survivor() 
     assert_eq!(field(&send(t.mllp(), &nobody).await, "MSA", 1), "AA");
     t.hub.shutdown().await;
 }
+
+/// A corrected coded result replaces the code whole — its old text never sticks to the new
+/// code (SQLite and PostgreSQL alike).
+#[tokio::test]
+async fn a_corrected_code_does_not_keep_the_old_text() {
+    let t = spawn_hub().await;
+    let api = t.api();
+    let result = |control: &str, value: &str, status: &str| {
+        format!(
+            "{}{PID}OBR|1|ORD-7|FIL-7|94500-6^SARS-CoV-2^LN\rOBX|1|CWE|94500-6^SARS-CoV-2^LN||{value}||||||{status}\r",
+            msh("ORU^R01^ORU_R01", control)
+        )
+    };
+    for m in [result("K-1", "NEG^Negative^L", "F"), result("K-2", "POS", "C")] {
+        assert_eq!(field(&send(t.mllp(), &m).await, "MSA", 1), "AA");
+    }
+    let person = person_id(&api, "MRN-C1").await;
+    let items = timeline(&api, &person, "?kind=result").await;
+    assert_eq!(items.len(), 1);
+    assert_eq!(
+        items[0]["record"]["value_code"],
+        serde_json::json!({"code": "POS"})
+    );
+    assert_eq!(items[0]["record"]["value"], "POS");
+    assert_eq!(items[0]["status"], "corrected");
+    t.hub.shutdown().await;
+}

@@ -418,20 +418,31 @@ async fn history_pulls_see_deletions() {
     std::fs::write(dir.join("connectors/ehr.yaml"), settings_yaml(&server)).unwrap();
     let load = || carehub::config::load_with_env(&dir.join("carehub.yaml"), &[]).expect("valid");
     let first = carehub::app::pull_once(load(), "ehr").await.unwrap();
-    assert_eq!((first.failure.as_deref(), first.processed), (None, 12), "{first:?}");
+    assert_eq!(
+        (first.failure.as_deref(), first.processed),
+        (None, 12),
+        "{first:?}"
+    );
 
     server.put(observation("o1", "p1", 9.9));
     server.delete("Observation", "o2");
     let second = carehub::app::pull_once(load(), "ehr").await.unwrap();
     assert_eq!(second.failure, None, "{second:?}");
-    assert_eq!(second.processed, 2, "the new version and the deletion: {second:?}");
+    assert_eq!(
+        second.processed, 2,
+        "the new version and the deletion: {second:?}"
+    );
 
     let store = store_of(dir, &server).await;
     let result_of = |mrn: &'static str| {
         let store = store.clone();
         async move {
             let person = store.find_persons(mrn, None).await.unwrap().remove(0);
-            store.timeline(&person.id, Some("result"), 10).await.unwrap().remove(0)
+            store
+                .timeline(&person.id, Some("result"), 10)
+                .await
+                .unwrap()
+                .remove(0)
         }
     };
     assert_eq!(result_of("PULL-1").await.record["numeric"], 9.9);

@@ -95,7 +95,9 @@ impl FhirServer {
             by_id.remove(id);
         }
         let at = state.next_stamp();
-        state.history.push((at, resource_type.to_string(), id.to_string(), None));
+        state
+            .history
+            .push((at, resource_type.to_string(), id.to_string(), None));
     }
 
     /// The next `n` search requests (GET /fhir/{Type}…, including next-page requests) answer
@@ -342,7 +344,8 @@ impl ServerState {
         let meta = meta_of(&mut resource);
         meta["versionId"] = json!(version.to_string());
         meta["lastUpdated"] = json!(format!("{updated:.3}"));
-        self.history.push((updated, rtype.clone(), id.clone(), Some(resource.clone())));
+        self.history
+            .push((updated, rtype.clone(), id.clone(), Some(resource.clone())));
         self.insert(updated, resource);
     }
 
@@ -411,19 +414,31 @@ impl ServerState {
     /// without a resource, `request.method` DELETE and `response.status` 410.
     fn history_page(&mut self, resource_type: &str, query: &str) -> Result<Value, String> {
         let params = form_pairs(query);
-        let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.replace(' ', "+"));
+        let get = |k: &str| {
+            params
+                .iter()
+                .find(|(n, _)| n == k)
+                .map(|(_, v)| v.replace(' ', "+"))
+        };
         let since = match get("_since") {
-            Some(v) => Some(v.parse::<Timestamp>().map_err(|_| format!("_since: not an instant: {v:?}"))?),
+            Some(v) => Some(
+                v.parse::<Timestamp>()
+                    .map_err(|_| format!("_since: not an instant: {v:?}"))?,
+            ),
             None => None,
         };
-        let count: usize = get("_count").map_or(Ok(50), |c| c.parse()).map_err(|_| "_count: not a number")?;
-        let offset: usize = get("_offset").map_or(Ok(0), |c| c.parse()).map_err(|_| "_offset: not a number")?;
+        let count: usize = get("_count")
+            .map_or(Ok(50), |c| c.parse())
+            .map_err(|_| "_count: not a number")?;
+        let offset: usize = get("_offset")
+            .map_or(Ok(0), |c| c.parse())
+            .map_err(|_| "_offset: not a number")?;
         let mut items: Vec<&(Timestamp, String, String, Option<Value>)> = self
             .history
             .iter()
             .filter(|(at, t, _, _)| t == resource_type && since.is_none_or(|s| *at >= s))
             .collect();
-        items.sort_by(|a, b| b.0.cmp(&a.0));
+        items.sort_by_key(|item| std::cmp::Reverse(item.0));
         let total = items.len();
         let entries: Vec<Value> = items
             .iter()
@@ -437,15 +452,22 @@ impl ServerState {
                                "response": {"status": "410", "lastModified": format!("{at:.3}")}}),
             })
             .collect();
-        let mut links = vec![json!({"relation": "self", "url": format!("{}/{resource_type}/_history", self.base)})];
+        let mut links =
+            vec![json!({"relation": "self", "url": format!("{}/{resource_type}/_history", self.base)})];
         if offset + count.max(1) < total {
-            let mut next = format!("{}/{resource_type}/_history?_count={count}&_offset={}", self.base, offset + count.max(1));
+            let mut next = format!(
+                "{}/{resource_type}/_history?_count={count}&_offset={}",
+                self.base,
+                offset + count.max(1)
+            );
             if let Some(s) = since {
                 next.push_str(&format!("&_since={}", s.to_string().replace('+', "%2B")));
             }
             links.push(json!({"relation": "next", "url": next}));
         }
-        Ok(json!({"resourceType": "Bundle", "type": "history", "total": total, "link": links, "entry": entries}))
+        Ok(
+            json!({"resourceType": "Bundle", "type": "history", "total": total, "link": links, "entry": entries}),
+        )
     }
 
     /// The `WWW-Authenticate` challenge when `headers` do not carry the credentials required.

@@ -32,6 +32,8 @@ pub enum PullError {
     NotABundle { url: String, reason: String },
     #[error("token endpoint: {0}")]
     Token(String),
+    #[error("{url}: {reason}")]
+    Paging { url: String, reason: String },
 }
 
 /// A cached OAuth2 access token.
@@ -218,7 +220,7 @@ impl FhirClient {
                 let now = jiff::Timestamp::now().as_second();
                 let claims = serde_json::json!({
                     "iss": client_id, "sub": client_id, "aud": token_url,
-                    "exp": now + 300, "iat": now, "jti": uuid::Uuid::now_v7().to_string(),
+                    "exp": now + 240, "iat": now, "jti": uuid::Uuid::now_v7().to_string(),
                 });
                 let assertion = key.jwt(key_id.as_deref(), &claims).map_err(PullError::Token)?;
                 let form = [

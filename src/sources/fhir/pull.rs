@@ -183,12 +183,22 @@ impl Puller {
                         .and_then(|s| s.parse::<jiff::Timestamp>().ok())
                 };
                 entries.sort_by_key(|e| std::cmp::Reverse(when(e)));
-                let key = |e: &FhirEntry| format!("{}/{}", e.resource_type(), e.resource["id"].as_str().unwrap_or(""));
+                let key = |e: &FhirEntry| {
+                    format!(
+                        "{}/{}",
+                        e.resource_type(),
+                        e.resource["id"].as_str().unwrap_or("")
+                    )
+                };
                 // Deletions and versions of one resource on one page: the later one wins.
                 let mut page: Vec<(Option<jiff::Timestamp>, String, bool)> = entries
                     .iter()
                     .map(|e| (when(e), key(e), false))
-                    .chain(deletions.iter().map(|d| (d.at.parse().ok(), d.resource.clone(), true)))
+                    .chain(
+                        deletions
+                            .iter()
+                            .map(|d| (d.at.parse().ok(), d.resource.clone(), true)),
+                    )
                     .collect();
                 page.sort_by_key(|(ts, _, _)| std::cmp::Reverse(*ts));
                 let mut keep: std::collections::HashMap<String, bool> = std::collections::HashMap::new();
@@ -199,18 +209,24 @@ impl Puller {
                 }
                 let mut taken = std::collections::HashSet::new();
                 entries.retain(|e| keep.get(&key(e)) == Some(&false) && taken.insert(key(e)));
-                deletions.retain(|d| keep.get(&d.resource) == Some(&true) && taken.insert(d.resource.clone()));
+                deletions
+                    .retain(|d| keep.get(&d.resource) == Some(&true) && taken.insert(d.resource.clone()));
                 newest_seen.extend(keep.into_keys());
             }
-            let page_max = entries
+            // Only the matches move the cursor: an included resource of the same type may be
+            // later than matches still to come.
+            let matches = match_times(&bundle, t);
+            let page_max = matches
                 .iter()
-                .filter(|e| e.resource_type() == t.as_str())
-                .filter_map(|e| e.resource["meta"]["lastUpdated"].as_str())
+                .map(String::as_str)
                 .chain(deletions.iter().map(|d| d.at.as_str()))
                 .filter_map(|s| s.parse::<jiff::Timestamp>().ok().map(|ts| (ts, s.to_string())))
                 .max_by_key(|(ts, _)| *ts);
             let page_max = if history {
-                if page_max.as_ref().is_some_and(|(ts, _)| history_max.as_ref().is_none_or(|(m, _)| ts > m)) {
+                if page_max
+                    .as_ref()
+                    .is_some_and(|(ts, _)| history_max.as_ref().is_none_or(|(m, _)| ts > m))
+                {
                     history_max = page_max;
                 }
                 None
@@ -228,14 +244,29 @@ impl Puller {
             };
             summary.pages += 1;
             summary.resources += (entries.len() + deletions.len()) as u64;
-            let next = next_link(&bundle, &url).filter(|n| {
-                // A server whose next link points back at a page it served: stop, not loop.
-                let fresh = seen_pages.insert(n.clone());
-                if !fresh {
-                    tracing::warn!(connector = %self.cfg.name, url = %shown(n), "a next link repeats an earlier page; the run stops there");
+            let next = next_link(&bundle, &url);
+            if let Some(n) = &next {
+                // Credentials go to the server they were configured for, and nowhere else.
+                let why = if !same_origin(n, &self.cfg.base_url) {
+                    Some("its next link points at another server")
+                } else if !seen_pages.insert(n.clone()) {
+                    // A server that serves a page again, or pages without end: the run fails
+                    // (the connector shows degraded) rather than looping or stalling as "ok".
+                    Some("its next link repeats an earlier page")
+                } else if entries.is_empty() && deletions.is_empty() {
+                    Some("an empty page has a next link")
+                } else if seen_pages.len() > MAX_PAGES_PER_TYPE {
+                    Some("more pages than one run reads (100,000)")
+                } else {
+                    None
+                };
+                if let Some(why) = why {
+                    return Err(RunError::Pull(PullError::Paging {
+                        url: shown(&url),
+                        reason: format!("{why}; the run stops there"),
+                    }));
                 }
-                fresh
-            });
+            }
             // The next page is fetched while this one is stored: the server and the store work
             // at the same time. Its cursor still commits only with its own records.
             let store_page = async {
@@ -297,6 +328,21 @@ impl Puller {
     }
 }
 
+/// Most pages one run reads for one resource type.
+const MAX_PAGES_PER_TYPE: usize = 100_000;
+
+/// Whether `url` is on the same scheme, host and port as `base`.
+fn same_origin(url: &str, base: &str) -> bool {
+    match (reqwest::Url::parse(url), reqwest::Url::parse(base)) {
+        (Ok(a), Ok(b)) => {
+            a.scheme() == b.scheme()
+                && a.host_str() == b.host_str()
+                && a.port_or_known_default() == b.port_or_known_default()
+        }
+        _ => false,
+    }
+}
+
 /// A cursor in a URL: `+` of an offset must not become a space.
 fn encode(s: &str) -> String {
     s.replace('+', "%2B").replace(':', "%3A")
@@ -320,6 +366,18 @@ fn page_entries(bundle: &Value) -> Vec<FhirEntry> {
         .collect()
 }
 
+/// `meta.lastUpdated` of the page's matches of type `t` (`search.mode` match, or none said).
+fn match_times(bundle: &Value, t: &str) -> Vec<String> {
+    bundle["entry"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|e| e["search"]["mode"].is_null() || e["search"]["mode"] == "match")
+        .filter(|e| e["resource"]["resourceType"] == t)
+        .filter_map(|e| e["resource"]["meta"]["lastUpdated"].as_str().map(str::to_string))
+        .collect()
+}
+
 /// The deletions of a history page: entries without a resource whose request is a DELETE (or
 /// whose response is 410 Gone), as `Type/id`.
 fn page_deletions(bundle: &Value) -> Vec<crate::pipeline::Deletion> {
@@ -330,7 +388,9 @@ fn page_deletions(bundle: &Value) -> Vec<crate::pipeline::Deletion> {
         .filter(|e| !e["resource"].is_object())
         .filter(|e| {
             e["request"]["method"] == "DELETE"
-                || e["response"]["status"].as_str().is_some_and(|s| s.starts_with("410"))
+                || e["response"]["status"]
+                    .as_str()
+                    .is_some_and(|s| s.starts_with("410"))
         })
         .filter_map(|e| {
             let url = e["request"]["url"].as_str()?;
@@ -412,6 +472,19 @@ mod tests {
             Some("https://other.example.org/fhir/p3")
         );
         assert_eq!(next_link(&json!({"link": []}), page), None);
+        // A run refuses to follow a link to another server with its credentials.
+        assert!(!same_origin(
+            "https://other.example.org/fhir/p3",
+            "https://ehr.example.org/fhir"
+        ));
+        assert!(!same_origin(
+            "http://ehr.example.org/fhir/p3",
+            "https://ehr.example.org/fhir"
+        ));
+        assert!(same_origin(
+            "https://ehr.example.org:443/fhir/Patient?p=2",
+            "https://ehr.example.org/fhir"
+        ));
     }
 
     #[test]
