@@ -17,6 +17,21 @@ use super::types::*;
 use crate::identity::{Decision, MatchInput, Matcher, Prepared};
 use crate::model::ProfilePatch;
 
+/// Notes a stored accepted message in `accepted` and `latest` (look-ups call it per row).
+pub fn note_accepted(l: &mut Lookups, key: MessageKey, id: i64, person: Option<String>) {
+    let latest = l
+        .latest
+        .entry((key.0.clone(), key.1.clone()))
+        .or_insert((id, key.2.clone()));
+    if id > latest.0 {
+        *latest = (id, key.2.clone());
+    }
+    let entry = l.accepted.entry(key).or_insert((id, person.clone()));
+    if id < entry.0 {
+        *entry = (id, person);
+    }
+}
+
 /// Dedupe key of a message: sender, control id, content hash.
 pub type MessageKey = (Option<String>, String, String);
 
@@ -25,6 +40,10 @@ pub type MessageKey = (Option<String>, String, String);
 pub struct Lookups {
     /// Earlier accepted copies: key → (message id, person id).
     pub accepted: HashMap<MessageKey, (i64, Option<String>)>,
+    /// The latest accepted message of each (sender, control id): (message id, content hash).
+    /// A copy is a duplicate only of the latest content: A, then B, then A again is applied
+    /// (a FHIR resource without versionId changed back).
+    pub latest: HashMap<(Option<String>, String), (i64, String)>,
     /// (system, value) → person id.
     pub identifiers: HashMap<(String, String), String>,
     /// Golden records of the persons above.
@@ -313,7 +332,15 @@ pub fn plan<'a>(
             .map(|c| (r.sender.clone(), c.clone(), r.content_hash.clone()));
         let earlier = match (&r.disposition, &key) {
             (Disposition::Error { .. }, _) | (_, None) => None,
-            (_, Some(k)) => l.accepted.get(k).cloned(),
+            (_, Some(k)) => l
+                .accepted
+                .get(k)
+                .filter(|_| {
+                    l.latest
+                        .get(&(k.0.clone(), k.1.clone()))
+                        .is_none_or(|(_, hash)| *hash == k.2)
+                })
+                .cloned(),
         };
         let mut row = MessageRow {
             id,
@@ -529,7 +556,8 @@ pub fn plan<'a>(
             if let Some(k) = key
                 && matches!(row.status, MessageStatus::Processed | MessageStatus::Unmapped)
             {
-                l.accepted.insert(k, (id, row.person_id.clone()));
+                l.latest.insert((k.0.clone(), k.1.clone()), (id, k.2.clone()));
+                l.accepted.entry(k).or_insert((id, row.person_id.clone()));
             }
         }
 

@@ -223,10 +223,7 @@ impl PgStore {
                         let id: i64 = row.get("id");
                         let person: Option<String> = row.get("d");
                         let key = (row.get("a"), row.get("b"), row.get("c"));
-                        let entry = l.accepted.entry(key).or_insert((id, person.clone()));
-                        if id < entry.0 {
-                            *entry = (id, person);
-                        }
+                        super::batch::note_accepted(&mut l, key, id, person);
                     }
                     "i" => {
                         l.identifiers.insert((row.get("a"), row.get("b")), row.get("c"));

@@ -111,13 +111,7 @@ fn lookup(
             }
             let id: i64 = row.get(0)?;
             let person: Option<String> = row.get(4)?;
-            let entry = l
-                .accepted
-                .entry((row.get(1)?, row.get(2)?, row.get(3)?))
-                .or_insert((id, person.clone()));
-            if id < entry.0 {
-                *entry = (id, person);
-            }
+            batch::note_accepted(&mut l, (row.get(1)?, row.get(2)?, row.get(3)?), id, person);
         }
     }
 

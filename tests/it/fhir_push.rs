@@ -164,3 +164,21 @@ async fn a_patient_that_replaces_another_merges_it() {
     );
     t.hub.shutdown().await;
 }
+
+/// A resource without a version that changes and changes back is applied each time: only a
+/// copy of the latest content is a duplicate.
+#[tokio::test]
+async fn a_resource_that_changes_back_is_applied_again() {
+    let t = spawn_hub_with(hub_with_push()).await;
+    let api = t.api();
+    let a = patient("pa", "F-ABA");
+    let mut b = a.clone();
+    b["name"][0]["family"] = json!("Lê");
+    for (body, want) in [(&a, 201), (&b, 201), (&a, 201), (&a, 200)] {
+        let (status, answer) = push(&api, &body.to_string()).await;
+        assert_eq!(status, want, "{answer}");
+    }
+    let (_, found) = get_json(&format!("{api}/api/v1/patients?identifier=F-ABA")).await;
+    assert_eq!(found["items"][0]["profile"]["names"][0]["family"], "Phạm");
+    t.hub.shutdown().await;
+}
