@@ -128,34 +128,30 @@ impl Ingest {
             .then(|| mapped.iter().find(|m| m.result.is_err()).map(|m| m.index))
             .flatten();
 
-        let mut pending = Vec::with_capacity(entries.len());
+        // The document is one unit: every resource of it commits in one transaction, or none
+        // does (a store failure answers 503 and nothing was applied).
+        let mut records = Vec::with_capacity(entries.len());
+        let mut extras = Vec::with_capacity(entries.len());
         for (index, entry) in entries.iter().enumerate() {
             let found = mapped.iter().find(|m| m.index == index);
             let (record, error, warnings, merge) =
                 self.fhir_record(ctx, entry, found, origin.clone(), transaction_failed);
-            let reply = self.enqueue(record).await;
-            pending.push((
-                index,
-                entry.resource_type().to_string(),
-                reply,
-                error,
-                warnings,
-                merge,
-            ));
+            records.push(record);
+            extras.push((index, entry.resource_type().to_string(), error, warnings, merge));
         }
-        let mut out = Vec::with_capacity(pending.len());
-        for (index, resource_type, reply, error, warnings, merge) in pending {
-            let committed = match reply {
-                Some(rx) => rx.await.unwrap_or(Err(StoreError::WriterGone)),
-                None => Err(StoreError::WriterGone),
-            };
-            let applied = match committed {
-                Ok(a) => a,
-                Err(e) => {
-                    tracing::error!(connector = %ctx.name, error = %e, "could not store a FHIR resource; the sender is told to retry");
-                    return FhirOutcome::StoreUnavailable;
-                }
-            };
+        let committed = match self.enqueue_unit(records).await {
+            Some(rx) => rx.await.unwrap_or(Err(StoreError::WriterGone)),
+            None => Err(StoreError::WriterGone),
+        };
+        let applied_all = match committed {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::error!(connector = %ctx.name, error = %e, "could not store a FHIR document; the sender is told to retry");
+                return FhirOutcome::StoreUnavailable;
+            }
+        };
+        let mut out = Vec::with_capacity(extras.len());
+        for ((index, resource_type, error, warnings, merge), applied) in extras.into_iter().zip(applied_all) {
             if let Some(merge) = merge
                 && applied.status == MessageStatus::Processed
             {
@@ -208,49 +204,20 @@ impl Ingest {
             record.disposition = Disposition::Delete { resource: d.resource };
             records.push((record, None));
         }
-        // Every record but the last first; the last, with the cursor, only once all of them
-        // are committed: the cursor never moves past a record that failed (a page may span
-        // several commit groups, and a failed group is retried record by record).
-        let last = records.pop();
+        // The page is one unit: its records and its cursor commit in one transaction, or none
+        // of them does (the run fails and the next one reads the page again).
+        let merges: Vec<Option<crate::model::MergeInstruction>> =
+            records.iter_mut().map(|(_, m)| m.take()).collect();
+        let mut records: Vec<NewRecord> = records.into_iter().map(|(r, _)| r).collect();
+        if let Some(last) = records.last_mut() {
+            last.cursor = cursor;
+        }
         let mut counts = PageCounts::default();
-        let mut pending = Vec::with_capacity(records.len());
-        for (record, merge) in records {
-            pending.push((self.enqueue(record).await, merge));
-        }
-        self.settle(ctx, pending, &mut counts).await?;
-        if let Some((mut record, merge)) = last {
-            record.cursor = cursor;
-            let reply = self.enqueue(record).await;
-            self.settle(ctx, vec![(reply, merge)], &mut counts).await?;
-        }
-        Ok(counts)
-    }
-
-    /// Waits for the commits of a page's records, counting what became of them.
-    #[allow(clippy::type_complexity)]
-    async fn settle(
-        &self,
-        ctx: &ConnectorContext,
-        pending: Vec<(
-            Option<tokio::sync::oneshot::Receiver<Result<crate::store::Applied, StoreError>>>,
-            Option<crate::model::MergeInstruction>,
-        )>,
-        counts: &mut PageCounts,
-    ) -> Result<(), StoreError> {
-        let mut failed = None;
-        for (reply, merge) in pending {
-            let applied = match reply {
-                Some(rx) => rx.await.unwrap_or(Err(StoreError::WriterGone)),
-                None => Err(StoreError::WriterGone),
-            };
-            let applied = match applied {
-                Ok(a) => a,
-                Err(e) => {
-                    // Wait for the others all the same: none may still be in flight.
-                    failed.get_or_insert(e);
-                    continue;
-                }
-            };
+        let applied = match self.enqueue_unit(records).await {
+            Some(rx) => rx.await.unwrap_or(Err(StoreError::WriterGone))?,
+            None => return Err(StoreError::WriterGone),
+        };
+        for (applied, merge) in applied.iter().zip(merges) {
             match applied.status {
                 MessageStatus::Processed => counts.processed += 1,
                 MessageStatus::Duplicate => counts.duplicates += 1,
@@ -260,13 +227,10 @@ impl Ingest {
             if let Some(merge) = merge
                 && applied.status == MessageStatus::Processed
             {
-                self.carry_out_merge(ctx, &applied, &merge).await;
+                self.carry_out_merge(ctx, applied, &merge).await;
             }
         }
-        match failed {
-            Some(e) => Err(e),
-            None => Ok(()),
-        }
+        Ok(counts)
     }
 
     /// A body that is no document: kept as refused, with the reason.

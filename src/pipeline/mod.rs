@@ -211,7 +211,29 @@ impl Ingest {
     /// Hands a record to the writer; `None` when the writer is gone.
     async fn enqueue(&self, record: NewRecord) -> Option<oneshot::Receiver<Result<Applied, StoreError>>> {
         let (reply, rx) = oneshot::channel();
-        self.tx.send(writer::Job { record, reply }).await.ok()?;
+        self.tx
+            .send(writer::Job {
+                records: vec![record],
+                reply: writer::Reply::One(reply),
+            })
+            .await
+            .ok()?;
+        Some(rx)
+    }
+
+    /// Hands records to the writer to be committed together or not at all.
+    async fn enqueue_unit(
+        &self,
+        records: Vec<NewRecord>,
+    ) -> Option<oneshot::Receiver<Result<Vec<Applied>, StoreError>>> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(writer::Job {
+                records,
+                reply: writer::Reply::Unit(reply),
+            })
+            .await
+            .ok()?;
         Some(rx)
     }
 

@@ -10,10 +10,32 @@ use tokio::task::JoinHandle;
 
 use crate::store::{Applied, NewRecord, Store, StoreError};
 
-/// One record waiting for its commit, and where to say how it went.
+/// Records waiting for their commit, and where to say how it went. The records of one job
+/// are committed together or not at all (a page of a pull with its cursor, a FHIR
+/// transaction); jobs are grouped into one transaction when they arrive together.
 pub struct Job {
-    pub record: NewRecord,
-    pub reply: oneshot::Sender<Result<Applied, StoreError>>,
+    pub records: Vec<NewRecord>,
+    pub reply: Reply,
+}
+
+pub enum Reply {
+    /// A job of one record.
+    One(oneshot::Sender<Result<Applied, StoreError>>),
+    /// A job of several records, answered together.
+    Unit(oneshot::Sender<Result<Vec<Applied>, StoreError>>),
+}
+
+impl Reply {
+    fn send(self, result: Result<Vec<Applied>, StoreError>) {
+        match self {
+            Reply::One(tx) => {
+                let _ = tx.send(result.and_then(|v| v.into_iter().next().ok_or(StoreError::Empty)));
+            }
+            Reply::Unit(tx) => {
+                let _ = tx.send(result);
+            }
+        }
+    }
 }
 
 /// Starts the writer. It runs until every sender is dropped, then commits what is left and
@@ -63,26 +85,32 @@ pub fn spawn_writer(
 }
 
 fn commit_group(apply: &impl Fn(&[NewRecord]) -> Result<Vec<Applied>, StoreError>, jobs: Vec<Job>) {
-    let (records, replies): (Vec<NewRecord>, Vec<_>) = jobs.into_iter().map(|j| (j.record, j.reply)).unzip();
-    match apply(&records) {
+    let mut all: Vec<NewRecord> = Vec::with_capacity(jobs.len());
+    let mut units = Vec::with_capacity(jobs.len());
+    for job in jobs {
+        let start = all.len();
+        all.extend(job.records);
+        units.push((start..all.len(), job.reply));
+    }
+    match apply(&all) {
         Ok(applied) => {
-            for (reply, a) in replies.into_iter().zip(applied) {
-                let _ = reply.send(Ok(a));
+            let mut applied = applied.into_iter();
+            for (range, reply) in units {
+                reply.send(Ok(applied.by_ref().take(range.len()).collect()));
             }
         }
-        Err(e) if records.len() > 1 => {
-            // One bad record must not sink the others: retry them one by one.
-            tracing::warn!(error = %e, records = records.len(), "a group commit failed; retrying its records one by one");
-            for (record, reply) in records.iter().zip(replies) {
-                let result = apply(std::slice::from_ref(record));
-                let _ = reply.send(result.and_then(|v| v.into_iter().next().ok_or(StoreError::Empty)));
+        Err(e) if units.len() > 1 => {
+            // One bad job must not sink the others: retry them one by one (each job whole).
+            tracing::warn!(error = %e, records = all.len(), "a group commit failed; retrying its jobs one by one");
+            for (range, reply) in units {
+                reply.send(apply(&all[range]));
             }
         }
         Err(e) => {
             tracing::error!(error = %e, "a commit failed");
             let reason = e.to_string();
-            for reply in replies {
-                let _ = reply.send(Err(StoreError::Sql(sqlx::Error::Protocol(reason.clone()))));
+            for (_, reply) in units {
+                reply.send(Err(StoreError::Sql(sqlx::Error::Protocol(reason.clone()))));
             }
         }
     }
