@@ -7,9 +7,8 @@
 //! are taken entry by entry.
 
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 
-use super::{ConnectorContext, Ingest, hex_digest, refused_record};
+use super::{ConnectorContext, Ingest, refused_record};
 use crate::mapping::{FhirEntry, MappedEntry, fhir_entries, map_entries};
 use crate::store::{Applied, Disposition, MessageStatus, NewRecord, StoreError};
 
@@ -124,6 +123,7 @@ impl Ingest {
             .flatten();
         let fixed = ctx.mapping.as_deref().and_then(|name| self.mappings.get(name));
         let mapped = map_entries(&entries, &self.mappings, fixed, &ctx.transform_env);
+        let by_index = entry_index(&mapped, entries.len());
         let transaction_failed = (bundle_type.as_deref() == Some("transaction"))
             .then(|| mapped.iter().find(|m| m.result.is_err()).map(|m| m.index))
             .flatten();
@@ -133,7 +133,7 @@ impl Ingest {
         let mut records = Vec::with_capacity(entries.len());
         let mut extras = Vec::with_capacity(entries.len());
         for (index, entry) in entries.iter().enumerate() {
-            let found = mapped.iter().find(|m| m.index == index);
+            let found = by_index[index];
             let (record, error, warnings, merge) =
                 self.fhir_record(ctx, entry, found, origin.clone(), transaction_failed);
             records.push(record);
@@ -185,18 +185,16 @@ impl Ingest {
     ) -> Result<PageCounts, StoreError> {
         let fixed = ctx.mapping.as_deref().and_then(|name| self.mappings.get(name));
         let mapped = map_entries(&entries, &self.mappings, fixed, &ctx.transform_env);
+        let by_index = entry_index(&mapped, entries.len());
         let mut records = Vec::with_capacity(entries.len() + deletions.len());
         for (index, entry) in entries.iter().enumerate() {
-            let found = mapped.iter().find(|m| m.index == index);
+            let found = by_index[index];
             let (record, _, _, merge) = self.fhir_record(ctx, entry, found, origin.clone(), None);
             records.push((record, merge));
         }
         for d in deletions {
             let raw = serde_json::to_vec(&d.entry).unwrap_or_default();
-            let mut record = refused_record(ctx, Vec::new(), origin.clone(), String::new());
-            record.content_hash = hex_digest(&Sha256::digest(&raw));
-            record.raw = raw;
-            record.charset = Some("UNICODE UTF-8".into());
+            let mut record = json_record(ctx, raw, origin.clone(), String::new());
             record.message_type = d.resource.split('/').next().map(str::to_string);
             record.sender = ctx.source_system.clone().or_else(|| Some(ctx.name.clone()));
             // The same deletion read again is a duplicate.
@@ -242,10 +240,7 @@ impl Ingest {
         reason: String,
     ) -> FhirOutcome {
         tracing::warn!(connector = %ctx.name, "a posted FHIR document could not be read; it is kept as refused");
-        let mut record = refused_record(ctx, Vec::new(), origin, reason.clone());
-        record.content_hash = hex_digest(&Sha256::digest(&body));
-        record.raw = body;
-        record.charset = Some("UNICODE UTF-8".into());
+        let record = json_record(ctx, body, origin, reason.clone());
         match self.commit(record).await {
             Ok(applied) => FhirOutcome::Unreadable {
                 reason,
@@ -273,10 +268,7 @@ impl Ingest {
     ) {
         let raw = serde_json::to_vec(&entry.resource).unwrap_or_default();
         let resource_type = entry.resource_type().to_string();
-        let mut record = refused_record(ctx, Vec::new(), origin, String::new());
-        record.content_hash = hex_digest(&Sha256::digest(&raw));
-        record.raw = raw;
-        record.charset = Some("UNICODE UTF-8".into());
+        let mut record = json_record(ctx, raw, origin, String::new());
         record.message_type = Some(resource_type.clone());
         record.sender = ctx.source_system.clone().or_else(|| Some(ctx.name.clone()));
         // A resource's identity in its sender: Type/id and its version, else its fullUrl. The
@@ -331,4 +323,20 @@ impl Ingest {
             }
         }
     }
+}
+
+/// A FHIR JSON message of the log (kept as refused until it is given a disposition).
+fn json_record(ctx: &ConnectorContext, raw: Vec<u8>, origin: Option<String>, reason: String) -> NewRecord {
+    let mut record = refused_record(ctx, raw, origin, reason);
+    record.charset = Some("UNICODE UTF-8".into());
+    record
+}
+
+/// The mapped entries by their position in the document (`None`: no mapping read it).
+fn entry_index<'a, 'm>(mapped: &'a [MappedEntry<'m>], entries: usize) -> Vec<Option<&'a MappedEntry<'m>>> {
+    let mut by_index = vec![None; entries];
+    for m in mapped {
+        by_index[m.index] = Some(m);
+    }
+    by_index
 }

@@ -17,6 +17,10 @@ use super::types::*;
 use crate::identity::{Decision, MatchInput, Matcher, Prepared};
 use crate::model::ProfilePatch;
 
+#[path = "batch_clinical.rs"]
+mod clinical;
+pub use clinical::{ClinicalRow, DeletionRow, merge_json};
+
 /// Notes a stored accepted message in `accepted` and `latest` (look-ups call it per row).
 pub fn note_accepted(l: &mut Lookups, key: MessageKey, id: i64, person: Option<String>) {
     let latest = l
@@ -216,54 +220,6 @@ pub struct ReviewRow {
     pub at: String,
 }
 
-/// `newer`'s fields over `older`'s (both JSON objects): what a later message about a record
-/// leaves out, it does not erase (a status-only update keeps the value).
-pub fn merge_json(older: &str, newer: &str) -> Result<String, serde_json::Error> {
-    let mut base: serde_json::Map<String, serde_json::Value> = serde_json::from_str(older)?;
-    let top: serde_json::Map<String, serde_json::Value> = serde_json::from_str(newer)?;
-    base.extend(top);
-    serde_json::to_string(&base)
-}
-
-/// A resource its source deleted: the clinical records last stated by its messages (control
-/// ids `Type/id` and `Type/id/_history/…` from this sender) become `entered-in-error`.
-pub struct DeletionRow {
-    pub sender: String,
-    /// `Type/id`.
-    pub resource: String,
-    pub message_id: i64,
-    pub at: String,
-}
-
-impl DeletionRow {
-    /// The control-id range of the resource's messages: `Type/id` itself and `Type/id/…`.
-    pub fn range(&self) -> (String, String, String) {
-        (
-            self.resource.clone(),
-            format!("{}/", self.resource),
-            // '/' + 1 = '0': every id that continues with '/' sorts below this.
-            format!("{}0", self.resource),
-        )
-    }
-}
-
-/// A clinical record to insert, or to update the one with the same kind, system and key (its
-/// fields over the stored ones).
-pub struct ClinicalRow {
-    pub kind: &'static str,
-    pub source_system: String,
-    pub key: String,
-    pub person_id: Option<String>,
-    pub status: Option<&'static str>,
-    pub at: Option<String>,
-    pub sort_at: Option<String>,
-    pub code: Option<String>,
-    /// The record, JSON.
-    pub data: String,
-    pub message_id: i64,
-    pub received_at: String,
-}
-
 pub struct IdentifierRow {
     pub system: String,
     pub value: String,
@@ -322,6 +278,8 @@ pub fn plan<'a>(
     // Source records touched: (system, key) → index in plan.source_records.
     let mut sources: HashMap<(String, String), usize> = HashMap::new();
     let mut identifiers_added: HashSet<(String, String)> = HashSet::new();
+    // (kind, source system, key) → index in plan.clinical.
+    let mut clinical_at: HashMap<(&'static str, String, String), usize> = HashMap::new();
     let mut counters: Vec<(String, Counters)> = Vec::new();
 
     for (index, (id, r)) in (l.next_message_id..).zip(records).enumerate() {
@@ -528,11 +486,12 @@ pub fn plan<'a>(
                             received_at: r.received_at.clone(),
                         };
                         // A later message of the batch about the same record replaces it here too.
-                        match plan.clinical.iter_mut().find(|c| {
-                            c.kind == clinical.kind
-                                && c.source_system == clinical.source_system
-                                && c.key == clinical.key
-                        }) {
+                        let at = (
+                            clinical.kind,
+                            clinical.source_system.clone(),
+                            clinical.key.clone(),
+                        );
+                        match clinical_at.get(&at).map(|&i| &mut plan.clinical[i]) {
                             Some(earlier) => {
                                 // As the store does: the newer values over the older ones.
                                 let data = merge_json(&earlier.data, &clinical.data)?;
@@ -548,7 +507,10 @@ pub fn plan<'a>(
                                     ..clinical
                                 };
                             }
-                            None => plan.clinical.push(clinical),
+                            None => {
+                                clinical_at.insert(at, plan.clinical.len());
+                                plan.clinical.push(clinical);
+                            }
                         }
                     }
                 }
@@ -695,110 +657,5 @@ fn match_one(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::model::Identifier;
-
-    fn record(control_id: &str, mrn: &str, hash: &str) -> NewRecord {
-        NewRecord {
-            connector: "c".into(),
-            origin: None,
-            received_at: "2026-11-20T00:00:00Z".into(),
-            sender: Some("EMR^H".into()),
-            control_id: Some(control_id.into()),
-            message_type: Some("ADT^A04".into()),
-            charset: None,
-            content_hash: hash.into(),
-            raw: b"MSH|".to_vec(),
-            disposition: Disposition::Apply {
-                mapping: "m".into(),
-                source_system: "EMR^H".into(),
-                patch: Some(ProfilePatch {
-                    identifiers: vec![Identifier {
-                        system: "H".into(),
-                        value: mrn.into(),
-                        kind: None,
-                    }],
-                    ..Default::default()
-                }),
-                records: Vec::new(),
-                merge: None,
-                warnings: vec![],
-            },
-            cursor: None,
-        }
-    }
-
-    fn fresh() -> Lookups {
-        Lookups {
-            next_message_id: 10,
-            next_source_record_id: 5,
-            ..Default::default()
-        }
-    }
-
-    #[test]
-    fn two_records_of_one_new_person_in_a_batch_make_one_person() {
-        let records = vec![record("1", "A", "h1"), record("2", "A", "h2")];
-        let plan = plan(&records, fresh(), &[], &Matcher::default()).unwrap();
-        assert_eq!(plan.persons.len(), 1);
-        assert_eq!(plan.source_records.len(), 1);
-        assert_eq!(plan.identifiers.len(), 1);
-        assert_eq!(plan.applied[0].person_id, plan.applied[1].person_id);
-        assert_eq!((plan.applied[0].message_id, plan.applied[1].message_id), (10, 11));
-        assert_eq!(plan.source_records[0].last_message_id, 11);
-    }
-
-    #[test]
-    fn a_copy_within_the_batch_or_from_before_is_a_duplicate() {
-        let records = vec![
-            record("1", "A", "h1"),
-            record("1", "A", "h1"),
-            record("9", "B", "h9"),
-        ];
-        let mut l = fresh();
-        l.accepted.insert(
-            (Some("EMR^H".into()), "9".into(), "h9".into()),
-            (3, Some("p-old".into())),
-        );
-        let plan = plan(&records, l, &[], &Matcher::default()).unwrap();
-        let statuses: Vec<_> = plan.applied.iter().map(|a| a.status).collect();
-        assert_eq!(
-            statuses,
-            vec![
-                MessageStatus::Processed,
-                MessageStatus::Duplicate,
-                MessageStatus::Duplicate
-            ]
-        );
-        assert_eq!(plan.messages[1].duplicate_of, Some(10));
-        assert_eq!(plan.messages[2].duplicate_of, Some(3));
-        assert_eq!(plan.applied[2].person_id.as_deref(), Some("p-old"));
-        assert_eq!(plan.persons.len(), 1, "only the first record touches a person");
-    }
-
-    #[test]
-    fn a_known_identifier_updates_the_existing_golden_record() {
-        let mut l = fresh();
-        l.identifiers.insert(("H".into(), "A".into()), "p1".into());
-        l.profiles.insert(
-            "p1".into(),
-            ProfilePatch {
-                language: Some("vi".into()),
-                ..Default::default()
-            },
-        );
-        let records = [record("1", "A", "h1")];
-        let plan = plan(&records, l, &[], &Matcher::default()).unwrap();
-        assert_eq!(plan.persons.len(), 1);
-        assert_eq!(plan.persons[0].id, "p1");
-        assert!(
-            plan.persons[0].profile.contains("\"language\":\"vi\""),
-            "nothing erased"
-        );
-        assert!(
-            plan.identifiers.is_empty(),
-            "a known identifier is not inserted again"
-        );
-    }
-}
+#[path = "batch_tests.rs"]
+mod tests;

@@ -10,6 +10,8 @@
 mod batch;
 mod postgres;
 mod sql;
+mod sql_clinical;
+mod sql_pull;
 mod sqlite;
 mod sqlite_writer;
 mod types;

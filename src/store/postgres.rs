@@ -16,6 +16,8 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use super::StoreError;
 use super::batch::{self, Lookups, Plan};
 use super::sql::{CHUNK, LOOKUP_TERMS, LOOKUP_VALUES, like_escape, now, store_queries};
+use super::sql_clinical::clinical_queries;
+use super::sql_pull::pull_queries;
 use super::types::*;
 use crate::identity::link::match_record;
 use crate::identity::{MatchInput, Matcher};
@@ -457,3 +459,6 @@ store_queries!(
     "BEGIN ISOLATION LEVEL READ COMMITTED",
     "SELECT pg_advisory_xact_lock(27973166649865570)"
 );
+
+clinical_queries!(PgStore);
+pull_queries!(PgStore, sqlx::postgres::PgRow);

@@ -15,6 +15,8 @@ use sqlx::sqlite::{
 
 use super::StoreError;
 use super::sql::{CHUNK, like_escape, now, store_queries};
+use super::sql_clinical::clinical_queries;
+use super::sql_pull::pull_queries;
 use super::sqlite_writer::SqliteWriter;
 use super::types::*;
 use crate::config::SqliteSync;
@@ -132,3 +134,6 @@ store_queries!(
     "BEGIN IMMEDIATE",
     "SELECT 1"
 );
+
+clinical_queries!(SqliteStore);
+pull_queries!(SqliteStore, sqlx::sqlite::SqliteRow);

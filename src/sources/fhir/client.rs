@@ -393,9 +393,11 @@ mod tests {
         let jwt = key.jwt(Some("k1"), &serde_json::json!({"iss": "a"})).unwrap();
         assert_eq!(jwt.split('.').count(), 3);
         assert_eq!(key.alg(), "ES384");
-        let secret = "-----BEGIN PRIVATE KEY-----\nbm90IGEga2V5\n-----END PRIVATE KEY-----";
-        let e = SigningKey::from_pem(secret).err().unwrap();
-        assert!(e.contains("neither") && !e.contains("bm90"), "{e}");
+        // Well-formed PEM around bytes that are no key: refused, without quoting them.
+        let body = base64::engine::general_purpose::STANDARD.encode("not a key");
+        let not_a_key = format!("-----BEGIN PRIVATE KEY-----\n{body}\n-----END PRIVATE KEY-----");
+        let e = SigningKey::from_pem(&not_a_key).err().unwrap();
+        assert!(e.contains("neither") && !e.contains(&body), "{e}");
         assert!(SigningKey::from_pem("ssh-rsa AAAA").is_err());
     }
 

@@ -1,0 +1,107 @@
+//! Tests of the batch planner (`batch.rs`): what a group of records becomes.
+
+use super::*;
+use crate::model::Identifier;
+
+fn record(control_id: &str, mrn: &str, hash: &str) -> NewRecord {
+    NewRecord {
+        connector: "c".into(),
+        origin: None,
+        received_at: "2026-11-20T00:00:00Z".into(),
+        sender: Some("EMR^H".into()),
+        control_id: Some(control_id.into()),
+        message_type: Some("ADT^A04".into()),
+        charset: None,
+        content_hash: hash.into(),
+        raw: b"MSH|".to_vec(),
+        disposition: Disposition::Apply {
+            mapping: "m".into(),
+            source_system: "EMR^H".into(),
+            patch: Some(ProfilePatch {
+                identifiers: vec![Identifier {
+                    system: "H".into(),
+                    value: mrn.into(),
+                    kind: None,
+                }],
+                ..Default::default()
+            }),
+            records: Vec::new(),
+            merge: None,
+            warnings: vec![],
+        },
+        cursor: None,
+    }
+}
+
+fn fresh() -> Lookups {
+    Lookups {
+        next_message_id: 10,
+        next_source_record_id: 5,
+        ..Default::default()
+    }
+}
+
+#[test]
+fn two_records_of_one_new_person_in_a_batch_make_one_person() {
+    let records = vec![record("1", "A", "h1"), record("2", "A", "h2")];
+    let plan = plan(&records, fresh(), &[], &Matcher::default()).unwrap();
+    assert_eq!(plan.persons.len(), 1);
+    assert_eq!(plan.source_records.len(), 1);
+    assert_eq!(plan.identifiers.len(), 1);
+    assert_eq!(plan.applied[0].person_id, plan.applied[1].person_id);
+    assert_eq!((plan.applied[0].message_id, plan.applied[1].message_id), (10, 11));
+    assert_eq!(plan.source_records[0].last_message_id, 11);
+}
+
+#[test]
+fn a_copy_within_the_batch_or_from_before_is_a_duplicate() {
+    let records = vec![
+        record("1", "A", "h1"),
+        record("1", "A", "h1"),
+        record("9", "B", "h9"),
+    ];
+    let mut l = fresh();
+    l.accepted.insert(
+        (Some("EMR^H".into()), "9".into(), "h9".into()),
+        (3, Some("p-old".into())),
+    );
+    let plan = plan(&records, l, &[], &Matcher::default()).unwrap();
+    let statuses: Vec<_> = plan.applied.iter().map(|a| a.status).collect();
+    assert_eq!(
+        statuses,
+        vec![
+            MessageStatus::Processed,
+            MessageStatus::Duplicate,
+            MessageStatus::Duplicate
+        ]
+    );
+    assert_eq!(plan.messages[1].duplicate_of, Some(10));
+    assert_eq!(plan.messages[2].duplicate_of, Some(3));
+    assert_eq!(plan.applied[2].person_id.as_deref(), Some("p-old"));
+    assert_eq!(plan.persons.len(), 1, "only the first record touches a person");
+}
+
+#[test]
+fn a_known_identifier_updates_the_existing_golden_record() {
+    let mut l = fresh();
+    l.identifiers.insert(("H".into(), "A".into()), "p1".into());
+    l.profiles.insert(
+        "p1".into(),
+        ProfilePatch {
+            language: Some("vi".into()),
+            ..Default::default()
+        },
+    );
+    let records = [record("1", "A", "h1")];
+    let plan = plan(&records, l, &[], &Matcher::default()).unwrap();
+    assert_eq!(plan.persons.len(), 1);
+    assert_eq!(plan.persons[0].id, "p1");
+    assert!(
+        plan.persons[0].profile.contains("\"language\":\"vi\""),
+        "nothing erased"
+    );
+    assert!(
+        plan.identifiers.is_empty(),
+        "a known identifier is not inserted again"
+    );
+}
