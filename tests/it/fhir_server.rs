@@ -20,6 +20,11 @@ use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
+#[path = "fhir_server_auth.rs"]
+mod auth;
+#[path = "fhir_server_corpus.rs"]
+mod corpus;
+
 /// The page size when a search gives no `_count`.
 const DEFAULT_COUNT: usize = 50;
 /// The largest page size; a larger `_count` is cut to it.
@@ -151,54 +156,6 @@ impl FhirServer {
     /// strings received.
     pub fn stats(&self) -> ServerStats {
         lock(&self.shared).stats.clone()
-    }
-
-    /// Loads every resource of the given types from the corpus's FHIR folder (`<corpus>/fhir`,
-    /// json Bundles and ndjson files: Synthea transaction bundles, bulk ndjson, official
-    /// examples), de-duplicated by Type/id (the first in file order wins), with ids assigned
-    /// where missing (from the entry's `fullUrl` when it ends in one, else `corpus-N`).
-    /// Bundles are unpacked, nested ones too, and are not resources themselves.
-    pub fn corpus_resources(corpus: &Path, types: &[&str]) -> Vec<Value> {
-        let mut files = Vec::new();
-        fhir_files(&corpus.join("fhir"), &mut files);
-        let mut found = Vec::new();
-        for file in files {
-            let Ok(text) = std::fs::read_to_string(&file) else {
-                continue;
-            };
-            let documents: Vec<Value> = if file.extension().is_some_and(|x| x == "ndjson") {
-                text.lines()
-                    .filter_map(|line| serde_json::from_str(line).ok())
-                    .collect()
-            } else {
-                serde_json::from_str(&text).into_iter().collect()
-            };
-            for document in documents {
-                unpack(document, None, &mut found);
-            }
-        }
-        let mut seen = HashSet::new();
-        let mut generated = 0;
-        let mut out = Vec::new();
-        for (mut resource, full_url) in found {
-            let Some(rtype) = resource["resourceType"].as_str().map(str::to_string) else {
-                continue;
-            };
-            if !types.contains(&rtype.as_str()) {
-                continue;
-            }
-            if resource["id"].as_str().is_none() {
-                let id = full_url.as_deref().and_then(id_from_full_url).unwrap_or_else(|| {
-                    generated += 1;
-                    format!("corpus-{generated}")
-                });
-                resource["id"] = json!(id);
-            }
-            if seen.insert(format!("{rtype}/{}", resource["id"].as_str().unwrap_or_default())) {
-                out.push(resource);
-            }
-        }
-        out
     }
 }
 
@@ -470,25 +427,6 @@ impl ServerState {
         )
     }
 
-    /// The `WWW-Authenticate` challenge when `headers` do not carry the credentials required.
-    fn refusal(&self, headers: &HeaderMap) -> Option<&'static str> {
-        let authorization = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-        match &self.auth {
-            Auth::None => None,
-            Auth::Basic { user, password } => match authorization.and_then(basic_credentials) {
-                Some((u, p)) if u == *user && p == *password => None,
-                _ => Some("Basic realm=\"fhir\""),
-            },
-            Auth::OAuth2 { .. } | Auth::Smart { .. } => {
-                let token = authorization.and_then(|v| strip_scheme(v, "Bearer"));
-                match token.and_then(|t| self.tokens.get(t)) {
-                    Some(expires) if Instant::now() < *expires => None,
-                    _ => Some("Bearer error=\"invalid_token\""),
-                }
-            }
-        }
-    }
-
     /// One page of a search: a new search on the current resources, or the next page of one
     /// started earlier (`_page_token`), as a searchset Bundle.
     fn search(&mut self, resource_type: &str, query: &str) -> Result<Value, String> {
@@ -576,126 +514,6 @@ impl ServerState {
                 .collect(),
             count,
         })
-    }
-
-    /// A SMART Backend Services token request: the assertion's signature and claims checked.
-    fn answer_smart(&mut self, body: &str) -> Response {
-        use base64::Engine;
-        let Auth::Smart {
-            client_id,
-            public_key,
-            ttl_secs,
-        } = &self.auth
-        else {
-            return oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", "not SMART");
-        };
-        let form = form_pairs(body);
-        let field = |name: &str| form.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
-        let refuse = |why: &str| oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", why);
-        if field("grant_type").as_deref() != Some("client_credentials")
-            || field("client_assertion_type").as_deref()
-                != Some("urn:ietf:params:oauth:client-assertion-type:jwt-bearer")
-        {
-            return oauth_error(
-                StatusCode::BAD_REQUEST,
-                "invalid_request",
-                "not a SMART backend request",
-            );
-        }
-        let Some(assertion) = field("client_assertion") else {
-            return refuse("no client_assertion");
-        };
-        let parts: Vec<&str> = assertion.split('.').collect();
-        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-        let (Ok(header), Ok(claims), Ok(signature)) = (
-            b64.decode(parts.first().copied().unwrap_or("")),
-            b64.decode(parts.get(1).copied().unwrap_or("")),
-            b64.decode(parts.get(2).copied().unwrap_or("")),
-        ) else {
-            return refuse("the assertion is not a JWT");
-        };
-        let header: Value = serde_json::from_slice(&header).unwrap_or(Value::Null);
-        let claims: Value = serde_json::from_slice(&claims).unwrap_or(Value::Null);
-        let signed = format!("{}.{}", parts[0], parts[1]);
-        let key =
-            ring::signature::UnparsedPublicKey::new(&ring::signature::ECDSA_P384_SHA384_FIXED, public_key);
-        if header["alg"] != "ES384" || key.verify(signed.as_bytes(), &signature).is_err() {
-            return refuse("bad signature");
-        }
-        let now = Timestamp::now().as_second();
-        if claims["iss"] != client_id.as_str()
-            || claims["sub"] != client_id.as_str()
-            || claims["aud"] != format!("{}/token", self.base.trim_end_matches("/fhir")).as_str()
-            || claims["exp"].as_i64().is_none_or(|exp| exp <= now)
-        {
-            return refuse("wrong claims");
-        }
-        let ttl_secs = *ttl_secs;
-        self.stats.tokens_issued += 1;
-        let token = format!("carehub-test-token-{}", self.stats.tokens_issued);
-        self.tokens
-            .insert(token.clone(), Instant::now() + Duration::from_secs(ttl_secs));
-        (
-            StatusCode::OK,
-            axum::Json(json!({"access_token": token, "token_type": "bearer", "expires_in": ttl_secs})),
-        )
-            .into_response()
-    }
-
-    /// The answer to a token request: client credentials in the form body or by basic auth.
-    fn answer_token(&mut self, headers: &HeaderMap, body: &str) -> Response {
-        if matches!(self.auth, Auth::Smart { .. }) {
-            return self.answer_smart(body);
-        }
-        let Auth::OAuth2 {
-            client_id,
-            client_secret,
-            ttl_secs,
-        } = &self.auth
-        else {
-            return oauth_error(
-                StatusCode::UNAUTHORIZED,
-                "invalid_client",
-                "this server does not use OAuth2",
-            );
-        };
-        let form = form_pairs(body);
-        let field = |name: &str| form.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
-        if field("grant_type") != Some("client_credentials") {
-            return oauth_error(
-                StatusCode::BAD_REQUEST,
-                "unsupported_grant_type",
-                "only client_credentials is supported",
-            );
-        }
-        let by_form = field("client_id") == Some(client_id.as_str())
-            && field("client_secret") == Some(client_secret.as_str());
-        // RFC 6749 §2.3.1 form-encodes the id and secret before base64; accept them either way.
-        let by_basic = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(basic_credentials)
-            .is_some_and(|(id, secret)| {
-                (id == *client_id && secret == *client_secret)
-                    || (form_decode(&id) == *client_id && form_decode(&secret) == *client_secret)
-            });
-        if !(by_form || by_basic) {
-            return oauth_error(
-                StatusCode::UNAUTHORIZED,
-                "invalid_client",
-                "unknown client or wrong secret",
-            );
-        }
-        let ttl_secs = *ttl_secs;
-        self.stats.tokens_issued += 1;
-        let token = format!("carehub-test-token-{}", self.stats.tokens_issued);
-        self.tokens
-            .insert(token.clone(), Instant::now() + Duration::from_secs(ttl_secs));
-        let mut answer = json!({"access_token": token, "token_type": "bearer", "expires_in": ttl_secs});
-        if let Some(scope) = field("scope") {
-            answer["scope"] = json!(scope);
-        }
-        (StatusCode::OK, axum::Json(answer)).into_response()
     }
 }
 
@@ -796,42 +614,6 @@ fn outcome(code: &str, text: &str) -> Value {
            "issue": [{"severity": "error", "code": code, "diagnostics": text}]})
 }
 
-fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
-    (
-        status,
-        axum::Json(json!({"error": error, "error_description": description})),
-    )
-        .into_response()
-}
-
-/// The credentials in an `Authorization: Basic …` value.
-fn basic_credentials(authorization: &str) -> Option<(String, String)> {
-    let decoded = base64_decode(strip_scheme(authorization, "Basic")?)?;
-    let (user, password) = std::str::from_utf8(&decoded).ok()?.split_once(':')?;
-    Some((user.to_string(), password.to_string()))
-}
-
-/// The rest of an `Authorization` value after `scheme` (matched case-insensitively) and a space.
-fn strip_scheme<'a>(authorization: &'a str, scheme: &str) -> Option<&'a str> {
-    let (given, rest) = authorization.split_once(' ')?;
-    given.eq_ignore_ascii_case(scheme).then(|| rest.trim())
-}
-
-fn base64_decode(text: &str) -> Option<Vec<u8>> {
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let (mut bits, mut nbits, mut out) = (0u32, 0, Vec::new());
-    for c in text.trim_end_matches('=').bytes() {
-        bits = (bits << 6) | ALPHABET.iter().position(|a| *a == c)? as u32;
-        nbits += 6;
-        if nbits >= 8 {
-            nbits -= 8;
-            out.push((bits >> nbits) as u8);
-            bits &= (1 << nbits) - 1;
-        }
-    }
-    Some(out)
-}
-
 /// `a=1&b=x%20y` as decoded pairs, in order (`application/x-www-form-urlencoded`).
 fn form_pairs(text: &str) -> Vec<(String, String)> {
     text.split('&')
@@ -863,50 +645,4 @@ fn form_decode(text: &str) -> String {
         i += 1;
     }
     String::from_utf8_lossy(&out).into_owned()
-}
-
-/// The `.json` and `.ndjson` files under `dir`, in path order.
-fn fhir_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    let mut paths: Vec<PathBuf> = entries.filter_map(Result::ok).map(|e| e.path()).collect();
-    paths.sort();
-    for path in paths {
-        if path.is_dir() {
-            fhir_files(&path, out);
-        } else if path.extension().is_some_and(|x| x == "json" || x == "ndjson") {
-            out.push(path);
-        }
-    }
-}
-
-/// The resources in `document` with the `fullUrl` of their Bundle entry: Bundles are opened
-/// (nested ones too), anything else is a resource.
-fn unpack(mut document: Value, full_url: Option<String>, out: &mut Vec<(Value, Option<String>)>) {
-    if document["resourceType"] != "Bundle" {
-        out.push((document, full_url));
-        return;
-    }
-    let Value::Array(entries) = document["entry"].take() else {
-        return;
-    };
-    for mut entry in entries {
-        let full_url = entry["fullUrl"].as_str().map(str::to_string);
-        if entry["resource"].is_object() {
-            unpack(entry["resource"].take(), full_url, out);
-        }
-    }
-}
-
-/// The id a `fullUrl` ends in (`urn:uuid:…`, `…/Type/id`), when it is a valid FHIR id.
-fn id_from_full_url(full_url: &str) -> Option<String> {
-    let id = full_url
-        .strip_prefix("urn:uuid:")
-        .or_else(|| full_url.rsplit('/').next())?;
-    let valid = (1..=64).contains(&id.len())
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
-    valid.then(|| id.to_string())
 }
