@@ -22,6 +22,7 @@
 
 pub mod api;
 pub mod app;
+pub mod channels;
 pub mod cli;
 pub mod config;
 pub mod fhirpath;
@@ -31,6 +32,7 @@ pub mod linkage;
 pub mod mapping;
 pub mod model;
 pub mod pipeline;
+pub mod queue;
 pub mod replay;
 pub mod sources;
 pub mod store;

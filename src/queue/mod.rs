@@ -1,0 +1,6 @@
+//! The queue between the outbox and the channel workers: RabbitMQ (`rabbit.rs`, lapin) or the
+//! embedded queue (`embedded.rs`, a table in the store), with one consumer contract.
+
+mod types;
+
+pub use types::*;
