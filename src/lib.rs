@@ -34,6 +34,7 @@ pub mod model;
 pub mod pipeline;
 pub mod queue;
 pub mod replay;
+pub mod rules;
 pub mod sources;
 pub mod store;
 pub mod telemetry;

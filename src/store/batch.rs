@@ -21,6 +21,10 @@ use crate::model::ProfilePatch;
 mod clinical;
 pub use clinical::{ClinicalRow, DeletionRow, merge_json};
 
+#[path = "batch_notify.rs"]
+mod notify;
+pub use notify::{PriorKey, outbox, watched};
+
 /// Notes a stored accepted message in `accepted` and `latest` (look-ups call it per row).
 pub fn note_accepted(l: &mut Lookups, key: MessageKey, id: i64, person: Option<String>) {
     let latest = l
@@ -189,6 +193,8 @@ pub struct MessageRow<'a> {
 
 pub struct PersonRow {
     pub id: String,
+    /// Made by this batch (`patient.created`).
+    pub new: bool,
     pub profile: String,
     pub created_at: String,
     pub updated_at: String,
@@ -560,6 +566,7 @@ pub fn plan<'a>(
     for (id, created, updated) in dirty {
         let profile = serde_json::to_string(l.profiles.get(&id).expect("profile of a touched person"))?;
         plan.persons.push(PersonRow {
+            new: created.is_some(),
             created_at: created.unwrap_or_else(|| updated.clone()),
             id,
             profile,

@@ -11,6 +11,7 @@ mod batch;
 mod postgres;
 mod sql;
 mod sql_clinical;
+mod sql_notify;
 mod sql_pull;
 mod sqlite;
 mod sqlite_writer;
@@ -25,6 +26,7 @@ use backon::{ExponentialBuilder, Retryable};
 
 use crate::config::{StoreConfig, redact_url};
 use crate::identity::Matcher;
+use crate::rules::RuleSet;
 
 /// Store failures. None of them carries patient data.
 #[derive(Debug, thiserror::Error)]
@@ -61,6 +63,8 @@ pub struct Store {
     backend: Backend,
     /// How records without a known identifier find their person.
     matcher: Arc<Matcher>,
+    /// Which changes make notifications (written in the change's own transaction).
+    rules: Arc<RuleSet>,
 }
 
 #[derive(Clone, Debug)]
@@ -71,12 +75,12 @@ enum Backend {
 
 /// See [`Store::blocking_writer`].
 #[derive(Clone, Debug)]
-pub struct BlockingWriter(sqlite::SqliteStore, Arc<Matcher>);
+pub struct BlockingWriter(sqlite::SqliteStore, Arc<Matcher>, Arc<RuleSet>);
 
 impl BlockingWriter {
     /// [`Store::apply_batch`], on the calling thread (never call it from async code).
     pub fn apply_batch(&self, records: &[NewRecord]) -> Result<Vec<Applied>, StoreError> {
-        self.0.apply_batch_blocking(records, &self.1)
+        self.0.apply_batch_blocking(records, &self.1, &self.2)
     }
 }
 
@@ -89,6 +93,9 @@ macro_rules! on_backend {
         }
     };
 }
+
+// After the macro: it uses it.
+mod notify;
 
 impl Store {
     /// Opens the store named by `config.url` and brings its schema up to date. A database that
@@ -153,6 +160,7 @@ impl Store {
         Ok(Store {
             backend,
             matcher: Arc::new(Matcher::default()),
+            rules: Arc::new(RuleSet::default()),
         })
     }
 
@@ -160,6 +168,16 @@ impl Store {
     pub fn with_matcher(mut self, matcher: Matcher) -> Store {
         self.matcher = Arc::new(matcher);
         self
+    }
+
+    /// The store with these notification rules (the default: none).
+    pub fn with_rules(mut self, rules: RuleSet) -> Store {
+        self.rules = Arc::new(rules);
+        self
+    }
+
+    pub fn rules(&self) -> &RuleSet {
+        &self.rules
     }
 
     /// The backend's name, for logs: `sqlite` or `postgres`.
@@ -183,14 +201,14 @@ impl Store {
     /// Writes a group of inbound records in one transaction: each one's message-log row and,
     /// for mapped records, its effect on the person. Either all of them commit or none.
     pub async fn apply_batch(&self, records: &[NewRecord]) -> Result<Vec<Applied>, StoreError> {
-        on_backend!(self, s => s.apply_batch(records, &self.matcher).await)
+        on_backend!(self, s => s.apply_batch(records, &self.matcher, &self.rules).await)
     }
 
     /// The store's synchronous ingest writer, when its backend has one (SQLite): the pipeline
     /// drives it from a thread of its own, with no await between a batch's statements.
     pub fn blocking_writer(&self) -> Option<BlockingWriter> {
         match &self.backend {
-            Backend::Sqlite(s) => Some(BlockingWriter(s.clone(), self.matcher.clone())),
+            Backend::Sqlite(s) => Some(BlockingWriter(s.clone(), self.matcher.clone(), self.rules.clone())),
             Backend::Postgres(_) => None,
         }
     }

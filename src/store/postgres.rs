@@ -6,6 +6,7 @@
 //! transaction-scoped advisory lock, so that batches from several replicas are applied one
 //! after the other and the ids a batch allocates stay their own.
 
+use std::collections::HashMap;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,11 +18,13 @@ use super::StoreError;
 use super::batch::{self, Lookups, Plan};
 use super::sql::{CHUNK, LOOKUP_TERMS, LOOKUP_VALUES, like_escape, now, store_queries};
 use super::sql_clinical::clinical_queries;
+use super::sql_notify::notify_queries;
 use super::sql_pull::pull_queries;
 use super::types::*;
 use crate::identity::link::match_record;
 use crate::identity::{MatchInput, Matcher};
 use crate::model::ProfilePatch;
+use crate::rules::{NotificationRow, Prior, RuleSet, StopRow};
 
 /// The advisory lock key that serialises ingest batches ("carehub" in a number; merges take
 /// it too, written out in `store_queries!` below).
@@ -57,6 +60,7 @@ impl PgStore {
         &self,
         records: &[NewRecord],
         matcher: &Arc<Matcher>,
+        rules: &RuleSet,
     ) -> Result<Vec<Applied>, StoreError> {
         let inputs = batch::match_inputs(records, matcher);
         // READ COMMITTED whatever the server's default: the snapshot must be taken after the
@@ -72,7 +76,10 @@ impl PgStore {
         let mut lookups = Self::ingest_lookup(&mut tx, records).await?;
         Self::candidate_lookup(&mut tx, records, &inputs, matcher, &mut lookups).await?;
         let plan = batch::plan(records, lookups, &inputs, matcher)?;
+        let priors = Self::clinical_priors(&mut tx, &batch::watched(&plan, rules)).await?;
         Self::ingest_write(&mut tx, &plan).await?;
+        let (notifications, stops) = batch::outbox(&plan, &priors, rules, jiff::Timestamp::now())?;
+        Self::write_outbox(&mut tx, &notifications, &stops).await?;
         tx.commit().await?;
         Ok(plan.applied)
     }
@@ -80,6 +87,92 @@ impl PgStore {
 
 /// The ingest batch: set-based look-ups and multi-row writes.
 impl PgStore {
+    /// The stored state of the clinical records a batch is about to overwrite.
+    async fn clinical_priors(
+        tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+        keys: &[batch::PriorKey],
+    ) -> Result<HashMap<batch::PriorKey, Prior>, StoreError> {
+        let mut out = HashMap::new();
+        for chunk in keys.chunks(LOOKUP_VALUES / 3) {
+            let (kinds, systems, keys): (Vec<&str>, Vec<&str>, Vec<&str>) = chunk
+                .iter()
+                .map(|k| (k.0.as_str(), k.1.as_str(), k.2.as_str()))
+                .fold((vec![], vec![], vec![]), |mut acc, (a, b, c)| {
+                    acc.0.push(a);
+                    acc.1.push(b);
+                    acc.2.push(c);
+                    acc
+                });
+            let rows = sqlx::query(
+                "SELECT c.kind, c.source_system, c.record_key, c.status, c.sort_at FROM clinical_records c
+                 JOIN UNNEST($1::text[], $2::text[], $3::text[]) AS k(kind, source_system, record_key)
+                   ON c.kind = k.kind AND c.source_system = k.source_system AND c.record_key = k.record_key",
+            )
+            .bind(&kinds)
+            .bind(&systems)
+            .bind(&keys)
+            .fetch_all(&mut **tx)
+            .await?;
+            for r in rows {
+                out.insert(
+                    (r.get(0), r.get(1), r.get(2)),
+                    Prior {
+                        status: r.get(3),
+                        sort_at: r.get(4),
+                    },
+                );
+            }
+        }
+        Ok(out)
+    }
+
+    /// The batch's notifications (the outbox) and the journeys its events stop.
+    async fn write_outbox(
+        tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+        rows: &[NotificationRow],
+        stops: &[StopRow],
+    ) -> Result<(), StoreError> {
+        let at = now();
+        for s in stops {
+            sqlx::query(
+                "UPDATE notifications SET status = 'cancelled', detail = $1, updated_at = $2
+                 WHERE rule = $3 AND person_id = $4 AND ($5::text IS NULL OR subject = $5) AND status IN ('pending', 'queued')",
+            )
+            .bind(&s.reason)
+            .bind(&at)
+            .bind(&s.rule)
+            .bind(&s.person_id)
+            .bind(&s.subject)
+            .execute(&mut **tx)
+            .await?;
+        }
+        for chunk in rows.chunks(CHUNK) {
+            let mut q = sqlx::QueryBuilder::<sqlx::Postgres>::new(
+                "INSERT INTO notifications (id, rule, category, person_id, subject, dedupe_key, template, channels, \
+                 context, cause, status, due_at, created_at, updated_at) ",
+            );
+            q.push_values(chunk, |mut b, n| {
+                b.push_bind(&n.id)
+                    .push_bind(&n.rule)
+                    .push_bind(n.category)
+                    .push_bind(&n.person_id)
+                    .push_bind(&n.subject)
+                    .push_bind(&n.dedupe_key)
+                    .push_bind(&n.template)
+                    .push_bind(&n.channels)
+                    .push_bind(&n.context)
+                    .push_bind(&n.cause)
+                    .push_bind("pending")
+                    .push_bind(n.due_at)
+                    .push_bind(&n.created_at)
+                    .push_bind(&n.created_at);
+            });
+            q.push(" ON CONFLICT (dedupe_key) DO NOTHING");
+            q.build().execute(&mut **tx).await?;
+        }
+        Ok(())
+    }
+
     /// Candidates for the records no identifier links: the source records sharing a blocking
     /// key (keys held by more than `max_block` records skipped), and their persons' golden records.
     async fn candidate_lookup(
@@ -461,4 +554,5 @@ store_queries!(
 );
 
 clinical_queries!(PgStore);
+notify_queries!(PgStore, "FOR UPDATE SKIP LOCKED");
 pull_queries!(PgStore, sqlx::postgres::PgRow);

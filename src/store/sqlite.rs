@@ -16,11 +16,13 @@ use sqlx::sqlite::{
 use super::StoreError;
 use super::sql::{CHUNK, like_escape, now, store_queries};
 use super::sql_clinical::clinical_queries;
+use super::sql_notify::notify_queries;
 use super::sql_pull::pull_queries;
 use super::sqlite_writer::SqliteWriter;
 use super::types::*;
 use crate::config::SqliteSync;
 use crate::identity::Matcher;
+use crate::rules::RuleSet;
 use crate::model::ProfilePatch;
 
 #[derive(Clone, Debug)]
@@ -97,6 +99,7 @@ impl SqliteStore {
         &self,
         records: &[NewRecord],
         matcher: &Matcher,
+        rules: &RuleSet,
     ) -> Result<Vec<Applied>, StoreError> {
         // After a panic (the transaction rolled back), the writer is opened afresh, with an
         // empty cache.
@@ -109,7 +112,7 @@ impl SqliteStore {
             Some(w) => w,
             none => none.insert(SqliteWriter::open(&self.path, self.sync)?),
         };
-        writer.apply_batch(records, matcher)
+        writer.apply_batch(records, matcher, rules)
     }
 
     /// [`Self::apply_batch_blocking`] for async callers, on a blocking thread.
@@ -117,11 +120,12 @@ impl SqliteStore {
         &self,
         records: &[NewRecord],
         matcher: &Arc<Matcher>,
+        rules: &Arc<RuleSet>,
     ) -> Result<Vec<Applied>, StoreError> {
         let this = self.clone();
         let records = records.to_vec();
-        let matcher = matcher.clone();
-        tokio::task::spawn_blocking(move || this.apply_batch_blocking(&records, &matcher))
+        let (matcher, rules) = (matcher.clone(), rules.clone());
+        tokio::task::spawn_blocking(move || this.apply_batch_blocking(&records, &matcher, &rules))
             .await
             .map_err(|_| StoreError::WriterGone)?
     }
@@ -136,4 +140,5 @@ store_queries!(
 );
 
 clinical_queries!(SqliteStore);
+notify_queries!(SqliteStore, "");
 pull_queries!(SqliteStore, sqlx::sqlite::SqliteRow);

@@ -23,6 +23,7 @@ use crate::config::SqliteSync;
 use crate::identity::link::match_record;
 use crate::identity::{Decision, MatchInput, Matcher, Prepared};
 use crate::model::ProfilePatch;
+use crate::rules::{NotificationRow, Prior, RuleSet, StopRow};
 
 /// The writer connection.
 pub struct SqliteWriter {
@@ -63,6 +64,7 @@ impl SqliteWriter {
         &mut self,
         records: &[NewRecord],
         matcher: &Matcher,
+        rules: &RuleSet,
     ) -> Result<Vec<Applied>, StoreError> {
         // Preparing records for comparison needs no lock.
         let inputs = batch::match_inputs(records, matcher);
@@ -72,7 +74,10 @@ impl SqliteWriter {
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let lookups = lookup(&tx, records, &inputs, matcher, &mut self.cache)?;
         let plan = batch::plan(records, lookups, &inputs, matcher)?;
+        let priors = clinical_priors(&tx, &batch::watched(&plan, rules))?;
         write(&tx, &plan)?;
+        let (notifications, stops) = batch::outbox(&plan, &priors, rules, jiff::Timestamp::now())?;
+        write_outbox(&tx, &notifications, &stops)?;
         // Before the commit: should it fail, the forgotten entries are merely read again.
         self.cache.forget(&plan);
         tx.commit()?;
@@ -244,6 +249,69 @@ impl CandidateCache {
             self.prepared.remove(&s.id);
         }
     }
+}
+
+/// The stored state of the clinical records a batch is about to overwrite.
+fn clinical_priors(
+    c: &Connection,
+    keys: &[batch::PriorKey],
+) -> Result<HashMap<batch::PriorKey, Prior>, StoreError> {
+    let mut out = HashMap::new();
+    if keys.is_empty() {
+        return Ok(out);
+    }
+    let mut one = c.prepare_cached(
+        "SELECT status, sort_at FROM clinical_records WHERE kind = ?1 AND source_system = ?2 AND record_key = ?3",
+    )?;
+    for k in keys {
+        let prior = one
+            .query_row(params![k.0, k.1, k.2], |r| {
+                Ok(Prior {
+                    status: r.get(0)?,
+                    sort_at: r.get(1)?,
+                })
+            })
+            .optional()?;
+        if let Some(p) = prior {
+            out.insert(k.clone(), p);
+        }
+    }
+    Ok(out)
+}
+
+/// The batch's notifications (the outbox) and the journeys its events stop.
+fn write_outbox(c: &Connection, rows: &[NotificationRow], stops: &[StopRow]) -> Result<(), StoreError> {
+    let now = super::sql::now();
+    let mut stop = c.prepare_cached(
+        "UPDATE notifications SET status = 'cancelled', detail = ?1, updated_at = ?2
+         WHERE rule = ?3 AND person_id = ?4 AND (?5 IS NULL OR subject = ?5) AND status IN ('pending', 'queued')",
+    )?;
+    for s in stops {
+        stop.execute(params![s.reason, now, s.rule, s.person_id, s.subject])?;
+    }
+    let mut insert = c.prepare_cached(
+        "INSERT INTO notifications (id, rule, category, person_id, subject, dedupe_key, template, channels, context,
+           cause, status, due_at, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 'pending', ?11, ?12, ?12)
+         ON CONFLICT (dedupe_key) DO NOTHING",
+    )?;
+    for n in rows {
+        insert.execute(params![
+            n.id,
+            n.rule,
+            n.category,
+            n.person_id,
+            n.subject,
+            n.dedupe_key,
+            n.template,
+            n.channels,
+            n.context,
+            n.cause,
+            n.due_at,
+            n.created_at
+        ])?;
+    }
+    Ok(())
 }
 
 /// Writes a planned batch, row by row through prepared statements.

@@ -342,3 +342,186 @@ pub struct FileOutcome {
     pub moved_to: Option<String>,
     pub processed_at: String,
 }
+
+/// A notification the relay found due.
+#[derive(Debug, Clone)]
+pub struct DueNotification {
+    pub id: String,
+    pub rule: String,
+    pub category: String,
+    pub person_id: String,
+    pub subject: Option<String>,
+    pub template: String,
+    /// The rule's channel order.
+    pub channels: Vec<String>,
+    pub context: serde_json::Value,
+    pub cause: String,
+    pub due_at: i64,
+    pub attempts: i64,
+}
+
+/// How the relay resolved a due notification: the send exactly as it will be queued.
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    pub id: String,
+    pub channel: String,
+    pub address: String,
+    pub language: String,
+    pub title: Option<String>,
+    pub body: String,
+}
+
+/// What a worker holds when it claims a send.
+#[derive(Debug, Clone)]
+pub enum Claim {
+    /// Send this (attempt is the number of provider calls before this one).
+    Send(ClaimedSend),
+    /// Already settled (`sent`, `delivered`, `failed`, `cancelled`, `suppressed`), or moved to
+    /// another channel: nothing to send.
+    Settled(String),
+    /// Another worker holds it right now.
+    Busy,
+    Missing,
+}
+
+#[derive(Debug, Clone)]
+pub struct ClaimedSend {
+    pub id: String,
+    pub person_id: String,
+    pub category: String,
+    pub channel: String,
+    pub address: String,
+    pub language: String,
+    pub title: Option<String>,
+    pub body: String,
+    pub attempts: i64,
+}
+
+/// A provider call's outcome, as the worker records it.
+#[derive(Debug, Clone)]
+pub struct AttemptOutcome {
+    pub id: String,
+    pub channel: String,
+    /// `sent`, `delivered`, `retry`, `unknown`, `rejected` (permanent; the next channel may be
+    /// tried), `failed` (final).
+    pub outcome: &'static str,
+    pub provider_id: Option<String>,
+    pub detail: Option<String>,
+    /// The notification's status after it: `sent`, `delivered`, `queued` (to be retried),
+    /// `pending` (back to the relay: quiet hours or the next channel) or `failed`.
+    pub status: &'static str,
+    /// With `pending`: when the relay should look at it again (epoch ms).
+    pub due_at: Option<i64>,
+}
+
+/// One notification on a patient's profile, with its provider calls.
+#[derive(Debug, Clone, Serialize)]
+pub struct InteractionView {
+    pub id: String,
+    pub rule: String,
+    pub category: String,
+    pub template: String,
+    pub cause: String,
+    pub status: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub channel: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub language: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub provider_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sent_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delivered_at: Option<String>,
+    pub attempts: Vec<AttemptView>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AttemptView {
+    pub attempt: i64,
+    pub channel: String,
+    pub outcome: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub provider_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    pub at: String,
+}
+
+/// One line of the channel report: sends of a channel and rule by status.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct ChannelReportLine {
+    pub channel: String,
+    pub rule: String,
+    pub queued: i64,
+    pub sent: i64,
+    pub delivered: i64,
+    pub failed: i64,
+    pub cancelled: i64,
+    pub suppressed: i64,
+}
+
+/// A consent decision.
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct ConsentView {
+    /// `transactional`, `marketing` or `*`.
+    pub category: String,
+    /// A channel name or `*`.
+    pub channel: String,
+    /// `permit` or `deny`.
+    pub decision: String,
+    pub source: String,
+    pub at: String,
+}
+
+/// Communication preferences set through the API.
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Preferences {
+    /// Language for notifications (overrides the profile's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub language: Option<String>,
+    /// IANA time zone for quiet hours (overrides the clinic's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timezone: Option<String>,
+    /// Messenger ids by channel kind: `{"telegram": "123456", "zalo": "8480…"}`.
+    #[serde(default)]
+    pub addresses: std::collections::BTreeMap<String, String>,
+    #[serde(default)]
+    pub tags: Vec<String>,
+}
+
+/// What the relay knows about a person when a send falls due.
+#[derive(Debug, Clone, Default)]
+pub struct PersonFacts {
+    /// The person the notification goes to after merges (their survivor).
+    pub person_id: String,
+    pub profile: crate::model::ProfilePatch,
+    pub preferences: Preferences,
+    pub consents: Vec<ConsentView>,
+    /// Sort key of the latest encounter.
+    pub last_visit: Option<String>,
+    /// `system|code` of their diagnoses.
+    pub diagnoses: Vec<String>,
+}
+
+/// A message of the embedded queue, claimed.
+#[derive(Debug, Clone)]
+pub struct QueueRow {
+    pub id: i64,
+    pub payload: String,
+    pub deliveries: i64,
+}
+
+/// A fact a scheduled rule fires on.
+#[derive(Debug, Clone)]
+pub struct ScheduledFact {
+    pub person_id: String,
+    pub subject: Option<String>,
+    pub sort_at: Option<String>,
+    pub data: serde_json::Value,
+}

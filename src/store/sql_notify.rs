@@ -1,0 +1,725 @@
+//! Queries of notifications — the outbox relay, channel workers, consent and preferences,
+//! interactions and reports, the scheduler's facts and the embedded queue — written once for
+//! both backends (see `sql.rs` for the conventions). The in-transaction outbox writes of an
+//! ingest batch are in each backend's writer.
+
+/// Expands the notification queries for a backend (`$store` with `pool`). `$skip_locked` is
+/// appended to the embedded queue's claim sub-select (`FOR UPDATE SKIP LOCKED` on
+/// PostgreSQL, where consumers of several replicas compete; nothing on SQLite's single writer).
+macro_rules! notify_queries {
+    ($store:ident, $skip_locked:literal) => {
+        impl $store {
+            /// Pending notifications whose time has come, oldest first.
+            pub async fn due_notifications(&self, now_ms: i64, limit: i64) -> Result<Vec<DueNotification>, StoreError> {
+                let rows = sqlx::query(
+                    "SELECT id, rule, category, person_id, subject, template, channels, context, cause, due_at, attempts
+                     FROM notifications WHERE status = 'pending' AND due_at <= $1 ORDER BY due_at LIMIT $2",
+                )
+                .bind(now_ms)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter()
+                    .map(|r| {
+                        Ok(DueNotification {
+                            id: r.get("id"),
+                            rule: r.get("rule"),
+                            category: r.get("category"),
+                            person_id: r.get("person_id"),
+                            subject: r.get("subject"),
+                            template: r.get("template"),
+                            channels: serde_json::from_str(r.get::<&str, _>("channels"))?,
+                            context: serde_json::from_str(r.get::<&str, _>("context"))?,
+                            cause: r.get("cause"),
+                            due_at: r.get("due_at"),
+                            attempts: r.get("attempts"),
+                        })
+                    })
+                    .collect()
+            }
+
+            /// Channels a notification's provider refused for good (the relay skips them).
+            pub async fn rejected_channels(&self, id: &str) -> Result<Vec<String>, StoreError> {
+                Ok(sqlx::query_scalar(
+                    "SELECT DISTINCT channel FROM notification_attempts WHERE notification_id = $1 AND outcome = 'rejected'",
+                )
+                .bind(id)
+                .fetch_all(&self.pool)
+                .await?)
+            }
+
+            /// Writes the sends as they will be queued (still `pending`: a crash before the queue
+            /// confirms leaves them to the next relay pass).
+            pub async fn stage_sends(&self, sends: &[Resolved]) -> Result<(), StoreError> {
+                let at = now();
+                let mut tx = self.pool.begin().await?;
+                for s in sends {
+                    sqlx::query(
+                        "UPDATE notifications SET channel = $1, address = $2, language = $3, title = $4, body = $5,
+                           updated_at = $6 WHERE id = $7 AND status = 'pending'",
+                    )
+                    .bind(&s.channel)
+                    .bind(&s.address)
+                    .bind(&s.language)
+                    .bind(&s.title)
+                    .bind(&s.body)
+                    .bind(&at)
+                    .bind(&s.id)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                tx.commit().await?;
+                Ok(())
+            }
+
+            /// Marks staged sends `queued`: the queue confirmed them.
+            pub async fn mark_published(&self, ids: &[String]) -> Result<(), StoreError> {
+                let at = now();
+                let mut tx = self.pool.begin().await?;
+                for id in ids {
+                    sqlx::query(
+                        "UPDATE notifications SET status = 'queued', published_at = $1, updated_at = $1
+                         WHERE id = $2 AND status = 'pending'",
+                    )
+                    .bind(&at)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                tx.commit().await?;
+                Ok(())
+            }
+
+            /// Settles a pending notification without a send: `suppressed` or `cancelled` with the
+            /// reason, or still `pending` with a later `due_at` (deferred by quiet hours).
+            pub async fn settle_pending(
+                &self,
+                id: &str,
+                status: &str,
+                due_at: Option<i64>,
+                detail: &str,
+            ) -> Result<(), StoreError> {
+                sqlx::query(
+                    "UPDATE notifications SET status = $1, due_at = COALESCE($2, due_at), detail = $3, updated_at = $4
+                     WHERE id = $5 AND status IN ('pending', 'queued')",
+                )
+                .bind(status)
+                .bind(due_at)
+                .bind(detail)
+                .bind(now())
+                .bind(id)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            /// A worker takes a send for `lease_ms`. Only a send staged for this channel, not
+            /// settled, and not held by another worker is handed out.
+            pub async fn claim_send(&self, id: &str, channel: &str, now_ms: i64, lease_ms: i64) -> Result<Claim, StoreError> {
+                let claimed = sqlx::query(
+                    "UPDATE notifications SET status = 'sending', claimed_until = $1, attempts = attempts + 1, updated_at = $2
+                     WHERE id = $3 AND channel = $4 AND body IS NOT NULL
+                       AND status IN ('pending', 'queued', 'sending')
+                       AND (claimed_until IS NULL OR claimed_until < $5)
+                     RETURNING person_id, category, address, language, title, body, attempts",
+                )
+                .bind(now_ms + lease_ms)
+                .bind(now())
+                .bind(id)
+                .bind(channel)
+                .bind(now_ms)
+                .fetch_optional(&self.pool)
+                .await?;
+                if let Some(r) = claimed {
+                    return Ok(Claim::Send(ClaimedSend {
+                        id: id.to_string(),
+                        person_id: r.get("person_id"),
+                        category: r.get("category"),
+                        channel: channel.to_string(),
+                        address: r.get("address"),
+                        language: r.get("language"),
+                        title: r.get("title"),
+                        body: r.get("body"),
+                        attempts: r.get::<i64, _>("attempts") - 1,
+                    }));
+                }
+                let row: Option<(String, Option<String>)> =
+                    sqlx::query_as("SELECT status, channel FROM notifications WHERE id = $1")
+                        .bind(id)
+                        .fetch_optional(&self.pool)
+                        .await?;
+                Ok(match row {
+                    None => Claim::Missing,
+                    Some((status, _)) if status == "sending" => Claim::Busy,
+                    Some((status, Some(c))) if c != channel => Claim::Settled(format!("{status} (moved to {c})")),
+                    Some((status, _)) => Claim::Settled(status),
+                })
+            }
+
+            /// Records a provider call and its effect on the notification, in one transaction.
+            pub async fn record_attempt(&self, o: &AttemptOutcome) -> Result<(), StoreError> {
+                let at = now();
+                let mut tx = self.pool.begin().await?;
+                let attempts: i64 = sqlx::query_scalar("SELECT attempts FROM notifications WHERE id = $1")
+                    .bind(&o.id)
+                    .fetch_optional(&mut *tx)
+                    .await?
+                    .unwrap_or(0);
+                sqlx::query(
+                    "INSERT INTO notification_attempts (notification_id, attempt, channel, outcome, provider_id, detail, at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                )
+                .bind(&o.id)
+                .bind(attempts)
+                .bind(&o.channel)
+                .bind(o.outcome)
+                .bind(&o.provider_id)
+                .bind(&o.detail)
+                .bind(&at)
+                .execute(&mut *tx)
+                .await?;
+                let sent = matches!(o.status, "sent" | "delivered").then(|| at.clone());
+                let delivered = (o.status == "delivered").then(|| at.clone());
+                sqlx::query(
+                    "UPDATE notifications SET status = $1, provider_id = COALESCE($2, provider_id), detail = $3,
+                       due_at = COALESCE($4, due_at), claimed_until = NULL, updated_at = $5,
+                       sent_at = COALESCE(sent_at, $6), delivered_at = COALESCE(delivered_at, $7)
+                     WHERE id = $8",
+                )
+                .bind(o.status)
+                .bind(&o.provider_id)
+                .bind(&o.detail)
+                .bind(o.due_at)
+                .bind(&at)
+                .bind(sent)
+                .bind(delivered)
+                .bind(&o.id)
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            /// A delivery receipt from a provider webhook. Returns whether a send matched.
+            pub async fn delivery_receipt(
+                &self,
+                channel: &str,
+                provider_id: &str,
+                status: &str,
+                detail: Option<&str>,
+            ) -> Result<bool, StoreError> {
+                let at = now();
+                let delivered = (status == "delivered").then(|| at.clone());
+                let done = sqlx::query(
+                    "UPDATE notifications SET status = $1, detail = COALESCE($2, detail), updated_at = $3,
+                       delivered_at = COALESCE(delivered_at, $4)
+                     WHERE channel = $5 AND provider_id = $6 AND status IN ('sending', 'sent', 'delivered')",
+                )
+                .bind(status)
+                .bind(detail)
+                .bind(&at)
+                .bind(delivered)
+                .bind(channel)
+                .bind(provider_id)
+                .execute(&self.pool)
+                .await?;
+                Ok(done.rows_affected() > 0)
+            }
+
+            /// The persons a channel has sent to at this address (who a STOP reply comes from).
+            pub async fn persons_at_address(&self, channel: &str, address: &str) -> Result<Vec<String>, StoreError> {
+                Ok(sqlx::query_scalar(
+                    "SELECT DISTINCT person_id FROM notifications WHERE channel = $1 AND address = $2",
+                )
+                .bind(channel)
+                .bind(address)
+                .fetch_all(&self.pool)
+                .await?)
+            }
+
+            /// Records a consent decision; with `deny`, cancels the person's pending sends it covers.
+            pub async fn set_consent(&self, person: &str, c: &ConsentView) -> Result<u64, StoreError> {
+                let mut tx = self.pool.begin().await?;
+                sqlx::query(
+                    "INSERT INTO consents (person_id, category, channel, decision, source, at) VALUES ($1, $2, $3, $4, $5, $6)
+                     ON CONFLICT (person_id, category, channel) DO UPDATE SET decision = excluded.decision,
+                       source = excluded.source, at = excluded.at",
+                )
+                .bind(person)
+                .bind(&c.category)
+                .bind(&c.channel)
+                .bind(&c.decision)
+                .bind(&c.source)
+                .bind(&c.at)
+                .execute(&mut *tx)
+                .await?;
+                let mut cancelled = 0;
+                if c.decision == "deny" {
+                    cancelled = sqlx::query(
+                        "UPDATE notifications SET status = 'cancelled', detail = $1, updated_at = $2
+                         WHERE person_id = $3 AND status IN ('pending', 'queued')
+                           AND ($4 = '*' OR category = $4) AND ($5 = '*' OR channel = $5 OR channel IS NULL AND $5 = '*')",
+                    )
+                    .bind(format!("consent withdrawn ({})", c.source))
+                    .bind(now())
+                    .bind(person)
+                    .bind(&c.category)
+                    .bind(&c.channel)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                }
+                tx.commit().await?;
+                Ok(cancelled)
+            }
+
+            pub async fn consents(&self, person: &str) -> Result<Vec<ConsentView>, StoreError> {
+                let rows = sqlx::query(
+                    "SELECT category, channel, decision, source, at FROM consents WHERE person_id = $1 ORDER BY category, channel",
+                )
+                .bind(person)
+                .fetch_all(&self.pool)
+                .await?;
+                Ok(rows
+                    .iter()
+                    .map(|r| ConsentView {
+                        category: r.get("category"),
+                        channel: r.get("channel"),
+                        decision: r.get("decision"),
+                        source: r.get("source"),
+                        at: r.get("at"),
+                    })
+                    .collect())
+            }
+
+            pub async fn preferences(&self, person: &str) -> Result<Preferences, StoreError> {
+                let row = sqlx::query("SELECT language, timezone, addresses, tags FROM patient_preferences WHERE person_id = $1")
+                    .bind(person)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                Ok(match row {
+                    None => Preferences::default(),
+                    Some(r) => Preferences {
+                        language: r.get("language"),
+                        timezone: r.get("timezone"),
+                        addresses: serde_json::from_str(r.get::<&str, _>("addresses"))?,
+                        tags: serde_json::from_str(r.get::<&str, _>("tags"))?,
+                    },
+                })
+            }
+
+            pub async fn set_preferences(&self, person: &str, p: &Preferences) -> Result<(), StoreError> {
+                sqlx::query(
+                    "INSERT INTO patient_preferences (person_id, language, timezone, addresses, tags, updated_at)
+                     VALUES ($1, $2, $3, $4, $5, $6)
+                     ON CONFLICT (person_id) DO UPDATE SET language = excluded.language, timezone = excluded.timezone,
+                       addresses = excluded.addresses, tags = excluded.tags, updated_at = excluded.updated_at",
+                )
+                .bind(person)
+                .bind(&p.language)
+                .bind(&p.timezone)
+                .bind(serde_json::to_string(&p.addresses)?)
+                .bind(serde_json::to_string(&p.tags)?)
+                .bind(now())
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            /// The person a notification reaches after merges, with what the relay checks.
+            pub async fn person_facts(&self, person: &str) -> Result<Option<PersonFacts>, StoreError> {
+                let mut id = person.to_string();
+                let mut profile_text: Option<String> = None;
+                for _ in 0..16 {
+                    let row: Option<(String, Option<String>)> =
+                        sqlx::query_as("SELECT profile, merged_into FROM persons WHERE id = $1")
+                            .bind(&id)
+                            .fetch_optional(&self.pool)
+                            .await?;
+                    match row {
+                        None => return Ok(None),
+                        Some((_, Some(next))) => id = next,
+                        Some((profile, None)) => {
+                            profile_text = Some(profile);
+                            break;
+                        }
+                    }
+                }
+                let Some(profile_text) = profile_text else { return Ok(None) };
+                let profile = serde_json::from_str(&profile_text)?;
+                // The records of the persons merged into this one count too.
+                let last_visit: Option<String> = sqlx::query_scalar(concat!(
+                    "WITH RECURSIVE family(id) AS (SELECT CAST($1 AS TEXT) UNION SELECT p.id FROM persons p JOIN family f ON p.merged_into = f.id) ",
+                    "SELECT MAX(sort_at) FROM clinical_records WHERE kind = 'encounter' AND person_id IN (SELECT id FROM family)
+                       AND (status IS NULL OR status NOT IN ('cancelled', 'entered-in-error', 'planned'))"
+                ))
+                .bind(&id)
+                .fetch_one(&self.pool)
+                .await?;
+                let diagnoses: Vec<Option<String>> = sqlx::query_scalar(concat!(
+                    "WITH RECURSIVE family(id) AS (SELECT CAST($1 AS TEXT) UNION SELECT p.id FROM persons p JOIN family f ON p.merged_into = f.id) ",
+                    "SELECT code FROM clinical_records WHERE kind = 'diagnosis' AND person_id IN (SELECT id FROM family)
+                       AND (status IS NULL OR status <> 'entered-in-error')"
+                ))
+                .bind(&id)
+                .fetch_all(&self.pool)
+                .await?;
+                Ok(Some(PersonFacts {
+                    preferences: self.preferences(&id).await?,
+                    consents: self.consents(&id).await?,
+                    person_id: id,
+                    profile,
+                    last_visit,
+                    diagnoses: diagnoses.into_iter().flatten().collect(),
+                }))
+            }
+
+            /// Sends of a rule (or, with `rule` None, of a category) to a person since `since`.
+            pub async fn recent_sends(
+                &self,
+                person: &str,
+                rule: Option<&str>,
+                category: &str,
+                since: &str,
+            ) -> Result<i64, StoreError> {
+                Ok(sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM notifications WHERE person_id = $1 AND (CAST($2 AS TEXT) IS NULL OR rule = $2)
+                       AND category = $3 AND status IN ('queued', 'sending', 'sent', 'delivered') AND published_at >= $4",
+                )
+                .bind(person)
+                .bind(rule)
+                .bind(category)
+                .bind(since)
+                .fetch_one(&self.pool)
+                .await?)
+            }
+
+            /// A person's notifications (and those of persons merged into them), newest first.
+            pub async fn interactions(&self, person: &str, limit: i64) -> Result<Vec<InteractionView>, StoreError> {
+                let rows = sqlx::query(
+                    "WITH RECURSIVE family(id) AS (SELECT CAST($1 AS TEXT) UNION SELECT p.id FROM persons p JOIN family f ON p.merged_into = f.id)
+                     SELECT id, rule, category, template, cause, status, channel, language, provider_id, detail,
+                       created_at, updated_at, sent_at, delivered_at
+                     FROM notifications WHERE person_id IN (SELECT id FROM family) ORDER BY created_at DESC, id DESC LIMIT $2",
+                )
+                .bind(person)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?;
+                let mut out = Vec::with_capacity(rows.len());
+                for r in rows {
+                    let id: String = r.get("id");
+                    let attempts = sqlx::query(
+                        "SELECT attempt, channel, outcome, provider_id, detail, at FROM notification_attempts
+                         WHERE notification_id = $1 ORDER BY id",
+                    )
+                    .bind(&id)
+                    .fetch_all(&self.pool)
+                    .await?
+                    .iter()
+                    .map(|a| AttemptView {
+                        attempt: a.get("attempt"),
+                        channel: a.get("channel"),
+                        outcome: a.get("outcome"),
+                        provider_id: a.get("provider_id"),
+                        detail: a.get("detail"),
+                        at: a.get("at"),
+                    })
+                    .collect();
+                    out.push(InteractionView {
+                        id,
+                        rule: r.get("rule"),
+                        category: r.get("category"),
+                        template: r.get("template"),
+                        cause: r.get("cause"),
+                        status: r.get("status"),
+                        channel: r.get("channel"),
+                        language: r.get("language"),
+                        provider_id: r.get("provider_id"),
+                        detail: r.get("detail"),
+                        created_at: r.get("created_at"),
+                        updated_at: r.get("updated_at"),
+                        sent_at: r.get("sent_at"),
+                        delivered_at: r.get("delivered_at"),
+                        attempts,
+                    });
+                }
+                Ok(out)
+            }
+
+            /// Notifications created in [from, to) by channel, rule and status.
+            pub async fn channel_report(&self, from: &str, to: &str) -> Result<Vec<ChannelReportLine>, StoreError> {
+                let rows = sqlx::query(
+                    "SELECT COALESCE(channel, '') AS channel, rule, status, COUNT(*) AS n FROM notifications
+                     WHERE created_at >= $1 AND created_at < $2 GROUP BY COALESCE(channel, ''), rule, status
+                     ORDER BY 1, 2",
+                )
+                .bind(from)
+                .bind(to)
+                .fetch_all(&self.pool)
+                .await?;
+                let mut out: Vec<ChannelReportLine> = Vec::new();
+                for r in rows {
+                    let (channel, rule): (String, String) = (r.get("channel"), r.get("rule"));
+                    let n: i64 = r.get("n");
+                    let line = match out.iter_mut().position(|l| l.channel == channel && l.rule == rule) {
+                        Some(i) => &mut out[i],
+                        None => {
+                            out.push(ChannelReportLine {
+                                channel,
+                                rule,
+                                ..Default::default()
+                            });
+                            out.last_mut().expect("just pushed")
+                        }
+                    };
+                    match r.get::<&str, _>("status") {
+                        "pending" | "queued" | "sending" => line.queued += n,
+                        "sent" => line.sent += n,
+                        "delivered" => line.delivered += n,
+                        "failed" => line.failed += n,
+                        "cancelled" => line.cancelled += n,
+                        _ => line.suppressed += n,
+                    }
+                }
+                Ok(out)
+            }
+
+            /// Notifications the scheduler makes, each once (a known de-duplication key is skipped).
+            pub async fn insert_notifications(&self, rows: &[crate::rules::NotificationRow]) -> Result<u64, StoreError> {
+                let mut tx = self.pool.begin().await?;
+                let mut inserted = 0;
+                for n in rows {
+                    inserted += sqlx::query(
+                        "INSERT INTO notifications (id, rule, category, person_id, subject, dedupe_key, template, channels,
+                           context, cause, status, due_at, created_at, updated_at)
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'pending', $11, $12, $12)
+                         ON CONFLICT (dedupe_key) DO NOTHING",
+                    )
+                    .bind(&n.id)
+                    .bind(&n.rule)
+                    .bind(n.category)
+                    .bind(&n.person_id)
+                    .bind(&n.subject)
+                    .bind(&n.dedupe_key)
+                    .bind(&n.template)
+                    .bind(&n.channels)
+                    .bind(&n.context)
+                    .bind(&n.cause)
+                    .bind(n.due_at)
+                    .bind(&n.created_at)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                }
+                tx.commit().await?;
+                Ok(inserted)
+            }
+
+            /// Booked appointments starting in [from, to) (UTC sort keys).
+            pub async fn upcoming_appointments(&self, from: &str, to: &str) -> Result<Vec<ScheduledFact>, StoreError> {
+                let rows = sqlx::query(
+                    "SELECT person_id, kind, source_system, record_key, sort_at, data FROM clinical_records
+                     WHERE kind = 'appointment' AND sort_at >= $1 AND sort_at < $2 AND status = 'booked' AND person_id IS NOT NULL",
+                )
+                .bind(from)
+                .bind(to)
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter()
+                    .map(|r| {
+                        Ok(ScheduledFact {
+                            person_id: r.get("person_id"),
+                            subject: Some(format!(
+                                "{}|{}|{}",
+                                r.get::<&str, _>("kind"),
+                                r.get::<&str, _>("source_system"),
+                                r.get::<&str, _>("record_key")
+                            )),
+                            sort_at: r.get("sort_at"),
+                            data: serde_json::from_str(r.get::<&str, _>("data"))?,
+                        })
+                    })
+                    .collect()
+            }
+
+            /// Whether a person has a booked appointment at or after `from`.
+            pub async fn has_booked_appointment(&self, person: &str, from: &str) -> Result<bool, StoreError> {
+                let n: i64 = sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM clinical_records WHERE kind = 'appointment' AND person_id = $1 AND status = 'booked' AND sort_at >= $2",
+                )
+                .bind(person)
+                .bind(from)
+                .fetch_one(&self.pool)
+                .await?;
+                Ok(n > 0)
+            }
+
+            /// Persons (not merged away) born on this month and day (`MM-DD`).
+            pub async fn birthdays(&self, month_day: &str) -> Result<Vec<ScheduledFact>, StoreError> {
+                // The golden record is JSON text written by serde (`"birth_date":"1985-03-07"`).
+                let pattern = format!("%\"birth_date\":\"____-{month_day}\"%");
+                let ids: Vec<(String, Option<String>)> = sqlx::query_as(
+                    "SELECT id, profile FROM persons WHERE merged_into IS NULL AND profile LIKE $1",
+                )
+                .bind(pattern)
+                .fetch_all(&self.pool)
+                .await?;
+                Ok(ids
+                    .into_iter()
+                    .map(|(id, _)| ScheduledFact {
+                        person_id: id,
+                        subject: None,
+                        sort_at: None,
+                        data: serde_json::Value::Null,
+                    })
+                    .collect())
+            }
+
+            /// Persons whose latest visit falls in [from, to) (UTC sort keys).
+            pub async fn last_visits_between(&self, from: &str, to: &str) -> Result<Vec<ScheduledFact>, StoreError> {
+                let rows = sqlx::query(
+                    "SELECT person_id, MAX(sort_at) AS last FROM clinical_records
+                     WHERE kind = 'encounter' AND person_id IS NOT NULL
+                       AND (status IS NULL OR status NOT IN ('cancelled', 'entered-in-error', 'planned'))
+                     GROUP BY person_id HAVING MAX(sort_at) >= $1 AND MAX(sort_at) < $2",
+                )
+                .bind(from)
+                .bind(to)
+                .fetch_all(&self.pool)
+                .await?;
+                Ok(rows
+                    .iter()
+                    .map(|r| {
+                        let last: Option<String> = r.get("last");
+                        ScheduledFact {
+                            person_id: r.get("person_id"),
+                            subject: last.as_ref().map(|l| format!("visit|{l}")),
+                            data: serde_json::json!({"last_visit": last}),
+                            sort_at: last,
+                        }
+                    })
+                    .collect())
+            }
+
+            /// When a scheduled rule last ran.
+            pub async fn rule_last_run(&self, rule: &str) -> Result<Option<String>, StoreError> {
+                Ok(sqlx::query_scalar("SELECT last_run_at FROM rule_runs WHERE rule = $1")
+                    .bind(rule)
+                    .fetch_optional(&self.pool)
+                    .await?)
+            }
+
+            pub async fn set_rule_run(&self, rule: &str, at: &str, created: i64) -> Result<(), StoreError> {
+                sqlx::query(
+                    "INSERT INTO rule_runs (rule, last_run_at, created) VALUES ($1, $2, $3)
+                     ON CONFLICT (rule) DO UPDATE SET last_run_at = excluded.last_run_at, created = rule_runs.created + excluded.created",
+                )
+                .bind(rule)
+                .bind(at)
+                .bind(created)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            /// Notifications by status (ops: the outbox's depth).
+            pub async fn notification_counts(&self) -> Result<Vec<(String, i64)>, StoreError> {
+                Ok(sqlx::query_as("SELECT status, COUNT(*) FROM notifications GROUP BY status ORDER BY status")
+                    .fetch_all(&self.pool)
+                    .await?)
+            }
+
+            // The embedded queue.
+
+            pub async fn queue_push(&self, queue_rows: &[(String, String, String, i64)]) -> Result<(), StoreError> {
+                let at = now();
+                let mut tx = self.pool.begin().await?;
+                for (queue, message_id, payload, available_at) in queue_rows {
+                    sqlx::query(
+                        "INSERT INTO queue_messages (queue, message_id, payload, available_at, created_at) VALUES ($1, $2, $3, $4, $5)",
+                    )
+                    .bind(queue)
+                    .bind(message_id)
+                    .bind(payload)
+                    .bind(available_at)
+                    .bind(&at)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                tx.commit().await?;
+                Ok(())
+            }
+
+            /// Takes up to `limit` ready messages of a queue, hidden from others until `lock_until`.
+            pub async fn queue_claim(&self, queue: &str, now_ms: i64, lock_until: i64, limit: i64) -> Result<Vec<QueueRow>, StoreError> {
+                let rows = sqlx::query(concat!(
+                    "UPDATE queue_messages SET locked_until = $1, deliveries = deliveries + 1
+                     WHERE id IN (SELECT id FROM queue_messages WHERE queue = $2 AND dead_reason IS NULL AND available_at <= $3
+                       AND (locked_until IS NULL OR locked_until < $3) ORDER BY id LIMIT $4 ",
+                    $skip_locked,
+                    ") RETURNING id, payload, deliveries"
+                ))
+                .bind(lock_until)
+                .bind(queue)
+                .bind(now_ms)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?;
+                let mut out: Vec<QueueRow> = rows
+                    .iter()
+                    .map(|r| QueueRow {
+                        id: r.get("id"),
+                        payload: r.get("payload"),
+                        deliveries: r.get("deliveries"),
+                    })
+                    .collect();
+                out.sort_by_key(|r| r.id);
+                Ok(out)
+            }
+
+            pub async fn queue_ack(&self, id: i64) -> Result<(), StoreError> {
+                sqlx::query("DELETE FROM queue_messages WHERE id = $1").bind(id).execute(&self.pool).await?;
+                Ok(())
+            }
+
+            pub async fn queue_retry(&self, id: i64, payload: &str, available_at: i64) -> Result<(), StoreError> {
+                sqlx::query("UPDATE queue_messages SET payload = $1, available_at = $2, locked_until = NULL, deliveries = 0 WHERE id = $3")
+                    .bind(payload)
+                    .bind(available_at)
+                    .bind(id)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            pub async fn queue_dead(&self, id: i64, reason: &str) -> Result<(), StoreError> {
+                sqlx::query("UPDATE queue_messages SET dead_reason = $1, locked_until = NULL WHERE id = $2")
+                    .bind(reason)
+                    .bind(id)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            /// Messages waiting (ready or delayed, not dead) in a queue.
+            pub async fn queue_depth(&self, queue: &str) -> Result<i64, StoreError> {
+                Ok(sqlx::query_scalar("SELECT COUNT(*) FROM queue_messages WHERE queue = $1 AND dead_reason IS NULL")
+                    .bind(queue)
+                    .fetch_one(&self.pool)
+                    .await?)
+            }
+
+            pub async fn queue_dead_letters(&self, queue: &str) -> Result<Vec<(String, String)>, StoreError> {
+                Ok(sqlx::query_as(
+                    "SELECT payload, dead_reason FROM queue_messages WHERE queue = $1 AND dead_reason IS NOT NULL ORDER BY id",
+                )
+                .bind(queue)
+                .fetch_all(&self.pool)
+                .await?)
+            }
+        }
+    };
+}
+
+pub(crate) use notify_queries;
