@@ -30,6 +30,8 @@ pub struct Hub {
     pub store: Store,
     shutdown: watch::Sender<bool>,
     sources: JoinSet<()>,
+    /// The outbox relay, channel workers and scheduler.
+    delivery: JoinSet<()>,
     api: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
     writer: tokio::task::JoinHandle<()>,
     ingest: Option<Ingest>,
@@ -52,6 +54,8 @@ impl Hub {
         while self.sources.join_next().await.is_some() {}
         self.ingest = None; // the writer ends once every handle is gone
         let _ = self.writer.await;
+        // Sends in flight finish and record their outcome; what is pending stays in the outbox.
+        while self.delivery.join_next().await.is_some() {}
         if let Some(api) = self.api.take() {
             let _ = tokio::time::timeout(Duration::from_secs(10), api).await;
         }
@@ -84,14 +88,70 @@ pub fn connector_context(settings: &Settings, c: &ConnectorConfig) -> anyhow::Re
     })
 }
 
+/// Builds the enabled channels, opens the queue and starts the relay, the channel workers and
+/// the scheduler. Returns what the API's notification routes need.
+async fn start_delivery(
+    settings: &Settings,
+    store: &Store,
+    rules: crate::rules::RuleSet,
+    shutdown: &watch::Receiver<bool>,
+    tasks: &mut JoinSet<()>,
+) -> anyhow::Result<crate::api::NotifyApi> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let http = reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(10))
+        .user_agent(concat!("carehub/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .context("HTTP client for channels")?;
+    let mut channels = std::collections::BTreeMap::new();
+    for (name, config) in settings.channels.iter().filter(|(_, c)| c.enabled()) {
+        let channel = crate::channels::Channel::build(name, config, http.clone())
+            .map_err(|e| anyhow::anyhow!("channel {name}: {e}"))?;
+        channels.insert(name.clone(), Arc::new(channel));
+    }
+    let names: Vec<String> = channels.keys().cloned().collect();
+    let queue = crate::queue::Queue::open(&settings.hub.queue, store, &names)
+        .await
+        .context("opening the notification queue")?;
+    tracing::info!(
+        queue = queue.kind(),
+        channels = names.len(),
+        rules = rules.rules.len(),
+        "notifications started"
+    );
+    let channels = Arc::new(channels);
+    let services = Arc::new(crate::delivery::Services {
+        store: store.clone(),
+        queue: queue.clone(),
+        rules: Arc::new(rules),
+        templates: Arc::new(settings.templates.clone()),
+        channels: (*channels).clone(),
+        config: settings.hub.notifications.clone(),
+        queue_config: settings.hub.queue.clone(),
+    });
+    crate::delivery::spawn(services, shutdown, tasks);
+    Ok(crate::api::NotifyApi {
+        queue: Some(queue),
+        channels,
+    })
+}
+
 /// Starts everything the settings describe.
 pub async fn start(settings: Settings) -> anyhow::Result<Hub> {
     let matcher = crate::identity::Matcher::new(&settings.hub.identity)
         .map_err(|e| anyhow::anyhow!("identity.model: {e}"))?;
+    let clinic_tz = jiff::tz::TimeZone::get(&settings.hub.timezone).context("time zone")?;
+    let notifying = settings.hub.notifications.enabled;
+    let rules = if notifying {
+        crate::rules::RuleSet::new(&settings.rules, clinic_tz)
+    } else {
+        crate::rules::RuleSet::default()
+    };
     let store = Store::open(&settings.hub.store)
         .await
         .context("opening the store")?
-        .with_matcher(matcher);
+        .with_matcher(matcher)
+        .with_rules(rules.clone());
     if settings.hub.identity.matching {
         // Before any source starts: records stored while matching was off (or before it
         // existed) become findable. Idempotent, resumable, a thousand records per transaction.
@@ -205,6 +265,13 @@ pub async fn start(settings: Settings) -> anyhow::Result<Hub> {
         }
     }
 
+    let mut delivery = JoinSet::new();
+    let notify_api = if notifying {
+        start_delivery(&settings, &store, rules, &shutdown_rx, &mut delivery).await?
+    } else {
+        crate::api::NotifyApi::default()
+    };
+
     let (api_addr, api) = if settings.hub.api.enabled {
         let listener = TcpListener::bind(&settings.hub.api.listen)
             .await
@@ -215,6 +282,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<Hub> {
             Duration::from_secs(settings.hub.api.request_timeout_secs),
             settings.hub.api.max_body_bytes,
             fhir_endpoints,
+            notify_api,
         );
         tracing::info!(%addr, "API listening");
         (
@@ -235,6 +303,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<Hub> {
         store,
         shutdown,
         sources,
+        delivery,
         api,
         writer,
         ingest: Some(ingest),
@@ -295,10 +364,19 @@ pub async fn pull_once(settings: Settings, name: &str) -> anyhow::Result<crate::
     };
     let matcher = crate::identity::Matcher::new(&settings.hub.identity)
         .map_err(|e| anyhow::anyhow!("identity.model: {e}"))?;
+    // The changes a pull makes owe their notifications too: the next `carehub run` sends them.
+    let rules = match settings.hub.notifications.enabled {
+        true => crate::rules::RuleSet::new(
+            &settings.rules,
+            jiff::tz::TimeZone::get(&settings.hub.timezone).context("time zone")?,
+        ),
+        false => crate::rules::RuleSet::default(),
+    };
     let store = Store::open(&settings.hub.store)
         .await
         .context("opening the store")?
-        .with_matcher(matcher);
+        .with_matcher(matcher)
+        .with_rules(rules);
     let ctx = connector_context(&settings, &ConnectorConfig::Fhir(cfg.clone()))?;
     let (tx, writer) = spawn_writer(
         store.clone(),

@@ -25,6 +25,7 @@ pub mod app;
 pub mod channels;
 pub mod cli;
 pub mod config;
+
 pub mod fhirpath;
 pub mod hl7;
 pub mod identity;

@@ -19,12 +19,25 @@ use tokio::sync::watch;
 use crate::store::{MessageFilter, MessageStatus, Store, StoreError};
 
 mod fhir;
+mod notify;
 
 pub use fhir::FhirEndpoint;
+pub use notify::Channels;
 
 #[derive(Clone)]
 struct AppState {
     store: Store,
+    /// The notification queue, when notifications run.
+    queue: Option<crate::queue::Queue>,
+    /// Channels by name (their webhooks).
+    channels: Channels,
+}
+
+/// What the notification routes need; `Default` when notifications are off.
+#[derive(Clone, Default)]
+pub struct NotifyApi {
+    pub queue: Option<crate::queue::Queue>,
+    pub channels: Channels,
 }
 
 /// Builds the router, with the POST endpoint of each FHIR push connector.
@@ -33,6 +46,7 @@ pub fn router(
     request_timeout: Duration,
     max_body_bytes: usize,
     fhir_endpoints: Vec<FhirEndpoint>,
+    notify_api: NotifyApi,
 ) -> Router {
     let v1 = Router::new()
         .route("/patients", get(find_patients))
@@ -45,7 +59,20 @@ pub fn router(
         .route("/review/{id}/link", post(link_review))
         .route("/review/{id}/reject", post(reject_review))
         .route("/patients/{id}/merge", post(merge_patient))
-        .route("/patients/{id}/unmerge", post(unmerge_patient));
+        .route("/patients/{id}/unmerge", post(unmerge_patient))
+        .route("/patients/{id}/interactions", get(notify::interactions))
+        .route(
+            "/patients/{id}/consents",
+            get(notify::consents).post(notify::set_consent),
+        )
+        .route("/patients/{id}/unsubscribe", post(notify::unsubscribe))
+        .route(
+            "/patients/{id}/preferences",
+            get(notify::preferences).put(notify::set_preferences),
+        )
+        .route("/reports/channels", get(notify::channel_report))
+        .route("/notifications", get(notify::queue_state))
+        .route("/webhooks/{channel}", post(notify::webhook));
     let mut root = Router::new().route("/healthz", get(healthz)).nest("/api/v1", v1);
     for endpoint in fhir_endpoints {
         let path = endpoint.path.clone();
@@ -67,7 +94,11 @@ pub fn router(
     .layer(tower_http::limit::RequestBodyLimitLayer::new(max_body_bytes))
     // Body extractors have their own 2 MB default; the configured limit is the one.
     .layer(axum::extract::DefaultBodyLimit::max(max_body_bytes))
-    .with_state(AppState { store })
+    .with_state(AppState {
+        store,
+        queue: notify_api.queue,
+        channels: notify_api.channels,
+    })
 }
 
 /// Serves the API on `listener` until `shutdown` turns true.

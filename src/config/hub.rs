@@ -37,6 +37,16 @@ pub struct HubConfig {
     /// Matching incoming records to persons (docs/identity.md).
     #[serde(default)]
     pub identity: crate::identity::IdentityConfig,
+    /// Notifications: rules, templates, quiet hours, caps (docs/notifications.md).
+    #[serde(default)]
+    pub notifications: crate::delivery::NotifyConfig,
+    /// The queue between the outbox and the channel workers: `embedded` or `rabbitmq`.
+    #[serde(default)]
+    pub queue: crate::queue::QueueConfig,
+    /// Channels by name, each with its `type` (docs/channels.md); checked by
+    /// `crate::channels::ChannelConfig::from_value`.
+    #[serde(default)]
+    pub channels: std::collections::BTreeMap<String, serde_json::Value>,
 }
 
 impl Default for HubConfig {
@@ -51,6 +61,9 @@ impl Default for HubConfig {
             log: LogConfig::default(),
             pipeline: PipelineConfig::default(),
             identity: Default::default(),
+            notifications: Default::default(),
+            queue: Default::default(),
+            channels: Default::default(),
         }
     }
 }

@@ -34,6 +34,11 @@ pub struct Settings {
     pub hub: HubConfig,
     pub connectors: Vec<ConnectorConfig>,
     pub mappings: MappingSet,
+    /// Channels by name (enabled or not), from `channels:` in the hub file.
+    pub channels: Vec<(String, crate::channels::ChannelConfig)>,
+    /// Notification rules (`notifications.rules_dir`), enabled or not.
+    pub rules: Vec<crate::rules::RuleConfig>,
+    pub templates: crate::delivery::Templates,
 }
 
 /// Loads and checks every file, reading the process environment.
@@ -50,6 +55,7 @@ pub fn load_with_env(path: &Path, env: &[(String, String)]) -> Result<Settings, 
     let lookup = |name: &str| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
     let mut problems = Vec::new();
     let shown = path.display().to_string();
+    let mut channels = Vec::new();
 
     let hub = match std::fs::read_to_string(path) {
         Ok(text) => match Document::parse(&shown, &text) {
@@ -60,6 +66,23 @@ pub fn load_with_env(path: &Path, env: &[(String, String)]) -> Result<Settings, 
                 problems.extend(found);
                 if let Some(hub) = &hub {
                     problems.extend(hub.check(&doc));
+                    problems.extend(hub.notifications.check(&doc));
+                    if hub.queue.kind == crate::queue::QueueKind::Rabbitmq && hub.queue.url.is_none() {
+                        problems.push(
+                            doc.problem("queue.url", "needed with kind: rabbitmq (e.g. ${RABBITMQ_URL})"),
+                        );
+                    }
+                    for (name, value) in &hub.channels {
+                        let (c, found) = crate::channels::ChannelConfig::from_value(
+                            &doc,
+                            value,
+                            &format!("channels.{name}"),
+                        );
+                        problems.extend(found);
+                        if let Some(c) = c {
+                            channels.push((name.clone(), c));
+                        }
+                    }
                 }
                 hub
             }
@@ -181,11 +204,24 @@ pub fn load_with_env(path: &Path, env: &[(String, String)]) -> Result<Settings, 
         }
     }
 
+    let templates =
+        crate::delivery::Templates::load_dir(Path::new(&hub.notifications.templates_dir), &mut problems);
+    let channel_names: Vec<String> = channels.iter().map(|(n, _)| n.clone()).collect();
+    let rules = crate::rules::load_dir(
+        Path::new(&hub.notifications.rules_dir),
+        &channel_names,
+        &|t| templates.has(t),
+        &mut problems,
+    );
+
     if problems.is_empty() {
         Ok(Settings {
             hub,
             connectors,
             mappings,
+            channels,
+            rules,
+            templates,
         })
     } else {
         Err(problems)

@@ -41,6 +41,10 @@ pub struct RuleConfig {
     /// reminders of that appointment).
     #[serde(default)]
     pub stop_on: Vec<StopConfig>,
+    /// Whether the clinic's quiet hours hold this rule's sends back (default true). A booking
+    /// confirmation answers what the patient just did and may go at once.
+    #[serde(default = "yes")]
+    pub quiet_hours: bool,
 }
 
 fn yes() -> bool {
@@ -308,7 +312,12 @@ const BEFORE_FIELDS: &[&str] = &["appointment.start"];
 
 impl RuleConfig {
     /// Checks what serde cannot: one trigger kind, durations, clocks, the cron expression.
-    pub fn check(&self, doc: &Document, channels: &[String], templates: &dyn Fn(&str) -> bool) -> Vec<Problem> {
+    pub fn check(
+        &self,
+        doc: &Document,
+        channels: &[String],
+        templates: &dyn Fn(&str) -> bool,
+    ) -> Vec<Problem> {
         let mut p = Vec::new();
         let t = &self.trigger;
         let kinds = [
@@ -364,7 +373,10 @@ impl RuleConfig {
             p.push(doc.problem("trigger.codes", "only with event"));
         }
         if self.name.trim().is_empty() || self.name.contains(['|', '/', ' ']) {
-            p.push(doc.problem("name", "a name without spaces, | or / (e.g. appointment-reminder-24h)"));
+            p.push(doc.problem(
+                "name",
+                "a name without spaces, | or / (e.g. appointment-reminder-24h)",
+            ));
         }
         if let Some(a) = &self.segment.age
             && let (Some(min), Some(max)) = (a.min, a.max)
@@ -374,7 +386,10 @@ impl RuleConfig {
         }
         for s in &self.segment.sex {
             if !matches!(s.as_str(), "female" | "male" | "other" | "unknown") {
-                p.push(doc.problem("segment.sex", format!("{s:?} is not one of female, male, other, unknown")));
+                p.push(doc.problem(
+                    "segment.sex",
+                    format!("{s:?} is not one of female, male, other, unknown"),
+                ));
             }
         }
         if let Some(v) = &self.segment.last_visit {
@@ -400,7 +415,10 @@ impl RuleConfig {
             if !channels.contains(c) {
                 p.push(doc.problem(
                     "channels",
-                    format!("no channel named {c} in carehub.yaml (known: {})", channels.join(", ")),
+                    format!(
+                        "no channel named {c} in carehub.yaml (known: {})",
+                        channels.join(", ")
+                    ),
                 ));
             }
         }
@@ -504,7 +522,10 @@ mod tests {
         let p = check(bad);
         let joined = p.join("\n");
         assert!(joined.contains("r.yaml:3: trigger: give only one of"), "{joined}");
-        assert!(joined.contains("r.yaml:6: trigger.schedule: an event rule is not scheduled"), "{joined}");
+        assert!(
+            joined.contains("r.yaml:6: trigger.schedule: an event rule is not scheduled"),
+            "{joined}"
+        );
         assert!(joined.contains("no channel named fax"), "{joined}");
         assert!(joined.contains("template: no template nothing"), "{joined}");
         assert!(joined.contains("cap.per: unknown unit"), "{joined}");
@@ -513,7 +534,9 @@ mod tests {
 
     #[test]
     fn an_unknown_event_lists_nothing_silently() {
-        let p = check("name: r\ncategory: transactional\ntrigger: {event: appointment.booké}\nchannels: [sms]\ntemplate: reminder\n");
+        let p = check(
+            "name: r\ncategory: transactional\ntrigger: {event: appointment.booké}\nchannels: [sms]\ntemplate: reminder\n",
+        );
         assert!(p.iter().any(|l| l.contains("trigger.event")), "{p:?}");
     }
 }

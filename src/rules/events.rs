@@ -27,7 +27,12 @@ pub struct Event {
 }
 
 /// The event a clinical record's write makes, given what was stored before (`None`: new).
-pub fn detect(kind: &str, status: Option<&str>, sort_at: Option<&str>, prior: Option<&Prior>) -> Option<EventName> {
+pub fn detect(
+    kind: &str,
+    status: Option<&str>,
+    sort_at: Option<&str>,
+    prior: Option<&Prior>,
+) -> Option<EventName> {
     let before = prior.and_then(|p| p.status.as_deref());
     // A status left out by the message keeps the stored one (the store COALESCEs it).
     let now = status.or(before);
@@ -49,8 +54,9 @@ pub fn detect(kind: &str, status: Option<&str>, sort_at: Option<&str>, prior: Op
             let is_final = |s: Option<&str>| matches!(s, Some("final" | "amended" | "corrected"));
             (is_final(now) && !is_final(before)).then_some(EventName::LabResultFinal)
         }
-        "encounter" => (now == Some("finished") && before != Some("finished"))
-            .then_some(EventName::EncounterDischarged),
+        "encounter" => {
+            (now == Some("finished") && before != Some("finished")).then_some(EventName::EncounterDischarged)
+        }
         _ => None,
     }
 }
@@ -72,9 +78,22 @@ mod tests {
             detect("appointment", Some("booked"), Some("a"), None),
             Some(EventName::AppointmentBooked)
         );
-        assert_eq!(detect("appointment", Some("booked"), Some("a"), Some(&prior("booked", "a"))), None);
         assert_eq!(
-            detect("appointment", Some("booked"), Some("b"), Some(&prior("booked", "a"))),
+            detect(
+                "appointment",
+                Some("booked"),
+                Some("a"),
+                Some(&prior("booked", "a"))
+            ),
+            None
+        );
+        assert_eq!(
+            detect(
+                "appointment",
+                Some("booked"),
+                Some("b"),
+                Some(&prior("booked", "a"))
+            ),
             Some(EventName::AppointmentRescheduled)
         );
         assert_eq!(
@@ -83,7 +102,12 @@ mod tests {
             "a reschedule that repeats no status keeps the booked one"
         );
         assert_eq!(
-            detect("appointment", Some("cancelled"), None, Some(&prior("booked", "a"))),
+            detect(
+                "appointment",
+                Some("cancelled"),
+                None,
+                Some(&prior("booked", "a"))
+            ),
             Some(EventName::AppointmentCancelled)
         );
         assert_eq!(
@@ -92,7 +116,12 @@ mod tests {
             "nothing to cancel"
         );
         assert_eq!(
-            detect("appointment", Some("booked"), None, Some(&prior("cancelled", "a"))),
+            detect(
+                "appointment",
+                Some("booked"),
+                None,
+                Some(&prior("cancelled", "a"))
+            ),
             Some(EventName::AppointmentBooked),
             "re-booked"
         );
@@ -100,15 +129,26 @@ mod tests {
 
     #[test]
     fn a_result_becomes_final_once() {
-        assert_eq!(detect("result", Some("final"), None, None), Some(EventName::LabResultFinal));
+        assert_eq!(
+            detect("result", Some("final"), None, None),
+            Some(EventName::LabResultFinal)
+        );
         assert_eq!(
             detect("result", Some("final"), None, Some(&prior("preliminary", ""))),
             Some(EventName::LabResultFinal)
         );
-        assert_eq!(detect("result", Some("corrected"), None, Some(&prior("final", ""))), None);
+        assert_eq!(
+            detect("result", Some("corrected"), None, Some(&prior("final", ""))),
+            None
+        );
         assert_eq!(detect("result", Some("preliminary"), None, None), None);
         assert_eq!(
-            detect("encounter", Some("finished"), None, Some(&prior("in-progress", ""))),
+            detect(
+                "encounter",
+                Some("finished"),
+                None,
+                Some(&prior("in-progress", ""))
+            ),
             Some(EventName::EncounterDischarged)
         );
     }

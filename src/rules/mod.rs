@@ -104,7 +104,10 @@ impl RuleSet {
     pub fn watches(&self, kind: &str) -> bool {
         self.rules.iter().any(|r| {
             r.config.trigger.event.and_then(EventName::record_kind) == Some(kind)
-                || r.config.stop_on.iter().any(|s| s.event().record_kind() == Some(kind))
+                || r.config
+                    .stop_on
+                    .iter()
+                    .any(|s| s.event().record_kind() == Some(kind))
         })
     }
 
@@ -138,7 +141,9 @@ impl RuleSet {
                         reason: format!("stopped by {}", event.name.as_str()),
                     });
                 }
-                if c.trigger.event != Some(event.name) || !codes_match(&c.trigger.codes, event.code.as_deref()) {
+                if c.trigger.event != Some(event.name)
+                    || !codes_match(&c.trigger.codes, event.code.as_deref())
+                {
                     continue;
                 }
                 // A confirmation or a cancellation notice about a past appointment helps nobody.
@@ -313,7 +318,12 @@ mod tests {
         assert_eq!(rows[0].rule, "confirm");
         assert!(stops.is_empty());
 
-        let cancelled = event(EventName::AppointmentCancelled, "appointment|SCHED|p#A1", json!({}), None);
+        let cancelled = event(
+            EventName::AppointmentCancelled,
+            "appointment|SCHED|p#A1",
+            json!({}),
+            None,
+        );
         let (rows, stops) = set.on_events(&[cancelled], now);
         assert!(rows.is_empty());
         assert_eq!(
@@ -331,7 +341,12 @@ mod tests {
     fn no_confirmation_for_an_appointment_already_past() {
         let set = rules(&[CONFIRM]);
         let now: jiff::Timestamp = "2026-11-26T00:00:00Z".parse().unwrap();
-        let booked = event(EventName::AppointmentBooked, "a", json!({}), Some("2026-11-25T02:00:00Z"));
+        let booked = event(
+            EventName::AppointmentBooked,
+            "a",
+            json!({}),
+            Some("2026-11-25T02:00:00Z"),
+        );
         assert!(set.on_events(&[booked], now).0.is_empty());
     }
 
@@ -339,17 +354,33 @@ mod tests {
     fn a_result_stops_the_journey_only_for_its_codes() {
         let set = rules(&[BRCA]);
         let now = jiff::Timestamp::now();
-        let other = event(EventName::LabResultFinal, "r1", json!({"code": "http://loinc.org|2345-7"}), None);
+        let other = event(
+            EventName::LabResultFinal,
+            "r1",
+            json!({"code": "http://loinc.org|2345-7"}),
+            None,
+        );
         assert!(set.on_events(&[other], now).1.is_empty());
-        let brca = event(EventName::LabResultFinal, "r2", json!({"code": "http://loinc.org|21636-0"}), None);
+        let brca = event(
+            EventName::LabResultFinal,
+            "r2",
+            json!({"code": "http://loinc.org|21636-0"}),
+            None,
+        );
         let stops = set.on_events(&[brca], now).1;
         assert_eq!(stops.len(), 1);
-        assert_eq!(stops[0].subject, None, "a result ends the person's recall journey");
+        assert_eq!(
+            stops[0].subject, None,
+            "a result ends the person's recall journey"
+        );
     }
 
     #[test]
     fn codes_compare_with_or_without_their_system() {
-        assert!(codes_match(&["E11".into()], Some("http://hl7.org/fhir/sid/icd-10|E11.9")));
+        assert!(codes_match(
+            &["E11".into()],
+            Some("http://hl7.org/fhir/sid/icd-10|E11.9")
+        ));
         assert!(!codes_match(&["E11".into()], Some("icd|E10")));
         assert!(codes_match(&["icd|E1".into()], Some("icd|E10")));
         assert!(!codes_match(&["x|E1".into()], Some("icd|E10")));

@@ -62,7 +62,10 @@ pub fn outbox(
             subject: Some(format!("{}|{}|{}", c.kind, c.source_system, c.key)),
             code: c.code.clone(),
             record: serde_json::from_str(&c.data)?,
-            sort_at: c.sort_at.clone().or_else(|| prior.and_then(|p| p.sort_at.clone())),
+            sort_at: c
+                .sort_at
+                .clone()
+                .or_else(|| prior.and_then(|p| p.sort_at.clone())),
         });
     }
     Ok(rules.on_events(&events, now))

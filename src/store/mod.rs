@@ -208,7 +208,11 @@ impl Store {
     /// drives it from a thread of its own, with no await between a batch's statements.
     pub fn blocking_writer(&self) -> Option<BlockingWriter> {
         match &self.backend {
-            Backend::Sqlite(s) => Some(BlockingWriter(s.clone(), self.matcher.clone(), self.rules.clone())),
+            Backend::Sqlite(s) => Some(BlockingWriter(
+                s.clone(),
+                self.matcher.clone(),
+                self.rules.clone(),
+            )),
             Backend::Postgres(_) => None,
         }
     }

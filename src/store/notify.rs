@@ -5,7 +5,11 @@ use super::*;
 
 impl Store {
     /// Pending notifications whose time has come, oldest first.
-    pub async fn due_notifications(&self, now_ms: i64, limit: i64) -> Result<Vec<DueNotification>, StoreError> {
+    pub async fn due_notifications(
+        &self,
+        now_ms: i64,
+        limit: i64,
+    ) -> Result<Vec<DueNotification>, StoreError> {
         on_backend!(self, s => s.due_notifications(now_ms, limit).await)
     }
 
@@ -27,13 +31,25 @@ impl Store {
 
     /// Settles a pending notification without a send: `suppressed` or `cancelled` with the
     /// reason, or still `pending` with a later `due_at` (deferred by quiet hours).
-    pub async fn settle_pending(&self, id: &str, status: &str, due_at: Option<i64>, detail: &str) -> Result<(), StoreError> {
+    pub async fn settle_pending(
+        &self,
+        id: &str,
+        status: &str,
+        due_at: Option<i64>,
+        detail: &str,
+    ) -> Result<(), StoreError> {
         on_backend!(self, s => s.settle_pending(id, status, due_at, detail).await)
     }
 
     /// A worker takes a send for `lease_ms`. Only a send staged for this channel, not
     /// settled, and not held by another worker is handed out.
-    pub async fn claim_send(&self, id: &str, channel: &str, now_ms: i64, lease_ms: i64) -> Result<Claim, StoreError> {
+    pub async fn claim_send(
+        &self,
+        id: &str,
+        channel: &str,
+        now_ms: i64,
+        lease_ms: i64,
+    ) -> Result<Claim, StoreError> {
         on_backend!(self, s => s.claim_send(id, channel, now_ms, lease_ms).await)
     }
 
@@ -43,7 +59,13 @@ impl Store {
     }
 
     /// A delivery receipt from a provider webhook. Returns whether a send matched.
-    pub async fn delivery_receipt(&self, channel: &str, provider_id: &str, status: &str, detail: Option<&str>) -> Result<bool, StoreError> {
+    pub async fn delivery_receipt(
+        &self,
+        channel: &str,
+        provider_id: &str,
+        status: &str,
+        detail: Option<&str>,
+    ) -> Result<bool, StoreError> {
         on_backend!(self, s => s.delivery_receipt(channel, provider_id, status, detail).await)
     }
 
@@ -75,7 +97,13 @@ impl Store {
     }
 
     /// Sends of a rule (or, with `rule` None, of a category) to a person since `since`.
-    pub async fn recent_sends(&self, person: &str, rule: Option<&str>, category: &str, since: &str) -> Result<i64, StoreError> {
+    pub async fn recent_sends(
+        &self,
+        person: &str,
+        rule: Option<&str>,
+        category: &str,
+        since: &str,
+    ) -> Result<i64, StoreError> {
         on_backend!(self, s => s.recent_sends(person, rule, category, since).await)
     }
 
@@ -90,12 +118,19 @@ impl Store {
     }
 
     /// Notifications the scheduler makes, each once (a known de-duplication key is skipped).
-    pub async fn insert_notifications(&self, rows: &[crate::rules::NotificationRow]) -> Result<u64, StoreError> {
+    pub async fn insert_notifications(
+        &self,
+        rows: &[crate::rules::NotificationRow],
+    ) -> Result<u64, StoreError> {
         on_backend!(self, s => s.insert_notifications(rows).await)
     }
 
     /// Booked appointments starting in [from, to) (UTC sort keys).
-    pub async fn upcoming_appointments(&self, from: &str, to: &str) -> Result<Vec<ScheduledFact>, StoreError> {
+    pub async fn upcoming_appointments(
+        &self,
+        from: &str,
+        to: &str,
+    ) -> Result<Vec<ScheduledFact>, StoreError> {
         on_backend!(self, s => s.upcoming_appointments(from, to).await)
     }
 
@@ -133,7 +168,13 @@ impl Store {
     }
 
     /// Takes up to `limit` ready messages of a queue, hidden from others until `lock_until`.
-    pub async fn queue_claim(&self, queue: &str, now_ms: i64, lock_until: i64, limit: i64) -> Result<Vec<QueueRow>, StoreError> {
+    pub async fn queue_claim(
+        &self,
+        queue: &str,
+        now_ms: i64,
+        lock_until: i64,
+        limit: i64,
+    ) -> Result<Vec<QueueRow>, StoreError> {
         on_backend!(self, s => s.queue_claim(queue, now_ms, lock_until, limit).await)
     }
 
@@ -157,5 +198,4 @@ impl Store {
     pub async fn queue_dead_letters(&self, queue: &str) -> Result<Vec<(String, String)>, StoreError> {
         on_backend!(self, s => s.queue_dead_letters(queue).await)
     }
-
 }

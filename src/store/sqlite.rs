@@ -22,8 +22,8 @@ use super::sqlite_writer::SqliteWriter;
 use super::types::*;
 use crate::config::SqliteSync;
 use crate::identity::Matcher;
-use crate::rules::RuleSet;
 use crate::model::ProfilePatch;
+use crate::rules::RuleSet;
 
 #[derive(Clone, Debug)]
 pub struct SqliteStore {

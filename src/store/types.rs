@@ -361,7 +361,7 @@ pub struct DueNotification {
 }
 
 /// How the relay resolved a due notification: the send exactly as it will be queued.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Resolved {
     pub id: String,
     pub channel: String,

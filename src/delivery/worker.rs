@@ -1,0 +1,181 @@
+//! Channel workers: one consumer per channel, a few sends at once. A worker claims the send in
+//! the store before calling the provider and records the outcome before it settles the queue
+//! message, so a message delivered again after a crash finds the send done and is only
+//! acknowledged: the provider gets it twice only when the first call's outcome was unknown
+//! (and then with the same idempotency key).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinSet;
+
+use super::Services;
+use crate::channels::{Channel, Outbound, SendError};
+use crate::queue::{QueueError, Received, Settle};
+use crate::store::{AttemptOutcome, Claim};
+
+/// Consumes a channel's queue until shutdown; reconnects when the queue fails.
+pub async fn run(s: Arc<Services>, channel: Arc<Channel>, mut shutdown: watch::Receiver<bool>) {
+    let permits = Arc::new(Semaphore::new(s.config.concurrency.max(1)));
+    let mut tasks = JoinSet::new();
+    'connect: loop {
+        let mut consumer = match s.queue.consume(channel.name()).await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(channel = channel.name(), error = %e, "cannot consume; retrying");
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(2)) => continue 'connect,
+                    _ = shutdown.wait_for(|s| *s) => break 'connect,
+                }
+            }
+        };
+        loop {
+            let permit = tokio::select! {
+                p = permits.clone().acquire_owned() => p.expect("the semaphore is never closed"),
+                _ = shutdown.wait_for(|s| *s) => break 'connect,
+            };
+            let delivery = tokio::select! {
+                d = consumer.next() => d,
+                _ = shutdown.wait_for(|s| *s) => break 'connect,
+            };
+            match delivery {
+                Ok(delivery) => {
+                    let (s, channel) = (s.clone(), channel.clone());
+                    tasks.spawn(async move {
+                        let settle = handle(&s, &channel, delivery.received()).await;
+                        if let Err(e) = delivery.settle(settle).await {
+                            // Unsettled: the queue delivers it again, and the claim finds it done.
+                            tracing::warn!(channel = channel.name(), error = %e, "cannot settle a delivery");
+                        }
+                        drop(permit);
+                    });
+                }
+                Err(QueueError::Poison(_)) => continue,
+                Err(e) => {
+                    tracing::warn!(channel = channel.name(), error = %e, "the queue failed; consuming again");
+                    continue 'connect;
+                }
+            }
+            while tasks.try_join_next().is_some() {}
+        }
+    }
+    // Sends in flight finish and record their outcome.
+    while tasks.join_next().await.is_some() {}
+}
+
+/// Sends one queued message and says how to settle it.
+pub async fn handle(s: &Services, channel: &Channel, received: &Received) -> Settle {
+    let m = &received.message;
+    let now = jiff::Timestamp::now().as_millisecond();
+    let lease = s.config.lease_secs.max(1) as i64 * 1000;
+    let claim = match s.store.claim_send(&m.notification, channel.name(), now, lease).await {
+        Ok(c) => c,
+        Err(e) => {
+            return Settle::Retry {
+                delay: Duration::from_secs(5),
+                reason: format!("store unavailable: {e}"),
+            };
+        }
+    };
+    let send = match claim {
+        Claim::Send(send) => send,
+        Claim::Settled(status) => {
+            tracing::debug!(notification = %m.notification, %status, "already settled; acknowledged");
+            return Settle::Ack;
+        }
+        Claim::Busy => {
+            return Settle::Retry {
+                delay: Duration::from_millis(lease as u64),
+                reason: "held by another worker".into(),
+            };
+        }
+        Claim::Missing => {
+            return Settle::DeadLetter {
+                reason: format!("no notification {}", m.notification),
+            };
+        }
+    };
+    let outbound = Outbound {
+        id: send.id.clone(),
+        to: send.address.clone(),
+        subject: send.title.clone(),
+        body: send.body.clone(),
+        language: send.language.clone(),
+    };
+    let result = channel.send(&outbound).await;
+    let exhausted = m.attempt + 1 >= s.queue_config.max_attempts;
+    let (outcome, settle) = match result {
+        Ok(sent) => {
+            let status = if sent.delivered { "delivered" } else { "sent" };
+            (
+                AttemptOutcome {
+                    id: send.id.clone(),
+                    channel: channel.name().to_string(),
+                    outcome: status,
+                    provider_id: sent.provider_id,
+                    detail: None,
+                    status,
+                    due_at: None,
+                },
+                Settle::Ack,
+            )
+        }
+        Err(e @ (SendError::Retry { .. } | SendError::Unknown { .. })) => {
+            let (after, label) = match &e {
+                SendError::Retry { after, .. } => (*after, "retry"),
+                _ => (None, "unknown"),
+            };
+            let delay = s.queue_config.retry_delay(m.attempt, after);
+            let detail = e.to_string();
+            (
+                AttemptOutcome {
+                    id: send.id.clone(),
+                    channel: channel.name().to_string(),
+                    outcome: label,
+                    provider_id: None,
+                    detail: Some(if exhausted {
+                        format!("gave up after {} attempts: {detail}", m.attempt + 1)
+                    } else {
+                        detail.clone()
+                    }),
+                    status: if exhausted { "failed" } else { "queued" },
+                    due_at: None,
+                },
+                Settle::Retry { delay, reason: detail },
+            )
+        }
+        Err(SendError::Permanent { reason }) => {
+            // Back to the relay, which tries the rule's next channel, or fails for good.
+            (
+                AttemptOutcome {
+                    id: send.id.clone(),
+                    channel: channel.name().to_string(),
+                    outcome: "rejected",
+                    provider_id: None,
+                    detail: Some(reason),
+                    status: "pending",
+                    due_at: Some(now),
+                },
+                Settle::Ack,
+            )
+        }
+    };
+    tracing::info!(
+        notification = %send.id,
+        channel = channel.name(),
+        outcome = outcome.outcome,
+        attempt = m.attempt,
+        "provider call"
+    );
+    if let Err(e) = s.store.record_attempt(&outcome).await {
+        // The outcome is not recorded: the send is retried and may reach the provider again
+        // (with the same idempotency key) — the one case the contract allows.
+        tracing::warn!(notification = %send.id, error = %e, "cannot record a send's outcome");
+        return Settle::Retry {
+            delay: Duration::from_secs(5),
+            reason: format!("outcome not recorded: {e}"),
+        };
+    }
+    settle
+}
