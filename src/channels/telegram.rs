@@ -56,8 +56,12 @@ impl TelegramChannel {
                 delivered: false,
             });
         }
-        let code = body["error_code"].as_u64().map_or(answer.status, |c| c as u16);
-        let code = if (400..600).contains(&code) { code } else { 502 };
+        // The HTTP status is the Bot API's `error_code`; a 200 with `ok:false` falls back to it.
+        let code = match body["error_code"].as_u64() {
+            _ if !answer.is_success() => answer.status,
+            Some(c @ 400..600) => c as u16,
+            _ => 502,
+        };
         let after = body["parameters"]["retry_after"]
             .as_u64()
             .map(Duration::from_secs)
