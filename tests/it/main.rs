@@ -2,6 +2,7 @@
 
 mod api;
 mod backends;
+mod channels;
 mod cli;
 mod clinical;
 mod conformance;
