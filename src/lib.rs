@@ -18,6 +18,13 @@
 //! - [`identity`]: probabilistic matching (Fellegi–Sunter) of incoming records to persons (pure).
 //! - [`store`]: all SQL, SQLite and PostgreSQL behind one type.
 //! - [`replay`]: shadow replay — a changed mapping over the stored messages, compared (reads only).
+//! - [`rules`]: notification rules — which change or moment owes which notification (pure);
+//!   the store writes them into the outbox in the change's own transaction.
+//! - [`delivery`]: the outbox relay (consent, segment, caps, quiet hours, templates), the
+//!   channel workers and the scheduler of reminders, birthdays and recalls.
+//! - [`queue`]: the queue between relay and workers — RabbitMQ or the embedded table.
+//! - [`channels`]: channel adapters — file, e-mail (SMTP), SMS (Twilio, webhook), Telegram,
+//!   Zalo, WhatsApp.
 //! - [`api`]: the HTTP API. [`app`]: the composition root. [`cli`]: the `carehub` command.
 
 pub mod api;
@@ -25,7 +32,7 @@ pub mod app;
 pub mod channels;
 pub mod cli;
 pub mod config;
-
+pub mod delivery;
 pub mod fhirpath;
 pub mod hl7;
 pub mod identity;

@@ -16,7 +16,12 @@ use crate::store::{ConsentView, PersonFacts};
 /// a STOP on one channel outlasts a general opt-in. Without one, a source system's consent for
 /// the category (`scope: marketing`) decides; without that, care messages go and marketing
 /// does not (it needs an opt-in).
-pub fn consent(category: &str, channel: &str, recorded: &[ConsentView], profile: &ProfilePatch) -> Result<(), String> {
+pub fn consent(
+    category: &str,
+    channel: &str,
+    recorded: &[ConsentView],
+    profile: &ProfilePatch,
+) -> Result<(), String> {
     let specific = [(category, channel), ("*", channel), (category, "*"), ("*", "*")];
     for (cat, ch) in specific {
         if let Some(c) = recorded.iter().find(|c| c.category == cat && c.channel == ch) {
@@ -39,7 +44,13 @@ pub fn consent(category: &str, channel: &str, recorded: &[ConsentView], profile:
 }
 
 /// Whether the person is in the rule's segment; the error names the condition that failed.
-pub fn segment(s: &SegmentConfig, facts: &PersonFacts, language: Option<&str>, now: Timestamp, tz: &TimeZone) -> Result<(), String> {
+pub fn segment(
+    s: &SegmentConfig,
+    facts: &PersonFacts,
+    language: Option<&str>,
+    now: Timestamp,
+    tz: &TimeZone,
+) -> Result<(), String> {
     let p = &facts.profile;
     if let Some(range) = &s.age {
         let today = now.to_zoned(tz.clone()).date();
@@ -121,7 +132,10 @@ pub fn quiet_until(q: &QuietHours, now: Timestamp, tz: &TimeZone) -> Option<Time
     if minute >= end {
         day = day.tomorrow().ok()?;
     }
-    day.to_datetime(end_time).to_zoned(tz.clone()).ok().map(|z| z.timestamp())
+    day.to_datetime(end_time)
+        .to_zoned(tz.clone())
+        .ok()
+        .map(|z| z.timestamp())
 }
 
 /// The address of the person for a channel, if they have one.
@@ -129,8 +143,18 @@ pub fn address(kind: AddressKind, facts: &PersonFacts) -> Option<String> {
     let mut contacts: Vec<&crate::model::ContactPoint> = facts.profile.telecom.iter().collect();
     // Preferred first (rank 1 first), mobile before other phones, and never an old one.
     contacts.retain(|c| c.contact_use.as_deref() != Some("old"));
-    contacts.sort_by_key(|c| (c.rank.unwrap_or(u32::MAX), c.contact_use.as_deref() != Some("mobile")));
-    let first = |system: ContactSystem| contacts.iter().find(|c| c.system == system).map(|c| c.value.clone());
+    contacts.sort_by_key(|c| {
+        (
+            c.rank.unwrap_or(u32::MAX),
+            c.contact_use.as_deref() != Some("mobile"),
+        )
+    });
+    let first = |system: ContactSystem| {
+        contacts
+            .iter()
+            .find(|c| c.system == system)
+            .map(|c| c.value.clone())
+    };
     match kind {
         AddressKind::Email => first(ContactSystem::Email),
         AddressKind::Phone => first(ContactSystem::Phone).filter(|p| p.starts_with('+')),
@@ -178,10 +202,22 @@ pub fn context(
     let display = name.and_then(|n| n.text.clone()).or_else(|| {
         let parts: Vec<String> = match lang {
             // Family name first, as these languages write it.
-            "vi" | "zh" => family.iter().cloned().chain(name.map(|n| n.given.join(" "))).collect(),
-            _ => name.map(|n| n.given.join(" ")).into_iter().chain(family.iter().cloned()).collect(),
+            "vi" | "zh" => family
+                .iter()
+                .cloned()
+                .chain(name.map(|n| n.given.join(" ")))
+                .collect(),
+            _ => name
+                .map(|n| n.given.join(" "))
+                .into_iter()
+                .chain(family.iter().cloned())
+                .collect(),
         };
-        let joined = parts.into_iter().filter(|p| !p.is_empty()).collect::<Vec<_>>().join(" ");
+        let joined = parts
+            .into_iter()
+            .filter(|p| !p.is_empty())
+            .collect::<Vec<_>>()
+            .join(" ");
         (!joined.is_empty()).then_some(joined)
     });
     let record = notification_context.get("record").cloned().unwrap_or(Value::Null);
@@ -225,10 +261,42 @@ fn local_date(lang: &str, z: &jiff::Zoned) -> String {
 fn weekday(lang: &str, w: jiff::civil::Weekday) -> &'static str {
     let i = w.to_monday_zero_offset() as usize;
     let names: [&str; 7] = match lang {
-        "vi" => ["Thứ Hai", "Thứ Ba", "Thứ Tư", "Thứ Năm", "Thứ Sáu", "Thứ Bảy", "Chủ Nhật"],
-        "ru" => ["понедельник", "вторник", "среда", "четверг", "пятница", "суббота", "воскресенье"],
-        "zh" => ["星期一", "星期二", "星期三", "星期四", "星期五", "星期六", "星期日"],
-        _ => ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"],
+        "vi" => [
+            "Thứ Hai",
+            "Thứ Ba",
+            "Thứ Tư",
+            "Thứ Năm",
+            "Thứ Sáu",
+            "Thứ Bảy",
+            "Chủ Nhật",
+        ],
+        "ru" => [
+            "понедельник",
+            "вторник",
+            "среда",
+            "четверг",
+            "пятница",
+            "суббота",
+            "воскресенье",
+        ],
+        "zh" => [
+            "星期一",
+            "星期二",
+            "星期三",
+            "星期四",
+            "星期五",
+            "星期六",
+            "星期日",
+        ],
+        _ => [
+            "Monday",
+            "Tuesday",
+            "Wednesday",
+            "Thursday",
+            "Friday",
+            "Saturday",
+            "Sunday",
+        ],
     };
     names[i]
 }
@@ -262,12 +330,18 @@ mod tests {
     fn marketing_needs_an_opt_in_and_a_channel_stop_outlasts_it() {
         let profile = ProfilePatch::default();
         assert!(consent("transactional", "sms", &[], &profile).is_ok());
-        assert_eq!(consent("marketing", "sms", &[], &profile).unwrap_err(), "marketing needs an opt-in");
+        assert_eq!(
+            consent("marketing", "sms", &[], &profile).unwrap_err(),
+            "marketing needs an opt-in"
+        );
         let opted_in = [recorded("marketing", "*", "permit")];
         assert!(consent("marketing", "sms", &opted_in, &profile).is_ok());
         let stopped_sms = [recorded("marketing", "*", "permit"), recorded("*", "sms", "deny")];
         assert!(consent("marketing", "sms", &stopped_sms, &profile).is_err());
-        assert!(consent("transactional", "sms", &stopped_sms, &profile).is_err(), "STOP stops the channel");
+        assert!(
+            consent("transactional", "sms", &stopped_sms, &profile).is_err(),
+            "STOP stops the channel"
+        );
         assert!(consent("marketing", "email", &stopped_sms, &profile).is_ok());
         let from_emr = ProfilePatch {
             consents: vec![Consent {
@@ -289,10 +363,16 @@ mod tests {
         let hcm = TimeZone::get("Asia/Ho_Chi_Minh").unwrap();
         // 23:30 in Ho Chi Minh City → 08:00 the next morning.
         let late: Timestamp = "2026-11-23T16:30:00Z".parse().unwrap();
-        assert_eq!(quiet_until(&q, late, &hcm).unwrap().to_string(), "2026-11-24T01:00:00Z");
+        assert_eq!(
+            quiet_until(&q, late, &hcm).unwrap().to_string(),
+            "2026-11-24T01:00:00Z"
+        );
         // 06:00 → 08:00 the same morning.
         let early: Timestamp = "2026-11-23T23:00:00Z".parse().unwrap();
-        assert_eq!(quiet_until(&q, early, &hcm).unwrap().to_string(), "2026-11-24T01:00:00Z");
+        assert_eq!(
+            quiet_until(&q, early, &hcm).unwrap().to_string(),
+            "2026-11-24T01:00:00Z"
+        );
         // 10:00 → not quiet.
         let day: Timestamp = "2026-11-24T03:00:00Z".parse().unwrap();
         assert_eq!(quiet_until(&q, day, &hcm), None);

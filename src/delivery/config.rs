@@ -111,7 +111,10 @@ impl NotifyConfig {
             }
         }
         if super::templates::normalize_language(&self.default_language).is_none() {
-            p.push(doc.problem("notifications.default_language", "a language code such as vi, ru, zh, en"));
+            p.push(doc.problem(
+                "notifications.default_language",
+                "a language code such as vi, ru, zh, en",
+            ));
         }
         p
     }

@@ -38,7 +38,11 @@ pub struct Services {
 }
 
 /// Starts the relay, one worker per channel and the scheduler.
-pub fn spawn(services: Arc<Services>, shutdown: &tokio::sync::watch::Receiver<bool>, tasks: &mut tokio::task::JoinSet<()>) {
+pub fn spawn(
+    services: Arc<Services>,
+    shutdown: &tokio::sync::watch::Receiver<bool>,
+    tasks: &mut tokio::task::JoinSet<()>,
+) {
     tasks.spawn(relay::run(services.clone(), shutdown.clone()));
     tasks.spawn(schedule::run(services.clone(), shutdown.clone()));
     for channel in services.channels.values() {

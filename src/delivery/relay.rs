@@ -48,7 +48,10 @@ pub async fn run(services: Arc<Services>, mut shutdown: watch::Receiver<bool>) {
 /// One pass: returns how many due notifications it handled.
 pub async fn pass(s: &Services) -> anyhow::Result<usize> {
     let now = Timestamp::now();
-    let due = s.store.due_notifications(now.as_millisecond(), s.config.relay_batch).await?;
+    let due = s
+        .store
+        .due_notifications(now.as_millisecond(), s.config.relay_batch)
+        .await?;
     let mut sends = Vec::new();
     for n in &due {
         match decide(s, n, now).await? {
@@ -106,16 +109,30 @@ pub async fn decide(s: &Services, n: &DueNotification, now: Timestamp) -> anyhow
     }
     if let Some((max, per)) = rule.cap {
         let since = per.before(now, &tz).to_string();
-        if s.store.recent_sends(&facts.person_id, Some(&n.rule), &n.category, &since).await? >= i64::from(max) {
-            return Ok(Decision::Suppress(format!("frequency cap: {max} per {}", rule.config.cap.as_ref().map_or("", |c| c.per.as_str()))));
+        if s.store
+            .recent_sends(&facts.person_id, Some(&n.rule), &n.category, &since)
+            .await?
+            >= i64::from(max)
+        {
+            return Ok(Decision::Suppress(format!(
+                "frequency cap: {max} per {}",
+                rule.config.cap.as_ref().map_or("", |c| c.per.as_str())
+            )));
         }
     }
     if let Some(cap) = s.config.caps.get(&n.category)
         && let Ok(per) = crate::rules::Span::parse(&cap.per)
     {
         let since = per.before(now, &tz).to_string();
-        if s.store.recent_sends(&facts.person_id, None, &n.category, &since).await? >= i64::from(cap.max) {
-            return Ok(Decision::Suppress(format!("{} frequency cap: {} per {}", n.category, cap.max, cap.per)));
+        if s.store
+            .recent_sends(&facts.person_id, None, &n.category, &since)
+            .await?
+            >= i64::from(cap.max)
+        {
+            return Ok(Decision::Suppress(format!(
+                "{} frequency cap: {} per {}",
+                n.category, cap.max, cap.per
+            )));
         }
     }
     if rule.config.quiet_hours
@@ -151,7 +168,12 @@ pub async fn decide(s: &Services, n: &DueNotification, now: Timestamp) -> anyhow
         let Some(lang) = s.templates.pick(&n.template, &chain) else {
             return Ok(Decision::Suppress(format!("no template named {}", n.template)));
         };
-        let link = s.config.links.get(&n.template).map(String::as_str).or(s.config.clinic.url.as_deref());
+        let link = s
+            .config
+            .links
+            .get(&n.template)
+            .map(String::as_str)
+            .or(s.config.clinic.url.as_deref());
         let mut ctx = checks::context(&n.context, &facts, &lang, &s.config.clinic, link, &tz, now);
         if n.category == "marketing" {
             ctx["stop"] = checks::stop_hint(&lang).into();
@@ -169,5 +191,8 @@ pub async fn decide(s: &Services, n: &DueNotification, now: Timestamp) -> anyhow
             body: rendered.body,
         }));
     }
-    Ok(Decision::Suppress(format!("no reachable channel ({})", why_not.join("; "))))
+    Ok(Decision::Suppress(format!(
+        "no reachable channel ({})",
+        why_not.join("; ")
+    )))
 }

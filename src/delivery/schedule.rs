@@ -40,7 +40,12 @@ pub async fn run(s: Arc<Services>, mut shutdown: watch::Receiver<bool>) {
                 Ok(_) => {}
                 Err(e) => tracing::warn!(rule = rule.name(), error = %e, "scheduled rule failed"),
             }
-            let expr = rule.config.trigger.schedule.as_deref().unwrap_or(DEFAULT_SCHEDULE);
+            let expr = rule
+                .config
+                .trigger
+                .schedule
+                .as_deref()
+                .unwrap_or(DEFAULT_SCHEDULE);
             next[i] = crate::sources::fhir::schedule::parse(expr)
                 .ok()
                 .and_then(|c| crate::sources::fhir::schedule::next_after(&c, now, &s.rules.timezone))
@@ -66,7 +71,8 @@ pub async fn check(s: &Services, rule: &Rule, now: Timestamp) -> anyhow::Result<
         let Some(minutes) = c.trigger.at.as_deref().and_then(|a| parse_clock(a).ok()) else {
             return now;
         };
-        let time = jiff::civil::Time::new((minutes / 60) as i8, (minutes % 60) as i8, 0, 0).unwrap_or_default();
+        let time =
+            jiff::civil::Time::new((minutes / 60) as i8, (minutes % 60) as i8, 0, 0).unwrap_or_default();
         now.to_zoned(tz.clone())
             .date()
             .to_datetime(time)
@@ -85,18 +91,32 @@ pub async fn check(s: &Services, rule: &Rule, now: Timestamp) -> anyhow::Result<
         // Remind when now is within [start - offset, start - offset + window).
         let latest = now + jiff::SignedDuration::from_secs(offset.approx_secs());
         let earliest = latest - jiff::SignedDuration::from_secs(window.approx_secs());
-        for fact in s.store.upcoming_appointments(&sort_key(earliest), &sort_key(latest)).await? {
-            if fact.sort_at.as_deref().and_then(crate::rules::parse_sort_key).is_some_and(|t| t <= now) {
+        for fact in s
+            .store
+            .upcoming_appointments(&sort_key(earliest), &sort_key(latest))
+            .await?
+        {
+            if fact
+                .sort_at
+                .as_deref()
+                .and_then(crate::rules::parse_sort_key)
+                .is_some_and(|t| t <= now)
+            {
                 continue;
             }
-            let key = s.rules.dedupe_key(rule, &fact.person_id, fact.subject.as_deref(), &fact.data, now);
+            let key = s
+                .rules
+                .dedupe_key(rule, &fact.person_id, fact.subject.as_deref(), &fact.data, now);
             rows.push(s.rules.row(
                 rule,
                 &fact.person_id,
                 fact.subject.clone(),
                 key,
                 json!({"event": "appointment.upcoming", "record": fact.data}),
-                format!("{} before appointment.start", c.trigger.offset.as_deref().unwrap_or("")),
+                format!(
+                    "{} before appointment.start",
+                    c.trigger.offset.as_deref().unwrap_or("")
+                ),
                 now,
                 now,
             ));
@@ -107,7 +127,16 @@ pub async fn check(s: &Services, rule: &Rule, now: Timestamp) -> anyhow::Result<
         let due = due_today();
         for fact in s.store.birthdays(&month_day).await? {
             let key = s.rules.dedupe_key(rule, &fact.person_id, None, &fact.data, now);
-            rows.push(s.rules.row(rule, &fact.person_id, None, key, json!({"event": "birthday"}), "birthday".into(), due, now));
+            rows.push(s.rules.row(
+                rule,
+                &fact.person_id,
+                None,
+                key,
+                json!({"event": "birthday"}),
+                "birthday".into(),
+                due,
+                now,
+            ));
         }
     } else if let Some(recall) = &c.trigger.recall {
         let (from, to) = (
@@ -117,11 +146,21 @@ pub async fn check(s: &Services, rule: &Rule, now: Timestamp) -> anyhow::Result<
         // The last visit between `to` and `from` ago.
         let (oldest, newest) = (to.before(now, tz), from.before(now, tz));
         let due = due_today();
-        for fact in s.store.last_visits_between(&sort_key(oldest), &sort_key(newest)).await? {
-            if recall.unless_booked && s.store.has_booked_appointment(&fact.person_id, &sort_key(now)).await? {
+        for fact in s
+            .store
+            .last_visits_between(&sort_key(oldest), &sort_key(newest))
+            .await?
+        {
+            if recall.unless_booked
+                && s.store
+                    .has_booked_appointment(&fact.person_id, &sort_key(now))
+                    .await?
+            {
                 continue;
             }
-            let key = s.rules.dedupe_key(rule, &fact.person_id, fact.subject.as_deref(), &fact.data, now);
+            let key = s
+                .rules
+                .dedupe_key(rule, &fact.person_id, fact.subject.as_deref(), &fact.data, now);
             rows.push(s.rules.row(
                 rule,
                 &fact.person_id,
@@ -139,6 +178,8 @@ pub async fn check(s: &Services, rule: &Rule, now: Timestamp) -> anyhow::Result<
     } else {
         s.store.insert_notifications(&rows).await?
     };
-    s.store.set_rule_run(rule.name(), &now.to_string(), created as i64).await?;
+    s.store
+        .set_rule_run(rule.name(), &now.to_string(), created as i64)
+        .await?;
     Ok(created)
 }

@@ -54,7 +54,10 @@ impl Templates {
                 message,
             };
             let Some((name, lang)) = stem.rsplit_once('.') else {
-                problems.push(problem(None, "a template is named <name>.<lang>.txt (e.g. appointment-reminder.vi.txt)".into()));
+                problems.push(problem(
+                    None,
+                    "a template is named <name>.<lang>.txt (e.g. appointment-reminder.vi.txt)".into(),
+                ));
                 continue;
             };
             let text = match std::fs::read_to_string(&path) {
@@ -96,16 +99,27 @@ impl Templates {
             .find(|l| self.sources.contains_key(&(name.to_string(), l.to_string())))
             .map(|l| l.to_string())
             .or_else(|| {
-                let mut langs: Vec<&String> =
-                    self.sources.keys().filter(|(n, _)| n == name).map(|(_, l)| l).collect();
+                let mut langs: Vec<&String> = self
+                    .sources
+                    .keys()
+                    .filter(|(n, _)| n == name)
+                    .map(|(_, l)| l)
+                    .collect();
                 langs.sort();
                 langs.first().map(|l| l.to_string())
             })
     }
 
     /// Renders `name` in the first language of `chain` it exists in, then `en`, then any.
-    pub fn render(&self, name: &str, chain: &[String], context: &serde_json::Value) -> Result<Rendered, String> {
-        let lang = self.pick(name, chain).ok_or_else(|| format!("no template named {name}"))?;
+    pub fn render(
+        &self,
+        name: &str,
+        chain: &[String],
+        context: &serde_json::Value,
+    ) -> Result<Rendered, String> {
+        let lang = self
+            .pick(name, chain)
+            .ok_or_else(|| format!("no template named {name}"))?;
         self.render_in(name, &lang, context)
     }
 
@@ -136,7 +150,11 @@ fn parse(text: &str) -> Result<Source, (u64, String)> {
     let (title, body, body_line) = match text.strip_prefix("Subject:") {
         Some(rest) => {
             let (first, after) = rest.split_once('\n').unwrap_or((rest, ""));
-            (Some(first.trim().to_string()), after.trim_start_matches(['\r', '\n']), 2)
+            (
+                Some(first.trim().to_string()),
+                after.trim_start_matches(['\r', '\n']),
+                2,
+            )
         }
         None => (None, text, 1),
     };
@@ -182,21 +200,31 @@ mod tests {
     #[test]
     fn the_language_chain_falls_back_to_english_then_to_any() {
         let mut t = Templates::default();
-        t.insert("r", "vi", "Subject: Nhắc lịch {{ clinic.name }}\n\nXin chào {{ patient.name }}").unwrap();
+        t.insert(
+            "r",
+            "vi",
+            "Subject: Nhắc lịch {{ clinic.name }}\n\nXin chào {{ patient.name }}",
+        )
+        .unwrap();
         t.insert("r", "en", "Hello {{ patient.name }}").unwrap();
         let ctx = json!({"patient": {"name": "Lan"}, "clinic": {"name": "Sao Mai"}});
         let vi = t.render("r", &["vi".into()], &ctx).unwrap();
         assert_eq!(vi.title.as_deref(), Some("Nhắc lịch Sao Mai"));
         assert_eq!(vi.body, "Xin chào Lan");
         let fallback = t.render("r", &["ru".into(), "fr".into()], &ctx).unwrap();
-        assert_eq!((fallback.language.as_str(), fallback.body.as_str()), ("en", "Hello Lan"));
+        assert_eq!(
+            (fallback.language.as_str(), fallback.body.as_str()),
+            ("en", "Hello Lan")
+        );
         assert!(t.render("missing", &[], &ctx).is_err());
     }
 
     #[test]
     fn a_syntax_error_names_its_line() {
         let mut t = Templates::default();
-        let e = t.insert("r", "en", "Subject: ok\n\nline one\n{% if x %}never closed").unwrap_err();
+        let e = t
+            .insert("r", "en", "Subject: ok\n\nline one\n{% if x %}never closed")
+            .unwrap_err();
         assert!(e.starts_with("line 4"), "{e}");
     }
 

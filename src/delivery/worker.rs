@@ -69,7 +69,11 @@ pub async fn handle(s: &Services, channel: &Channel, received: &Received) -> Set
     let m = &received.message;
     let now = jiff::Timestamp::now().as_millisecond();
     let lease = s.config.lease_secs.max(1) as i64 * 1000;
-    let claim = match s.store.claim_send(&m.notification, channel.name(), now, lease).await {
+    let claim = match s
+        .store
+        .claim_send(&m.notification, channel.name(), now, lease)
+        .await
+    {
         Ok(c) => c,
         Err(e) => {
             return Settle::Retry {
@@ -142,7 +146,10 @@ pub async fn handle(s: &Services, channel: &Channel, received: &Received) -> Set
                     status: if exhausted { "failed" } else { "queued" },
                     due_at: None,
                 },
-                Settle::Retry { delay, reason: detail },
+                Settle::Retry {
+                    delay,
+                    reason: detail,
+                },
             )
         }
         Err(SendError::Permanent { reason }) => {

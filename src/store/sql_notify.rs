@@ -159,18 +159,13 @@ macro_rules! notify_queries {
             /// Records a provider call and its effect on the notification, in one transaction.
             pub async fn record_attempt(&self, o: &AttemptOutcome) -> Result<(), StoreError> {
                 let at = now();
+                // Writes only (a read first would make SQLite's lock upgrade fail under load).
                 let mut tx = self.pool.begin().await?;
-                let attempts: i64 = sqlx::query_scalar("SELECT attempts FROM notifications WHERE id = $1")
-                    .bind(&o.id)
-                    .fetch_optional(&mut *tx)
-                    .await?
-                    .unwrap_or(0);
                 sqlx::query(
                     "INSERT INTO notification_attempts (notification_id, attempt, channel, outcome, provider_id, detail, at)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                     SELECT id, attempts, $2, $3, $4, $5, $6 FROM notifications WHERE id = $1",
                 )
                 .bind(&o.id)
-                .bind(attempts)
                 .bind(&o.channel)
                 .bind(o.outcome)
                 .bind(&o.provider_id)

@@ -124,6 +124,11 @@ pub struct HubOptions {
     pub fhir_push: bool,
     /// More connector files: (file name, YAML).
     pub connectors: Vec<(String, String)>,
+    /// Notification rule files: (file name, YAML). None: no rules.
+    pub rules: Vec<(String, String)>,
+    /// More top-level YAML for carehub.yaml (`channels:`, `queue:`, `notifications:` keys
+    /// other than the folders).
+    pub hub_extra: String,
 }
 
 pub async fn spawn_hub() -> TestHub {
@@ -143,11 +148,18 @@ pub async fn try_spawn_hub_with(opts: HubOptions) -> Option<TestHub> {
     let store_url = fresh_store_url(opts.backend, root).await?;
     std::fs::create_dir_all(root.join("connectors")).unwrap();
     let config = format!(
-        "store:\n  url: \"{db}\"\napi:\n  listen: 127.0.0.1:0\nconnectors_dir: {conn}\nmappings_dir: {maps}\ntimezone: Asia/Ho_Chi_Minh\nphone_region: VN\npipeline:\n  max_batch: 64\n",
+        "store:\n  url: \"{db}\"\napi:\n  listen: 127.0.0.1:0\nconnectors_dir: {conn}\nmappings_dir: {maps}\ntimezone: Asia/Ho_Chi_Minh\nphone_region: VN\npipeline:\n  max_batch: 64\n{extra}",
         db = store_url,
         conn = root.join("connectors").display(),
         maps = mappings_dir().display(),
+        extra = notifications_yaml(root, &opts.hub_extra),
     );
+    if !opts.rules.is_empty() {
+        std::fs::create_dir_all(root.join("rules")).unwrap();
+    }
+    for (file, yaml) in &opts.rules {
+        std::fs::write(root.join("rules").join(file), yaml).unwrap();
+    }
     std::fs::write(root.join("carehub.yaml"), config).unwrap();
     std::fs::write(
         root.join("connectors/mllp.yaml"),
@@ -184,6 +196,23 @@ pub async fn try_spawn_hub_with(opts: HubOptions) -> Option<TestHub> {
     };
     let hub = carehub::app::start(settings).await.expect("hub starts");
     Some(TestHub { hub, dir })
+}
+
+/// The `notifications:` folders of a test hub (its own rules, the shipped templates) and the
+/// test's extra hub YAML, which may hold a `notifications:` block of its own: its keys are
+/// merged under the one written here.
+fn notifications_yaml(root: &Path, extra: &str) -> String {
+    let folders = format!(
+        "  rules_dir: {}\n  templates_dir: {}\n  relay_interval_ms: 50\n",
+        root.join("rules").display(),
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("config/templates")
+            .display()
+    );
+    match extra.split_once("notifications:\n") {
+        Some((before, after)) => format!("{before}notifications:\n{folders}{after}\n"),
+        None => format!("notifications:\n{folders}{extra}\n"),
+    }
 }
 
 /// A connector file with `defaults` added for the keys it does not set itself.

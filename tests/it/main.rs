@@ -17,4 +17,5 @@ mod file_source;
 mod helpers;
 mod identity;
 mod mllp;
+mod notify;
 mod replay;
