@@ -29,10 +29,18 @@ fn validate_lists_every_problem_with_file_and_line() {
     std::fs::write(
         root.join("carehub.yaml"),
         format!(
-            "store:\n  url: sqlite://x.db\napi:\n  lisen: 1\n  listen: nowhere\nconnectors_dir: {c}\nmappings_dir: {m}\ntimezone: Mars/Olympus\n",
+            "store:\n  url: sqlite://x.db\napi:\n  lisen: 1\n  listen: nowhere\nconnectors_dir: {c}\nmappings_dir: {m}\ntimezone: Mars/Olympus\nnotifications:\n  rules_dir: {r}\n  templates_dir: {t}\n",
             c = root.join("connectors").display(),
-            m = root.join("mappings").display()
+            m = root.join("mappings").display(),
+            r = root.join("rules").display(),
+            t = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/templates").display(),
         ),
+    )
+    .unwrap();
+    std::fs::create_dir_all(root.join("rules")).unwrap();
+    std::fs::write(
+        root.join("rules/r.yaml"),
+        "name: r\ncategory: transactional\ntrigger:\n  before: appointment.start\nchannels: [fax]\ntemplate: appointment-reminder\n",
     )
     .unwrap();
     std::fs::write(
@@ -79,11 +87,19 @@ fn validate_lists_every_problem_with_file_and_line() {
             "m.yaml:12: person.language.map: no table named nope",
             "unknown table",
         ),
+        (
+            "r.yaml:4: trigger.offset: needed with before",
+            "a reminder without its offset",
+        ),
+        (
+            "r.yaml:5: channels: no channel named fax",
+            "a rule naming an unknown channel",
+        ),
     ];
     for (needle, what) in expect {
         assert!(err.contains(needle), "{what}: expected `{needle}` in:\n{err}");
     }
-    assert!(err.contains("9 problems found"), "{err}");
+    assert!(err.contains("11 problems found"), "{err}");
 }
 
 #[test]

@@ -61,9 +61,10 @@ async fn settings(
     std::fs::write(
         dir.join("carehub.yaml"),
         format!(
-            "store:\n  url: \"{store}\"\napi:\n  enabled: false\nconnectors_dir: {}\nmappings_dir: {}\ntimezone: Asia/Ho_Chi_Minh\n",
+            "store:\n  url: \"{store}\"\napi:\n  enabled: false\nconnectors_dir: {}\nmappings_dir: {}\ntimezone: Asia/Ho_Chi_Minh\nnotifications:\n  rules_dir: {}\n",
             dir.join("connectors").display(),
-            mappings_dir().display()
+            mappings_dir().display(),
+            dir.join("no-rules").display()
         ),
     )
     .unwrap();

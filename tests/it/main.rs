@@ -18,4 +18,5 @@ mod helpers;
 mod identity;
 mod mllp;
 mod notify;
+mod queue;
 mod replay;
