@@ -1,0 +1,188 @@
+//! Notification throughput: outbox → queue → channel worker → a local HTTP provider.
+//!
+//! `cargo bench --bench notify [-- N]` inserts N notifications (default 20,000) into the outbox
+//! of a fresh store, then runs the relay (publishing with confirms) and the `sms` channel's
+//! worker against a local SMS gateway until every send is recorded as sent. It reports the
+//! relay's publish rate and the end-to-end sends per second, for the embedded queue and —
+//! when RabbitMQ answers at 127.0.0.1:5672 (or `CAREHUB_BENCH_AMQP`) — for RabbitMQ.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
+
+use carehub::channels::{Channel, ChannelConfig};
+use carehub::config::{Document, StoreConfig};
+use carehub::delivery::{NotifyConfig, Services, Templates, relay, worker};
+use carehub::model::{ContactPoint, ContactSystem, Identifier, ProfilePatch};
+use carehub::queue::{Queue, QueueConfig, QueueKind};
+use carehub::rules::{RuleConfig, RuleSet};
+use carehub::store::{Disposition, NewRecord, Store};
+
+const RULE: &str = "name: notice\ncategory: transactional\ntrigger: {event: appointment.booked}\nchannels: [sms]\ntemplate: appointment-confirmation\nquiet_hours: false\n";
+
+#[tokio::main]
+async fn main() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let n: usize = std::env::args()
+        .skip(1)
+        .find_map(|a| a.parse().ok())
+        .unwrap_or(20_000);
+    println!("notify bench: {n} notifications, outbox → queue → worker → local HTTP provider");
+    run("embedded (SQLite)", n, QueueConfig::default()).await;
+    let amqp = std::env::var("CAREHUB_BENCH_AMQP").unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into());
+    if tokio::net::TcpStream::connect("127.0.0.1:5672").await.is_ok() || std::env::var("CAREHUB_BENCH_AMQP").is_ok() {
+        let config = QueueConfig {
+            kind: QueueKind::Rabbitmq,
+            url: Some(carehub::config::Secret::new(amqp)),
+            prefix: format!("bench{}", uuid::Uuid::now_v7().simple()),
+            ..Default::default()
+        };
+        run("RabbitMQ (store on SQLite)", n, config).await;
+    } else {
+        println!("RabbitMQ: not reachable at 127.0.0.1:5672, skipped");
+    }
+}
+
+async fn run(label: &str, n: usize, queue_config: QueueConfig) {
+    let dir = tempfile::tempdir().unwrap();
+    let doc = Document::parse("notice.yaml", RULE).unwrap();
+    let rule: RuleConfig = doc.deserialize().0.unwrap();
+    let rules = RuleSet::new(&[rule], jiff::tz::TimeZone::get("Asia/Ho_Chi_Minh").unwrap());
+    let store = Store::open(&StoreConfig {
+        url: format!("sqlite://{}", dir.path().join("bench.db").display()),
+        ..Default::default()
+    })
+    .await
+    .unwrap()
+    .with_rules(rules.clone());
+    let person = patient(&store).await;
+
+    let received = Arc::new(AtomicUsize::new(0));
+    let counter = received.clone();
+    let app = axum::Router::new().route(
+        "/send",
+        axum::routing::post(move || {
+            let c = counter.clone();
+            async move {
+                let i = c.fetch_add(1, Ordering::Relaxed);
+                axum::Json(serde_json::json!({"id": format!("gw-{i}")}))
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/send", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let value = serde_json::json!({"type": "sms_webhook", "url": url, "rate_per_sec": 1.0e9});
+    let cdoc = Document::parse("carehub.yaml", "x: 1").unwrap();
+    let channel = Channel::build("sms", &ChannelConfig::from_value(&cdoc, &value, "channels.sms").0.unwrap(), reqwest::Client::new()).unwrap();
+    let mut problems = Vec::new();
+    let templates = Templates::load_dir(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/templates"), &mut problems);
+    let queue = match Queue::open(&queue_config, &store, &["sms".to_string()]).await {
+        Ok(q) => q,
+        Err(e) => {
+            println!("{label}: cannot open the queue ({e}), skipped");
+            return;
+        }
+    };
+    let services = Arc::new(Services {
+        store: store.clone(),
+        queue,
+        rules: Arc::new(rules),
+        templates: Arc::new(templates),
+        channels: BTreeMap::from([("sms".to_string(), Arc::new(channel))]),
+        config: NotifyConfig {
+            quiet_hours: None,
+            concurrency: 64,
+            ..Default::default()
+        },
+        queue_config,
+    });
+
+    let rule = &services.rules.rules[0];
+    let now = jiff::Timestamp::now();
+    let rows: Vec<_> = (0..n)
+        .map(|i| {
+            let context = serde_json::json!({"event": "appointment.booked", "record": {"start": "2031-03-04T09:00:00+07:00"}});
+            services.rules.row(rule, &person, None, format!("bench-{i}"), context, "bench".into(), now, now)
+        })
+        .collect();
+    for chunk in rows.chunks(1000) {
+        store.insert_notifications(chunk).await.unwrap();
+    }
+
+    let (stop, stop_rx) = tokio::sync::watch::channel(false);
+    let started = Instant::now();
+    let worker = tokio::spawn(worker::run(services.clone(), services.channels["sms"].clone(), stop_rx));
+    let mut published_at = None;
+    loop {
+        if published_at.is_none() && relay::pass(&services).await.unwrap() == 0 {
+            published_at = Some(started.elapsed());
+        }
+        if received.load(Ordering::Relaxed) >= n {
+            break;
+        }
+        if published_at.is_some() {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    }
+    // Every outcome recorded.
+    loop {
+        let counts = store.notification_counts().await.unwrap();
+        if counts.iter().any(|(s, c)| s == "sent" && *c as usize == n) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let total = started.elapsed();
+    let _ = stop.send(true);
+    let _ = worker.await;
+    let relay = published_at.unwrap_or(total);
+    println!(
+        "{label}: relay published {n} in {:.2} s ({:.0}/s); end to end {n} sends in {:.2} s = {:.0} sends/s",
+        relay.as_secs_f64(),
+        n as f64 / relay.as_secs_f64(),
+        total.as_secs_f64(),
+        n as f64 / total.as_secs_f64()
+    );
+}
+
+async fn patient(store: &Store) -> String {
+    let patch = ProfilePatch {
+        identifiers: vec![Identifier {
+            system: "CLINIC".into(),
+            value: "BENCH-1".into(),
+            kind: None,
+        }],
+        telecom: vec![ContactPoint {
+            system: ContactSystem::Phone,
+            value: "+84903000555".into(),
+            contact_use: Some("mobile".into()),
+            rank: None,
+        }],
+        language: Some("vi".into()),
+        ..Default::default()
+    };
+    let record = NewRecord {
+        connector: "bench".into(),
+        origin: None,
+        received_at: jiff::Timestamp::now().to_string(),
+        sender: None,
+        control_id: None,
+        message_type: None,
+        charset: None,
+        content_hash: "bench".into(),
+        raw: Vec::new(),
+        disposition: Disposition::Apply {
+            mapping: "bench".into(),
+            source_system: "BENCH".into(),
+            patch: Some(patch),
+            records: Vec::new(),
+            merge: None,
+            warnings: Vec::new(),
+        },
+        cursor: None,
+    };
+    store.apply_batch(&[record]).await.unwrap()[0].person_id.clone().unwrap()
+}
