@@ -26,7 +26,8 @@ impl QueueMessage {
     }
 
     pub fn from_bytes(bytes: &[u8]) -> Result<QueueMessage, QueueError> {
-        serde_json::from_slice(bytes).map_err(|e| QueueError::Poison(format!("unreadable queue message: {e}")))
+        serde_json::from_slice(bytes)
+            .map_err(|e| QueueError::Poison(format!("unreadable queue message: {e}")))
     }
 }
 

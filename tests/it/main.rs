@@ -16,4 +16,5 @@ mod file_source;
 mod helpers;
 mod identity;
 mod mllp;
+mod queue_rabbit;
 mod replay;

@@ -1,0 +1,822 @@
+//! The RabbitMQ backend of the notification queue (lapin, AMQP 0-9-1).
+//!
+//! Topology, per prefix `P` (see `docs/queue.md`):
+//! - `P.notifications`: a durable direct exchange; the routing key is the channel name.
+//! - `P.send.<channel>`: a durable quorum queue bound with routing key `<channel>`. Deliveries
+//!   returned to it more than [`SEND_DELIVERY_LIMIT`] times (consumers that crash on them) are
+//!   dead-lettered by the broker into `P.dead.<channel>`.
+//! - `P.dead.<channel>`: a durable quorum queue of dead letters, each with the header
+//!   `x-carehub-reason`.
+//! - `P.delay.<ms>`: one fanout exchange and one quorum queue per delay tier. The queue has
+//!   `x-message-ttl = ms` and dead-letters expired messages back to `P.notifications` with their
+//!   routing key (the channel): a retry is a publish into the smallest tier at least as long as
+//!   the delay. Tiers rather than per-message TTL, because a queue only expires its head.
+//!
+//! Every publish is persistent and confirmed by the broker before it counts; a nack or an
+//! unroutable message is an error. Connections are re-opened with capped, jittered exponential
+//! backoff. Nothing here logs a message body or a reason text: ids and queue names only.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use backon::{BackoffBuilder, ExponentialBuilder, Retryable};
+use futures_core::Stream;
+use lapin::options::{
+    BasicAckOptions, BasicConsumeOptions, BasicGetOptions, BasicPublishOptions, BasicQosOptions,
+    BasicRejectOptions, ConfirmSelectOptions, ExchangeDeclareOptions, ExchangeDeleteOptions,
+    QueueBindOptions, QueueDeclareOptions, QueueDeleteOptions,
+};
+use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
+use lapin::{Acker, BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, ExchangeKind};
+use tokio::sync::Mutex;
+use tokio::time::Instant;
+
+use super::types::{DeadLetter, QueueConfig, QueueError, QueueMessage, Received, Settle};
+
+/// Delay tiers in milliseconds. A retry waits in the smallest tier at least as long as its
+/// delay (the last tier for longer delays).
+pub const DELAY_TIERS_MS: [u64; 7] = [1_000, 5_000, 15_000, 60_000, 300_000, 900_000, 3_600_000];
+
+/// The header that carries why a message was dead-lettered.
+pub const REASON_HEADER: &str = "x-carehub-reason";
+
+/// Returns of one delivery to its send queue (a consumer died holding it) before the broker
+/// moves it to the dead-letter queue: a message that crashes consumers is not retried forever.
+pub const SEND_DELIVERY_LIMIT: i64 = 20;
+
+/// Dead letters are read by fetching and returning them, which counts as a return on a quorum
+/// queue; RabbitMQ 4 limits returns to 20 by default and would then drop them. Effectively no limit.
+const DEAD_DELIVERY_LIMIT: i64 = 1_000_000_000;
+
+/// How long `connect` and `publish` keep trying to reach the broker before they give up.
+const BROKER_PATIENCE: Duration = Duration::from_secs(30);
+
+/// Connection to RabbitMQ for publishing and administration; consumers open their own.
+#[derive(Clone)]
+pub struct RabbitQueue {
+    shared: Arc<Shared>,
+}
+
+/// What the queue, its consumers and their deliveries share.
+struct Shared {
+    url: String,
+    prefix: String,
+    prefetch: u16,
+    max_attempts: u32,
+    /// The publishing connection and its confirm-mode channel; `None` after it failed.
+    publisher: Mutex<Option<Link>>,
+}
+
+/// A connection with one channel.
+struct Link {
+    connection: Connection,
+    channel: Channel,
+}
+
+/// One message to publish.
+struct Outgoing {
+    exchange: String,
+    routing_key: String,
+    body: Vec<u8>,
+    properties: BasicProperties,
+}
+
+/// Why a publish round failed.
+enum RoundError {
+    /// The connection or channel failed: reconnect and publish what is unconfirmed again.
+    Link(lapin::Error),
+    /// The broker refused (nack) or could not route a message: publishing again won't help.
+    Refused(String),
+}
+
+impl RabbitQueue {
+    /// Connects (with backoff while the broker is not up yet, up to 30 s) and opens a
+    /// publishing channel with publisher confirms.
+    pub async fn connect(config: &QueueConfig) -> Result<RabbitQueue, QueueError> {
+        let url = config
+            .url
+            .as_ref()
+            .ok_or_else(|| {
+                QueueError::Broker("queue.url is not set (amqp://user:password@host:5672/vhost)".into())
+            })?
+            .expose()
+            .to_string();
+        let shared = Arc::new(Shared {
+            url,
+            prefix: config.prefix.clone(),
+            prefetch: config.prefetch.max(1),
+            max_attempts: config.max_attempts.max(1),
+            publisher: Mutex::new(None),
+        });
+        let link = shared
+            .open_with_backoff("publisher", true, Some(BROKER_PATIENCE))
+            .await?;
+        *shared.publisher.lock().await = Some(link);
+        Ok(RabbitQueue { shared })
+    }
+
+    /// Declares the topology for these channel names; idempotent, called at start.
+    pub async fn declare(&self, channels: &[String]) -> Result<(), QueueError> {
+        let admin = self.shared.admin().await?;
+        let result = self.shared.declare_on(&admin.channel, channels).await;
+        admin.close().await;
+        result.map_err(broker)
+    }
+
+    /// Publishes persistent messages (routing key = channel) and returns Ok only once the
+    /// broker confirmed every one. Pipelined: all are sent, then all confirms awaited. A dropped
+    /// connection is re-opened and the unconfirmed messages published again, for up to 30 s;
+    /// after an error, messages of the batch that were confirmed before it will be duplicated
+    /// by the caller's retry (at least once; consumers de-duplicate by notification id).
+    pub async fn publish(&self, messages: &[QueueMessage]) -> Result<(), QueueError> {
+        let exchange = self.shared.exchange();
+        let outgoing: Vec<Outgoing> = messages
+            .iter()
+            .map(|m| Outgoing {
+                exchange: exchange.clone(),
+                routing_key: m.channel.clone(),
+                body: m.to_bytes(),
+                properties: properties(&m.notification, None),
+            })
+            .collect();
+        self.shared.publish(&outgoing).await
+    }
+
+    /// A consumer of one channel's queue holding up to `prefetch` unsettled deliveries.
+    pub async fn consume(&self, channel: &str) -> Result<RabbitConsumer, QueueError> {
+        let mut consumer = RabbitConsumer {
+            shared: self.shared.clone(),
+            channel: channel.to_string(),
+            link: None,
+        };
+        // The first subscription must work (the queue exists); later ones retry forever.
+        consumer.link = Some(consumer.subscribe(Some(BROKER_PATIENCE)).await?);
+        Ok(consumer)
+    }
+
+    /// Messages ready in a channel's send queue (not counting unacknowledged deliveries).
+    pub async fn depth(&self, channel: &str) -> Result<u64, QueueError> {
+        let queue = self.shared.send_queue(channel);
+        self.shared.count(&queue).await
+    }
+
+    /// Messages ready in a channel's dead-letter queue.
+    pub async fn dead_depth(&self, channel: &str) -> Result<u64, QueueError> {
+        let queue = self.shared.dead_queue(channel);
+        self.shared.count(&queue).await
+    }
+
+    /// The dead letters of a channel with their reasons, oldest first, left in the queue: they
+    /// are fetched with `basic.get` on a channel of their own and held unacknowledged, then the
+    /// channel is closed, which returns them all to the queue in their order.
+    pub async fn dead_letters(&self, channel: &str) -> Result<Vec<DeadLetter>, QueueError> {
+        let queue = self.shared.dead_queue(channel);
+        let admin = self.shared.admin().await?;
+        let mut letters = Vec::new();
+        let result = loop {
+            match admin
+                .channel
+                .basic_get(queue.as_str().into(), BasicGetOptions { no_ack: false })
+                .await
+            {
+                Ok(Some(got)) => letters.push(read_dead_letter(channel, &got.delivery)),
+                Ok(None) => break Ok(letters),
+                Err(e) => break Err(broker(e)),
+            }
+        };
+        admin.close().await;
+        result
+    }
+
+    /// Deletes the queues and exchanges of these channels and of the delay tiers (tests clean
+    /// up with it; the tiers are shared by every channel of the prefix).
+    pub async fn delete_topology(&self, channels: &[String]) -> Result<(), QueueError> {
+        let admin = self.shared.admin().await?;
+        let result = self.shared.delete_on(&admin.channel, channels).await;
+        admin.close().await;
+        result.map_err(broker)
+    }
+
+    /// Test hook: the name of every connection this queue and its consumers open contains
+    /// this, so a test can have the broker close them (`rabbitmqctl close_connection`).
+    pub fn connection_tag(&self) -> String {
+        format!("carehub {}", self.shared.prefix)
+    }
+}
+
+impl Shared {
+    fn exchange(&self) -> String {
+        format!("{}.notifications", self.prefix)
+    }
+    fn send_queue(&self, channel: &str) -> String {
+        format!("{}.send.{channel}", self.prefix)
+    }
+    fn dead_queue(&self, channel: &str) -> String {
+        format!("{}.dead.{channel}", self.prefix)
+    }
+    fn delay_tier(&self, ms: u64) -> String {
+        format!("{}.delay.{ms}", self.prefix)
+    }
+
+    /// Opens a connection and a channel (in confirm mode if asked), retrying with capped,
+    /// jittered exponential backoff for up to `patience` (forever when `None`).
+    async fn open_with_backoff(
+        &self,
+        role: &str,
+        confirms: bool,
+        patience: Option<Duration>,
+    ) -> Result<Link, QueueError> {
+        let name = format!("carehub {} {role}", self.prefix);
+        let open = || open_link(&self.url, &name, confirms);
+        let attempt = open
+            .retry(backoff(patience))
+            .sleep(tokio::time::sleep)
+            .notify(|e, wait| tracing::warn!(role, error = %e, ?wait, "cannot reach RabbitMQ yet; retrying"));
+        match patience {
+            // A connect to a silent host can hang: bound the whole wait, not just the sleeps.
+            Some(p) => tokio::time::timeout(p + Duration::from_secs(5), attempt)
+                .await
+                .map_err(|_| QueueError::Broker(format!("RabbitMQ unreachable for {}s", p.as_secs())))?
+                .map_err(broker),
+            None => attempt.await.map_err(broker),
+        }
+    }
+
+    /// A short-lived connection for declarations and inspection, so that a failed passive
+    /// declare (which closes its channel) never disturbs publishing.
+    async fn admin(&self) -> Result<Link, QueueError> {
+        self.open_with_backoff("admin", false, Some(BROKER_PATIENCE))
+            .await
+    }
+
+    async fn count(&self, queue: &str) -> Result<u64, QueueError> {
+        let admin = self.admin().await?;
+        let declared = admin
+            .channel
+            .queue_declare(
+                queue.into(),
+                QueueDeclareOptions {
+                    passive: true,
+                    ..Default::default()
+                },
+                FieldTable::default(),
+            )
+            .await;
+        admin.close().await;
+        Ok(u64::from(declared.map_err(broker)?.message_count()))
+    }
+
+    async fn declare_on(&self, ch: &Channel, channels: &[String]) -> Result<(), lapin::Error> {
+        let durable = ExchangeDeclareOptions {
+            durable: true,
+            ..Default::default()
+        };
+        let exchange = self.exchange();
+        ch.exchange_declare(
+            exchange.as_str().into(),
+            ExchangeKind::Direct,
+            durable,
+            FieldTable::default(),
+        )
+        .await?;
+        for ms in DELAY_TIERS_MS {
+            let tier = self.delay_tier(ms);
+            ch.exchange_declare(
+                tier.as_str().into(),
+                ExchangeKind::Fanout,
+                durable,
+                FieldTable::default(),
+            )
+            .await?;
+            let mut args = quorum_args();
+            args.insert("x-message-ttl".into(), AMQPValue::LongLongInt(ms as i64));
+            args.insert("x-dead-letter-exchange".into(), long(&exchange));
+            at_least_once(&mut args);
+            declare_queue(ch, &tier, args).await?;
+            ch.queue_bind(
+                tier.as_str().into(),
+                tier.as_str().into(),
+                "".into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+        }
+        for channel in channels {
+            let dead = self.dead_queue(channel);
+            let mut args = quorum_args();
+            args.insert(
+                "x-delivery-limit".into(),
+                AMQPValue::LongLongInt(DEAD_DELIVERY_LIMIT),
+            );
+            declare_queue(ch, &dead, args).await?;
+
+            let send = self.send_queue(channel);
+            let mut args = quorum_args();
+            args.insert(
+                "x-delivery-limit".into(),
+                AMQPValue::LongLongInt(SEND_DELIVERY_LIMIT),
+            );
+            args.insert("x-dead-letter-exchange".into(), long(""));
+            args.insert("x-dead-letter-routing-key".into(), long(&dead));
+            at_least_once(&mut args);
+            declare_queue(ch, &send, args).await?;
+            ch.queue_bind(
+                send.as_str().into(),
+                exchange.as_str().into(),
+                channel.as_str().into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    async fn delete_on(&self, ch: &Channel, channels: &[String]) -> Result<(), lapin::Error> {
+        let mut queues: Vec<String> = Vec::new();
+        for channel in channels {
+            queues.push(self.send_queue(channel));
+            queues.push(self.dead_queue(channel));
+        }
+        queues.extend(DELAY_TIERS_MS.iter().map(|&ms| self.delay_tier(ms)));
+        for queue in &queues {
+            ch.queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
+                .await?;
+        }
+        for ms in DELAY_TIERS_MS {
+            ch.exchange_delete(
+                self.delay_tier(ms).as_str().into(),
+                ExchangeDeleteOptions::default(),
+            )
+            .await?;
+        }
+        ch.exchange_delete(self.exchange().as_str().into(), ExchangeDeleteOptions::default())
+            .await
+    }
+
+    /// Publishes `items` through the confirm channel and returns once every one is confirmed;
+    /// on a link failure re-opens it and publishes the unconfirmed ones again, for up to 30 s.
+    async fn publish(&self, items: &[Outgoing]) -> Result<(), QueueError> {
+        if items.is_empty() {
+            return Ok(());
+        }
+        let deadline = Instant::now() + BROKER_PATIENCE;
+        let mut pending: Vec<usize> = (0..items.len()).collect();
+        let mut waits = backoff(None).build();
+        let mut publisher = self.publisher.lock().await;
+        loop {
+            let failure = match publisher.as_ref() {
+                None => match tokio::time::timeout_at(
+                    deadline,
+                    open_link(&self.url, &format!("carehub {} publisher", self.prefix), true),
+                )
+                .await
+                {
+                    Ok(Ok(link)) => {
+                        *publisher = Some(link);
+                        continue;
+                    }
+                    Ok(Err(e)) => e.to_string(),
+                    Err(_) => "timed out connecting".into(),
+                },
+                Some(link) => match publish_round(&link.channel, items, &mut pending, deadline).await {
+                    Ok(()) => return Ok(()),
+                    Err(RoundError::Refused(why)) => return Err(QueueError::NotConfirmed(why)),
+                    Err(RoundError::Link(e)) => {
+                        *publisher = None;
+                        e.to_string()
+                    }
+                },
+            };
+            let wait = waits.next().unwrap_or(Duration::from_secs(5));
+            if Instant::now() + wait >= deadline {
+                return Err(QueueError::Broker(format!(
+                    "{} of {} messages unconfirmed after {}s: {failure}",
+                    pending.len(),
+                    items.len(),
+                    BROKER_PATIENCE.as_secs()
+                )));
+            }
+            tracing::warn!(unconfirmed = pending.len(), error = %failure, ?wait, "publishing to RabbitMQ failed; reconnecting");
+            tokio::time::sleep(wait).await;
+        }
+    }
+}
+
+impl Link {
+    async fn close(self) {
+        let _ = self.connection.close(200, "done".into()).await;
+    }
+}
+
+/// Sends every pending item, then awaits their confirms; confirmed ones leave `pending`.
+async fn publish_round(
+    channel: &Channel,
+    items: &[Outgoing],
+    pending: &mut Vec<usize>,
+    deadline: Instant,
+) -> Result<(), RoundError> {
+    let mut confirms = Vec::with_capacity(pending.len());
+    for &i in pending.iter() {
+        let item = &items[i];
+        let sent = channel
+            .basic_publish(
+                item.exchange.as_str().into(),
+                item.routing_key.as_str().into(),
+                BasicPublishOptions {
+                    mandatory: true,
+                    ..Default::default()
+                },
+                &item.body,
+                item.properties.clone(),
+            )
+            .await
+            .map_err(RoundError::Link)?;
+        confirms.push((i, sent));
+    }
+    let mut confirmed = Vec::with_capacity(confirms.len());
+    let mut failure = None;
+    for (i, confirm) in confirms {
+        match tokio::time::timeout_at(deadline, confirm).await {
+            Ok(Ok(Confirmation::Ack(None))) => confirmed.push(i),
+            Ok(Ok(Confirmation::Ack(Some(returned)))) => {
+                failure.get_or_insert(RoundError::Refused(format!(
+                    "no queue for routing key {} on exchange {} ({}); declare the channel first",
+                    returned.delivery.routing_key, items[i].exchange, returned.reply_text
+                )));
+            }
+            Ok(Ok(Confirmation::Nack(_))) => {
+                failure.get_or_insert(RoundError::Refused("the broker nacked a message".into()));
+            }
+            Ok(Ok(Confirmation::NotRequested)) => {
+                failure.get_or_insert(RoundError::Refused("the channel is not in confirm mode".into()));
+            }
+            Ok(Err(e)) => {
+                failure.get_or_insert(RoundError::Link(e));
+            }
+            Err(_) => {
+                failure.get_or_insert(RoundError::Refused("timed out waiting for confirms".into()));
+            }
+        }
+    }
+    pending.retain(|i| !confirmed.contains(i));
+    match failure {
+        None => Ok(()),
+        Some(e) => Err(e),
+    }
+}
+
+async fn open_link(url: &str, name: &str, confirms: bool) -> Result<Link, lapin::Error> {
+    let properties = ConnectionProperties::default().with_connection_name(name.into());
+    let connection = Connection::connect(url, properties).await?;
+    let channel = connection.create_channel().await?;
+    if confirms {
+        channel.confirm_select(ConfirmSelectOptions::default()).await?;
+    }
+    Ok(Link { connection, channel })
+}
+
+/// Exponential from 200 ms, doubled, jittered, capped at 10 s per wait.
+fn backoff(total: Option<Duration>) -> ExponentialBuilder {
+    ExponentialBuilder::default()
+        .with_jitter()
+        .with_min_delay(Duration::from_millis(200))
+        .with_max_delay(Duration::from_secs(10))
+        .without_max_times()
+        .with_total_delay(total)
+}
+
+fn broker(e: impl std::fmt::Display) -> QueueError {
+    QueueError::Broker(e.to_string())
+}
+
+fn long(s: &str) -> AMQPValue {
+    AMQPValue::LongString(LongString::from(s))
+}
+
+fn quorum_args() -> FieldTable {
+    let mut args = FieldTable::default();
+    args.insert("x-queue-type".into(), long("quorum"));
+    args
+}
+
+/// Broker dead-lettering that keeps a message until the target queue confirmed it.
+fn at_least_once(args: &mut FieldTable) {
+    args.insert("x-dead-letter-strategy".into(), long("at-least-once"));
+    args.insert("x-overflow".into(), long("reject-publish"));
+}
+
+async fn declare_queue(ch: &Channel, name: &str, args: FieldTable) -> Result<(), lapin::Error> {
+    let options = QueueDeclareOptions {
+        durable: true,
+        ..Default::default()
+    };
+    ch.queue_declare(name.into(), options, args).await.map(|_| ())
+}
+
+/// Persistent JSON with the notification id as `message_id` (ids longer than AMQP allows are
+/// left out rather than cut), and the reason header on dead letters.
+fn properties(notification: &str, reason: Option<&str>) -> BasicProperties {
+    let mut properties = BasicProperties::default()
+        .with_delivery_mode(2)
+        .with_content_type("application/json".into());
+    if let Ok(id) = ShortString::try_new(notification) {
+        properties = properties.with_message_id(id);
+    }
+    if let Some(reason) = reason {
+        let mut headers = FieldTable::default();
+        headers.insert(REASON_HEADER.into(), long(reason));
+        properties = properties.with_headers(headers);
+    }
+    properties
+}
+
+/// The smallest delay tier at least as long as `delay`, or the longest tier.
+pub fn delay_tier_ms(delay: Duration) -> u64 {
+    let ms = delay.as_millis();
+    DELAY_TIERS_MS
+        .into_iter()
+        .find(|&tier| u128::from(tier) >= ms)
+        .unwrap_or(DELAY_TIERS_MS[DELAY_TIERS_MS.len() - 1])
+}
+
+/// A dead letter as ops see it. An unreadable body becomes a message with the broker's
+/// `message_id` (if any) and attempt 0; a message the broker dead-lettered itself (delivery
+/// limit) gets its reason from the `x-death` header.
+fn read_dead_letter(channel: &str, delivery: &lapin::message::Delivery) -> DeadLetter {
+    let message = QueueMessage::from_bytes(&delivery.data).unwrap_or_else(|_| QueueMessage {
+        notification: delivery
+            .properties
+            .message_id()
+            .as_ref()
+            .map(|id| id.as_str().to_string())
+            .unwrap_or_default(),
+        channel: channel.to_string(),
+        attempt: 0,
+    });
+    let headers = delivery.properties.headers().as_ref();
+    let reason = headers
+        .and_then(|h| h.inner().get(REASON_HEADER))
+        .and_then(text)
+        .or_else(|| headers.and_then(death_reason))
+        .unwrap_or_else(|| "dead-lettered without a reason".into());
+    DeadLetter { message, reason }
+}
+
+fn text(value: &AMQPValue) -> Option<String> {
+    match value {
+        AMQPValue::LongString(s) => Some(String::from_utf8_lossy(s.as_bytes()).into_owned()),
+        AMQPValue::ShortString(s) => Some(s.as_str().to_string()),
+        _ => None,
+    }
+}
+
+/// `x-death[0].reason` as a sentence (`delivery_limit`, `expired`, `rejected`, `maxlen`).
+fn death_reason(headers: &FieldTable) -> Option<String> {
+    let AMQPValue::FieldArray(deaths) = headers.inner().get("x-death")? else {
+        return None;
+    };
+    let AMQPValue::FieldTable(first) = deaths.as_slice().first()? else {
+        return None;
+    };
+    let reason = first.inner().get("reason").and_then(text)?;
+    Some(match reason.as_str() {
+        "delivery_limit" => format!(
+            "returned to its queue more than {SEND_DELIVERY_LIMIT} times (consumers stopped while holding it)"
+        ),
+        other => format!("dead-lettered by the broker: {other}"),
+    })
+}
+
+/// A PHI-free description of an unreadable body: what kind of error, and where.
+fn unreadable(data: &[u8]) -> String {
+    match serde_json::from_slice::<QueueMessage>(data) {
+        Ok(_) => "unreadable queue message".into(),
+        Err(e) => format!(
+            "unreadable queue message ({} error at line {} column {}, {} bytes)",
+            match e.classify() {
+                serde_json::error::Category::Io => "I/O",
+                serde_json::error::Category::Syntax => "JSON syntax",
+                serde_json::error::Category::Data => "field",
+                serde_json::error::Category::Eof => "truncated JSON",
+            },
+            e.line(),
+            e.column(),
+            data.len()
+        ),
+    }
+}
+
+/// Consumes one channel's send queue over a connection of its own.
+pub struct RabbitConsumer {
+    shared: Arc<Shared>,
+    channel: String,
+    link: Option<ConsumerLink>,
+}
+
+struct ConsumerLink {
+    /// Held for its connection: dropping the consumer closes it, and the broker then returns
+    /// the unsettled deliveries to the queue.
+    _link: Link,
+    deliveries: lapin::Consumer,
+}
+
+impl RabbitConsumer {
+    /// The next delivery. When the connection drops, reconnects with backoff (exponential,
+    /// jittered, capped at 10 s, without end) and consumes again; the deliveries it held come
+    /// back from the broker marked redelivered. An unreadable body is moved to the dead-letter
+    /// queue (confirmed) and then returned as [`QueueError::Poison`]; if that move fails it is
+    /// returned to the queue and the error is [`QueueError::Broker`].
+    ///
+    /// Cancel-safe except while a poison message is being moved: cancelled then, it stays
+    /// unacknowledged until this consumer is dropped.
+    pub async fn next(&mut self) -> Result<RabbitDelivery, QueueError> {
+        loop {
+            let link = match self.link.as_mut() {
+                Some(link) => link,
+                None => {
+                    let link = self.subscribe(None).await?;
+                    tracing::info!(channel = %self.channel, "consuming from RabbitMQ again");
+                    self.link.insert(link)
+                }
+            };
+            let next = std::future::poll_fn(|cx| Pin::new(&mut link.deliveries).poll_next(cx)).await;
+            match next {
+                Some(Ok(delivery)) => return self.receive(delivery).await,
+                Some(Err(e)) => {
+                    tracing::warn!(channel = %self.channel, error = %e, "the RabbitMQ consumer failed; reconnecting");
+                    self.link = None;
+                }
+                None => {
+                    tracing::warn!(channel = %self.channel, "the RabbitMQ consumer was cancelled; reconnecting");
+                    self.link = None;
+                }
+            }
+        }
+    }
+
+    async fn subscribe(&self, patience: Option<Duration>) -> Result<ConsumerLink, QueueError> {
+        let queue = self.shared.send_queue(&self.channel);
+        let role = format!("consumer {}", self.channel);
+        let start = || async {
+            let link = self
+                .shared
+                .open_with_backoff(&role, false, patience.or(Some(BROKER_PATIENCE)))
+                .await?;
+            let subscribed = async {
+                link.channel
+                    .basic_qos(self.shared.prefetch, BasicQosOptions::default())
+                    .await?;
+                link.channel
+                    .basic_consume(
+                        queue.as_str().into(),
+                        "".into(),
+                        BasicConsumeOptions::default(),
+                        FieldTable::default(),
+                    )
+                    .await
+            }
+            .await;
+            match subscribed {
+                Ok(deliveries) => Ok(ConsumerLink {
+                    _link: link,
+                    deliveries,
+                }),
+                Err(e) => {
+                    link.close().await;
+                    Err(broker(format!("cannot consume from {queue}: {e}")))
+                }
+            }
+        };
+        match patience {
+            Some(_) => start().await,
+            None => start
+                .retry(backoff(None))
+                .sleep(tokio::time::sleep)
+                .notify(|e, wait| tracing::warn!(channel = %self.channel, error = %e, ?wait, "cannot consume yet; retrying"))
+                .await,
+        }
+    }
+
+    async fn receive(&mut self, delivery: lapin::message::Delivery) -> Result<RabbitDelivery, QueueError> {
+        match QueueMessage::from_bytes(&delivery.data) {
+            Ok(message) => Ok(RabbitDelivery {
+                received: Received {
+                    message,
+                    redelivered: delivery.redelivered,
+                },
+                acker: delivery.acker,
+                shared: self.shared.clone(),
+            }),
+            Err(_) => {
+                let reason = unreadable(&delivery.data);
+                let id = delivery
+                    .properties
+                    .message_id()
+                    .as_ref()
+                    .map(|id| id.as_str().to_string());
+                let dead = Outgoing {
+                    exchange: String::new(),
+                    routing_key: self.shared.dead_queue(&self.channel),
+                    properties: properties(id.as_deref().unwrap_or(""), Some(&reason)),
+                    body: delivery.data,
+                };
+                if let Err(e) = self.shared.publish(std::slice::from_ref(&dead)).await {
+                    let _ = delivery.acker.reject(BasicRejectOptions { requeue: true }).await;
+                    return Err(e);
+                }
+                delivery
+                    .acker
+                    .ack(BasicAckOptions::default())
+                    .await
+                    .map_err(broker)?;
+                tracing::warn!(channel = %self.channel, message_id = id.as_deref().unwrap_or("-"), "moved an unreadable queue message to the dead-letter queue");
+                Err(QueueError::Poison(reason))
+            }
+        }
+    }
+}
+
+/// A delivery to settle exactly once with [`RabbitDelivery::settle`]; dropped unsettled, it is
+/// redelivered when its consumer's connection closes.
+pub struct RabbitDelivery {
+    pub received: Received,
+    acker: Acker,
+    shared: Arc<Shared>,
+}
+
+impl RabbitDelivery {
+    /// Ack removes it. Retry publishes a copy with `attempt + 1` to the delay tier (confirmed),
+    /// then acks; at `max_attempts` it is dead-lettered instead, as "gave up after N attempts:
+    /// <reason>". DeadLetter publishes it to the channel's dead-letter queue with the header
+    /// `x-carehub-reason` (confirmed), then acks. If the ack fails after a confirmed copy, the
+    /// original comes back too: at least once.
+    pub async fn settle(self, settle: Settle) -> Result<(), QueueError> {
+        let message = &self.received.message;
+        let shared = &self.shared;
+        let copy = match settle {
+            Settle::Ack => None,
+            Settle::Retry { delay, reason } => {
+                let attempt = message.attempt.saturating_add(1);
+                if attempt >= shared.max_attempts {
+                    Some(dead_letter(
+                        shared,
+                        message,
+                        &format!("gave up after {attempt} attempts: {reason}"),
+                    ))
+                } else {
+                    let retried = QueueMessage {
+                        attempt,
+                        ..message.clone()
+                    };
+                    Some(Outgoing {
+                        exchange: shared.delay_tier(delay_tier_ms(delay)),
+                        routing_key: message.channel.clone(),
+                        body: retried.to_bytes(),
+                        properties: properties(&message.notification, None),
+                    })
+                }
+            }
+            Settle::DeadLetter { reason } => Some(dead_letter(shared, message, &reason)),
+        };
+        if let Some(copy) = copy {
+            shared.publish(std::slice::from_ref(&copy)).await?;
+        }
+        self.acker.ack(BasicAckOptions::default()).await.map_err(broker)?;
+        Ok(())
+    }
+}
+
+fn dead_letter(shared: &Shared, message: &QueueMessage, reason: &str) -> Outgoing {
+    Outgoing {
+        exchange: String::new(),
+        routing_key: shared.dead_queue(&message.channel),
+        body: message.to_bytes(),
+        properties: properties(&message.notification, Some(reason)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_delay_waits_in_the_smallest_tier_at_least_as_long() {
+        assert_eq!(delay_tier_ms(Duration::ZERO), 1_000);
+        assert_eq!(delay_tier_ms(Duration::from_millis(1_000)), 1_000);
+        assert_eq!(delay_tier_ms(Duration::from_millis(1_001)), 5_000);
+        assert_eq!(delay_tier_ms(Duration::from_secs(61)), 300_000);
+        assert_eq!(delay_tier_ms(Duration::from_secs(86_400)), 3_600_000);
+    }
+
+    #[test]
+    fn an_unreadable_body_is_described_without_its_content() {
+        let reason = unreadable(br#"{"notification": "Nguyen Van A", "channel": 5}"#);
+        assert!(reason.starts_with("unreadable queue message"), "{reason}");
+        assert!(!reason.contains("Nguyen"), "{reason}");
+        let reason = unreadable(b"not json at all");
+        assert!(reason.contains("JSON syntax"), "{reason}");
+    }
+}
