@@ -172,14 +172,14 @@ async fn rabbit_a_consumer_that_dies_before_settling_gets_its_message_redelivere
 /// Has the broker close every connection whose name contains `tag`; how many it closed, or
 /// `None` when rabbitmqctl cannot be used here.
 async fn close_connections(tag: &str) -> Option<usize> {
+    // One line per connection: `<rabbit@host.N.N.N>\t[{"connection_name","carehub t… publisher"},…]`.
     let out = tokio::process::Command::new("rabbitmqctl")
         .args([
             "list_connections",
+            "-q",
+            "--no-table-headers",
             "pid",
             "client_properties",
-            "--formatter",
-            "json",
-            "-q",
         ])
         .output()
         .await
@@ -187,20 +187,19 @@ async fn close_connections(tag: &str) -> Option<usize> {
     if !out.status.success() {
         return None;
     }
-    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+    let listing = String::from_utf8_lossy(&out.stdout);
     let mut closed = 0;
-    for row in rows.as_array()? {
-        let mine = row["client_properties"].to_string().contains(tag);
-        // The JSON formatter prints `#PID<…>`; close_connection takes `<…>`.
-        if let (true, Some(pid)) = (mine, row["pid"].as_str().map(|p| p.trim_start_matches("#PID"))) {
-            let status = tokio::process::Command::new("rabbitmqctl")
-                .args(["close_connection", pid, "test: broker closes the connection"])
-                .stdout(std::process::Stdio::null())
-                .status()
-                .await
-                .ok()?;
-            closed += usize::from(status.success());
-        }
+    for line in listing.lines().filter(|l| l.contains(tag)) {
+        let Some(pid) = line.split('\t').next() else {
+            continue;
+        };
+        let status = tokio::process::Command::new("rabbitmqctl")
+            .args(["close_connection", pid, "test: broker closes the connection"])
+            .stdout(std::process::Stdio::null())
+            .status()
+            .await
+            .ok()?;
+        closed += usize::from(status.success());
     }
     Some(closed)
 }
