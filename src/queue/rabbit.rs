@@ -88,6 +88,8 @@ enum RoundError {
     Link(lapin::Error),
     /// The broker refused (nack) or could not route a message: publishing again won't help.
     Refused(String),
+    /// The confirms did not come before the deadline: the link is suspect, the time is up.
+    TimedOut,
 }
 
 impl RabbitQueue {
@@ -384,6 +386,15 @@ impl Shared {
                 Some(link) => match publish_round(&link.channel, items, &mut pending, deadline).await {
                     Ok(()) => return Ok(()),
                     Err(RoundError::Refused(why)) => return Err(QueueError::NotConfirmed(why)),
+                    Err(RoundError::TimedOut) => {
+                        *publisher = None;
+                        return Err(QueueError::Broker(format!(
+                            "{} of {} messages unconfirmed after {}s",
+                            pending.len(),
+                            items.len(),
+                            BROKER_PATIENCE.as_secs()
+                        )));
+                    }
                     Err(RoundError::Link(e)) => {
                         *publisher = None;
                         e.to_string()
@@ -436,11 +447,11 @@ async fn publish_round(
             .map_err(RoundError::Link)?;
         confirms.push((i, sent));
     }
-    let mut confirmed = Vec::with_capacity(confirms.len());
+    let mut confirmed = vec![false; items.len()];
     let mut failure = None;
     for (i, confirm) in confirms {
         match tokio::time::timeout_at(deadline, confirm).await {
-            Ok(Ok(Confirmation::Ack(None))) => confirmed.push(i),
+            Ok(Ok(Confirmation::Ack(None))) => confirmed[i] = true,
             Ok(Ok(Confirmation::Ack(Some(returned)))) => {
                 failure.get_or_insert(RoundError::Refused(format!(
                     "no queue for routing key {} on exchange {} ({}); declare the channel first",
@@ -457,11 +468,11 @@ async fn publish_round(
                 failure.get_or_insert(RoundError::Link(e));
             }
             Err(_) => {
-                failure.get_or_insert(RoundError::Refused("timed out waiting for confirms".into()));
+                failure.get_or_insert(RoundError::TimedOut);
             }
         }
     }
-    pending.retain(|i| !confirmed.contains(i));
+    pending.retain(|&i| !confirmed[i]);
     match failure {
         None => Ok(()),
         Some(e) => Err(e),
