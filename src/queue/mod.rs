@@ -1,4 +1,4 @@
-//! The queue between the outbox and the channel workers: RabbitMQ (`rabbit.rs`, lapin) or the
+//! The queue between the outbox and the channel workers: RabbitMQ (`rabbit/`, lapin) or the
 //! embedded queue (`embedded.rs`, a table in the store), with one consumer contract.
 
 mod rabbit;

@@ -16,23 +16,22 @@
 //! unroutable message is an error. Connections are re-opened with capped, jittered exponential
 //! backoff. Nothing here logs a message body or a reason text: ids and queue names only.
 
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use backon::{BackoffBuilder, ExponentialBuilder, Retryable};
-use futures_core::Stream;
-use lapin::options::{
-    BasicAckOptions, BasicConsumeOptions, BasicGetOptions, BasicPublishOptions, BasicQosOptions,
-    BasicRejectOptions, ConfirmSelectOptions, ExchangeDeclareOptions, ExchangeDeleteOptions,
-    QueueBindOptions, QueueDeclareOptions, QueueDeleteOptions,
-};
-use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
-use lapin::{Acker, BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, ExchangeKind};
+use lapin::options::{BasicGetOptions, BasicPublishOptions, ConfirmSelectOptions, QueueDeclareOptions};
+use lapin::types::{FieldTable, ShortString};
+use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionProperties};
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
-use super::types::{DeadLetter, QueueConfig, QueueError, QueueMessage, Received, Settle};
+use super::types::{DeadLetter, QueueConfig, QueueError, QueueMessage};
+
+mod consumer;
+mod topology;
+
+pub use consumer::{RabbitConsumer, RabbitDelivery};
 
 /// Delay tiers in milliseconds. A retry waits in the smallest tier at least as long as its
 /// delay (the last tier for longer delays).
@@ -147,14 +146,7 @@ impl RabbitQueue {
 
     /// A consumer of one channel's queue holding up to `prefetch` unsettled deliveries.
     pub async fn consume(&self, channel: &str) -> Result<RabbitConsumer, QueueError> {
-        let mut consumer = RabbitConsumer {
-            shared: self.shared.clone(),
-            channel: channel.to_string(),
-            link: None,
-        };
-        // The first subscription must work (the queue exists); later ones retry forever.
-        consumer.link = Some(consumer.subscribe(Some(BROKER_PATIENCE)).await?);
-        Ok(consumer)
+        RabbitConsumer::start(self.shared.clone(), channel).await
     }
 
     /// Messages ready in a channel's send queue (not counting unacknowledged deliveries).
@@ -182,7 +174,7 @@ impl RabbitQueue {
                 .basic_get(queue.as_str().into(), BasicGetOptions { no_ack: false })
                 .await
             {
-                Ok(Some(got)) => letters.push(read_dead_letter(channel, &got.delivery)),
+                Ok(Some(got)) => letters.push(topology::read_dead_letter(channel, &got.delivery)),
                 Ok(None) => break Ok(letters),
                 Err(e) => break Err(broker(e)),
             }
@@ -267,95 +259,6 @@ impl Shared {
             .await;
         admin.close().await;
         Ok(u64::from(declared.map_err(broker)?.message_count()))
-    }
-
-    async fn declare_on(&self, ch: &Channel, channels: &[String]) -> Result<(), lapin::Error> {
-        let durable = ExchangeDeclareOptions {
-            durable: true,
-            ..Default::default()
-        };
-        let exchange = self.exchange();
-        ch.exchange_declare(
-            exchange.as_str().into(),
-            ExchangeKind::Direct,
-            durable,
-            FieldTable::default(),
-        )
-        .await?;
-        for ms in DELAY_TIERS_MS {
-            let tier = self.delay_tier(ms);
-            ch.exchange_declare(
-                tier.as_str().into(),
-                ExchangeKind::Fanout,
-                durable,
-                FieldTable::default(),
-            )
-            .await?;
-            let mut args = quorum_args();
-            args.insert("x-message-ttl".into(), AMQPValue::LongLongInt(ms as i64));
-            args.insert("x-dead-letter-exchange".into(), long(&exchange));
-            at_least_once(&mut args);
-            declare_queue(ch, &tier, args).await?;
-            ch.queue_bind(
-                tier.as_str().into(),
-                tier.as_str().into(),
-                "".into(),
-                QueueBindOptions::default(),
-                FieldTable::default(),
-            )
-            .await?;
-        }
-        for channel in channels {
-            let dead = self.dead_queue(channel);
-            let mut args = quorum_args();
-            args.insert(
-                "x-delivery-limit".into(),
-                AMQPValue::LongLongInt(DEAD_DELIVERY_LIMIT),
-            );
-            declare_queue(ch, &dead, args).await?;
-
-            let send = self.send_queue(channel);
-            let mut args = quorum_args();
-            args.insert(
-                "x-delivery-limit".into(),
-                AMQPValue::LongLongInt(SEND_DELIVERY_LIMIT),
-            );
-            args.insert("x-dead-letter-exchange".into(), long(""));
-            args.insert("x-dead-letter-routing-key".into(), long(&dead));
-            at_least_once(&mut args);
-            declare_queue(ch, &send, args).await?;
-            ch.queue_bind(
-                send.as_str().into(),
-                exchange.as_str().into(),
-                channel.as_str().into(),
-                QueueBindOptions::default(),
-                FieldTable::default(),
-            )
-            .await?;
-        }
-        Ok(())
-    }
-
-    async fn delete_on(&self, ch: &Channel, channels: &[String]) -> Result<(), lapin::Error> {
-        let mut queues: Vec<String> = Vec::new();
-        for channel in channels {
-            queues.push(self.send_queue(channel));
-            queues.push(self.dead_queue(channel));
-        }
-        queues.extend(DELAY_TIERS_MS.iter().map(|&ms| self.delay_tier(ms)));
-        for queue in &queues {
-            ch.queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
-                .await?;
-        }
-        for ms in DELAY_TIERS_MS {
-            ch.exchange_delete(
-                self.delay_tier(ms).as_str().into(),
-                ExchangeDeleteOptions::default(),
-            )
-            .await?;
-        }
-        ch.exchange_delete(self.exchange().as_str().into(), ExchangeDeleteOptions::default())
-            .await
     }
 
     /// Publishes `items` through the confirm channel and returns once every one is confirmed;
@@ -503,30 +406,6 @@ fn broker(e: impl std::fmt::Display) -> QueueError {
     QueueError::Broker(e.to_string())
 }
 
-fn long(s: &str) -> AMQPValue {
-    AMQPValue::LongString(LongString::from(s))
-}
-
-fn quorum_args() -> FieldTable {
-    let mut args = FieldTable::default();
-    args.insert("x-queue-type".into(), long("quorum"));
-    args
-}
-
-/// Broker dead-lettering that keeps a message until the target queue confirmed it.
-fn at_least_once(args: &mut FieldTable) {
-    args.insert("x-dead-letter-strategy".into(), long("at-least-once"));
-    args.insert("x-overflow".into(), long("reject-publish"));
-}
-
-async fn declare_queue(ch: &Channel, name: &str, args: FieldTable) -> Result<(), lapin::Error> {
-    let options = QueueDeclareOptions {
-        durable: true,
-        ..Default::default()
-    };
-    ch.queue_declare(name.into(), options, args).await.map(|_| ())
-}
-
 /// Persistent JSON with the notification id as `message_id` (ids longer than AMQP allows are
 /// left out rather than cut), and the reason header on dead letters.
 fn properties(notification: &str, reason: Option<&str>) -> BasicProperties {
@@ -538,7 +417,7 @@ fn properties(notification: &str, reason: Option<&str>) -> BasicProperties {
     }
     if let Some(reason) = reason {
         let mut headers = FieldTable::default();
-        headers.insert(REASON_HEADER.into(), long(reason));
+        headers.insert(REASON_HEADER.into(), topology::long(reason));
         properties = properties.with_headers(headers);
     }
     properties
@@ -553,262 +432,6 @@ pub fn delay_tier_ms(delay: Duration) -> u64 {
         .unwrap_or(DELAY_TIERS_MS[DELAY_TIERS_MS.len() - 1])
 }
 
-/// A dead letter as ops see it. An unreadable body becomes a message with the broker's
-/// `message_id` (if any) and attempt 0; a message the broker dead-lettered itself (delivery
-/// limit) gets its reason from the `x-death` header.
-fn read_dead_letter(channel: &str, delivery: &lapin::message::Delivery) -> DeadLetter {
-    let message = QueueMessage::from_bytes(&delivery.data).unwrap_or_else(|_| QueueMessage {
-        notification: delivery
-            .properties
-            .message_id()
-            .as_ref()
-            .map(|id| id.as_str().to_string())
-            .unwrap_or_default(),
-        channel: channel.to_string(),
-        attempt: 0,
-    });
-    let headers = delivery.properties.headers().as_ref();
-    let reason = headers
-        .and_then(|h| h.inner().get(REASON_HEADER))
-        .and_then(text)
-        .or_else(|| headers.and_then(death_reason))
-        .unwrap_or_else(|| "dead-lettered without a reason".into());
-    DeadLetter { message, reason }
-}
-
-fn text(value: &AMQPValue) -> Option<String> {
-    match value {
-        AMQPValue::LongString(s) => Some(String::from_utf8_lossy(s.as_bytes()).into_owned()),
-        AMQPValue::ShortString(s) => Some(s.as_str().to_string()),
-        _ => None,
-    }
-}
-
-/// `x-death[0].reason` as a sentence (`delivery_limit`, `expired`, `rejected`, `maxlen`).
-fn death_reason(headers: &FieldTable) -> Option<String> {
-    let AMQPValue::FieldArray(deaths) = headers.inner().get("x-death")? else {
-        return None;
-    };
-    let AMQPValue::FieldTable(first) = deaths.as_slice().first()? else {
-        return None;
-    };
-    let reason = first.inner().get("reason").and_then(text)?;
-    Some(match reason.as_str() {
-        "delivery_limit" => format!(
-            "returned to its queue more than {SEND_DELIVERY_LIMIT} times (consumers stopped while holding it)"
-        ),
-        other => format!("dead-lettered by the broker: {other}"),
-    })
-}
-
-/// A PHI-free description of an unreadable body: what kind of error, and where.
-fn unreadable(data: &[u8]) -> String {
-    match serde_json::from_slice::<QueueMessage>(data) {
-        Ok(_) => "unreadable queue message".into(),
-        Err(e) => format!(
-            "unreadable queue message ({} error at line {} column {}, {} bytes)",
-            match e.classify() {
-                serde_json::error::Category::Io => "I/O",
-                serde_json::error::Category::Syntax => "JSON syntax",
-                serde_json::error::Category::Data => "field",
-                serde_json::error::Category::Eof => "truncated JSON",
-            },
-            e.line(),
-            e.column(),
-            data.len()
-        ),
-    }
-}
-
-/// Consumes one channel's send queue over a connection of its own.
-pub struct RabbitConsumer {
-    shared: Arc<Shared>,
-    channel: String,
-    link: Option<ConsumerLink>,
-}
-
-struct ConsumerLink {
-    /// Held for its connection: dropping the consumer closes it, and the broker then returns
-    /// the unsettled deliveries to the queue.
-    _link: Link,
-    deliveries: lapin::Consumer,
-}
-
-impl RabbitConsumer {
-    /// The next delivery. When the connection drops, reconnects with backoff (exponential,
-    /// jittered, capped at 10 s, without end) and consumes again; the deliveries it held come
-    /// back from the broker marked redelivered. An unreadable body is moved to the dead-letter
-    /// queue (confirmed) and then returned as [`QueueError::Poison`]; if that move fails it is
-    /// returned to the queue and the error is [`QueueError::Broker`].
-    ///
-    /// Cancel-safe except while a poison message is being moved: cancelled then, it stays
-    /// unacknowledged until this consumer is dropped.
-    pub async fn next(&mut self) -> Result<RabbitDelivery, QueueError> {
-        loop {
-            let link = match self.link.as_mut() {
-                Some(link) => link,
-                None => {
-                    let link = self.subscribe(None).await?;
-                    tracing::info!(channel = %self.channel, "consuming from RabbitMQ again");
-                    self.link.insert(link)
-                }
-            };
-            let next = std::future::poll_fn(|cx| Pin::new(&mut link.deliveries).poll_next(cx)).await;
-            match next {
-                Some(Ok(delivery)) => return self.receive(delivery).await,
-                Some(Err(e)) => {
-                    tracing::warn!(channel = %self.channel, error = %e, "the RabbitMQ consumer failed; reconnecting");
-                    self.link = None;
-                }
-                None => {
-                    tracing::warn!(channel = %self.channel, "the RabbitMQ consumer was cancelled; reconnecting");
-                    self.link = None;
-                }
-            }
-        }
-    }
-
-    async fn subscribe(&self, patience: Option<Duration>) -> Result<ConsumerLink, QueueError> {
-        let queue = self.shared.send_queue(&self.channel);
-        let role = format!("consumer {}", self.channel);
-        let start = || async {
-            let link = self
-                .shared
-                .open_with_backoff(&role, false, patience.or(Some(BROKER_PATIENCE)))
-                .await?;
-            let subscribed = async {
-                link.channel
-                    .basic_qos(self.shared.prefetch, BasicQosOptions::default())
-                    .await?;
-                link.channel
-                    .basic_consume(
-                        queue.as_str().into(),
-                        "".into(),
-                        BasicConsumeOptions::default(),
-                        FieldTable::default(),
-                    )
-                    .await
-            }
-            .await;
-            match subscribed {
-                Ok(deliveries) => Ok(ConsumerLink {
-                    _link: link,
-                    deliveries,
-                }),
-                Err(e) => {
-                    link.close().await;
-                    Err(broker(format!("cannot consume from {queue}: {e}")))
-                }
-            }
-        };
-        match patience {
-            Some(_) => start().await,
-            None => start
-                .retry(backoff(None))
-                .sleep(tokio::time::sleep)
-                .notify(|e, wait| tracing::warn!(channel = %self.channel, error = %e, ?wait, "cannot consume yet; retrying"))
-                .await,
-        }
-    }
-
-    async fn receive(&mut self, delivery: lapin::message::Delivery) -> Result<RabbitDelivery, QueueError> {
-        match QueueMessage::from_bytes(&delivery.data) {
-            Ok(message) => Ok(RabbitDelivery {
-                received: Received {
-                    message,
-                    redelivered: delivery.redelivered,
-                },
-                acker: delivery.acker,
-                shared: self.shared.clone(),
-            }),
-            Err(_) => {
-                let reason = unreadable(&delivery.data);
-                let id = delivery
-                    .properties
-                    .message_id()
-                    .as_ref()
-                    .map(|id| id.as_str().to_string());
-                let dead = Outgoing {
-                    exchange: String::new(),
-                    routing_key: self.shared.dead_queue(&self.channel),
-                    properties: properties(id.as_deref().unwrap_or(""), Some(&reason)),
-                    body: delivery.data,
-                };
-                if let Err(e) = self.shared.publish(std::slice::from_ref(&dead)).await {
-                    let _ = delivery.acker.reject(BasicRejectOptions { requeue: true }).await;
-                    return Err(e);
-                }
-                delivery
-                    .acker
-                    .ack(BasicAckOptions::default())
-                    .await
-                    .map_err(broker)?;
-                tracing::warn!(channel = %self.channel, message_id = id.as_deref().unwrap_or("-"), "moved an unreadable queue message to the dead-letter queue");
-                Err(QueueError::Poison(reason))
-            }
-        }
-    }
-}
-
-/// A delivery to settle exactly once with [`RabbitDelivery::settle`]; dropped unsettled, it is
-/// redelivered when its consumer's connection closes.
-pub struct RabbitDelivery {
-    pub received: Received,
-    acker: Acker,
-    shared: Arc<Shared>,
-}
-
-impl RabbitDelivery {
-    /// Ack removes it. Retry publishes a copy with `attempt + 1` to the delay tier (confirmed),
-    /// then acks; at `max_attempts` it is dead-lettered instead, as "gave up after N attempts:
-    /// <reason>". DeadLetter publishes it to the channel's dead-letter queue with the header
-    /// `x-carehub-reason` (confirmed), then acks. If the ack fails after a confirmed copy, the
-    /// original comes back too: at least once.
-    pub async fn settle(self, settle: Settle) -> Result<(), QueueError> {
-        let message = &self.received.message;
-        let shared = &self.shared;
-        let copy = match settle {
-            Settle::Ack => None,
-            Settle::Retry { delay, reason } => {
-                let attempt = message.attempt.saturating_add(1);
-                if attempt >= shared.max_attempts {
-                    Some(dead_letter(
-                        shared,
-                        message,
-                        &format!("gave up after {attempt} attempts: {reason}"),
-                    ))
-                } else {
-                    let retried = QueueMessage {
-                        attempt,
-                        ..message.clone()
-                    };
-                    Some(Outgoing {
-                        exchange: shared.delay_tier(delay_tier_ms(delay)),
-                        routing_key: message.channel.clone(),
-                        body: retried.to_bytes(),
-                        properties: properties(&message.notification, None),
-                    })
-                }
-            }
-            Settle::DeadLetter { reason } => Some(dead_letter(shared, message, &reason)),
-        };
-        if let Some(copy) = copy {
-            shared.publish(std::slice::from_ref(&copy)).await?;
-        }
-        self.acker.ack(BasicAckOptions::default()).await.map_err(broker)?;
-        Ok(())
-    }
-}
-
-fn dead_letter(shared: &Shared, message: &QueueMessage, reason: &str) -> Outgoing {
-    Outgoing {
-        exchange: String::new(),
-        routing_key: shared.dead_queue(&message.channel),
-        body: message.to_bytes(),
-        properties: properties(&message.notification, Some(reason)),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -820,14 +443,5 @@ mod tests {
         assert_eq!(delay_tier_ms(Duration::from_millis(1_001)), 5_000);
         assert_eq!(delay_tier_ms(Duration::from_secs(61)), 300_000);
         assert_eq!(delay_tier_ms(Duration::from_secs(86_400)), 3_600_000);
-    }
-
-    #[test]
-    fn an_unreadable_body_is_described_without_its_content() {
-        let reason = unreadable(br#"{"notification": "Nguyen Van A", "channel": 5}"#);
-        assert!(reason.starts_with("unreadable queue message"), "{reason}");
-        assert!(!reason.contains("Nguyen"), "{reason}");
-        let reason = unreadable(b"not json at all");
-        assert!(reason.contains("JSON syntax"), "{reason}");
     }
 }
