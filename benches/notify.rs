@@ -30,8 +30,11 @@ async fn main() {
         .unwrap_or(20_000);
     println!("notify bench: {n} notifications, outbox → queue → worker → local HTTP provider");
     run("embedded (SQLite)", n, QueueConfig::default()).await;
-    let amqp = std::env::var("CAREHUB_BENCH_AMQP").unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into());
-    if tokio::net::TcpStream::connect("127.0.0.1:5672").await.is_ok() || std::env::var("CAREHUB_BENCH_AMQP").is_ok() {
+    let amqp = std::env::var("CAREHUB_BENCH_AMQP")
+        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into());
+    if tokio::net::TcpStream::connect("127.0.0.1:5672").await.is_ok()
+        || std::env::var("CAREHUB_BENCH_AMQP").is_ok()
+    {
         let config = QueueConfig {
             kind: QueueKind::Rabbitmq,
             url: Some(carehub::config::Secret::new(amqp)),
@@ -76,9 +79,19 @@ async fn run(label: &str, n: usize, queue_config: QueueConfig) {
 
     let value = serde_json::json!({"type": "sms_webhook", "url": url, "rate_per_sec": 1.0e9});
     let cdoc = Document::parse("carehub.yaml", "x: 1").unwrap();
-    let channel = Channel::build("sms", &ChannelConfig::from_value(&cdoc, &value, "channels.sms").0.unwrap(), reqwest::Client::new()).unwrap();
+    let channel = Channel::build(
+        "sms",
+        &ChannelConfig::from_value(&cdoc, &value, "channels.sms")
+            .0
+            .unwrap(),
+        reqwest::Client::new(),
+    )
+    .unwrap();
     let mut problems = Vec::new();
-    let templates = Templates::load_dir(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/templates"), &mut problems);
+    let templates = Templates::load_dir(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/templates"),
+        &mut problems,
+    );
     let queue = match Queue::open(&queue_config, &store, &["sms".to_string()]).await {
         Ok(q) => q,
         Err(e) => {
@@ -114,7 +127,11 @@ async fn run(label: &str, n: usize, queue_config: QueueConfig) {
 
     let (stop, stop_rx) = tokio::sync::watch::channel(false);
     let started = Instant::now();
-    let worker = tokio::spawn(worker::run(services.clone(), services.channels["sms"].clone(), stop_rx));
+    let worker = tokio::spawn(worker::run(
+        services.clone(),
+        services.channels["sms"].clone(),
+        stop_rx,
+    ));
     let mut published_at = None;
     loop {
         if published_at.is_none() && relay::pass(&services).await.unwrap() == 0 {
@@ -184,5 +201,8 @@ async fn patient(store: &Store) -> String {
         },
         cursor: None,
     };
-    store.apply_batch(&[record]).await.unwrap()[0].person_id.clone().unwrap()
+    store.apply_batch(&[record]).await.unwrap()[0]
+        .person_id
+        .clone()
+        .unwrap()
 }

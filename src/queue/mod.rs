@@ -4,25 +4,30 @@
 //! one that is never settled (its consumer died) is delivered again, marked `redelivered`.
 
 mod embedded;
+mod rabbit;
 mod types;
 
 pub use embedded::{EmbeddedConsumer, EmbeddedDelivery, EmbeddedQueue};
+pub use rabbit::{RabbitConsumer, RabbitDelivery, RabbitQueue};
 pub use types::*;
 
 /// The queue the hub was configured with.
 #[derive(Clone, Debug)]
 pub enum Queue {
     Embedded(EmbeddedQueue),
+    Rabbit(RabbitQueue),
 }
 
 /// A consumer of one channel's queue.
 pub enum Consumer {
     Embedded(EmbeddedConsumer),
+    Rabbit(Box<RabbitConsumer>),
 }
 
 /// A held delivery.
 pub enum Delivery {
     Embedded(EmbeddedDelivery),
+    Rabbit(RabbitDelivery),
 }
 
 impl Queue {
@@ -33,16 +38,20 @@ impl Queue {
         store: &crate::store::Store,
         channels: &[String],
     ) -> Result<Queue, QueueError> {
-        let _ = channels;
         match config.kind {
             QueueKind::Embedded => Ok(Queue::Embedded(EmbeddedQueue::new(store.clone(), config))),
-            QueueKind::Rabbitmq => Err(QueueError::Broker("RabbitMQ support is not built in yet".into())),
+            QueueKind::Rabbitmq => {
+                let q = RabbitQueue::connect(config).await?;
+                q.declare(channels).await?;
+                Ok(Queue::Rabbit(q))
+            }
         }
     }
 
     pub fn kind(&self) -> &'static str {
         match self {
             Queue::Embedded(_) => "embedded",
+            Queue::Rabbit(_) => "rabbitmq",
         }
     }
 
@@ -50,12 +59,14 @@ impl Queue {
     pub async fn publish(&self, messages: &[QueueMessage]) -> Result<(), QueueError> {
         match self {
             Queue::Embedded(q) => q.publish(messages).await,
+            Queue::Rabbit(q) => q.publish(messages).await,
         }
     }
 
     pub async fn consume(&self, channel: &str) -> Result<Consumer, QueueError> {
         match self {
             Queue::Embedded(q) => Ok(Consumer::Embedded(q.consume(channel))),
+            Queue::Rabbit(q) => Ok(Consumer::Rabbit(Box::new(q.consume(channel).await?))),
         }
     }
 
@@ -63,12 +74,14 @@ impl Queue {
     pub async fn depth(&self, channel: &str) -> Result<u64, QueueError> {
         match self {
             Queue::Embedded(q) => q.depth(channel).await,
+            Queue::Rabbit(q) => q.depth(channel).await,
         }
     }
 
     pub async fn dead_letters(&self, channel: &str) -> Result<Vec<DeadLetter>, QueueError> {
         match self {
             Queue::Embedded(q) => q.dead_letters(channel).await,
+            Queue::Rabbit(q) => q.dead_letters(channel).await,
         }
     }
 }
@@ -77,6 +90,7 @@ impl Consumer {
     pub async fn next(&mut self) -> Result<Delivery, QueueError> {
         match self {
             Consumer::Embedded(c) => c.next().await.map(Delivery::Embedded),
+            Consumer::Rabbit(c) => c.next().await.map(Delivery::Rabbit),
         }
     }
 }
@@ -85,12 +99,14 @@ impl Delivery {
     pub fn received(&self) -> &Received {
         match self {
             Delivery::Embedded(d) => &d.received,
+            Delivery::Rabbit(d) => &d.received,
         }
     }
 
     pub async fn settle(self, settle: Settle) -> Result<(), QueueError> {
         match self {
             Delivery::Embedded(d) => d.settle(settle).await,
+            Delivery::Rabbit(d) => d.settle(settle).await,
         }
     }
 }

@@ -19,4 +19,5 @@ mod identity;
 mod mllp;
 mod notify;
 mod queue;
+mod queue_rabbit;
 mod replay;

@@ -323,3 +323,43 @@ async fn a_frequency_cap_holds_back_the_second_send_and_a_provider_outage_only_d
     assert_eq!(gw.bodies().len(), 1);
     h.hub.shutdown().await;
 }
+
+#[tokio::test]
+async fn the_same_rules_deliver_through_rabbitmq() {
+    let Some(queue) = crate::queue::rabbit_config().await else {
+        return;
+    };
+    let outbox = tempfile::tempdir().unwrap();
+    let hub_extra = format!(
+        "{}queue:\n  kind: rabbitmq\n  url: \"amqp://guest:guest@127.0.0.1:5672/%2f\"\n  prefix: {}\n",
+        file_channels(outbox.path()),
+        queue.prefix
+    );
+    let h = hub(&[("confirm.yaml", CONFIRM)], hub_extra).await;
+    send(h.mllp(), &adt_vi("R1", "MRN-R1", "0903000666")).await;
+    send(h.mllp(), &siu("S12", "R2", "APT-R1", "MRN-R1", 72)).await;
+    let person = person_id(&h, "MRN-R1").await;
+    eventually(
+        "the confirmation went through RabbitMQ to the file channel",
+        || async {
+            interactions(&h, &person)
+                .await
+                .first()
+                .is_some_and(|s| s["status"] == "delivered")
+        },
+    )
+    .await;
+    let files = helpers::files_under(&outbox.path().join("sms"), &|_| true);
+    assert_eq!(files.len(), 1);
+    assert!(
+        std::fs::read_to_string(&files[0])
+            .unwrap()
+            .contains("đã được xác nhận")
+    );
+    let (_, state) = get_json(&format!("{}/api/v1/notifications", h.api())).await;
+    assert_eq!(state["queue"], "rabbitmq");
+    assert_eq!(state["channels"][0]["depth"], 0);
+    h.hub.shutdown().await;
+    let q = carehub::queue::RabbitQueue::connect(&queue).await.unwrap();
+    q.delete_topology(&["sms".into(), "email".into()]).await.unwrap();
+}

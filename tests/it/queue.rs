@@ -328,3 +328,70 @@ async fn embedded_queue_a_poison_message_is_dead_lettered_and_blocks_nothing() {
     assert_eq!(dead.len(), 1);
     assert!(dead[0].reason.contains("unreadable"), "{}", dead[0].reason);
 }
+
+/// A RabbitMQ configuration with a prefix of its own, or `None` (loudly) without a broker.
+pub async fn rabbit_config() -> Option<QueueConfig> {
+    let reachable = tokio::time::timeout(
+        Duration::from_secs(3),
+        tokio::net::TcpStream::connect("127.0.0.1:5672"),
+    )
+    .await;
+    if !matches!(reachable, Ok(Ok(_))) {
+        if helpers::required() {
+            panic!("CAREHUB_REQUIRE_SERVICES=1 but RabbitMQ at 127.0.0.1:5672 is unreachable");
+        }
+        eprintln!(
+            "\n!!! SKIP: RabbitMQ not reachable at 127.0.0.1:5672 (start it: rabbitmq-server -detached) !!!\n"
+        );
+        return None;
+    }
+    Some(QueueConfig {
+        kind: carehub::queue::QueueKind::Rabbitmq,
+        url: Some(carehub::config::Secret::new(
+            "amqp://guest:guest@127.0.0.1:5672/%2f",
+        )),
+        prefix: format!("t{}", uuid::Uuid::now_v7().simple()),
+        ..test_queue_config()
+    })
+}
+
+async fn rabbit_bench() -> Option<Bench> {
+    let config = rabbit_config().await?;
+    Bench::with_queue(config, |store, config| {
+        Box::pin(async move {
+            Queue::open(&config, &store, &["sms".into()])
+                .await
+                .expect("RabbitMQ opens")
+        })
+    })
+    .await
+}
+
+async fn rabbit_cleanup(b: &Bench) {
+    if let Queue::Rabbit(q) = &b.services.queue {
+        q.delete_topology(&["sms".into()])
+            .await
+            .expect("delete the topology");
+    }
+}
+
+#[tokio::test]
+async fn rabbitmq_delivers_each_send_once() {
+    let Some(b) = rabbit_bench().await else { return };
+    delivers_each_send_once(&b).await;
+    rabbit_cleanup(&b).await;
+}
+
+#[tokio::test]
+async fn rabbitmq_a_crash_before_ack_does_not_send_twice() {
+    let Some(b) = rabbit_bench().await else { return };
+    a_crash_before_ack_does_not_send_twice(&b).await;
+    rabbit_cleanup(&b).await;
+}
+
+#[tokio::test]
+async fn rabbitmq_a_send_that_keeps_failing_ends_in_the_dead_letters() {
+    let Some(b) = rabbit_bench().await else { return };
+    a_send_that_keeps_failing_ends_in_the_dead_letters(&b).await;
+    rabbit_cleanup(&b).await;
+}
