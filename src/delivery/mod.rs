@@ -8,6 +8,7 @@
 
 mod checks;
 mod config;
+mod ledger;
 pub mod relay;
 pub mod schedule;
 mod templates;

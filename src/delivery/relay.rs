@@ -45,16 +45,37 @@ pub async fn run(services: Arc<Services>, mut shutdown: watch::Receiver<bool>) {
     }
 }
 
+/// Notifications checked at once in a pass (each check reads the person's facts).
+const CHECKS_AT_ONCE: usize = 16;
+
 /// One pass: returns how many due notifications it handled.
-pub async fn pass(s: &Services) -> anyhow::Result<usize> {
+pub async fn pass(s: &Arc<Services>) -> anyhow::Result<usize> {
     let now = Timestamp::now();
     let due = s
         .store
         .due_notifications(now.as_millisecond(), s.config.relay_batch)
         .await?;
+    let count = due.len();
+    // Checked concurrently, handled in due order.
+    let mut checks = tokio::task::JoinSet::new();
+    let mut decisions: Vec<Option<anyhow::Result<Decision>>> = (0..count).map(|_| None).collect();
+    let mut waiting = due.iter().cloned().enumerate();
+    loop {
+        while checks.len() < CHECKS_AT_ONCE {
+            let Some((i, n)) = waiting.next() else { break };
+            let s = s.clone();
+            checks.spawn(async move { (i, decide(&s, &n, now).await) });
+        }
+        match checks.join_next().await {
+            Some(Ok((i, d))) => decisions[i] = Some(d),
+            Some(Err(e)) => anyhow::bail!("a relay check failed: {e}"),
+            None => break,
+        }
+    }
     let mut sends = Vec::new();
-    for n in &due {
-        match decide(s, n, now).await? {
+    for (n, decision) in due.iter().zip(decisions) {
+        let decision = decision.unwrap_or_else(|| Err(anyhow::anyhow!("not checked")));
+        match decision? {
             Decision::Send(r) => sends.push(r),
             Decision::Suppress(why) => {
                 tracing::info!(notification = %n.id, rule = %n.rule, reason = %why, "notification suppressed");
@@ -82,7 +103,7 @@ pub async fn pass(s: &Services) -> anyhow::Result<usize> {
         let ids: Vec<String> = sends.into_iter().map(|r| r.id).collect();
         s.store.mark_published(&ids).await?;
     }
-    Ok(due.len())
+    Ok(count)
 }
 
 /// Checks one due notification and, when it goes, renders it for its channel.

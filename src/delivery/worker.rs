@@ -11,13 +11,15 @@ use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 
 use super::Services;
+use super::ledger::Ledger;
 use crate::channels::{Channel, Outbound, SendError};
 use crate::queue::{QueueError, Received, Settle};
-use crate::store::{AttemptOutcome, Claim};
+use crate::store::{AttemptOutcome, Claim, SendClaim};
 
 /// Consumes a channel's queue until shutdown; reconnects when the queue fails.
 pub async fn run(s: Arc<Services>, channel: Arc<Channel>, mut shutdown: watch::Receiver<bool>) {
     let permits = Arc::new(Semaphore::new(s.config.concurrency.max(1)));
+    let ledger = Ledger::grouped(s.store.clone());
     let mut tasks = JoinSet::new();
     'connect: loop {
         let mut consumer = match s.queue.consume(channel.name()).await {
@@ -41,9 +43,9 @@ pub async fn run(s: Arc<Services>, channel: Arc<Channel>, mut shutdown: watch::R
             };
             match delivery {
                 Ok(delivery) => {
-                    let (s, channel) = (s.clone(), channel.clone());
+                    let (s, channel, ledger) = (s.clone(), channel.clone(), ledger.clone());
                     tasks.spawn(async move {
-                        let settle = handle(&s, &channel, delivery.received()).await;
+                        let settle = handle_with(&s, &channel, &ledger, delivery.received()).await;
                         if let Err(e) = delivery.settle(settle).await {
                             // Unsettled: the queue delivers it again, and the claim finds it done.
                             tracing::warn!(channel = channel.name(), error = %e, "cannot settle a delivery");
@@ -64,16 +66,23 @@ pub async fn run(s: Arc<Services>, channel: Arc<Channel>, mut shutdown: watch::R
     while tasks.join_next().await.is_some() {}
 }
 
-/// Sends one queued message and says how to settle it.
+/// Sends one queued message and says how to settle it (each store write in its own
+/// transaction; the running workers group theirs).
 pub async fn handle(s: &Services, channel: &Channel, received: &Received) -> Settle {
+    handle_with(s, channel, &Ledger::Direct(s.store.clone()), received).await
+}
+
+async fn handle_with(s: &Services, channel: &Channel, ledger: &Ledger, received: &Received) -> Settle {
     let m = &received.message;
     let now = jiff::Timestamp::now().as_millisecond();
     let lease = s.config.lease_secs.max(1) as i64 * 1000;
-    let claim = match s
-        .store
-        .claim_send(&m.notification, channel.name(), now, lease)
-        .await
-    {
+    let request = SendClaim {
+        id: m.notification.clone(),
+        channel: channel.name().to_string(),
+        now_ms: now,
+        lease_ms: lease,
+    };
+    let claim = match ledger.claim(request).await {
         Ok(c) => c,
         Err(e) => {
             return Settle::Retry {
@@ -168,14 +177,18 @@ pub async fn handle(s: &Services, channel: &Channel, received: &Received) -> Set
             )
         }
     };
-    tracing::info!(
-        notification = %send.id,
-        channel = channel.name(),
-        outcome = outcome.outcome,
-        attempt = m.attempt,
-        "provider call"
-    );
-    if let Err(e) = s.store.record_attempt(&outcome).await {
+    if matches!(outcome.outcome, "sent" | "delivered") {
+        tracing::debug!(notification = %send.id, channel = channel.name(), outcome = outcome.outcome, "provider call");
+    } else {
+        tracing::info!(
+            notification = %send.id,
+            channel = channel.name(),
+            outcome = outcome.outcome,
+            attempt = m.attempt,
+            "provider call"
+        );
+    }
+    if let Err(e) = ledger.record(outcome).await {
         // The outcome is not recorded: the send is retried and may reach the provider again
         // (with the same idempotency key) — the one case the contract allows.
         tracing::warn!(notification = %send.id, error = %e, "cannot record a send's outcome");

@@ -7,7 +7,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::Notify;
+use tokio::sync::{Notify, mpsc, oneshot};
 
 use super::{DeadLetter, QueueConfig, QueueError, QueueMessage, Received, Settle};
 use crate::store::Store;
@@ -19,6 +19,8 @@ pub struct EmbeddedQueue {
     config: Arc<QueueConfig>,
     /// Wakes this process's consumers when something is published.
     published: Arc<Notify>,
+    /// Acknowledgements, deleted in groups by one task (one commit for many).
+    acks: mpsc::Sender<(i64, oneshot::Sender<Result<(), String>>)>,
 }
 
 fn queue_name(channel: &str) -> String {
@@ -34,11 +36,32 @@ fn store_error(e: crate::store::StoreError) -> QueueError {
 }
 
 impl EmbeddedQueue {
+    /// The queue of `store`; starts the task that deletes acknowledged messages (it ends
+    /// with the last clone of the queue). Needs a Tokio runtime.
     pub fn new(store: Store, config: &QueueConfig) -> EmbeddedQueue {
+        let (acks, mut rx) = mpsc::channel::<(i64, oneshot::Sender<Result<(), String>>)>(1024);
+        let deleter = store.clone();
+        tokio::spawn(async move {
+            while let Some(first) = rx.recv().await {
+                let mut group = vec![first];
+                while group.len() < 512 {
+                    match rx.try_recv() {
+                        Ok(ack) => group.push(ack),
+                        Err(_) => break,
+                    }
+                }
+                let ids: Vec<i64> = group.iter().map(|(id, _)| *id).collect();
+                let result = deleter.queue_ack(&ids).await.map_err(|e| e.to_string());
+                for (_, reply) in group {
+                    let _ = reply.send(result.clone());
+                }
+            }
+        });
         EmbeddedQueue {
             store,
             config: Arc::new(config.clone()),
             published: Arc::new(Notify::new()),
+            acks,
         }
     }
 
@@ -177,7 +200,12 @@ impl EmbeddedDelivery {
     pub async fn settle(self, settle: Settle) -> Result<(), QueueError> {
         let store = &self.queue.store;
         match settle {
-            Settle::Ack => store.queue_ack(self.id).await,
+            Settle::Ack => {
+                let (reply, done) = oneshot::channel();
+                let gone = || QueueError::Store("the embedded queue stopped".into());
+                self.queue.acks.send((self.id, reply)).await.map_err(|_| gone())?;
+                return done.await.map_err(|_| gone())?.map_err(QueueError::Store);
+            }
             Settle::Retry { delay, reason } => {
                 let mut next = self.received.message.clone();
                 next.attempt += 1;

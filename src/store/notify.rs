@@ -58,6 +58,16 @@ impl Store {
         on_backend!(self, s => s.record_attempt(o).await)
     }
 
+    /// Outcomes to record and sends to claim, in one transaction (the workers' group
+    /// commit): outcomes first, then the claims, whose answers come back in order.
+    pub async fn send_ops(
+        &self,
+        claims: &[SendClaim],
+        outcomes: &[AttemptOutcome],
+    ) -> Result<Vec<Claim>, StoreError> {
+        on_backend!(self, s => s.send_ops(claims, outcomes).await)
+    }
+
     /// A delivery receipt from a provider webhook. Returns whether a send matched.
     pub async fn delivery_receipt(
         &self,
@@ -178,8 +188,8 @@ impl Store {
         on_backend!(self, s => s.queue_claim(queue, now_ms, lock_until, limit).await)
     }
 
-    pub async fn queue_ack(&self, id: i64) -> Result<(), StoreError> {
-        on_backend!(self, s => s.queue_ack(id).await)
+    pub async fn queue_ack(&self, ids: &[i64]) -> Result<(), StoreError> {
+        on_backend!(self, s => s.queue_ack(ids).await)
     }
 
     pub async fn queue_retry(&self, id: i64, payload: &str, available_at: i64) -> Result<(), StoreError> {

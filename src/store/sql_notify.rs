@@ -116,83 +116,103 @@ macro_rules! notify_queries {
             /// A worker takes a send for `lease_ms`. Only a send staged for this channel, not
             /// settled, and not held by another worker is handed out.
             pub async fn claim_send(&self, id: &str, channel: &str, now_ms: i64, lease_ms: i64) -> Result<Claim, StoreError> {
-                let claimed = sqlx::query(
-                    "UPDATE notifications SET status = 'sending', claimed_until = $1, attempts = attempts + 1, updated_at = $2
-                     WHERE id = $3 AND channel = $4 AND body IS NOT NULL
-                       AND status IN ('pending', 'queued', 'sending')
-                       AND (claimed_until IS NULL OR claimed_until < $5)
-                     RETURNING person_id, category, address, language, title, body, attempts",
-                )
-                .bind(now_ms + lease_ms)
-                .bind(now())
-                .bind(id)
-                .bind(channel)
-                .bind(now_ms)
-                .fetch_optional(&self.pool)
-                .await?;
-                if let Some(r) = claimed {
-                    return Ok(Claim::Send(ClaimedSend {
-                        id: id.to_string(),
-                        person_id: r.get("person_id"),
-                        category: r.get("category"),
-                        channel: channel.to_string(),
-                        address: r.get("address"),
-                        language: r.get("language"),
-                        title: r.get("title"),
-                        body: r.get("body"),
-                        attempts: r.get::<i64, _>("attempts") - 1,
-                    }));
-                }
-                let row: Option<(String, Option<String>)> =
-                    sqlx::query_as("SELECT status, channel FROM notifications WHERE id = $1")
-                        .bind(id)
-                        .fetch_optional(&self.pool)
-                        .await?;
-                Ok(match row {
-                    None => Claim::Missing,
-                    Some((status, _)) if status == "sending" => Claim::Busy,
-                    Some((status, Some(c))) if c != channel => Claim::Settled(format!("{status} (moved to {c})")),
-                    Some((status, _)) => Claim::Settled(status),
-                })
+                let claim = SendClaim {
+                    id: id.to_string(),
+                    channel: channel.to_string(),
+                    now_ms,
+                    lease_ms,
+                };
+                let mut claims = self.send_ops(std::slice::from_ref(&claim), &[]).await?;
+                Ok(claims.pop().unwrap_or(Claim::Missing))
             }
 
             /// Records a provider call and its effect on the notification, in one transaction.
             pub async fn record_attempt(&self, o: &AttemptOutcome) -> Result<(), StoreError> {
+                self.send_ops(&[], std::slice::from_ref(o)).await.map(|_| ())
+            }
+
+            /// Outcomes to record and sends to claim, in one transaction (the workers' group
+            /// commit): outcomes first, then the claims, whose answers come back in order.
+            pub async fn send_ops(&self, claims: &[SendClaim], outcomes: &[AttemptOutcome]) -> Result<Vec<Claim>, StoreError> {
                 let at = now();
-                // Writes only (a read first would make SQLite's lock upgrade fail under load).
                 let mut tx = self.pool.begin().await?;
-                sqlx::query(
-                    "INSERT INTO notification_attempts (notification_id, attempt, channel, outcome, provider_id, detail, at)
-                     SELECT id, attempts, $2, $3, $4, $5, $6 FROM notifications WHERE id = $1",
-                )
-                .bind(&o.id)
-                .bind(&o.channel)
-                .bind(o.outcome)
-                .bind(&o.provider_id)
-                .bind(&o.detail)
-                .bind(&at)
-                .execute(&mut *tx)
-                .await?;
-                let sent = matches!(o.status, "sent" | "delivered").then(|| at.clone());
-                let delivered = (o.status == "delivered").then(|| at.clone());
-                sqlx::query(
-                    "UPDATE notifications SET status = $1, provider_id = COALESCE($2, provider_id), detail = $3,
-                       due_at = COALESCE($4, due_at), claimed_until = NULL, updated_at = $5,
-                       sent_at = COALESCE(sent_at, $6), delivered_at = COALESCE(delivered_at, $7)
-                     WHERE id = $8",
-                )
-                .bind(o.status)
-                .bind(&o.provider_id)
-                .bind(&o.detail)
-                .bind(o.due_at)
-                .bind(&at)
-                .bind(sent)
-                .bind(delivered)
-                .bind(&o.id)
-                .execute(&mut *tx)
-                .await?;
+                for o in outcomes {
+                    // Writes only (a read first would make SQLite's lock upgrade fail under load).
+                    sqlx::query(
+                        "INSERT INTO notification_attempts (notification_id, attempt, channel, outcome, provider_id, detail, at)
+                         SELECT id, attempts, $2, $3, $4, $5, $6 FROM notifications WHERE id = $1",
+                    )
+                    .bind(&o.id)
+                    .bind(&o.channel)
+                    .bind(o.outcome)
+                    .bind(&o.provider_id)
+                    .bind(&o.detail)
+                    .bind(&at)
+                    .execute(&mut *tx)
+                    .await?;
+                    let sent = matches!(o.status, "sent" | "delivered").then(|| at.clone());
+                    let delivered = (o.status == "delivered").then(|| at.clone());
+                    sqlx::query(
+                        "UPDATE notifications SET status = $1, provider_id = COALESCE($2, provider_id), detail = $3,
+                           due_at = COALESCE($4, due_at), claimed_until = NULL, updated_at = $5,
+                           sent_at = COALESCE(sent_at, $6), delivered_at = COALESCE(delivered_at, $7)
+                         WHERE id = $8",
+                    )
+                    .bind(o.status)
+                    .bind(&o.provider_id)
+                    .bind(&o.detail)
+                    .bind(o.due_at)
+                    .bind(&at)
+                    .bind(sent)
+                    .bind(delivered)
+                    .bind(&o.id)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                let mut answers = Vec::with_capacity(claims.len());
+                for c in claims {
+                    let claimed = sqlx::query(
+                        "UPDATE notifications SET status = 'sending', claimed_until = $1, attempts = attempts + 1, updated_at = $2
+                         WHERE id = $3 AND channel = $4 AND body IS NOT NULL
+                           AND status IN ('pending', 'queued', 'sending')
+                           AND (claimed_until IS NULL OR claimed_until < $5)
+                         RETURNING person_id, category, address, language, title, body, attempts",
+                    )
+                    .bind(c.now_ms + c.lease_ms)
+                    .bind(&at)
+                    .bind(&c.id)
+                    .bind(&c.channel)
+                    .bind(c.now_ms)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                    if let Some(r) = claimed {
+                        answers.push(Claim::Send(ClaimedSend {
+                            id: c.id.clone(),
+                            person_id: r.get("person_id"),
+                            category: r.get("category"),
+                            channel: c.channel.clone(),
+                            address: r.get("address"),
+                            language: r.get("language"),
+                            title: r.get("title"),
+                            body: r.get("body"),
+                            attempts: r.get::<i64, _>("attempts") - 1,
+                        }));
+                        continue;
+                    }
+                    let row: Option<(String, Option<String>)> =
+                        sqlx::query_as("SELECT status, channel FROM notifications WHERE id = $1")
+                            .bind(&c.id)
+                            .fetch_optional(&mut *tx)
+                            .await?;
+                    answers.push(match row {
+                        None => Claim::Missing,
+                        Some((status, _)) if status == "sending" => Claim::Busy,
+                        Some((status, Some(ch))) if ch != c.channel => Claim::Settled(format!("{status} (moved to {ch})")),
+                        Some((status, _)) => Claim::Settled(status),
+                    });
+                }
                 tx.commit().await?;
-                Ok(())
+                Ok(answers)
             }
 
             /// A delivery receipt from a provider webhook. Returns whether a send matched.
@@ -673,8 +693,12 @@ macro_rules! notify_queries {
                 Ok(out)
             }
 
-            pub async fn queue_ack(&self, id: i64) -> Result<(), StoreError> {
-                sqlx::query("DELETE FROM queue_messages WHERE id = $1").bind(id).execute(&self.pool).await?;
+            pub async fn queue_ack(&self, ids: &[i64]) -> Result<(), StoreError> {
+                let mut tx = self.pool.begin().await?;
+                for id in ids {
+                    sqlx::query("DELETE FROM queue_messages WHERE id = $1").bind(id).execute(&mut *tx).await?;
+                }
+                tx.commit().await?;
                 Ok(())
             }
 

@@ -397,6 +397,15 @@ pub struct ClaimedSend {
     pub attempts: i64,
 }
 
+/// A worker's request to take a send (see `Store::send_ops`).
+#[derive(Debug, Clone)]
+pub struct SendClaim {
+    pub id: String,
+    pub channel: String,
+    pub now_ms: i64,
+    pub lease_ms: i64,
+}
+
 /// A provider call's outcome, as the worker records it.
 #[derive(Debug, Clone)]
 pub struct AttemptOutcome {
