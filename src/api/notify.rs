@@ -26,11 +26,40 @@ pub(super) struct LimitQuery {
     limit: Option<i64>,
 }
 
-async fn existing(store: &Store, id: &str) -> Result<(), ApiError> {
-    match store.person(id).await? {
-        Some(_) => Ok(()),
-        None => Err(ApiError::NotFound("patient")),
+/// The person an id names now: itself, or the person it was merged into.
+async fn survivor(store: &Store, id: &str) -> Result<String, ApiError> {
+    let mut id = id.to_string();
+    for _ in 0..16 {
+        match store.person(&id).await? {
+            None => return Err(ApiError::NotFound("patient")),
+            Some(p) => match p.merged_into {
+                Some(next) => id = next,
+                None => return Ok(id),
+            },
+        }
     }
+    Err(ApiError::NotFound("patient"))
+}
+
+async fn existing(store: &Store, id: &str) -> Result<(), ApiError> {
+    survivor(store, id).await.map(|_| ())
+}
+
+/// A consent's category and channel as the relay reads them, or a 400.
+fn check_scope(s: &AppState, category: &str, channel: &str) -> Result<(), ApiError> {
+    if !matches!(category, "transactional" | "marketing" | "*") {
+        return Err(ApiError::BadRequest(
+            "category: transactional, marketing or *".into(),
+        ));
+    }
+    if channel != "*" && !s.channels.contains_key(channel) {
+        let known: Vec<&str> = s.channels.keys().map(String::as_str).collect();
+        return Err(ApiError::BadRequest(format!(
+            "channel: * or a configured channel ({})",
+            known.join(", ")
+        )));
+    }
+    Ok(())
 }
 
 pub(super) async fn interactions(
@@ -112,7 +141,12 @@ pub(super) async fn unsubscribe(
     } else {
         serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest(e.to_string()))?
     };
-    existing(&s.store, &id).await?;
+    check_scope(
+        &s,
+        b.category.as_deref().unwrap_or("marketing"),
+        b.channel.as_deref().unwrap_or("*"),
+    )?;
+    let id = survivor(&s.store, &id).await?;
     let c = ConsentView {
         category: b.category.unwrap_or_else(|| "marketing".into()),
         channel: b.channel.unwrap_or_else(|| "*".into()),
@@ -137,7 +171,23 @@ pub(super) async fn set_preferences(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let p: Preferences = serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let mut p: Preferences =
+        serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    if let Some(code) = &p.language {
+        p.language = Some(
+            crate::delivery::normalize_language(code)
+                .ok_or_else(|| ApiError::BadRequest(format!("language: not a language code: {code:?}")))?,
+        );
+    }
+    if let Some(kind) = p
+        .addresses
+        .keys()
+        .find(|k| !matches!(k.as_str(), "telegram" | "zalo"))
+    {
+        return Err(ApiError::BadRequest(format!(
+            "addresses: {kind:?} is not a messenger (telegram, zalo); phones and e-mails come from the profile"
+        )));
+    }
     if let Some(tz) = &p.timezone
         && jiff::tz::TimeZone::get(tz).is_err()
     {
@@ -145,7 +195,7 @@ pub(super) async fn set_preferences(
             "timezone: unknown time zone {tz:?}"
         )));
     }
-    existing(&s.store, &id).await?;
+    let id = survivor(&s.store, &id).await?;
     s.store.set_preferences(&id, &p).await?;
     Ok(Json(p).into_response())
 }
@@ -215,7 +265,7 @@ pub(super) async fn webhook(
             return Ok((StatusCode::UNAUTHORIZED, Json(json!({"error": e}))).into_response());
         }
     };
-    let (mut receipts, mut opt_outs, mut opt_ins) = (0, 0, 0);
+    let (mut receipts, mut opt_outs, mut opt_ins, mut unmatched) = (0, 0, 0, 0);
     for event in events {
         match event {
             WebhookEvent::Status {
@@ -233,11 +283,22 @@ pub(super) async fn webhook(
                     .await?
                 {
                     receipts += 1;
+                } else {
+                    unmatched += 1;
                 }
             }
             WebhookEvent::OptOut { address } => opt_outs += opt(&s.store, &name, &address, "deny").await?,
             WebhookEvent::OptIn { address } => opt_ins += opt(&s.store, &name, &address, "permit").await?,
         }
+    }
+    // A receipt for a send whose provider id is not recorded yet (the receipt outran the
+    // worker): an error, so that the provider tries again later.
+    if unmatched > 0 && receipts == 0 && opt_outs == 0 && opt_ins == 0 {
+        return Ok((
+            StatusCode::NOT_FOUND,
+            Json(json!({"error": "no send with that provider id (yet)"})),
+        )
+            .into_response());
     }
     Ok(Json(json!({"receipts": receipts, "opt_outs": opt_outs, "opt_ins": opt_ins})).into_response())
 }
@@ -245,25 +306,35 @@ pub(super) async fn webhook(
 /// Records a STOP (or START) for every person this channel sent to at `address`; returns how
 /// many persons it concerned. Phone numbers match with or without their `+`.
 async fn opt(store: &Store, channel: &str, address: &str, decision: &str) -> Result<u64, ApiError> {
-    let mut persons = store.persons_at_address(channel, address).await?;
+    let mut sent_to = store.persons_at_address(channel, address).await?;
     let other = match address.strip_prefix('+') {
         Some(bare) => bare.to_string(),
         None => format!("+{address}"),
     };
-    for p in store.persons_at_address(channel, &other).await? {
-        if !persons.contains(&p) {
-            persons.push(p);
+    sent_to.extend(store.persons_at_address(channel, &other).await?);
+    // The persons they are now (a merge since the send moves the decision to the survivor).
+    let mut persons: Vec<String> = Vec::new();
+    for p in sent_to {
+        if let Ok(id) = survivor(store, &p).await
+            && !persons.contains(&id)
+        {
+            persons.push(id);
         }
     }
     for person in &persons {
-        let c = ConsentView {
-            category: "*".into(),
-            channel: channel.to_string(),
-            decision: decision.to_string(),
-            source: format!("webhook:{channel}"),
-            at: jiff::Timestamp::now().to_string(),
-        };
-        store.set_consent(person, &c).await?;
+        if decision == "deny" {
+            let c = ConsentView {
+                category: "*".into(),
+                channel: channel.to_string(),
+                decision: "deny".into(),
+                source: format!("webhook:{channel}"),
+                at: jiff::Timestamp::now().to_string(),
+            };
+            store.set_consent(person, &c).await?;
+        } else {
+            // START undoes STOP; it is not an opt-in to anything the person had not agreed to.
+            store.clear_denial(person, "*", channel).await?;
+        }
     }
     tracing::info!(
         channel,

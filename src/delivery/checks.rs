@@ -25,6 +25,10 @@ pub fn consent(
     let specific = [(category, channel), ("*", channel), (category, "*"), ("*", "*")];
     for (cat, ch) in specific {
         if let Some(c) = recorded.iter().find(|c| c.category == cat && c.channel == ch) {
+            // Marketing needs a permit that names marketing: a general "yes" is not an opt-in.
+            if c.decision == "permit" && category == "marketing" && cat == "*" {
+                continue;
+            }
             return match c.decision.as_str() {
                 "permit" => Ok(()),
                 _ => Err(format!("{category} sends by {channel} refused ({})", c.source)),
@@ -333,6 +337,11 @@ mod tests {
         assert_eq!(
             consent("marketing", "sms", &[], &profile).unwrap_err(),
             "marketing needs an opt-in"
+        );
+        let everything = [recorded("*", "*", "permit")];
+        assert!(
+            consent("marketing", "sms", &everything, &profile).is_err(),
+            "a general yes is no marketing opt-in"
         );
         let opted_in = [recorded("marketing", "*", "permit")];
         assert!(consent("marketing", "sms", &opted_in, &profile).is_ok());

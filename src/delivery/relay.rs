@@ -12,12 +12,17 @@ use tokio::sync::watch;
 use super::Services;
 use super::checks;
 use crate::queue::QueueMessage;
-use crate::store::{DueNotification, Resolved};
+use std::collections::HashMap;
+
+use crate::store::{DueNotification, Resolved, StoreError};
 
 /// What the relay made of a due notification.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Decision {
-    Send(Resolved),
+    /// Goes out, with the caps it counts against.
+    Send(Resolved, CapUse),
+    /// Every channel's provider refused it for good.
+    Fail(String),
     /// Not sent, with the reason (consent, segment, cap, no reachable channel…).
     Suppress(String),
     /// Not sent, and never will be: the rule is gone.
@@ -26,10 +31,27 @@ pub enum Decision {
     Defer(Timestamp, String),
 }
 
+/// The frequency caps a send counts against: (sends already in the window, the cap).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CapUse {
+    pub rule: Option<(i64, u32)>,
+    pub category: Option<(i64, u32)>,
+}
+
+/// How often the relay looks for sends no worker settled.
+const SWEEP_EVERY: Duration = Duration::from_secs(30);
+
 /// Runs passes until shutdown.
 pub async fn run(services: Arc<Services>, mut shutdown: watch::Receiver<bool>) {
     let interval = Duration::from_millis(services.config.relay_interval_ms.max(10));
+    let mut swept = std::time::Instant::now();
     loop {
+        if swept.elapsed() >= SWEEP_EVERY {
+            swept = std::time::Instant::now();
+            if let Err(e) = sweep(&services).await {
+                tracing::warn!(error = %e, "the outbox sweep failed");
+            }
+        }
         let idle = match pass(&services).await {
             Ok(n) if n as i64 >= services.config.relay_batch => Duration::ZERO,
             Ok(_) => interval,
@@ -43,6 +65,25 @@ pub async fn run(services: Arc<Services>, mut shutdown: watch::Receiver<bool>) {
             _ = shutdown.wait_for(|s| *s) => return,
         }
     }
+}
+
+/// Hands stranded sends back to the relay (see `Store::requeue_stranded`).
+pub async fn sweep(s: &Services) -> anyhow::Result<u64> {
+    let now = Timestamp::now();
+    let grace = (s.config.lease_secs.max(1) as i64) * 2000;
+    // Longer than any retry schedule: a send queued longer than that lost its queue message.
+    let queued_for = s.queue_config.retry_max_secs.max(60) as i64
+        * 2
+        * i64::from(s.queue_config.max_attempts.clamp(1, 50));
+    let before = now - jiff::SignedDuration::from_secs(queued_for);
+    let n = s
+        .store
+        .requeue_stranded(now.as_millisecond(), grace, &before.to_string())
+        .await?;
+    if n > 0 {
+        tracing::warn!(sends = n, "sends no worker settled were handed back to the relay");
+    }
+    Ok(n)
 }
 
 /// Notifications checked at once in a pass (each check reads the person's facts).
@@ -73,10 +114,40 @@ pub async fn pass(s: &Arc<Services>) -> anyhow::Result<usize> {
         }
     }
     let mut sends = Vec::new();
+    // Sends this pass already made, per (person, rule) and (person, category): a cap holds
+    // within a pass too.
+    let mut by_rule: HashMap<(String, String), i64> = HashMap::new();
+    let mut by_category: HashMap<(String, String), i64> = HashMap::new();
     for (n, decision) in due.iter().zip(decisions) {
-        let decision = decision.unwrap_or_else(|| Err(anyhow::anyhow!("not checked")));
-        match decision? {
-            Decision::Send(r) => sends.push(r),
+        let decision = match decision.unwrap_or_else(|| Err(anyhow::anyhow!("not checked"))) {
+            Ok(d) => d,
+            // One unreadable record holds up nothing else (and its content is never logged).
+            Err(e) if matches!(e.downcast_ref::<StoreError>(), Some(StoreError::Json(_))) => {
+                tracing::warn!(notification = %n.id, "a record the notification needs is unreadable");
+                Decision::Suppress("a stored record could not be read".into())
+            }
+            Err(e) => return Err(e),
+        };
+        let decision = match decision {
+            Decision::Send(r, caps) => {
+                let rule_key = (n.person_id.clone(), n.rule.clone());
+                let cat_key = (n.person_id.clone(), n.category.clone());
+                let over = |cap: Option<(i64, u32)>, done: Option<&i64>| {
+                    cap.is_some_and(|(sent, max)| sent + done.copied().unwrap_or(0) >= i64::from(max))
+                };
+                if over(caps.rule, by_rule.get(&rule_key)) || over(caps.category, by_category.get(&cat_key)) {
+                    Decision::Suppress("frequency cap".into())
+                } else {
+                    *by_rule.entry(rule_key).or_default() += 1;
+                    *by_category.entry(cat_key).or_default() += 1;
+                    Decision::Send(r, caps)
+                }
+            }
+            other => other,
+        };
+        match decision {
+            Decision::Send(r, _) => sends.push((r, n.attempts)),
+            Decision::Fail(why) => s.store.settle_pending(&n.id, "failed", None, &why).await?,
             Decision::Suppress(why) => {
                 tracing::info!(notification = %n.id, rule = %n.rule, reason = %why, "notification suppressed");
                 s.store.settle_pending(&n.id, "suppressed", None, &why).await?;
@@ -90,8 +161,9 @@ pub async fn pass(s: &Arc<Services>) -> anyhow::Result<usize> {
         }
     }
     if !sends.is_empty() {
-        s.store.stage_sends(&sends).await?;
-        let messages: Vec<QueueMessage> = sends
+        let staged: Vec<Resolved> = sends.iter().map(|(r, _)| r.clone()).collect();
+        s.store.stage_sends(&staged).await?;
+        let messages: Vec<QueueMessage> = staged
             .iter()
             .map(|r| QueueMessage {
                 notification: r.id.clone(),
@@ -100,7 +172,7 @@ pub async fn pass(s: &Arc<Services>) -> anyhow::Result<usize> {
             })
             .collect();
         s.queue.publish(&messages).await?;
-        let ids: Vec<String> = sends.into_iter().map(|r| r.id).collect();
+        let ids: Vec<(String, i64)> = sends.into_iter().map(|(r, attempts)| (r.id, attempts)).collect();
         s.store.mark_published(&ids).await?;
     }
     Ok(count)
@@ -128,38 +200,59 @@ pub async fn decide(s: &Services, n: &DueNotification, now: Timestamp) -> anyhow
     if let Err(why) = checks::segment(&rule.config.segment, &facts, language, now, &tz) {
         return Ok(Decision::Suppress(why));
     }
+    let mut caps = CapUse::default();
     if let Some((max, per)) = rule.cap {
         let since = per.before(now, &tz).to_string();
-        if s.store
+        let sent = s
+            .store
             .recent_sends(&facts.person_id, Some(&n.rule), &n.category, &since)
-            .await?
-            >= i64::from(max)
-        {
-            return Ok(Decision::Suppress(format!(
-                "frequency cap: {max} per {}",
-                rule.config.cap.as_ref().map_or("", |c| c.per.as_str())
-            )));
+            .await?;
+        if sent >= i64::from(max) {
+            let per = rule.config.cap.as_ref().map_or("", |c| c.per.as_str());
+            return Ok(Decision::Suppress(format!("frequency cap: {max} per {per}")));
         }
+        caps.rule = Some((sent, max));
     }
     if let Some(cap) = s.config.caps.get(&n.category)
         && let Ok(per) = crate::rules::Span::parse(&cap.per)
     {
         let since = per.before(now, &tz).to_string();
-        if s.store
+        let sent = s
+            .store
             .recent_sends(&facts.person_id, None, &n.category, &since)
-            .await?
-            >= i64::from(cap.max)
-        {
+            .await?;
+        if sent >= i64::from(cap.max) {
             return Ok(Decision::Suppress(format!(
                 "{} frequency cap: {} per {}",
                 n.category, cap.max, cap.per
             )));
         }
+        caps.category = Some((sent, cap.max));
+    }
+    // A notice about an appointment that has begun (the hub was down, or quiet hours held it)
+    // helps nobody; a no-show notice is about the past by nature.
+    let start = n
+        .context
+        .pointer("/record/start")
+        .and_then(|v| v.as_str())
+        .and_then(|t| t.parse::<Timestamp>().ok());
+    let about_appointment = n
+        .context
+        .get("event")
+        .and_then(|e| e.as_str())
+        .is_some_and(|e| e.starts_with("appointment.") && e != "appointment.noshow");
+    if about_appointment && start.is_some_and(|t| t <= now) {
+        return Ok(Decision::Cancel("the appointment has already begun".into()));
     }
     if rule.config.quiet_hours
         && let Some(q) = &s.config.quiet_hours
         && let Some(until) = checks::quiet_until(q, now, &tz)
     {
+        if about_appointment && start.is_some_and(|t| t <= until) {
+            return Ok(Decision::Cancel(
+                "quiet hours last until the appointment begins".into(),
+            ));
+        }
         return Ok(Decision::Defer(until, "quiet hours".into()));
     }
     // The first channel of the rule's order that is configured, allowed and reachable.
@@ -203,14 +296,27 @@ pub async fn decide(s: &Services, n: &DueNotification, now: Timestamp) -> anyhow
             Ok(r) => r,
             Err(e) => return Ok(Decision::Suppress(e)),
         };
-        return Ok(Decision::Send(Resolved {
-            id: n.id.clone(),
-            channel: name.clone(),
-            address,
-            language: rendered.language,
-            title: rendered.title,
-            body: rendered.body,
-        }));
+        return Ok(Decision::Send(
+            Resolved {
+                id: n.id.clone(),
+                channel: name.clone(),
+                address,
+                language: rendered.language,
+                title: rendered.title,
+                body: rendered.body,
+            },
+            caps,
+        ));
+    }
+    if !rejected.is_empty()
+        && n.channels
+            .iter()
+            .all(|c| rejected.contains(c) || !s.channels.contains_key(c))
+    {
+        return Ok(Decision::Fail(format!(
+            "every channel refused it ({})",
+            why_not.join("; ")
+        )));
     }
     Ok(Decision::Suppress(format!(
         "no reachable channel ({})",

@@ -97,12 +97,9 @@ async fn handle_with(s: &Services, channel: &Channel, ledger: &Ledger, received:
             tracing::debug!(notification = %m.notification, %status, "already settled; acknowledged");
             return Settle::Ack;
         }
-        Claim::Busy => {
-            return Settle::Retry {
-                delay: Duration::from_millis(lease as u64),
-                reason: "held by another worker".into(),
-            };
-        }
+        // Another worker holds it: that worker settles it, or — should it have died — the
+        // relay's sweep hands it out again once the hold has long run out.
+        Claim::Busy => return Settle::Ack,
         Claim::Missing => {
             return Settle::DeadLetter {
                 reason: format!("no notification {}", m.notification),
@@ -116,8 +113,32 @@ async fn handle_with(s: &Services, channel: &Channel, ledger: &Ledger, received:
         body: send.body.clone(),
         language: send.language.clone(),
     };
+    // A retry (or a backlog) that reaches quiet hours waits for their end, with no attempt used.
+    let rule_quiet = s.rules.rule(&send.rule).is_none_or(|r| r.config.quiet_hours);
+    if rule_quiet
+        && let Some(q) = &s.config.quiet_hours
+        && let Some(until) = super::checks::quiet_until(q, jiff::Timestamp::now(), &s.rules.timezone)
+    {
+        let deferred = AttemptOutcome {
+            id: send.id.clone(),
+            channel: channel.name().to_string(),
+            outcome: "deferred",
+            provider_id: None,
+            detail: Some("quiet hours".into()),
+            status: "pending",
+            due_at: Some(until.as_millisecond()),
+        };
+        return match ledger.record(deferred).await {
+            Ok(()) => Settle::Ack,
+            Err(e) => Settle::Retry {
+                delay: Duration::from_secs(5),
+                reason: format!("store unavailable: {e}"),
+            },
+        };
+    }
     let result = channel.send(&outbound).await;
-    let exhausted = m.attempt + 1 >= s.queue_config.max_attempts;
+    // Provider calls of this send so far (the row's count), not queue deliveries.
+    let exhausted = send.attempts as u64 + 1 >= u64::from(s.queue_config.max_attempts);
     let (outcome, settle) = match result {
         Ok(sent) => {
             let status = if sent.delivered { "delivered" } else { "sent" };
@@ -148,16 +169,22 @@ async fn handle_with(s: &Services, channel: &Channel, ledger: &Ledger, received:
                     outcome: label,
                     provider_id: None,
                     detail: Some(if exhausted {
-                        format!("gave up after {} attempts: {detail}", m.attempt + 1)
+                        format!("gave up after {} attempts: {detail}", send.attempts + 1)
                     } else {
                         detail.clone()
                     }),
                     status: if exhausted { "failed" } else { "queued" },
                     due_at: None,
                 },
-                Settle::Retry {
-                    delay,
-                    reason: detail,
+                if exhausted {
+                    Settle::DeadLetter {
+                        reason: format!("gave up after {} attempts: {detail}", send.attempts + 1),
+                    }
+                } else {
+                    Settle::Retry {
+                        delay,
+                        reason: detail,
+                    }
                 },
             )
         }

@@ -155,7 +155,15 @@ impl RuleSet {
                     continue;
                 }
                 let subject = event_subject(event);
-                let dedupe = self.dedupe_key(rule, &event.person_id, subject.as_deref(), &event.record, now);
+                let mut dedupe =
+                    self.dedupe_key(rule, &event.person_id, subject.as_deref(), &event.record, now);
+                // A booking cancelled and made again is a new booking to confirm: an
+                // appointment event is a transition, which happens once per message that makes it.
+                if event.name.record_kind() == Some("appointment")
+                    && c.dedupe.is_none_or(|d| d == Dedupe::Subject)
+                {
+                    dedupe.push_str(&format!("|{}", now.as_millisecond()));
+                }
                 if !keys.insert(dedupe.clone()) {
                     continue;
                 }
@@ -192,8 +200,15 @@ impl RuleSet {
         let local = now.to_zoned(self.timezone.clone());
         match c.dedupe.unwrap_or(default) {
             Dedupe::Subject => {
-                // An appointment moved to another time is another appointment to remind of.
-                let start = record.get("start").and_then(|s| s.as_str()).unwrap_or("");
+                // An appointment moved to another time is another appointment to remind of
+                // (the instant in UTC: `+07:00` from HL7 and `Z` from FHIR are the same time).
+                let start = record
+                    .get("start")
+                    .and_then(|s| s.as_str())
+                    .map(|s| {
+                        crate::model::When::try_from(s.to_string()).map_or(s.to_string(), |w| w.sort_key())
+                    })
+                    .unwrap_or_default();
                 format!("{}|{person}|{}|{start}", c.name, subject.unwrap_or(""))
             }
             Dedupe::Person => format!("{}|{person}", c.name),

@@ -25,7 +25,9 @@ impl Store {
     }
 
     /// Marks staged sends `queued`: the queue confirmed them.
-    pub async fn mark_published(&self, ids: &[String]) -> Result<(), StoreError> {
+    /// Each id comes with the provider calls the row had when staged: a row a worker
+    /// already took (and perhaps sent back to the relay) is left alone.
+    pub async fn mark_published(&self, ids: &[(String, i64)]) -> Result<(), StoreError> {
         on_backend!(self, s => s.mark_published(ids).await)
     }
 
@@ -82,6 +84,16 @@ impl Store {
     /// The persons a channel has sent to at this address (who a STOP reply comes from).
     pub async fn persons_at_address(&self, channel: &str, address: &str) -> Result<Vec<String>, StoreError> {
         on_backend!(self, s => s.persons_at_address(channel, address).await)
+    }
+
+    /// Removes a refusal (a START after a STOP): what held before it holds again.
+    pub async fn clear_denial(
+        &self,
+        person: &str,
+        category: &str,
+        channel: &str,
+    ) -> Result<bool, StoreError> {
+        on_backend!(self, s => s.clear_denial(person, category, channel).await)
     }
 
     /// Records a consent decision; with `deny`, cancels the person's pending sends it covers.
@@ -166,6 +178,18 @@ impl Store {
 
     pub async fn set_rule_run(&self, rule: &str, at: &str, created: i64) -> Result<(), StoreError> {
         on_backend!(self, s => s.set_rule_run(rule, at, created).await)
+    }
+
+    /// Sends left behind go back to the relay: `sending` whose worker's hold ran out long
+    /// ago (the worker died), `queued` published longer ago than `queued_ms` (its queue
+    /// message was lost or dead-lettered). A resend is claimed once, as always.
+    pub async fn requeue_stranded(
+        &self,
+        now_ms: i64,
+        grace_ms: i64,
+        queued_before: &str,
+    ) -> Result<u64, StoreError> {
+        on_backend!(self, s => s.requeue_stranded(now_ms, grace_ms, queued_before).await)
     }
 
     /// Notifications by status (ops: the outbox's depth).

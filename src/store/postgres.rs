@@ -136,7 +136,8 @@ impl PgStore {
         for s in stops {
             sqlx::query(
                 "UPDATE notifications SET status = 'cancelled', detail = $1, updated_at = $2
-                 WHERE rule = $3 AND person_id = $4 AND ($5::text IS NULL OR subject = $5) AND status IN ('pending', 'queued')",
+                 WHERE rule = $3 AND (subject = $5 OR $5::text IS NULL AND person_id = $4) \
+                   AND status IN ('pending', 'queued', 'sending')",
             )
             .bind(&s.reason)
             .bind(&at)

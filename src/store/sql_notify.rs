@@ -73,16 +73,19 @@ macro_rules! notify_queries {
             }
 
             /// Marks staged sends `queued`: the queue confirmed them.
-            pub async fn mark_published(&self, ids: &[String]) -> Result<(), StoreError> {
+            /// Each id comes with the provider calls the row had when staged: a row a worker
+            /// already took (and perhaps sent back to the relay) is left alone.
+            pub async fn mark_published(&self, ids: &[(String, i64)]) -> Result<(), StoreError> {
                 let at = now();
                 let mut tx = self.pool.begin().await?;
-                for id in ids {
+                for (id, attempts) in ids {
                     sqlx::query(
                         "UPDATE notifications SET status = 'queued', published_at = $1, updated_at = $1
-                         WHERE id = $2 AND status = 'pending'",
+                         WHERE id = $2 AND status = 'pending' AND attempts = $3",
                     )
                     .bind(&at)
                     .bind(id)
+                    .bind(attempts)
                     .execute(&mut *tx)
                     .await?;
                 }
@@ -156,7 +159,7 @@ macro_rules! notify_queries {
                         "UPDATE notifications SET status = $1, provider_id = COALESCE($2, provider_id), detail = $3,
                            due_at = COALESCE($4, due_at), claimed_until = NULL, updated_at = $5,
                            sent_at = COALESCE(sent_at, $6), delivered_at = COALESCE(delivered_at, $7)
-                         WHERE id = $8",
+                         WHERE id = $8 AND (status = 'sending' OR $1 IN ('sent', 'delivered', 'failed'))",
                     )
                     .bind(o.status)
                     .bind(&o.provider_id)
@@ -176,7 +179,7 @@ macro_rules! notify_queries {
                          WHERE id = $3 AND channel = $4 AND body IS NOT NULL
                            AND status IN ('pending', 'queued', 'sending')
                            AND (claimed_until IS NULL OR claimed_until < $5)
-                         RETURNING person_id, category, address, language, title, body, attempts",
+                         RETURNING rule, person_id, category, address, language, title, body, attempts",
                     )
                     .bind(c.now_ms + c.lease_ms)
                     .bind(&at)
@@ -188,6 +191,7 @@ macro_rules! notify_queries {
                     if let Some(r) = claimed {
                         answers.push(Claim::Send(ClaimedSend {
                             id: c.id.clone(),
+                            rule: r.get("rule"),
                             person_id: r.get("person_id"),
                             category: r.get("category"),
                             channel: c.channel.clone(),
@@ -228,7 +232,8 @@ macro_rules! notify_queries {
                 let done = sqlx::query(
                     "UPDATE notifications SET status = $1, detail = COALESCE($2, detail), updated_at = $3,
                        delivered_at = COALESCE(delivered_at, $4)
-                     WHERE channel = $5 AND provider_id = $6 AND status IN ('sending', 'sent', 'delivered')",
+                     WHERE channel = $5 AND provider_id = $6 AND status IN ('sending', 'sent', 'delivered')
+                       AND NOT (status = 'delivered' AND $1 = 'failed')",
                 )
                 .bind(status)
                 .bind(detail)
@@ -252,6 +257,20 @@ macro_rules! notify_queries {
                 .await?)
             }
 
+            /// Removes a refusal (a START after a STOP): what held before it holds again.
+            pub async fn clear_denial(&self, person: &str, category: &str, channel: &str) -> Result<bool, StoreError> {
+                let n = sqlx::query(
+                    "DELETE FROM consents WHERE person_id = $1 AND category = $2 AND channel = $3 AND decision = 'deny'",
+                )
+                .bind(person)
+                .bind(category)
+                .bind(channel)
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+                Ok(n > 0)
+            }
+
             /// Records a consent decision; with `deny`, cancels the person's pending sends it covers.
             pub async fn set_consent(&self, person: &str, c: &ConsentView) -> Result<u64, StoreError> {
                 let mut tx = self.pool.begin().await?;
@@ -272,7 +291,7 @@ macro_rules! notify_queries {
                 if c.decision == "deny" {
                     cancelled = sqlx::query(
                         "UPDATE notifications SET status = 'cancelled', detail = $1, updated_at = $2
-                         WHERE person_id = $3 AND status IN ('pending', 'queued')
+                         WHERE person_id = $3 AND status IN ('pending', 'queued', 'sending')
                            AND ($4 = '*' OR category = $4) AND ($5 = '*' OR channel = $5 OR channel IS NULL AND $5 = '*')",
                     )
                     .bind(format!("consent withdrawn ({})", c.source))
@@ -509,7 +528,11 @@ macro_rules! notify_queries {
                         "INSERT INTO notifications (id, rule, category, person_id, subject, dedupe_key, template, channels,
                            context, cause, status, due_at, created_at, updated_at)
                          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'pending', $11, $12, $12)
-                         ON CONFLICT (dedupe_key) DO NOTHING",
+                         ON CONFLICT (dedupe_key) DO UPDATE SET status = 'pending', due_at = excluded.due_at,
+                           context = excluded.context, cause = excluded.cause, detail = 'revived: the journey started again',
+                           channel = NULL, address = NULL, language = NULL, title = NULL, body = NULL,
+                           updated_at = excluded.updated_at
+                         WHERE notifications.status = 'cancelled'",
                     )
                     .bind(&n.id)
                     .bind(&n.rule)
@@ -636,6 +659,25 @@ macro_rules! notify_queries {
                 .execute(&self.pool)
                 .await?;
                 Ok(())
+            }
+
+            /// Sends left behind go back to the relay: `sending` whose worker's hold ran out long
+            /// ago (the worker died), `queued` published longer ago than `queued_ms` (its queue
+            /// message was lost or dead-lettered). A resend is claimed once, as always.
+            pub async fn requeue_stranded(&self, now_ms: i64, grace_ms: i64, queued_before: &str) -> Result<u64, StoreError> {
+                let n = sqlx::query(
+                    "UPDATE notifications SET status = 'pending', due_at = $1, claimed_until = NULL, updated_at = $2,
+                       detail = 'requeued: no worker settled it'
+                     WHERE (status = 'sending' AND claimed_until < $3) OR (status = 'queued' AND published_at < $4)",
+                )
+                .bind(now_ms)
+                .bind(now())
+                .bind(now_ms - grace_ms)
+                .bind(queued_before)
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+                Ok(n)
             }
 
             /// Notifications by status (ops: the outbox's depth).

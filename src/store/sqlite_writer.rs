@@ -284,7 +284,7 @@ fn write_outbox(c: &Connection, rows: &[NotificationRow], stops: &[StopRow]) -> 
     let now = super::sql::now();
     let mut stop = c.prepare_cached(
         "UPDATE notifications SET status = 'cancelled', detail = ?1, updated_at = ?2
-         WHERE rule = ?3 AND person_id = ?4 AND (?5 IS NULL OR subject = ?5) AND status IN ('pending', 'queued')",
+         WHERE rule = ?3 AND (subject = ?5 OR ?5 IS NULL AND person_id = ?4) AND status IN ('pending', 'queued', 'sending')",
     )?;
     for s in stops {
         stop.execute(params![s.reason, now, s.rule, s.person_id, s.subject])?;

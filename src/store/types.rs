@@ -387,6 +387,7 @@ pub enum Claim {
 #[derive(Debug, Clone)]
 pub struct ClaimedSend {
     pub id: String,
+    pub rule: String,
     pub person_id: String,
     pub category: String,
     pub channel: String,

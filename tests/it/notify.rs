@@ -363,3 +363,27 @@ async fn the_same_rules_deliver_through_rabbitmq() {
     let q = carehub::queue::RabbitQueue::connect(&queue).await.unwrap();
     q.delete_topology(&["sms".into(), "email".into()]).await.unwrap();
 }
+
+#[tokio::test]
+async fn a_booking_cancelled_and_made_again_is_confirmed_again() {
+    let outbox = tempfile::tempdir().unwrap();
+    let h = hub(&[("confirm.yaml", CONFIRM)], file_channels(outbox.path())).await;
+    send(h.mllp(), &adt_vi("B1", "MRN-B1", "0903000777")).await;
+    let person = person_id(&h, "MRN-B1").await;
+    send(h.mllp(), &siu("S12", "B2", "APT-B", "MRN-B1", 72)).await;
+    eventually("the first confirmation", || async {
+        interactions(&h, &person)
+            .await
+            .first()
+            .is_some_and(|s| s["status"] == "delivered")
+    })
+    .await;
+    send(h.mllp(), &siu("S15", "B3", "APT-B", "MRN-B1", 72)).await;
+    send(h.mllp(), &siu("S12", "B4", "APT-B", "MRN-B1", 72)).await;
+    eventually("the booking made again is confirmed again", || async {
+        let sends = interactions(&h, &person).await;
+        sends.len() == 2 && sends.iter().all(|s| s["status"] == "delivered")
+    })
+    .await;
+    h.hub.shutdown().await;
+}
