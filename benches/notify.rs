@@ -59,8 +59,8 @@ async fn run(label: &str, n: usize, queue_config: QueueConfig) {
     .await
     .unwrap()
     .with_rules(rules.clone());
-    let person = patient(&store).await;
-
+    // Sends spread over a thousand patients, as a morning's reminders are.
+    let persons = patients(&store, 1000).await;
     let received = Arc::new(AtomicUsize::new(0));
     let counter = received.clone();
     let app = axum::Router::new().route(
@@ -118,7 +118,8 @@ async fn run(label: &str, n: usize, queue_config: QueueConfig) {
     let rows: Vec<_> = (0..n)
         .map(|i| {
             let context = serde_json::json!({"event": "appointment.booked", "record": {"start": "2031-03-04T09:00:00+07:00"}});
-            services.rules.row(rule, &person, None, format!("bench-{i}"), context, "bench".into(), now, now)
+            let person = &persons[i % persons.len()];
+            services.rules.row(rule, person, None, format!("bench-{i}"), context, "bench".into(), now, now)
         })
         .collect();
     for chunk in rows.chunks(1000) {
@@ -165,44 +166,51 @@ async fn run(label: &str, n: usize, queue_config: QueueConfig) {
     );
 }
 
-async fn patient(store: &Store) -> String {
-    let patch = ProfilePatch {
-        identifiers: vec![Identifier {
-            system: "CLINIC".into(),
-            value: "BENCH-1".into(),
-            kind: None,
-        }],
-        telecom: vec![ContactPoint {
-            system: ContactSystem::Phone,
-            value: "+84903000555".into(),
-            contact_use: Some("mobile".into()),
-            rank: None,
-        }],
-        language: Some("vi".into()),
-        ..Default::default()
-    };
-    let record = NewRecord {
-        connector: "bench".into(),
-        origin: None,
-        received_at: jiff::Timestamp::now().to_string(),
-        sender: None,
-        control_id: None,
-        message_type: None,
-        charset: None,
-        content_hash: "bench".into(),
-        raw: Vec::new(),
-        disposition: Disposition::Apply {
-            mapping: "bench".into(),
-            source_system: "BENCH".into(),
-            patch: Some(patch),
-            records: Vec::new(),
-            merge: None,
-            warnings: Vec::new(),
-        },
-        cursor: None,
-    };
-    store.apply_batch(&[record]).await.unwrap()[0]
-        .person_id
-        .clone()
-        .unwrap()
+async fn patients(store: &Store, n: usize) -> Vec<String> {
+    let records: Vec<NewRecord> = (0..n)
+        .map(|i| {
+            let patch = ProfilePatch {
+                identifiers: vec![Identifier {
+                    system: "CLINIC".into(),
+                    value: format!("BENCH-{i}"),
+                    kind: None,
+                }],
+                telecom: vec![ContactPoint {
+                    system: ContactSystem::Phone,
+                    value: format!("+8490{i:07}"),
+                    contact_use: Some("mobile".into()),
+                    rank: None,
+                }],
+                language: Some(["vi", "ru", "zh", "en"][i % 4].into()),
+                ..Default::default()
+            };
+            NewRecord {
+                connector: "bench".into(),
+                origin: None,
+                received_at: jiff::Timestamp::now().to_string(),
+                sender: None,
+                control_id: None,
+                message_type: None,
+                charset: None,
+                content_hash: format!("bench-{i}"),
+                raw: Vec::new(),
+                disposition: Disposition::Apply {
+                    mapping: "bench".into(),
+                    source_system: "BENCH".into(),
+                    patch: Some(patch),
+                    records: Vec::new(),
+                    merge: None,
+                    warnings: Vec::new(),
+                },
+                cursor: None,
+            }
+        })
+        .collect();
+    let mut ids = Vec::new();
+    for chunk in records.chunks(250) {
+        for applied in store.apply_batch(chunk).await.unwrap() {
+            ids.push(applied.person_id.unwrap());
+        }
+    }
+    ids
 }

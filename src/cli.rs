@@ -286,9 +286,11 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 Ok(s) => s,
                 Err(problems) => return Ok(print_problems(&problems)),
             };
-            let connectors = runtime()?.block_on(async {
+            let (connectors, outbox) = runtime()?.block_on(async {
                 let store = crate::store::Store::open_existing(&settings.hub.store).await?;
-                anyhow::Ok(store.connectors().await?)
+                // A store from before notifications has no outbox yet: nothing to show.
+                let outbox = store.notification_counts().await.unwrap_or_default();
+                anyhow::Ok((store.connectors().await?, outbox))
             })?;
             println!(
                 "{:<20} {:<6} {:<9} {:>9} {:>9} {:>7} {:>5} {:>8}  last message",
@@ -322,6 +324,10 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                         r.detail.map(|d| format!(" ({d})")).unwrap_or_default()
                     );
                 }
+            }
+            if !outbox.is_empty() {
+                let counts: Vec<String> = outbox.iter().map(|(status, n)| format!("{n} {status}")).collect();
+                println!("\nnotifications: {}", counts.join(", "));
             }
             Ok(ExitCode::SUCCESS)
         }
