@@ -129,7 +129,18 @@ impl Channel {
 
     /// Waits for the rate limit, then sends with the configured timeout.
     pub async fn send(&self, m: &Outbound) -> Result<Sent, SendError> {
+        self.ready().await;
+        self.send_now(m).await
+    }
+
+    /// Waits for the rate limit's turn (a worker takes it before it claims a send, so that
+    /// its hold on the send covers the provider call, not the wait).
+    pub async fn ready(&self) {
         self.limit.acquire().await;
+    }
+
+    /// Sends with the configured timeout, after [`Self::ready`].
+    pub async fn send_now(&self, m: &Outbound) -> Result<Sent, SendError> {
         let t = self.timeout;
         let sending = async {
             match &self.adapter {

@@ -74,6 +74,8 @@ pub async fn handle(s: &Services, channel: &Channel, received: &Received) -> Set
 
 async fn handle_with(s: &Services, channel: &Channel, ledger: &Ledger, received: &Received) -> Settle {
     let m = &received.message;
+    // The rate limit's turn first: the hold on the send then covers the call, not the wait.
+    channel.ready().await;
     let now = jiff::Timestamp::now().as_millisecond();
     let lease = s.config.lease_secs.max(1) as i64 * 1000;
     let request = SendClaim {
@@ -136,7 +138,7 @@ async fn handle_with(s: &Services, channel: &Channel, ledger: &Ledger, received:
             },
         };
     }
-    let result = channel.send(&outbound).await;
+    let result = channel.send_now(&outbound).await;
     // Provider calls of this send so far (the row's count), not queue deliveries.
     let exhausted = send.attempts as u64 + 1 >= u64::from(s.queue_config.max_attempts);
     let (outcome, settle) = match result {
