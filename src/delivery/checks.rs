@@ -364,6 +364,54 @@ mod tests {
     }
 
     #[test]
+    fn a_segment_checks_age_sex_diagnosis_last_visit_and_tags() {
+        let doc = crate::config::Document::parse(
+            "r.yaml",
+            "age: {min: 40, max: 65}\nsex: [female]\ndiagnosis: [E11]\nlast_visit: {from: 3 months, to: 6 months}\ntags: [diabetes]\n",
+        )
+        .unwrap();
+        let seg: SegmentConfig = doc.deserialize().0.unwrap();
+        let tz = TimeZone::get("Asia/Ho_Chi_Minh").unwrap();
+        let now: Timestamp = "2026-11-23T03:00:00Z".parse().unwrap();
+        let mut facts = PersonFacts {
+            profile: ProfilePatch {
+                birth_date: Some("1975-03-07".to_string().try_into().unwrap()),
+                sex: Some(Sex::Female),
+                ..Default::default()
+            },
+            last_visit: Some("2026-07-01T02:00:00Z".into()),
+            diagnoses: vec!["http://hl7.org/fhir/sid/icd-10|E11.9".into()],
+            ..Default::default()
+        };
+        facts.preferences.tags = vec!["diabetes".into()];
+        assert_eq!(segment(&seg, &facts, Some("vi"), now, &tz), Ok(()));
+        let mut young = facts.clone();
+        young.profile.birth_date = Some("2001-01-01".to_string().try_into().unwrap());
+        assert_eq!(
+            segment(&seg, &young, None, now, &tz).unwrap_err(),
+            "outside the age range"
+        );
+        let mut recent = facts.clone();
+        recent.last_visit = Some("2026-11-01".into());
+        assert_eq!(
+            segment(&seg, &recent, None, now, &tz).unwrap_err(),
+            "last visit outside the window"
+        );
+        let mut other = facts.clone();
+        other.diagnoses = vec!["icd|E10".into()];
+        assert_eq!(
+            segment(&seg, &other, None, now, &tz).unwrap_err(),
+            "no diagnosis of the segment"
+        );
+        let mut untagged = facts.clone();
+        untagged.preferences.tags.clear();
+        assert!(segment(&seg, &untagged, None, now, &tz).is_err());
+        let mut male = facts;
+        male.profile.sex = Some(Sex::Male);
+        assert!(segment(&seg, &male, None, now, &tz).is_err());
+    }
+
+    #[test]
     fn quiet_hours_defer_to_their_end_in_local_time() {
         let q = QuietHours {
             start: "21:00".into(),

@@ -183,7 +183,9 @@ pub async fn decide(s: &Services, n: &DueNotification, now: Timestamp) -> anyhow
     let Some(rule) = s.rules.rule(&n.rule) else {
         return Ok(Decision::Cancel(format!("rule {} is no longer enabled", n.rule)));
     };
-    let Some(facts) = s.store.person_facts(&n.person_id).await? else {
+    let seg = &rule.config.segment;
+    let history = !seg.diagnosis.is_empty() || seg.last_visit.is_some();
+    let Some(facts) = s.store.person_facts(&n.person_id, history).await? else {
         return Ok(Decision::Suppress("person not found".into()));
     };
     if facts.profile.deceased == Some(true) {

@@ -114,8 +114,9 @@ impl Store {
     }
 
     /// The person a notification reaches after merges, with what the relay checks.
-    pub async fn person_facts(&self, person: &str) -> Result<Option<PersonFacts>, StoreError> {
-        on_backend!(self, s => s.person_facts(person).await)
+    /// `history`: also read the last visit and the diagnoses (only segments need them).
+    pub async fn person_facts(&self, person: &str, history: bool) -> Result<Option<PersonFacts>, StoreError> {
+        on_backend!(self, s => s.person_facts(person, history).await)
     }
 
     /// Sends of a rule (or, with `rule` None, of a category) to a person since `since`.

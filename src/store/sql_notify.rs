@@ -361,7 +361,8 @@ macro_rules! notify_queries {
             }
 
             /// The person a notification reaches after merges, with what the relay checks.
-            pub async fn person_facts(&self, person: &str) -> Result<Option<PersonFacts>, StoreError> {
+            /// `history`: also read the last visit and the diagnoses (only segments need them).
+            pub async fn person_facts(&self, person: &str, history: bool) -> Result<Option<PersonFacts>, StoreError> {
                 let mut id = person.to_string();
                 let mut profile_text: Option<String> = None;
                 for _ in 0..16 {
@@ -382,7 +383,9 @@ macro_rules! notify_queries {
                 let Some(profile_text) = profile_text else { return Ok(None) };
                 let profile = serde_json::from_str(&profile_text)?;
                 // The records of the persons merged into this one count too.
-                let last_visit: Option<String> = sqlx::query_scalar(concat!(
+                let (mut last_visit, mut diagnoses): (Option<String>, Vec<Option<String>>) = (None, Vec::new());
+                if history {
+                last_visit = sqlx::query_scalar(concat!(
                     "WITH RECURSIVE family(id) AS (SELECT CAST($1 AS TEXT) UNION SELECT p.id FROM persons p JOIN family f ON p.merged_into = f.id) ",
                     "SELECT MAX(sort_at) FROM clinical_records WHERE kind = 'encounter' AND person_id IN (SELECT id FROM family)
                        AND (status IS NULL OR status NOT IN ('cancelled', 'entered-in-error', 'planned'))"
@@ -390,7 +393,7 @@ macro_rules! notify_queries {
                 .bind(&id)
                 .fetch_one(&self.pool)
                 .await?;
-                let diagnoses: Vec<Option<String>> = sqlx::query_scalar(concat!(
+                diagnoses = sqlx::query_scalar(concat!(
                     "WITH RECURSIVE family(id) AS (SELECT CAST($1 AS TEXT) UNION SELECT p.id FROM persons p JOIN family f ON p.merged_into = f.id) ",
                     "SELECT code FROM clinical_records WHERE kind = 'diagnosis' AND person_id IN (SELECT id FROM family)
                        AND (status IS NULL OR status <> 'entered-in-error')"
@@ -398,6 +401,7 @@ macro_rules! notify_queries {
                 .bind(&id)
                 .fetch_all(&self.pool)
                 .await?;
+                }
                 Ok(Some(PersonFacts {
                     preferences: self.preferences(&id).await?,
                     consents: self.consents(&id).await?,

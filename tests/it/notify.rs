@@ -387,3 +387,78 @@ async fn a_booking_cancelled_and_made_again_is_confirmed_again() {
     .await;
     h.hub.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_recall_and_a_birthday_run_on_their_schedule() {
+    let recall = "name: recall\ncategory: transactional\ntrigger: {recall: {from: 3 months, to: 6 months}, schedule: '* * * * * *'}\nchannels: [sms]\ntemplate: recall\nquiet_hours: false\n";
+    let birthday = "name: birthday\ncategory: marketing\ntrigger: {birthday: true, schedule: '* * * * * *'}\nchannels: [sms]\ntemplate: birthday\nquiet_hours: false\n";
+    let outbox = tempfile::tempdir().unwrap();
+    let h = hub(
+        &[("recall.yaml", recall), ("birthday.yaml", birthday)],
+        file_channels(outbox.path()),
+    )
+    .await;
+    let tz = jiff::tz::TimeZone::get("Asia/Ho_Chi_Minh").unwrap();
+    // A visit four months ago.
+    let visit = (jiff::Timestamp::now() - jiff::SignedDuration::from_hours(24 * 120))
+        .to_zoned(tz.clone())
+        .strftime("%Y%m%d%H%M00%z")
+        .to_string();
+    let mut pv1 = vec![""; 45];
+    pv1[0] = "PV1";
+    pv1[1] = "1";
+    pv1[2] = "O";
+    pv1[19] = "V-R1";
+    pv1[44] = &visit;
+    send(
+        h.mllp(),
+        &format!("{}{}\r", adt_vi("Y1", "MRN-Y1", "0903000888"), pv1.join("|")),
+    )
+    .await;
+    // Born on this day.
+    let today = jiff::Timestamp::now()
+        .to_zoned(tz)
+        .strftime("1992%m%d")
+        .to_string();
+    let born_today = adt_vi("Y2", "MRN-Y2", "0903000999").replace("19850307", &today);
+    send(h.mllp(), &born_today).await;
+
+    let recalled = person_id(&h, "MRN-Y1").await;
+    eventually(
+        "the recall reaches the patient whose last visit was four months ago",
+        || async {
+            interactions(&h, &recalled)
+                .await
+                .iter()
+                .any(|s| s["rule"] == "recall" && s["status"] == "delivered")
+        },
+    )
+    .await;
+    let text =
+        std::fs::read_to_string(&helpers::files_under(&outbox.path().join("sms"), &|_| true)[0]).unwrap();
+    assert!(
+        text.contains("4 tháng"),
+        "the months since the visit, in Vietnamese: {text}"
+    );
+
+    let celebrated = person_id(&h, "MRN-Y2").await;
+    eventually(
+        "the birthday greeting waits for an opt-in it does not have",
+        || async {
+            interactions(&h, &celebrated).await.iter().any(|s| {
+                s["rule"] == "birthday"
+                    && s["status"] == "suppressed"
+                    && s["detail"].as_str().is_some_and(|d| d.contains("opt-in"))
+            })
+        },
+    )
+    .await;
+    assert!(
+        !interactions(&h, &recalled)
+            .await
+            .iter()
+            .any(|s| s["rule"] == "birthday"),
+        "no greeting on another day's birthday"
+    );
+    h.hub.shutdown().await;
+}
