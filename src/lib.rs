@@ -42,6 +42,7 @@ pub mod model;
 pub mod pipeline;
 pub mod queue;
 pub mod replay;
+pub mod retry_after;
 pub mod rules;
 pub mod sources;
 pub mod store;

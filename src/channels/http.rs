@@ -12,6 +12,7 @@ use ring::hmac;
 use serde_json::Value;
 
 use super::{Outbound, SendError};
+pub(super) use crate::retry_after::retry_after;
 
 /// At most this many characters of a provider's error text go into a reason.
 const MAX_DETAIL_CHARS: usize = 200;
@@ -83,17 +84,6 @@ pub(super) fn status_error(status: u16, retry_after: Option<Duration>, detail: O
     } else {
         SendError::Permanent { reason }
     }
-}
-
-/// `Retry-After` as seconds or an HTTP date (a date in the past means now).
-pub(super) fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
-    let v = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim();
-    if let Ok(secs) = v.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
-    }
-    let when = jiff::fmt::rfc2822::parse(v).ok()?.timestamp();
-    let secs = when.as_second() - jiff::Timestamp::now().as_second();
-    Some(Duration::from_secs(secs.max(0) as u64))
 }
 
 /// A provider's error text fit for a reason: the address and the message text replaced, cut to
@@ -213,34 +203,6 @@ mod tests {
             status_error(404, None, None),
             SendError::Permanent { .. }
         ));
-    }
-
-    #[test]
-    fn retry_after_reads_seconds_and_http_dates() {
-        let mut h = reqwest::header::HeaderMap::new();
-        h.insert(reqwest::header::RETRY_AFTER, "7".parse().unwrap());
-        assert_eq!(retry_after(&h), Some(Duration::from_secs(7)));
-        h.insert(
-            reqwest::header::RETRY_AFTER,
-            "Wed, 21 Oct 2015 07:28:00 GMT".parse().unwrap(),
-        );
-        assert_eq!(
-            retry_after(&h),
-            Some(Duration::ZERO),
-            "a date in the past means now"
-        );
-        let soon = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(120);
-        let date = jiff::fmt::rfc2822::DateTimePrinter::new()
-            .timestamp_to_rfc9110_string(&soon)
-            .unwrap();
-        h.insert(reqwest::header::RETRY_AFTER, date.parse().unwrap());
-        let wait = retry_after(&h).expect("a date in the future");
-        assert!(
-            wait >= Duration::from_secs(118) && wait <= Duration::from_secs(120),
-            "{wait:?}"
-        );
-        h.insert(reqwest::header::RETRY_AFTER, "soon".parse().unwrap());
-        assert_eq!(retry_after(&h), None);
     }
 
     #[test]

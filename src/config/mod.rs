@@ -114,22 +114,8 @@ pub fn load_with_env(path: &Path, env: &[(String, String)]) -> Result<Settings, 
 
     let mut connectors: Vec<ConnectorConfig> = Vec::new();
     for file in yaml_files(Path::new(&hub.connectors_dir), &mut problems) {
-        let shown = file.display().to_string();
-        let mut doc = match std::fs::read_to_string(&file).map(|t| Document::parse(&shown, &t)) {
-            Ok(Ok(doc)) => doc,
-            Ok(Err(p)) => {
-                problems.push(p);
-                continue;
-            }
-            Err(e) => {
-                problems.push(Problem {
-                    file: shown,
-                    line: None,
-                    field: String::new(),
-                    message: format!("cannot read: {e}"),
-                });
-                continue;
-            }
+        let Some(mut doc) = read_document(&file, &mut problems) else {
+            continue;
         };
         problems.extend(interpolate(&mut doc, &lookup));
         match ConnectorConfig::from_document(&doc) {
@@ -241,6 +227,27 @@ fn same_port(a: &str, b: &str) -> bool {
                 && (x.ip() == y.ip() || x.ip().is_unspecified() || y.ip().is_unspecified())
         }
         _ => false,
+    }
+}
+
+/// Reads and parses one YAML file; an unreadable or ill-formed file is a problem.
+pub fn read_document(file: &Path, problems: &mut Vec<Problem>) -> Option<Document> {
+    let shown = file.display().to_string();
+    match std::fs::read_to_string(file).map(|t| Document::parse(&shown, &t)) {
+        Ok(Ok(doc)) => Some(doc),
+        Ok(Err(p)) => {
+            problems.push(p);
+            None
+        }
+        Err(e) => {
+            problems.push(Problem {
+                file: shown,
+                line: None,
+                field: String::new(),
+                message: format!("cannot read: {e}"),
+            });
+            None
+        }
     }
 }
 

@@ -455,22 +455,8 @@ pub fn load_dir(
     }
     let mut rules: Vec<RuleConfig> = Vec::new();
     for file in crate::config::yaml_files(dir, problems) {
-        let shown = file.display().to_string();
-        let doc = match std::fs::read_to_string(&file).map(|t| Document::parse(&shown, &t)) {
-            Ok(Ok(doc)) => doc,
-            Ok(Err(p)) => {
-                problems.push(p);
-                continue;
-            }
-            Err(e) => {
-                problems.push(Problem {
-                    file: shown,
-                    line: None,
-                    field: String::new(),
-                    message: format!("cannot read: {e}"),
-                });
-                continue;
-            }
+        let Some(doc) = crate::config::read_document(&file, problems) else {
+            continue;
         };
         let (rule, found) = doc.deserialize::<RuleConfig>();
         problems.extend(found);
