@@ -417,7 +417,11 @@ impl RuleConfig {
                     "channels",
                     format!(
                         "no channel named {c} in carehub.yaml (known: {})",
-                        channels.join(", ")
+                        if channels.is_empty() {
+                            "none".to_string()
+                        } else {
+                            channels.join(", ")
+                        }
                     ),
                 ));
             }

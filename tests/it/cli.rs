@@ -88,7 +88,7 @@ fn validate_lists_every_problem_with_file_and_line() {
             "unknown table",
         ),
         (
-            "r.yaml:4: trigger.offset: needed with before",
+            "r.yaml:3: trigger.offset: needed with before",
             "a reminder without its offset",
         ),
         (
