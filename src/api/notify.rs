@@ -76,7 +76,7 @@ pub(super) async fn consents(
     State(s): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    existing(&s.store, &id).await?;
+    let id = survivor(&s.store, &id).await?;
     Ok(Json(json!({"consents": s.store.consents(&id).await?})).into_response())
 }
 
@@ -100,15 +100,11 @@ pub(super) async fn set_consent(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let b: ConsentBody = serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest(e.to_string()))?;
-    if !matches!(b.category.as_str(), "transactional" | "marketing" | "*") {
-        return Err(ApiError::BadRequest(
-            "category: transactional, marketing or *".into(),
-        ));
-    }
+    check_scope(&s, &b.category, b.channel.as_deref().unwrap_or("*"))?;
     if !matches!(b.decision.as_str(), "permit" | "deny") {
         return Err(ApiError::BadRequest("decision: permit or deny".into()));
     }
-    existing(&s.store, &id).await?;
+    let id = survivor(&s.store, &id).await?;
     let c = ConsentView {
         category: b.category,
         channel: b.channel.unwrap_or_else(|| "*".into()),
@@ -162,7 +158,7 @@ pub(super) async fn preferences(
     State(s): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    existing(&s.store, &id).await?;
+    let id = survivor(&s.store, &id).await?;
     Ok(Json(s.store.preferences(&id).await?).into_response())
 }
 

@@ -245,6 +245,23 @@ async fn marketing_needs_an_opt_in_and_a_stop_reply_ends_it() {
         .await
         .unwrap();
     assert_eq!(consent.status(), 200);
+    for bad in [
+        json!({"category": "marketting", "decision": "deny"}),
+        json!({"category": "marketing", "channel": "SMS", "decision": "deny"}),
+        json!({"category": "marketing", "decision": "maybe"}),
+    ] {
+        let answer = client
+            .post(format!("{}/api/v1/patients/{person}/consents", h.api()))
+            .json(&bad)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            answer.status(),
+            400,
+            "a consent that would match nothing is refused: {bad}"
+        );
+    }
     send(h.mllp(), &siu("S12", "M3", "APT-M2", "MRN-M1", 96)).await;
     eventually("with the opt-in it reaches the gateway", || async {
         gw.bodies().len() == 1
