@@ -49,14 +49,15 @@ macro_rules! notify_queries {
             }
 
             /// Writes the sends as they will be queued (still `pending`: a crash before the queue
-            /// confirms leaves them to the next relay pass).
+            /// confirms leaves them to the next relay pass). `published_at` is set here: a worker
+            /// may take a send before the relay marks it queued, and caps count from it.
             pub async fn stage_sends(&self, sends: &[Resolved]) -> Result<(), StoreError> {
                 let at = now();
                 let mut tx = self.pool.begin().await?;
                 for s in sends {
                     sqlx::query(
                         "UPDATE notifications SET channel = $1, address = $2, language = $3, title = $4, body = $5,
-                           updated_at = $6 WHERE id = $7 AND status = 'pending'",
+                           updated_at = $6, published_at = $6 WHERE id = $7 AND status = 'pending'",
                     )
                     .bind(&s.channel)
                     .bind(&s.address)
@@ -80,7 +81,7 @@ macro_rules! notify_queries {
                 let mut tx = self.pool.begin().await?;
                 for (id, attempts) in ids {
                     sqlx::query(
-                        "UPDATE notifications SET status = 'queued', published_at = $1, updated_at = $1
+                        "UPDATE notifications SET status = 'queued', updated_at = $1
                          WHERE id = $2 AND status = 'pending' AND attempts = $3",
                     )
                     .bind(&at)
