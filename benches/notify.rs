@@ -113,6 +113,42 @@ async fn run(label: &str, n: usize, queue_config: QueueConfig) {
         queue_config,
     });
 
+    // The ceiling: the channel's HTTP calls alone, as many at once as the worker makes.
+    if label.starts_with("embedded") {
+        let channel = services.channels["sms"].clone();
+        let started = Instant::now();
+        let next = Arc::new(AtomicUsize::new(0));
+        let mut calls = tokio::task::JoinSet::new();
+        for _ in 0..services.config.concurrency {
+            let (channel, next) = (channel.clone(), next.clone());
+            calls.spawn(async move {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= n {
+                        break;
+                    }
+                    let m = carehub::channels::Outbound {
+                        id: format!("direct-{i}"),
+                        to: "+84900000000".into(),
+                        subject: None,
+                        body: "Nhắc lịch hẹn".into(),
+                        language: "vi".into(),
+                    };
+                    channel.send(&m).await.unwrap();
+                }
+            });
+        }
+        while calls.join_next().await.is_some() {}
+        let took = started.elapsed();
+        println!(
+            "provider calls alone (sms_webhook → local gateway, {} at once): {n} in {:.2} s = {:.0}/s",
+            services.config.concurrency,
+            took.as_secs_f64(),
+            n as f64 / took.as_secs_f64()
+        );
+        received.store(0, Ordering::Relaxed);
+    }
+
     let rule = &services.rules.rules[0];
     let now = jiff::Timestamp::now();
     let rows: Vec<_> = (0..n)
