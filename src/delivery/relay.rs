@@ -97,6 +97,21 @@ pub async fn pass(s: &Arc<Services>) -> anyhow::Result<usize> {
         .due_notifications(now.as_millisecond(), s.config.relay_batch)
         .await?;
     let count = due.len();
+    // The persons' facts in three set-based queries (rules whose segments need visits or
+    // diagnoses read theirs one by one).
+    let plain: Vec<String> = due
+        .iter()
+        .filter(|n| s.rules.rule(&n.rule).is_some_and(|r| !needs_history(r)))
+        .map(|n| n.person_id.clone())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let mut facts: HashMap<String, Arc<crate::store::PersonFacts>> = HashMap::new();
+    if !plain.is_empty() {
+        for f in s.store.persons_facts(&plain).await? {
+            facts.insert(f.person_id.clone(), Arc::new(f));
+        }
+    }
     // Checked concurrently, handled in due order.
     let mut checks = tokio::task::JoinSet::new();
     let mut decisions: Vec<Option<anyhow::Result<Decision>>> = (0..count).map(|_| None).collect();
@@ -105,7 +120,8 @@ pub async fn pass(s: &Arc<Services>) -> anyhow::Result<usize> {
         while checks.len() < CHECKS_AT_ONCE {
             let Some((i, n)) = waiting.next() else { break };
             let s = s.clone();
-            checks.spawn(async move { (i, decide(&s, &n, now).await) });
+            let known = facts.get(&n.person_id).cloned();
+            checks.spawn(async move { (i, decide(&s, &n, now, known).await) });
         }
         match checks.join_next().await {
             Some(Ok((i, d))) => decisions[i] = Some(d),
@@ -178,15 +194,29 @@ pub async fn pass(s: &Arc<Services>) -> anyhow::Result<usize> {
     Ok(count)
 }
 
-/// Checks one due notification and, when it goes, renders it for its channel.
-pub async fn decide(s: &Services, n: &DueNotification, now: Timestamp) -> anyhow::Result<Decision> {
+/// Whether a rule's segment reads the person's visits or diagnoses.
+fn needs_history(rule: &crate::rules::Rule) -> bool {
+    let seg = &rule.config.segment;
+    !seg.diagnosis.is_empty() || seg.last_visit.is_some()
+}
+
+/// Checks one due notification and, when it goes, renders it for its channel. `known`: the
+/// person's facts when the pass read them already.
+pub async fn decide(
+    s: &Services,
+    n: &DueNotification,
+    now: Timestamp,
+    known: Option<Arc<crate::store::PersonFacts>>,
+) -> anyhow::Result<Decision> {
     let Some(rule) = s.rules.rule(&n.rule) else {
         return Ok(Decision::Cancel(format!("rule {} is no longer enabled", n.rule)));
     };
-    let seg = &rule.config.segment;
-    let history = !seg.diagnosis.is_empty() || seg.last_visit.is_some();
-    let Some(facts) = s.store.person_facts(&n.person_id, history).await? else {
-        return Ok(Decision::Suppress("person not found".into()));
+    let facts = match known {
+        Some(f) => f,
+        None => match s.store.person_facts(&n.person_id, needs_history(rule)).await? {
+            Some(f) => Arc::new(f),
+            None => return Ok(Decision::Suppress("person not found".into())),
+        },
     };
     if facts.profile.deceased == Some(true) {
         return Ok(Decision::Suppress("the person is deceased".into()));

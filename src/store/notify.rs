@@ -19,7 +19,8 @@ impl Store {
     }
 
     /// Writes the sends as they will be queued (still `pending`: a crash before the queue
-    /// confirms leaves them to the next relay pass).
+    /// confirms leaves them to the next relay pass). `published_at` is set here: a worker
+    /// may take a send before the relay marks it queued, and caps count from it.
     pub async fn stage_sends(&self, sends: &[Resolved]) -> Result<(), StoreError> {
         on_backend!(self, s => s.stage_sends(sends).await)
     }
@@ -117,6 +118,13 @@ impl Store {
     /// `history`: also read the last visit and the diagnoses (only segments need them).
     pub async fn person_facts(&self, person: &str, history: bool) -> Result<Option<PersonFacts>, StoreError> {
         on_backend!(self, s => s.person_facts(person, history).await)
+    }
+
+    /// The facts (without visits and diagnoses) of several persons at once, in three
+    /// set-based queries; persons merged away or unknown are left out (the relay reads
+    /// those one by one).
+    pub async fn persons_facts(&self, ids: &[String]) -> Result<Vec<PersonFacts>, StoreError> {
+        on_backend!(self, s => s.persons_facts(ids).await)
     }
 
     /// Sends of a rule (or, with `rule` None, of a category) to a person since `since`.

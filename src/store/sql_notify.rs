@@ -174,47 +174,76 @@ macro_rules! notify_queries {
                     .await?;
                 }
                 let mut answers = Vec::with_capacity(claims.len());
-                for c in claims {
-                    let claimed = sqlx::query(
+                // A worker's gathering is of one channel: one statement claims it all.
+                for group in claims.chunk_by(|a, b| a.channel == b.channel).flat_map(|g| g.chunks(500)) {
+                    let channel = &group[0].channel;
+                    let now_ms = group.iter().map(|c| c.now_ms).max().unwrap_or_default();
+                    let lease_ms = group.iter().map(|c| c.lease_ms).max().unwrap_or_default();
+                    // Placeholders only: the ids are bound, never written into the text.
+                    let marks = (5..5 + group.len()).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ");
+                    let mut q = sqlx::query(sqlx::AssertSqlSafe(format!(
                         "UPDATE notifications SET status = 'sending', claimed_until = $1, attempts = attempts + 1, updated_at = $2
-                         WHERE id = $3 AND channel = $4 AND body IS NOT NULL
-                           AND status IN ('pending', 'queued', 'sending')
-                           AND (claimed_until IS NULL OR claimed_until < $5)
-                         RETURNING rule, person_id, category, address, language, title, body, attempts",
-                    )
-                    .bind(c.now_ms + c.lease_ms)
+                         WHERE channel = $3 AND body IS NOT NULL AND status IN ('pending', 'queued', 'sending')
+                           AND (claimed_until IS NULL OR claimed_until < $4) AND id IN ({marks})
+                         RETURNING id, rule, person_id, category, address, language, title, body, attempts"
+                    )))
+                    .bind(now_ms + lease_ms)
                     .bind(&at)
-                    .bind(&c.id)
-                    .bind(&c.channel)
-                    .bind(c.now_ms)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                    if let Some(r) = claimed {
-                        answers.push(Claim::Send(ClaimedSend {
-                            id: c.id.clone(),
-                            rule: r.get("rule"),
-                            person_id: r.get("person_id"),
-                            category: r.get("category"),
-                            channel: c.channel.clone(),
-                            address: r.get("address"),
-                            language: r.get("language"),
-                            title: r.get("title"),
-                            body: r.get("body"),
-                            attempts: r.get::<i64, _>("attempts") - 1,
-                        }));
-                        continue;
+                    .bind(channel)
+                    .bind(now_ms);
+                    for c in group {
+                        q = q.bind(&c.id);
                     }
-                    let row: Option<(String, Option<String>)> =
-                        sqlx::query_as("SELECT status, channel FROM notifications WHERE id = $1")
-                            .bind(&c.id)
-                            .fetch_optional(&mut *tx)
-                            .await?;
-                    answers.push(match row {
-                        None => Claim::Missing,
-                        Some((status, _)) if status == "sending" => Claim::Busy,
-                        Some((status, Some(ch))) if ch != c.channel => Claim::Settled(format!("{status} (moved to {ch})")),
-                        Some((status, _)) => Claim::Settled(status),
-                    });
+                    let mut claimed: std::collections::HashMap<String, ClaimedSend> = std::collections::HashMap::new();
+                    for r in q.fetch_all(&mut *tx).await? {
+                        let id: String = r.get("id");
+                        claimed.insert(
+                            id.clone(),
+                            ClaimedSend {
+                                id,
+                                rule: r.get("rule"),
+                                person_id: r.get("person_id"),
+                                category: r.get("category"),
+                                channel: channel.clone(),
+                                address: r.get("address"),
+                                language: r.get("language"),
+                                title: r.get("title"),
+                                body: r.get("body"),
+                                attempts: r.get::<i64, _>("attempts") - 1,
+                            },
+                        );
+                    }
+                    let missed: Vec<&SendClaim> = group.iter().filter(|c| !claimed.contains_key(&c.id)).collect();
+                    let mut states: std::collections::HashMap<String, (String, Option<String>)> = std::collections::HashMap::new();
+                    if !missed.is_empty() {
+                        let marks = (1..=missed.len()).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ");
+                        let mut q = sqlx::query(sqlx::AssertSqlSafe(format!(
+                            "SELECT id, status, channel FROM notifications WHERE id IN ({marks})"
+                        )));
+                        for c in &missed {
+                            q = q.bind(&c.id);
+                        }
+                        for r in q.fetch_all(&mut *tx).await? {
+                            states.insert(r.get("id"), (r.get("status"), r.get("channel")));
+                        }
+                    }
+                    for c in group {
+                        // The same send twice in one gathering (two queue messages): the first
+                        // takes it, the second finds it held.
+                        if let Some(send) = claimed.remove(&c.id) {
+                            answers.push(Claim::Send(send));
+                            continue;
+                        }
+                        answers.push(match states.get(&c.id) {
+                            None if group.iter().any(|o| o.id == c.id && !std::ptr::eq(o, c)) => Claim::Busy,
+                            None => Claim::Missing,
+                            Some((status, _)) if status == "sending" => Claim::Busy,
+                            Some((status, Some(ch))) if ch != &c.channel => {
+                                Claim::Settled(format!("{status} (moved to {ch})"))
+                            }
+                            Some((status, _)) => Claim::Settled(status.clone()),
+                        });
+                    }
                 }
                 tx.commit().await?;
                 Ok(answers)
@@ -386,7 +415,7 @@ macro_rules! notify_queries {
                 // The records of the persons merged into this one count too.
                 let (mut last_visit, mut diagnoses): (Option<String>, Vec<Option<String>>) = (None, Vec::new());
                 if history {
-                last_visit = sqlx::query_scalar(concat!(
+                    last_visit = sqlx::query_scalar(concat!(
                     "WITH RECURSIVE family(id) AS (SELECT CAST($1 AS TEXT) UNION SELECT p.id FROM persons p JOIN family f ON p.merged_into = f.id) ",
                     "SELECT MAX(sort_at) FROM clinical_records WHERE kind = 'encounter' AND person_id IN (SELECT id FROM family)
                        AND (status IS NULL OR status NOT IN ('cancelled', 'entered-in-error', 'planned'))"
@@ -411,6 +440,65 @@ macro_rules! notify_queries {
                     last_visit,
                     diagnoses: diagnoses.into_iter().flatten().collect(),
                 }))
+            }
+
+            /// The facts (without visits and diagnoses) of several persons at once, in three
+            /// set-based queries; persons merged away or unknown are left out (the relay reads
+            /// those one by one).
+            pub async fn persons_facts(&self, ids: &[String]) -> Result<Vec<PersonFacts>, StoreError> {
+                let mut out: Vec<PersonFacts> = Vec::new();
+                for chunk in ids.chunks(500) {
+                    // Placeholders only: the ids are bound, never written into the text.
+                    let marks = (1..=chunk.len()).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ");
+                    let mut q = sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "SELECT id, profile FROM persons WHERE merged_into IS NULL AND id IN ({marks})"
+                    )));
+                    for id in chunk {
+                        q = q.bind(id);
+                    }
+                    let mut found: std::collections::HashMap<String, PersonFacts> = std::collections::HashMap::new();
+                    for r in q.fetch_all(&self.pool).await? {
+                        let id: String = r.get("id");
+                        let profile = serde_json::from_str(r.get::<&str, _>("profile"))?;
+                        found.insert(id.clone(), PersonFacts { person_id: id, profile, ..Default::default() });
+                    }
+                    let mut q = sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "SELECT person_id, language, timezone, addresses, tags FROM patient_preferences WHERE person_id IN ({marks})"
+                    )));
+                    for id in chunk {
+                        q = q.bind(id);
+                    }
+                    for r in q.fetch_all(&self.pool).await? {
+                        if let Some(f) = found.get_mut(r.get::<&str, _>("person_id")) {
+                            f.preferences = Preferences {
+                                language: r.get("language"),
+                                timezone: r.get("timezone"),
+                                addresses: serde_json::from_str(r.get::<&str, _>("addresses"))?,
+                                tags: serde_json::from_str(r.get::<&str, _>("tags"))?,
+                            };
+                        }
+                    }
+                    let mut q = sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "SELECT person_id, category, channel, decision, source, at FROM consents WHERE person_id IN ({marks})
+                         ORDER BY category, channel"
+                    )));
+                    for id in chunk {
+                        q = q.bind(id);
+                    }
+                    for r in q.fetch_all(&self.pool).await? {
+                        if let Some(f) = found.get_mut(r.get::<&str, _>("person_id")) {
+                            f.consents.push(ConsentView {
+                                category: r.get("category"),
+                                channel: r.get("channel"),
+                                decision: r.get("decision"),
+                                source: r.get("source"),
+                                at: r.get("at"),
+                            });
+                        }
+                    }
+                    out.extend(found.into_values());
+                }
+                Ok(out)
             }
 
             /// Sends of a rule (or, with `rule` None, of a category) to a person since `since`.
