@@ -179,12 +179,13 @@ macro_rules! notify_queries {
                     let channel = &group[0].channel;
                     let now_ms = group.iter().map(|c| c.now_ms).max().unwrap_or_default();
                     let lease_ms = group.iter().map(|c| c.lease_ms).max().unwrap_or_default();
-                    // Placeholders only: the ids are bound, never written into the text.
+                    // Placeholders only: the ids are bound, never written into the text. (`channel
+                    // || ''` keeps SQLite on the primary key rather than the channel's index.)
                     let marks = (5..5 + group.len()).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ");
                     let mut q = sqlx::query(sqlx::AssertSqlSafe(format!(
                         "UPDATE notifications SET status = 'sending', claimed_until = $1, attempts = attempts + 1, updated_at = $2
-                         WHERE channel = $3 AND body IS NOT NULL AND status IN ('pending', 'queued', 'sending')
-                           AND (claimed_until IS NULL OR claimed_until < $4) AND id IN ({marks})
+                         WHERE id IN ({marks}) AND channel || '' = $3 AND body IS NOT NULL
+                           AND status IN ('pending', 'queued', 'sending') AND (claimed_until IS NULL OR claimed_until < $4)
                          RETURNING id, rule, person_id, category, address, language, title, body, attempts"
                     )))
                     .bind(now_ms + lease_ms)
@@ -451,7 +452,7 @@ macro_rules! notify_queries {
                     // Placeholders only: the ids are bound, never written into the text.
                     let marks = (1..=chunk.len()).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ");
                     let mut q = sqlx::query(sqlx::AssertSqlSafe(format!(
-                        "SELECT id, profile FROM persons WHERE merged_into IS NULL AND id IN ({marks})"
+                        "SELECT id, profile FROM persons WHERE id IN ({marks}) AND COALESCE(merged_into, '') = ''"
                     )));
                     for id in chunk {
                         q = q.bind(id);
