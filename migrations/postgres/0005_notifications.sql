@@ -26,6 +26,8 @@ CREATE TABLE notifications (
     channel      TEXT,
     address      TEXT,
     language     TEXT,
+    -- The time zone quiet hours are read in for this person (their own, or the clinic's).
+    timezone     TEXT,
     title        TEXT,
     body         TEXT,
     provider_id  TEXT,

@@ -333,6 +333,7 @@ pub async fn decide(
                 id: n.id.clone(),
                 channel: name.clone(),
                 address,
+                timezone: tz.iana_name().map(str::to_string),
                 language: rendered.language,
                 title: rendered.title,
                 body: rendered.body,

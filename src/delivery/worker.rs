@@ -66,6 +66,15 @@ pub async fn run(s: Arc<Services>, channel: Arc<Channel>, mut shutdown: watch::R
     while tasks.join_next().await.is_some() {}
 }
 
+/// The zone quiet hours are read in for a send: the person's, as the relay staged it, or the
+/// clinic's.
+fn send_zone(s: &Services, send: &crate::store::ClaimedSend) -> jiff::tz::TimeZone {
+    send.timezone
+        .as_deref()
+        .and_then(|t| jiff::tz::TimeZone::get(t).ok())
+        .unwrap_or_else(|| s.rules.timezone.clone())
+}
+
 /// Sends one queued message and says how to settle it (each store write in its own
 /// transaction; the running workers group theirs).
 pub async fn handle(s: &Services, channel: &Channel, received: &Received) -> Settle {
@@ -119,7 +128,7 @@ async fn handle_with(s: &Services, channel: &Channel, ledger: &Ledger, received:
     let rule_quiet = s.rules.rule(&send.rule).is_none_or(|r| r.config.quiet_hours);
     if rule_quiet
         && let Some(q) = &s.config.quiet_hours
-        && let Some(until) = super::checks::quiet_until(q, jiff::Timestamp::now(), &s.rules.timezone)
+        && let Some(until) = super::checks::quiet_until(q, jiff::Timestamp::now(), &send_zone(s, &send))
     {
         let deferred = AttemptOutcome {
             id: send.id.clone(),

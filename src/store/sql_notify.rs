@@ -57,7 +57,7 @@ macro_rules! notify_queries {
                 for s in sends {
                     sqlx::query(
                         "UPDATE notifications SET channel = $1, address = $2, language = $3, title = $4, body = $5,
-                           updated_at = $6, published_at = $6 WHERE id = $7 AND status = 'pending'",
+                           updated_at = $6, published_at = $6, timezone = $8 WHERE id = $7 AND status = 'pending'",
                     )
                     .bind(&s.channel)
                     .bind(&s.address)
@@ -66,6 +66,7 @@ macro_rules! notify_queries {
                     .bind(&s.body)
                     .bind(&at)
                     .bind(&s.id)
+                    .bind(&s.timezone)
                     .execute(&mut *tx)
                     .await?;
                 }
@@ -186,7 +187,7 @@ macro_rules! notify_queries {
                         "UPDATE notifications SET status = 'sending', claimed_until = $1, attempts = attempts + 1, updated_at = $2
                          WHERE id IN ({marks}) AND channel || '' = $3 AND body IS NOT NULL
                            AND status IN ('pending', 'queued', 'sending') AND (claimed_until IS NULL OR claimed_until < $4)
-                         RETURNING id, rule, person_id, category, address, language, title, body, attempts"
+                         RETURNING id, rule, timezone, person_id, category, address, language, title, body, attempts"
                     )))
                     .bind(now_ms + lease_ms)
                     .bind(&at)
@@ -203,6 +204,7 @@ macro_rules! notify_queries {
                             ClaimedSend {
                                 id,
                                 rule: r.get("rule"),
+                                timezone: r.get("timezone"),
                                 person_id: r.get("person_id"),
                                 category: r.get("category"),
                                 channel: channel.clone(),
@@ -232,7 +234,7 @@ macro_rules! notify_queries {
                         // The same send twice in one gathering (two queue messages): the first
                         // takes it, the second finds it held.
                         if let Some(send) = claimed.remove(&c.id) {
-                            answers.push(Claim::Send(send));
+                            answers.push(Claim::Send(Box::new(send)));
                             continue;
                         }
                         answers.push(match states.get(&c.id) {

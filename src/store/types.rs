@@ -367,6 +367,8 @@ pub struct Resolved {
     pub channel: String,
     pub address: String,
     pub language: String,
+    /// The person's time zone (IANA), for quiet hours when a worker sends it later.
+    pub timezone: Option<String>,
     pub title: Option<String>,
     pub body: String,
 }
@@ -375,7 +377,7 @@ pub struct Resolved {
 #[derive(Debug, Clone)]
 pub enum Claim {
     /// Send this (attempt is the number of provider calls before this one).
-    Send(ClaimedSend),
+    Send(Box<ClaimedSend>),
     /// Already settled (`sent`, `delivered`, `failed`, `cancelled`, `suppressed`), or moved to
     /// another channel: nothing to send.
     Settled(String),
@@ -388,6 +390,8 @@ pub enum Claim {
 pub struct ClaimedSend {
     pub id: String,
     pub rule: String,
+    /// The person's time zone when the relay staged it.
+    pub timezone: Option<String>,
     pub person_id: String,
     pub category: String,
     pub channel: String,

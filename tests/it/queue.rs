@@ -398,3 +398,79 @@ async fn rabbitmq_a_send_that_keeps_failing_ends_in_the_dead_letters() {
     a_send_that_keeps_failing_ends_in_the_dead_letters(&b).await;
     rabbit_cleanup(&b).await;
 }
+
+#[tokio::test]
+async fn a_send_reaching_quiet_hours_in_the_patients_zone_waits_without_a_provider_call() {
+    let Some(b) = Bench::embedded(test_queue_config()).await else {
+        return;
+    };
+    // A zone where it is night now (some zone always is).
+    let zones = [
+        "Pacific/Kiritimati",
+        "Asia/Tokyo",
+        "Asia/Kolkata",
+        "Europe/Moscow",
+        "Europe/London",
+        "America/Sao_Paulo",
+        "America/New_York",
+        "America/Denver",
+        "Pacific/Honolulu",
+    ];
+    let night = zones
+        .iter()
+        .find(|z| {
+            let hour = jiff::Timestamp::now()
+                .to_zoned(jiff::tz::TimeZone::get(z).unwrap())
+                .hour();
+            !(8..21).contains(&hour)
+        })
+        .expect("a zone where it is night");
+    let s = &b.services;
+    let prefs = carehub::store::Preferences {
+        timezone: Some(night.to_string()),
+        ..Default::default()
+    };
+    s.store.set_preferences(&b.person, &prefs).await.unwrap();
+    // Staged and queued by day somewhere, sent by a worker whose clinic keeps quiet hours.
+    let ids = b.publish(1).await;
+    // The same rule, keeping quiet hours.
+    let doc = Document::parse(
+        "notice.yaml",
+        &RULE.replace("quiet_hours: false", "quiet_hours: true"),
+    )
+    .unwrap();
+    let quiet_rule: RuleConfig = doc.deserialize().0.unwrap();
+    let quiet_worker = Services {
+        store: s.store.clone(),
+        queue: s.queue.clone(),
+        rules: Arc::new(RuleSet::new(&[quiet_rule], s.rules.timezone.clone())),
+        templates: s.templates.clone(),
+        channels: s.channels.clone(),
+        config: NotifyConfig {
+            quiet_hours: Some(carehub::delivery::QuietHours {
+                start: "21:00".into(),
+                end: "08:00".into(),
+            }),
+            ..Default::default()
+        },
+        queue_config: s.queue_config.clone(),
+    };
+    let mut consumer = s.queue.consume("sms").await.unwrap();
+    let d = tokio::time::timeout(Duration::from_secs(10), consumer.next())
+        .await
+        .unwrap()
+        .unwrap();
+    let settle = worker::handle(&quiet_worker, &b.channel(), d.received()).await;
+    assert_eq!(settle, Settle::Ack, "handed back to the relay, not retried");
+    d.settle(settle).await.unwrap();
+    assert!(
+        b.gateway.bodies().is_empty(),
+        "no call at night in the patient's zone ({night})"
+    );
+    let sends = s.store.interactions(&b.person, 10).await.unwrap();
+    let send = sends.iter().find(|x| x.id == ids[0]).unwrap();
+    assert_eq!(
+        (send.status.as_str(), send.detail.as_deref()),
+        ("pending", Some("quiet hours"))
+    );
+}
