@@ -680,7 +680,11 @@ macro_rules! notify_queries {
             /// Whether a person has a booked appointment at or after `from`.
             pub async fn has_booked_appointment(&self, person: &str, from: &str) -> Result<bool, StoreError> {
                 let n: i64 = sqlx::query_scalar(
-                    "SELECT COUNT(*) FROM clinical_records WHERE kind = 'appointment' AND person_id = $1 AND status = 'booked' AND sort_at >= $2",
+                    concat!(
+                        "WITH RECURSIVE family(id) AS (SELECT CAST($1 AS TEXT) UNION SELECT p.id FROM persons p JOIN family f ON p.merged_into = f.id) ",
+                        "SELECT COUNT(*) FROM clinical_records WHERE kind = 'appointment' AND person_id IN (SELECT id FROM family)
+                           AND status = 'booked' AND sort_at >= $2"
+                    ),
                 )
                 .bind(person)
                 .bind(from)
@@ -713,10 +717,14 @@ macro_rules! notify_queries {
             /// Persons whose latest visit falls in [from, to) (UTC sort keys).
             pub async fn last_visits_between(&self, from: &str, to: &str) -> Result<Vec<ScheduledFact>, StoreError> {
                 let rows = sqlx::query(
-                    "SELECT person_id, MAX(sort_at) AS last FROM clinical_records
-                     WHERE kind = 'encounter' AND person_id IS NOT NULL
-                       AND (status IS NULL OR status NOT IN ('cancelled', 'entered-in-error', 'planned'))
-                     GROUP BY person_id HAVING MAX(sort_at) >= $1 AND MAX(sort_at) < $2",
+                    // Visits count for the person they belong to now: a person merged away
+                    // lends their visits to the survivor (one merge deep).
+                    "SELECT COALESCE(p.merged_into, c.person_id) AS person_id, MAX(c.sort_at) AS last
+                     FROM clinical_records c LEFT JOIN persons p ON p.id = c.person_id
+                     WHERE c.kind = 'encounter' AND c.person_id IS NOT NULL
+                       AND (c.status IS NULL OR c.status NOT IN ('cancelled', 'entered-in-error', 'planned'))
+                     GROUP BY COALESCE(p.merged_into, c.person_id)
+                     HAVING MAX(c.sort_at) >= $1 AND MAX(c.sort_at) < $2",
                 )
                 .bind(from)
                 .bind(to)
