@@ -81,6 +81,22 @@ pub async fn check(s: &Services, rule: &Rule, now: Timestamp) -> anyhow::Result<
             .unwrap_or(now)
             .max(now)
     };
+    // A notification of this rule about one fact, under its de-duplication key.
+    let owed = |fact: &crate::store::ScheduledFact, context, cause, due| {
+        let key = s
+            .rules
+            .dedupe_key(rule, &fact.person_id, fact.subject.as_deref(), &fact.data, now);
+        s.rules.row(
+            rule,
+            &fact.person_id,
+            fact.subject.clone(),
+            key,
+            context,
+            cause,
+            due,
+            now,
+        )
+    };
     let mut rows = Vec::new();
     if let (Some(_), Some(offset)) = (&c.trigger.before, &c.trigger.offset) {
         let offset = Span::parse(offset).map_err(anyhow::Error::msg)?;
@@ -104,39 +120,19 @@ pub async fn check(s: &Services, rule: &Rule, now: Timestamp) -> anyhow::Result<
             {
                 continue;
             }
-            let key = s
-                .rules
-                .dedupe_key(rule, &fact.person_id, fact.subject.as_deref(), &fact.data, now);
-            rows.push(s.rules.row(
-                rule,
-                &fact.person_id,
-                fact.subject.clone(),
-                key,
-                json!({"event": "appointment.upcoming", "record": fact.data}),
-                format!(
-                    "{} before appointment.start",
-                    c.trigger.offset.as_deref().unwrap_or("")
-                ),
-                now,
-                now,
-            ));
+            let cause = format!(
+                "{} before appointment.start",
+                c.trigger.offset.as_deref().unwrap_or("")
+            );
+            let context = json!({"event": "appointment.upcoming", "record": fact.data});
+            rows.push(owed(&fact, context, cause, now));
         }
     } else if c.trigger.birthday == Some(true) {
         let today = now.to_zoned(tz.clone());
         let month_day = format!("{:02}-{:02}", today.month(), today.day());
         let due = due_today();
         for fact in s.store.birthdays(&month_day).await? {
-            let key = s.rules.dedupe_key(rule, &fact.person_id, None, &fact.data, now);
-            rows.push(s.rules.row(
-                rule,
-                &fact.person_id,
-                None,
-                key,
-                json!({"event": "birthday"}),
-                "birthday".into(),
-                due,
-                now,
-            ));
+            rows.push(owed(&fact, json!({"event": "birthday"}), "birthday".into(), due));
         }
     } else if let Some(recall) = &c.trigger.recall {
         let (from, to) = (
@@ -158,18 +154,12 @@ pub async fn check(s: &Services, rule: &Rule, now: Timestamp) -> anyhow::Result<
             {
                 continue;
             }
-            let key = s
-                .rules
-                .dedupe_key(rule, &fact.person_id, fact.subject.as_deref(), &fact.data, now);
-            rows.push(s.rules.row(
-                rule,
-                &fact.person_id,
-                fact.subject.clone(),
-                key,
+            let cause = format!("recall {}–{} after the last visit", recall.from, recall.to);
+            rows.push(owed(
+                &fact,
                 json!({"event": "recall", "last_visit": fact.sort_at}),
-                format!("recall {}–{} after the last visit", recall.from, recall.to),
+                cause,
                 due,
-                now,
             ));
         }
     }

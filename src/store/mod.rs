@@ -13,6 +13,8 @@ mod sql;
 mod sql_clinical;
 mod sql_notify;
 mod sql_pull;
+mod sql_queue;
+mod sql_schedule;
 mod sqlite;
 mod sqlite_writer;
 mod types;

@@ -1,5 +1,6 @@
 //! The notification side of [`Store`]: the outbox relay, workers, consent, preferences,
-//! interactions, reports, the scheduler's facts and the embedded queue (queries in `sql_notify.rs`).
+//! interactions, reports, the scheduler's facts and the embedded queue (queries in `sql_notify.rs`,
+//! `sql_schedule.rs` and `sql_queue.rs`).
 
 use super::*;
 
@@ -148,6 +149,23 @@ impl Store {
         on_backend!(self, s => s.channel_report(from, to).await)
     }
 
+    /// Sends left behind go back to the relay: `sending` whose worker's hold ran out long
+    /// ago (the worker died), `queued` published longer ago than `queued_ms` (its queue
+    /// message was lost or dead-lettered). A resend is claimed once, as always.
+    pub async fn requeue_stranded(
+        &self,
+        now_ms: i64,
+        grace_ms: i64,
+        queued_before: &str,
+    ) -> Result<u64, StoreError> {
+        on_backend!(self, s => s.requeue_stranded(now_ms, grace_ms, queued_before).await)
+    }
+
+    /// Notifications by status (ops: the outbox's depth).
+    pub async fn notification_counts(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        on_backend!(self, s => s.notification_counts().await)
+    }
+
     /// Notifications the scheduler makes, each once (a known de-duplication key is skipped).
     pub async fn insert_notifications(
         &self,
@@ -187,23 +205,6 @@ impl Store {
 
     pub async fn set_rule_run(&self, rule: &str, at: &str, created: i64) -> Result<(), StoreError> {
         on_backend!(self, s => s.set_rule_run(rule, at, created).await)
-    }
-
-    /// Sends left behind go back to the relay: `sending` whose worker's hold ran out long
-    /// ago (the worker died), `queued` published longer ago than `queued_ms` (its queue
-    /// message was lost or dead-lettered). A resend is claimed once, as always.
-    pub async fn requeue_stranded(
-        &self,
-        now_ms: i64,
-        grace_ms: i64,
-        queued_before: &str,
-    ) -> Result<u64, StoreError> {
-        on_backend!(self, s => s.requeue_stranded(now_ms, grace_ms, queued_before).await)
-    }
-
-    /// Notifications by status (ops: the outbox's depth).
-    pub async fn notification_counts(&self) -> Result<Vec<(String, i64)>, StoreError> {
-        on_backend!(self, s => s.notification_counts().await)
     }
 
     pub async fn queue_push(&self, queue_rows: &[(String, String, String, i64)]) -> Result<(), StoreError> {

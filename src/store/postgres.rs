@@ -20,6 +20,8 @@ use super::sql::{CHUNK, LOOKUP_TERMS, LOOKUP_VALUES, like_escape, now, store_que
 use super::sql_clinical::clinical_queries;
 use super::sql_notify::notify_queries;
 use super::sql_pull::pull_queries;
+use super::sql_queue::queue_queries;
+use super::sql_schedule::schedule_queries;
 use super::types::*;
 use crate::identity::link::match_record;
 use crate::identity::{MatchInput, Matcher};
@@ -555,5 +557,7 @@ store_queries!(
 );
 
 clinical_queries!(PgStore);
-notify_queries!(PgStore, "FOR UPDATE SKIP LOCKED");
+notify_queries!(PgStore);
+schedule_queries!(PgStore);
+queue_queries!(PgStore, "FOR UPDATE SKIP LOCKED");
 pull_queries!(PgStore, sqlx::postgres::PgRow);

@@ -18,6 +18,8 @@ use super::sql::{CHUNK, like_escape, now, store_queries};
 use super::sql_clinical::clinical_queries;
 use super::sql_notify::notify_queries;
 use super::sql_pull::pull_queries;
+use super::sql_queue::queue_queries;
+use super::sql_schedule::schedule_queries;
 use super::sqlite_writer::SqliteWriter;
 use super::types::*;
 use crate::config::SqliteSync;
@@ -140,5 +142,7 @@ store_queries!(
 );
 
 clinical_queries!(SqliteStore);
-notify_queries!(SqliteStore, "");
+notify_queries!(SqliteStore);
+schedule_queries!(SqliteStore);
+queue_queries!(SqliteStore, "");
 pull_queries!(SqliteStore, sqlx::sqlite::SqliteRow);
