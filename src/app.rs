@@ -152,6 +152,17 @@ pub async fn start(settings: Settings) -> anyhow::Result<Hub> {
         .context("opening the store")?
         .with_matcher(matcher)
         .with_rules(rules.clone());
+    // Before any source starts: golden records follow the survivorship rules as configured now.
+    let rederived = store
+        .rederive_golden_records()
+        .await
+        .context("deriving golden records under new survivorship rules")?;
+    if rederived > 0 {
+        tracing::info!(
+            persons = rederived,
+            "golden records derived again under changed survivorship rules"
+        );
+    }
     if settings.hub.identity.matching {
         // Before any source starts: records stored while matching was off (or before it
         // existed) become findable. Idempotent, resumable, a thousand records per transaction.

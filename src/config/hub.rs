@@ -324,6 +324,9 @@ impl HubConfig {
         if let Err(e) = self.identity.model.validate() {
             problems.push(doc.problem("identity.model", e.to_string()));
         }
+        for (field, problem) in self.identity.survivorship.problems() {
+            problems.push(doc.problem(&format!("identity.survivorship.{field}"), problem));
+        }
         if self.identity.max_block == 0 {
             problems.push(doc.problem("identity.max_block", "must be at least 1"));
         }

@@ -9,7 +9,10 @@
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-use super::{MatchRecord, Model, ModelConfig, Prepared, ScoreBreakdown, blocking_keys, prepare};
+use super::{
+    MatchRecord, Model, ModelConfig, Prepared, ScoreBreakdown, Survivorship, SurvivorshipConfig,
+    blocking_keys, prepare,
+};
 use crate::model::{ContactSystem, ProfilePatch, Sex};
 
 /// The `identity:` section of `carehub.yaml`.
@@ -30,6 +33,9 @@ pub struct IdentityConfig {
     /// m/u probabilities, thresholds (`link`, `review`), veto, term frequencies: see
     /// docs/identity.md. Every part is optional.
     pub model: ModelConfig,
+    /// How a person's golden record is derived from its source records, field by field
+    /// (docs/identity.md "Survivorship").
+    pub survivorship: SurvivorshipConfig,
 }
 
 impl Default for IdentityConfig {
@@ -39,6 +45,7 @@ impl Default for IdentityConfig {
             max_block: 25,
             max_candidates: 40,
             model: ModelConfig::default(),
+            survivorship: SurvivorshipConfig::default(),
         }
     }
 }
@@ -50,6 +57,8 @@ pub struct Matcher {
     pub matching: bool,
     pub max_block: usize,
     pub max_candidates: usize,
+    /// The golden record's rules.
+    pub survivorship: Survivorship,
 }
 
 impl Matcher {
@@ -60,6 +69,7 @@ impl Matcher {
             matching: config.matching,
             max_block: config.max_block.max(1),
             max_candidates: config.max_candidates.max(1),
+            survivorship: Survivorship::new(config.survivorship.clone()),
         })
     }
 

@@ -28,6 +28,7 @@ pub mod normalise;
 pub mod phonetic;
 pub mod prepare;
 pub mod similarity;
+pub mod survivorship;
 pub mod tf;
 
 pub use blocking::blocking_keys;
@@ -39,4 +40,5 @@ pub use model::{
     ConfigError, FieldScore, LevelProbs, MatchOutcome, Model, ModelConfig, ScoreBreakdown, TfConfig,
 };
 pub use prepare::{MatchRecord, Prepared, Sex, prepare};
+pub use survivorship::{SourceState, Survivorship, SurvivorshipConfig};
 pub use tf::TermFrequencies;

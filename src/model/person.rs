@@ -110,6 +110,27 @@ impl ProfilePatch {
         self == &ProfilePatch::default()
     }
 
+    /// Lays a newer statement *of the same source* over this one: each field it states replaces
+    /// the older value (a list as a whole — the source's current phones, not every phone it
+    /// ever sent), identifiers accumulate, consents replace per purpose. A field the newer
+    /// statement leaves out keeps its value: an update never erases by omission.
+    pub fn overlay(&mut self, newer: &ProfilePatch) {
+        fn replace<T: Clone>(into: &mut Vec<T>, from: &[T]) {
+            if !from.is_empty() {
+                *into = from.to_vec();
+            }
+        }
+        for i in &newer.identifiers {
+            if !self.identifiers.contains(i) {
+                self.identifiers.push(i.clone());
+            }
+        }
+        replace(&mut self.names, &newer.names);
+        replace(&mut self.telecom, &newer.telecom);
+        replace(&mut self.addresses, &newer.addresses);
+        self.absorb_scalars(newer);
+    }
+
     /// Merges `newer` into `self`: scalar fields take the newer value when it has one; lists
     /// gain the entries they did not have. Nothing is ever erased by an empty value.
     pub fn absorb(&mut self, newer: &ProfilePatch) {
@@ -127,14 +148,19 @@ impl ProfilePatch {
             union(&mut names, &self.names);
             self.names = names;
         }
+        union(&mut self.telecom, &newer.telecom);
+        union(&mut self.addresses, &newer.addresses);
+        self.absorb_scalars(newer);
+    }
+
+    /// The newer value of every scalar field it states; consents replaced per purpose.
+    fn absorb_scalars(&mut self, newer: &ProfilePatch) {
         if newer.birth_date.is_some() {
             self.birth_date.clone_from(&newer.birth_date);
         }
         if newer.sex.is_some() {
             self.sex = newer.sex;
         }
-        union(&mut self.telecom, &newer.telecom);
-        union(&mut self.addresses, &newer.addresses);
         if newer.language.is_some() {
             self.language.clone_from(&newer.language);
         }

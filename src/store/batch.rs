@@ -14,7 +14,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use super::types::*;
-use crate::identity::{Decision, MatchInput, Matcher, Prepared};
+use crate::identity::{Decision, MatchInput, Matcher, Prepared, SourceState, Survivorship};
 use crate::model::ProfilePatch;
 
 #[path = "batch_clinical.rs"]
@@ -195,7 +195,11 @@ pub struct PersonRow {
     pub id: String,
     /// Made by this batch (`patient.created`).
     pub new: bool,
+    /// The golden record as JSON, written by [`settle`].
     pub profile: String,
+    /// The stored golden record with the batch's statements absorbed: what matching in the
+    /// rest of the batch saw, and the profile kept should no source record be found.
+    pub interim: ProfilePatch,
     pub created_at: String,
     pub updated_at: String,
 }
@@ -205,7 +209,13 @@ pub struct SourceRecordRow {
     pub source_system: String,
     pub source_key: String,
     pub person_id: String,
+    /// What the source states now: its earlier statement with this batch's laid over it
+    /// ([`settle`] completes it for records already stored, and writes `patch`).
+    pub state: ProfilePatch,
+    /// `state` as JSON, once settled.
     pub patch: String,
+    /// The record was stored before this batch.
+    pub stored: bool,
     pub last_message_id: i64,
     pub at: String,
     /// How the record came to its person (`identifier`, `match`, `review`, `new`); kept from
@@ -404,18 +414,18 @@ pub fn plan<'a>(
                             d.2 = r.received_at.clone();
                         }
                         let skey = (source_system.clone(), source_key(r, p));
-                        let patch_json = serde_json::to_string(p)?;
                         let source_id = match sources.get(&skey) {
                             Some(&i) => {
                                 let s = &mut plan.source_records[i];
-                                s.patch = patch_json;
+                                s.state.overlay(p);
                                 s.last_message_id = id;
                                 s.at = r.received_at.clone();
                                 s.id
                             }
                             None => {
-                                let sid = match l.source_records.get(&skey) {
-                                    Some(&sid) => sid,
+                                let stored = l.source_records.get(&skey).copied();
+                                let sid = match stored {
+                                    Some(sid) => sid,
                                     None => {
                                         next_source += 1;
                                         next_source - 1
@@ -427,7 +437,9 @@ pub fn plan<'a>(
                                     source_system: skey.0.clone(),
                                     source_key: skey.1.clone(),
                                     person_id: person_id.clone(),
-                                    patch: patch_json,
+                                    state: p.clone(),
+                                    patch: String::new(),
+                                    stored: stored.is_some(),
                                     last_message_id: id,
                                     at: r.received_at.clone(),
                                     link_method: method,
@@ -564,12 +576,13 @@ pub fn plan<'a>(
     }
 
     for (id, created, updated) in dirty {
-        let profile = serde_json::to_string(l.profiles.get(&id).expect("profile of a touched person"))?;
         plan.persons.push(PersonRow {
             new: created.is_some(),
             created_at: created.unwrap_or_else(|| updated.clone()),
+            interim: l.profiles.remove(&id).unwrap_or_default(),
             id,
-            profile,
+            // Derived from the person's source records by `settle`.
+            profile: String::new(),
             updated_at: updated,
         });
     }
@@ -578,6 +591,84 @@ pub fn plan<'a>(
         plan.keys_through = plan.source_records.iter().map(|s| s.id).max();
     }
     Ok(plan)
+}
+
+/// A stored source record, as survivorship reads it.
+#[derive(Debug)]
+pub struct StoredSource {
+    pub id: i64,
+    pub person_id: String,
+    pub system: String,
+    pub at: String,
+    pub message_id: i64,
+    pub patch: ProfilePatch,
+}
+
+/// What the backend must read before [`settle`]: every source record of the stored persons
+/// the batch touches (their golden records are derived again), and the stored records the
+/// batch updates (their new statement is laid over the old). Nothing for new persons.
+pub fn stored_needed(plan: &Plan<'_>) -> (Vec<String>, Vec<i64>) {
+    let persons = plan
+        .persons
+        .iter()
+        .filter(|p| !p.new)
+        .map(|p| p.id.clone())
+        .collect();
+    let sources = plan
+        .source_records
+        .iter()
+        .filter(|s| s.stored)
+        .map(|s| s.id)
+        .collect();
+    (persons, sources)
+}
+
+/// Completes a plan with what was stored: each updated source record's state (the earlier
+/// statement with the batch's over it), then each touched person's golden record, derived
+/// from all its source records by the survivorship rules.
+pub fn settle(
+    plan: &mut Plan<'_>,
+    stored: &[StoredSource],
+    survivorship: &Survivorship,
+) -> Result<(), serde_json::Error> {
+    let by_id: HashMap<i64, &StoredSource> = stored.iter().map(|s| (s.id, s)).collect();
+    for row in &mut plan.source_records {
+        if let Some(old) = by_id.get(&row.id).filter(|_| row.stored) {
+            let mut state = old.patch.clone();
+            state.overlay(&row.state);
+            row.state = state;
+            // A stored record stays with its person (the write never moves it).
+            row.person_id.clone_from(&old.person_id);
+        }
+        row.patch = serde_json::to_string(&row.state)?;
+    }
+    let in_batch: HashSet<i64> = plan.source_records.iter().map(|s| s.id).collect();
+    let mut rows_of: HashMap<&str, Vec<SourceState<'_>>> = HashMap::new();
+    for s in stored.iter().filter(|s| !in_batch.contains(&s.id)) {
+        rows_of.entry(&s.person_id).or_default().push(SourceState {
+            record_id: s.id,
+            system: &s.system,
+            at: &s.at,
+            message_id: s.message_id,
+            patch: &s.patch,
+        });
+    }
+    for s in &plan.source_records {
+        rows_of.entry(&s.person_id).or_default().push(SourceState {
+            record_id: s.id,
+            system: &s.source_system,
+            at: &s.at,
+            message_id: s.last_message_id,
+            patch: &s.state,
+        });
+    }
+    for person in &mut plan.persons {
+        person.profile = match rows_of.get(person.id.as_str()) {
+            Some(states) => serde_json::to_string(&survivorship.golden(states))?,
+            None => serde_json::to_string(&person.interim)?,
+        };
+    }
+    Ok(())
 }
 
 /// What matching made of one record.

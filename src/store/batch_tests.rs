@@ -82,26 +82,62 @@ fn a_copy_within_the_batch_or_from_before_is_a_duplicate() {
 }
 
 #[test]
-fn a_known_identifier_updates_the_existing_golden_record() {
+fn a_known_identifier_updates_the_golden_record_derived_from_all_sources() {
     let mut l = fresh();
     l.identifiers.insert(("H".into(), "A".into()), "p1".into());
-    l.profiles.insert(
-        "p1".into(),
-        ProfilePatch {
-            language: Some("vi".into()),
-            ..Default::default()
-        },
-    );
     let records = [record("1", "A", "h1")];
-    let plan = plan(&records, l, &[], &Matcher::default()).unwrap();
+    let mut plan = plan(&records, l, &[], &Matcher::default()).unwrap();
     assert_eq!(plan.persons.len(), 1);
     assert_eq!(plan.persons[0].id, "p1");
-    assert!(
-        plan.persons[0].profile.contains("\"language\":\"vi\""),
-        "nothing erased"
-    );
     assert!(
         plan.identifiers.is_empty(),
         "a known identifier is not inserted again"
     );
+    assert_eq!(stored_needed(&plan), (vec!["p1".to_string()], vec![]));
+    // The person's other source (a lab system) states a language this record does not.
+    let lab = StoredSource {
+        id: 2,
+        person_id: "p1".into(),
+        system: "LIS".into(),
+        at: "2026-11-01T00:00:00Z".into(),
+        message_id: 3,
+        patch: ProfilePatch {
+            language: Some("vi".into()),
+            ..Default::default()
+        },
+    };
+    settle(&mut plan, &[lab], &Matcher::default().survivorship).unwrap();
+    let golden: ProfilePatch = serde_json::from_str(&plan.persons[0].profile).unwrap();
+    assert_eq!(golden.language.as_deref(), Some("vi"), "nothing erased");
+    assert_eq!(golden.identifiers.len(), 1);
+}
+
+#[test]
+fn an_update_of_a_stored_source_record_is_laid_over_what_it_said() {
+    let mut l = fresh();
+    l.identifiers.insert(("H".into(), "A".into()), "p1".into());
+    l.source_records.insert(("EMR^H".into(), "H|A".into()), 4);
+    let records = [record("1", "A", "h1")];
+    let mut plan = plan(&records, l, &[], &Matcher::default()).unwrap();
+    assert_eq!(stored_needed(&plan), (vec!["p1".to_string()], vec![4]));
+    let before = StoredSource {
+        id: 4,
+        person_id: "p1".into(),
+        system: "EMR^H".into(),
+        at: "2026-11-01T00:00:00Z".into(),
+        message_id: 3,
+        patch: ProfilePatch {
+            language: Some("ru".into()),
+            ..Default::default()
+        },
+    };
+    settle(&mut plan, &[before], &Matcher::default().survivorship).unwrap();
+    let state: ProfilePatch = serde_json::from_str(&plan.source_records[0].patch).unwrap();
+    assert_eq!(
+        state.language.as_deref(),
+        Some("ru"),
+        "an update that leaves it out keeps it"
+    );
+    assert_eq!(state.identifiers.len(), 1);
+    assert!(plan.persons[0].profile.contains("\"language\":\"ru\""));
 }

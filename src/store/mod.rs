@@ -225,11 +225,11 @@ impl Store {
         value: &str,
         system: Option<&str>,
     ) -> Result<Vec<PersonView>, StoreError> {
-        on_backend!(self, s => s.find_persons(value, system).await)
+        on_backend!(self, s => s.find_persons(value, system, &self.matcher.survivorship).await)
     }
 
     pub async fn person(&self, id: &str) -> Result<Option<PersonView>, StoreError> {
-        on_backend!(self, s => s.person(id).await)
+        on_backend!(self, s => s.person(id, &self.matcher.survivorship).await)
     }
 
     pub async fn person_count(&self) -> Result<i64, StoreError> {
@@ -262,13 +262,14 @@ impl Store {
 
     /// Decides an open review item: `link` merges its new person into the candidate.
     pub async fn decide_review(&self, id: i64, link: bool) -> Result<ReviewItem, StoreError> {
-        on_backend!(self, s => s.decide_review(id, link).await)
+        on_backend!(self, s => s.decide_review(id, link, &self.matcher.survivorship).await)
     }
 
     /// Merges `merged` into `survivor`: its source records and identifiers move, its row stays
-    /// (marked `merged_into`), and both golden records are kept so that an unmerge is exact.
+    /// (marked `merged_into`), and the survivor's golden record is derived again from all its
+    /// source records (an unmerge derives both again: exact by construction).
     pub async fn merge(&self, survivor: &str, merged: &str, reason: &str) -> Result<MergeView, StoreError> {
-        on_backend!(self, s => s.merge(survivor, merged, reason).await)
+        on_backend!(self, s => s.merge(survivor, merged, reason, &self.matcher.survivorship).await)
     }
 
     /// A person's clinical records, newest first (with those of persons merged into it).
@@ -288,12 +289,12 @@ impl Store {
         survivor: &str,
         retired: &[crate::model::Identifier],
     ) -> Result<String, StoreError> {
-        on_backend!(self, s => s.merge_request(message_id, survivor, retired).await)
+        on_backend!(self, s => s.merge_request(message_id, survivor, retired, &self.matcher.survivorship).await)
     }
 
     /// Undoes the latest merge into `survivor`.
     pub async fn unmerge(&self, survivor: &str) -> Result<MergeView, StoreError> {
-        on_backend!(self, s => s.unmerge(survivor).await)
+        on_backend!(self, s => s.unmerge(survivor, &self.matcher.survivorship).await)
     }
 
     pub async fn cursors(&self, connector: &str) -> Result<Vec<(String, String)>, StoreError> {
@@ -332,6 +333,12 @@ impl Store {
 
     pub async fn connectors(&self) -> Result<Vec<ConnectorStatus>, StoreError> {
         on_backend!(self, s => s.connectors().await)
+    }
+
+    /// Derives every golden record again when the survivorship rules changed since they were
+    /// derived (see `identity_state.golden_rules`); run at start. Returns how many changed.
+    pub async fn rederive_golden_records(&self) -> Result<u64, StoreError> {
+        on_backend!(self, s => s.rederive_golden_records(&self.matcher.survivorship).await)
     }
 
     /// Brings the blocking-key index up to date for records stored without keys (see

@@ -77,7 +77,9 @@ impl PgStore {
             .await?;
         let mut lookups = Self::ingest_lookup(&mut tx, records).await?;
         Self::candidate_lookup(&mut tx, records, &inputs, matcher, &mut lookups).await?;
-        let plan = batch::plan(records, lookups, &inputs, matcher)?;
+        let mut plan = batch::plan(records, lookups, &inputs, matcher)?;
+        let stored = Self::stored_sources(&mut tx, &plan).await?;
+        batch::settle(&mut plan, &stored, &matcher.survivorship)?;
         let priors = Self::clinical_priors(&mut tx, &batch::watched(&plan, rules)).await?;
         Self::ingest_write(&mut tx, &plan).await?;
         let (notifications, stops) = batch::outbox(&plan, &priors, rules, jiff::Timestamp::now())?;
@@ -89,6 +91,37 @@ impl PgStore {
 
 /// The ingest batch: set-based look-ups and multi-row writes.
 impl PgStore {
+    /// The stored source records survivorship needs for this plan ([`batch::stored_needed`]).
+    async fn stored_sources(
+        tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+        plan: &batch::Plan<'_>,
+    ) -> Result<Vec<batch::StoredSource>, StoreError> {
+        let (persons, ids) = batch::stored_needed(plan);
+        if persons.is_empty() && ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows: Vec<(i64, String, String, String, Option<i64>, String)> = sqlx::query_as(
+            "SELECT id, person_id, source_system, updated_at, last_message_id, patch FROM source_records
+             WHERE person_id = ANY($1) OR id = ANY($2)",
+        )
+        .bind(&persons)
+        .bind(&ids)
+        .fetch_all(&mut **tx)
+        .await?;
+        rows.into_iter()
+            .map(|(id, person_id, system, at, message_id, patch)| {
+                Ok(batch::StoredSource {
+                    id,
+                    person_id,
+                    system,
+                    at,
+                    message_id: message_id.unwrap_or(0),
+                    patch: serde_json::from_str(&patch)?,
+                })
+            })
+            .collect()
+    }
+
     /// The stored state of the clinical records a batch is about to overwrite.
     async fn clinical_priors(
         tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,

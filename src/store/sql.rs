@@ -45,6 +45,7 @@ macro_rules! store_queries {
                 &self,
                 value: &str,
                 system: Option<&str>,
+                survivorship: &crate::identity::Survivorship,
             ) -> Result<Vec<PersonView>, StoreError> {
                 let ids: Vec<String> = match system {
                     Some(sys) => {
@@ -65,14 +66,18 @@ macro_rules! store_queries {
                 };
                 let mut out = Vec::new();
                 for id in ids {
-                    if let Some(p) = self.person(&id).await? {
+                    if let Some(p) = self.person(&id, survivorship).await? {
                         out.push(p);
                     }
                 }
                 Ok(out)
             }
 
-            pub async fn person(&self, id: &str) -> Result<Option<PersonView>, StoreError> {
+            pub async fn person(
+                &self,
+                id: &str,
+                survivorship: &crate::identity::Survivorship,
+            ) -> Result<Option<PersonView>, StoreError> {
                 let Some(row) = sqlx::query("SELECT id, profile, merged_into, created_at, updated_at FROM persons WHERE id = $1")
                     .bind(id)
                     .fetch_optional(&self.pool)
@@ -97,8 +102,10 @@ macro_rules! store_queries {
                 .await?;
                 let mut provenance = Vec::new();
                 let mut source_records = Vec::new();
+                let mut patches = Vec::new();
                 for r in rows {
                     let patch: String = r.get("patch");
+                    patches.push(serde_json::from_str::<ProfilePatch>(&patch)?);
                     let record = SourceRecordView {
                         id: r.get("id"),
                         source_system: r.get("source_system"),
@@ -120,10 +127,27 @@ macro_rules! store_queries {
                                 source_record_id: record.id,
                                 message_id: record.last_message_id,
                                 observed_at: record.updated_at.clone(),
+                                chosen: false,
                             });
                         }
                     }
                     source_records.push(record);
+                }
+                // Which sources' values the golden record kept, by the rules as configured now.
+                let states: Vec<crate::identity::SourceState<'_>> = source_records
+                    .iter()
+                    .zip(&patches)
+                    .map(|(r, patch)| crate::identity::SourceState {
+                        record_id: r.id,
+                        system: &r.source_system,
+                        at: &r.updated_at,
+                        message_id: r.last_message_id.unwrap_or(0),
+                        patch,
+                    })
+                    .collect();
+                let (_, chosen) = survivorship.derive(&states);
+                for p in &mut provenance {
+                    p.chosen = chosen.get(p.field.as_str()).is_some_and(|ids| ids.contains(&p.source_record_id));
                 }
                 provenance.sort_by(|a, b| a.field.cmp(&b.field).then(b.observed_at.cmp(&a.observed_at)));
                 Ok(Some(PersonView {
@@ -157,7 +181,12 @@ macro_rules! store_queries {
 
             /// Decides an open review item, in one transaction with its merge, so that the
             /// item's status and the persons never disagree.
-            pub async fn decide_review(&self, id: i64, link: bool) -> Result<ReviewItem, StoreError> {
+            pub async fn decide_review(
+                &self,
+                id: i64,
+                link: bool,
+                survivorship: &crate::identity::Survivorship,
+            ) -> Result<ReviewItem, StoreError> {
                 let mut tx = self.pool.begin_with($begin).await?;
                 sqlx::query($lock).execute(&mut *tx).await?;
                 let row = sqlx::query(
@@ -173,7 +202,7 @@ macro_rules! store_queries {
                     return Err(StoreError::Conflict(format!("review item {id} is already {}", item.status)));
                 }
                 if link {
-                    Self::merge_in(&mut tx, &item.candidate_id, &item.person_id, "review").await?;
+                    Self::merge_in(&mut tx, &item.candidate_id, &item.person_id, "review", survivorship).await?;
                 }
                 let status = if link { "linked" } else { "rejected" };
                 let at = now();
@@ -187,12 +216,51 @@ macro_rules! store_queries {
                 Ok(ReviewItem { status: status.to_string(), decided_at: Some(at), ..item })
             }
 
-            pub async fn merge(&self, survivor: &str, merged: &str, reason: &str) -> Result<MergeView, StoreError> {
+            pub async fn merge(
+                &self,
+                survivor: &str,
+                merged: &str,
+                reason: &str,
+                survivorship: &crate::identity::Survivorship,
+            ) -> Result<MergeView, StoreError> {
                 let mut tx = self.pool.begin_with($begin).await?;
                 sqlx::query($lock).execute(&mut *tx).await?;
-                let view = Self::merge_in(&mut tx, survivor, merged, reason).await?;
+                let view = Self::merge_in(&mut tx, survivor, merged, reason, survivorship).await?;
                 tx.commit().await?;
                 Ok(view)
+            }
+
+            /// A person's golden record derived from its source records; `None` when it has none.
+            async fn golden_of(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                person: &str,
+                survivorship: &crate::identity::Survivorship,
+            ) -> Result<Option<ProfilePatch>, StoreError> {
+                let rows: Vec<(i64, String, String, Option<i64>, String)> = sqlx::query_as(
+                    "SELECT id, source_system, updated_at, last_message_id, patch FROM source_records WHERE person_id = $1",
+                )
+                .bind(person)
+                .fetch_all(&mut **tx)
+                .await?;
+                if rows.is_empty() {
+                    return Ok(None);
+                }
+                let patches = rows
+                    .iter()
+                    .map(|r| serde_json::from_str::<ProfilePatch>(&r.4))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let states: Vec<crate::identity::SourceState<'_>> = rows
+                    .iter()
+                    .zip(&patches)
+                    .map(|(r, patch)| crate::identity::SourceState {
+                        record_id: r.0,
+                        system: &r.1,
+                        at: &r.2,
+                        message_id: r.3.unwrap_or(0),
+                        patch,
+                    })
+                    .collect();
+                Ok(Some(survivorship.golden(&states)))
             }
 
             /// The merge itself, inside the caller's transaction (which holds the ingest lock).
@@ -201,6 +269,7 @@ macro_rules! store_queries {
                 survivor: &str,
                 merged: &str,
                 reason: &str,
+                survivorship: &crate::identity::Survivorship,
             ) -> Result<MergeView, StoreError> {
                 if survivor == merged {
                     return Err(StoreError::Conflict("a person cannot be merged into itself".into()));
@@ -227,22 +296,15 @@ macro_rules! store_queries {
                 ] {
                     sqlx::query(statement).bind(survivor).bind(merged).execute(&mut **tx).await?;
                 }
-                // Messages committed after this one (ids grow in commit order, under the lock)
-                // are what an unmerge puts back on top of the restored golden records.
+                // The newest message at the merge (ids grow in commit order, under the lock),
+                // kept with the merge for the record.
                 let watermark: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM messages")
                     .fetch_one(&mut **tx)
                     .await?;
-                // The golden record of both: the older one first, the newer one's values on top.
-                let (a, b): (ProfilePatch, ProfilePatch) =
-                    (serde_json::from_str(&persons[0].0)?, serde_json::from_str(&persons[1].0)?);
-                let golden = if persons[0].1 <= persons[1].1 {
-                    let mut g = a;
-                    g.absorb(&b);
-                    g
-                } else {
-                    let mut g = b;
-                    g.absorb(&a);
-                    g
+                // The survivor's golden record, derived again from all its source records now.
+                let golden = match Self::golden_of(tx, survivor, survivorship).await? {
+                    Some(golden) => golden,
+                    None => serde_json::from_str(&persons[0].0)?,
                 };
                 let at = now();
                 sqlx::query("UPDATE persons SET profile = $1, updated_at = $2 WHERE id = $3")
@@ -282,7 +344,7 @@ macro_rules! store_queries {
                 })
             }
 
-            pub async fn unmerge(&self, survivor: &str) -> Result<MergeView, StoreError> {
+            pub async fn unmerge(&self, survivor: &str, survivorship: &crate::identity::Survivorship) -> Result<MergeView, StoreError> {
                 let mut tx = self.pool.begin_with($begin).await?;
                 sqlx::query($lock).execute(&mut *tx).await?;
                 let row = sqlx::query(
@@ -308,7 +370,6 @@ macro_rules! store_queries {
                 if state(&merged).fetch_one(&mut *tx).await?.as_deref() != Some(survivor) {
                     return Err(StoreError::Conflict("the merged patient is no longer merged into this one".into()));
                 }
-                let watermark: i64 = row.get("message_watermark");
                 let ids: Vec<i64> = serde_json::from_str(&row.get::<String, _>("source_record_ids"))?;
                 for chunk in ids.chunks(CHUNK) {
                     for (table, column) in [("source_records", "id"), ("identifiers", "source_record_id")] {
@@ -325,22 +386,15 @@ macro_rules! store_queries {
                         q.build().execute(&mut *tx).await?;
                     }
                 }
-                // Both golden records as they were before the merge, with what their own
-                // records said since (messages committed after the merge) on top.
+                // Both golden records derived again from their own source records: what each
+                // was before the merge, with what its records said since. (A person left with
+                // no source record gets its golden record as it was before the merge.)
                 let at = now();
                 for (person, snapshot) in [(survivor, "survivor_profile"), (merged.as_str(), "merged_profile")] {
-                    let mut golden: ProfilePatch = serde_json::from_str(&row.get::<String, _>(snapshot))?;
-                    let later: Vec<String> = sqlx::query_scalar(
-                        "SELECT patch FROM source_records WHERE person_id = $1 AND last_message_id > $2
-                         ORDER BY last_message_id, id",
-                    )
-                    .bind(person)
-                    .bind(watermark)
-                    .fetch_all(&mut *tx)
-                    .await?;
-                    for patch in later {
-                        golden.absorb(&serde_json::from_str(&patch)?);
-                    }
+                    let golden = match Self::golden_of(&mut tx, person, survivorship).await? {
+                        Some(golden) => golden,
+                        None => serde_json::from_str::<ProfilePatch>(&row.get::<String, _>(snapshot))?,
+                    };
                     sqlx::query("UPDATE persons SET profile = $1, merged_into = NULL, updated_at = $2 WHERE id = $3")
                         .bind(serde_json::to_string(&golden)?)
                         .bind(&at)
@@ -364,6 +418,55 @@ macro_rules! store_queries {
                     created_at: row.get("created_at"),
                     undone_at: Some(at),
                 })
+            }
+
+            /// Derives every golden record again when the survivorship rules differ from those
+            /// they were derived with (`identity_state.golden_rules`), 500 persons per
+            /// transaction. Returns how many golden records changed.
+            pub async fn rederive_golden_records(
+                &self,
+                survivorship: &crate::identity::Survivorship,
+            ) -> Result<u64, StoreError> {
+                let rules = serde_json::to_string(survivorship.config())?;
+                let stored: Option<String> = sqlx::query_scalar("SELECT golden_rules FROM identity_state WHERE id = 1")
+                    .fetch_one(&self.pool)
+                    .await?;
+                if stored.as_deref() == Some(rules.as_str()) {
+                    return Ok(0);
+                }
+                let (mut after, mut changed) = (String::new(), 0u64);
+                loop {
+                    let mut tx = self.pool.begin_with($begin).await?;
+                    sqlx::query($lock).execute(&mut *tx).await?;
+                    let persons: Vec<(String, String)> = sqlx::query_as(
+                        "SELECT id, profile FROM persons WHERE merged_into IS NULL AND id > $1 ORDER BY id LIMIT 500",
+                    )
+                    .bind(&after)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                    let Some((last, _)) = persons.last() else {
+                        sqlx::query("UPDATE identity_state SET golden_rules = $1 WHERE id = 1")
+                            .bind(&rules)
+                            .execute(&mut *tx)
+                            .await?;
+                        tx.commit().await?;
+                        return Ok(changed);
+                    };
+                    after = last.clone();
+                    for (id, profile) in &persons {
+                        let Some(golden) = Self::golden_of(&mut tx, id, survivorship).await? else { continue };
+                        let golden = serde_json::to_string(&golden)?;
+                        if golden != *profile {
+                            sqlx::query("UPDATE persons SET profile = $1 WHERE id = $2")
+                                .bind(&golden)
+                                .bind(id)
+                                .execute(&mut *tx)
+                                .await?;
+                            changed += 1;
+                        }
+                    }
+                    tx.commit().await?;
+                }
             }
 
             /// Computes the blocking keys of the source records stored without them (before

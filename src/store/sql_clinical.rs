@@ -64,6 +64,7 @@ macro_rules! clinical_queries {
                 message_id: i64,
                 survivor: &str,
                 retired: &[crate::model::Identifier],
+                survivorship: &crate::identity::Survivorship,
             ) -> Result<String, StoreError> {
                 let mut persons: Vec<String> = Vec::new();
                 for i in retired {
@@ -110,7 +111,7 @@ macro_rules! clinical_queries {
                 }
                 for p in &persons {
                     let reason = format!("merge instruction in message {message_id}");
-                    match self.merge(survivor, p, &reason).await {
+                    match self.merge(survivor, p, &reason, survivorship).await {
                         Ok(m) => outcome.push(format!("merged {p} (merge {})", m.id)),
                         Err(e) => outcome.push(format!("not merged {p}: {e}")),
                     }

@@ -73,7 +73,9 @@ impl SqliteWriter {
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let lookups = lookup(&tx, records, &inputs, matcher, &mut self.cache)?;
-        let plan = batch::plan(records, lookups, &inputs, matcher)?;
+        let mut plan = batch::plan(records, lookups, &inputs, matcher)?;
+        let stored = stored_sources(&tx, &plan)?;
+        batch::settle(&mut plan, &stored, &matcher.survivorship)?;
         let priors = clinical_priors(&tx, &batch::watched(&plan, rules))?;
         write(&tx, &plan)?;
         let (notifications, stops) = batch::outbox(&plan, &priors, rules, jiff::Timestamp::now())?;
@@ -223,6 +225,45 @@ fn lookup(
         }
     }
     Ok(l)
+}
+
+/// The stored source records survivorship needs for this plan ([`batch::stored_needed`]).
+fn stored_sources(c: &Connection, plan: &Plan<'_>) -> Result<Vec<batch::StoredSource>, StoreError> {
+    let (persons, ids) = batch::stored_needed(plan);
+    let mut out: Vec<batch::StoredSource> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    let read =
+        |r: &rusqlite::Row<'_>| -> rusqlite::Result<(i64, String, String, String, Option<i64>, String)> {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
+        };
+    const COLUMNS: &str =
+        "SELECT id, person_id, source_system, updated_at, last_message_id, patch FROM source_records";
+    let mut by_person = c.prepare_cached(&format!("{COLUMNS} WHERE person_id = ?1"))?;
+    let mut by_id = c.prepare_cached(&format!("{COLUMNS} WHERE id = ?1"))?;
+    let mut rows = Vec::new();
+    for person in &persons {
+        for row in by_person.query_map([person], read)? {
+            rows.push(row?);
+        }
+    }
+    for id in ids {
+        if let Some(row) = by_id.query_row([id], read).optional()? {
+            rows.push(row);
+        }
+    }
+    for (id, person_id, system, at, message_id, patch) in rows {
+        if seen.insert(id) {
+            out.push(batch::StoredSource {
+                id,
+                person_id,
+                system,
+                at,
+                message_id: message_id.unwrap_or(0),
+                patch: serde_json::from_str(&patch)?,
+            });
+        }
+    }
+    Ok(out)
 }
 
 /// Prepared patches of stored source records, kept between batches: a record is compared

@@ -137,6 +137,8 @@ pub struct FieldProvenance {
     pub source_record_id: i64,
     pub message_id: Option<i64>,
     pub observed_at: String,
+    /// This source's value is (part of) the golden record's, by the survivorship rules.
+    pub chosen: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -29,7 +29,7 @@ fn validate_lists_every_problem_with_file_and_line() {
     std::fs::write(
         root.join("carehub.yaml"),
         format!(
-            "store:\n  url: sqlite://x.db\napi:\n  lisen: 1\n  listen: nowhere\nconnectors_dir: {c}\nmappings_dir: {m}\ntimezone: Mars/Olympus\nnotifications:\n  rules_dir: {r}\n  templates_dir: {t}\n",
+            "store:\n  url: sqlite://x.db\napi:\n  lisen: 1\n  listen: nowhere\nconnectors_dir: {c}\nmappings_dir: {m}\ntimezone: Mars/Olympus\nnotifications:\n  rules_dir: {r}\n  templates_dir: {t}\nidentity:\n  survivorship:\n    fields:\n      birth_date: source_priority\n",
             c = root.join("connectors").display(),
             m = root.join("mappings").display(),
             r = root.join("rules").display(),
@@ -95,11 +95,15 @@ fn validate_lists_every_problem_with_file_and_line() {
             "r.yaml:5: channels: no channel named fax",
             "a rule naming an unknown channel",
         ),
+        (
+            "carehub.yaml:15: identity.survivorship.fields.birth_date: source_priority needs `sources`",
+            "a trust order without the sources to trust",
+        ),
     ];
     for (needle, what) in expect {
         assert!(err.contains(needle), "{what}: expected `{needle}` in:\n{err}");
     }
-    assert!(err.contains("11 problems found"), "{err}");
+    assert!(err.contains("12 problems found"), "{err}");
 }
 
 #[test]

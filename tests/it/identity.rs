@@ -278,7 +278,11 @@ async fn only_the_merge_on_top_can_be_undone() {
 }
 
 /// A record as the store receives it from `system`, with one identifier.
-fn store_record(system: &str, control: &str, patch: serde_json::Value) -> carehub::store::NewRecord {
+pub(crate) fn store_record(
+    system: &str,
+    control: &str,
+    patch: serde_json::Value,
+) -> carehub::store::NewRecord {
     carehub::store::NewRecord {
         connector: "test".into(),
         origin: None,

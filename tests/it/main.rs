@@ -21,3 +21,4 @@ mod notify;
 mod queue;
 mod queue_rabbit;
 mod replay;
+mod survivorship;
