@@ -136,6 +136,28 @@ async fn start_delivery(
     })
 }
 
+/// The matcher with the names of the store's newest records counted (when matching and the
+/// term-frequency adjustment are on and the store holds records).
+async fn with_name_frequencies(
+    store: &Store,
+    matcher: crate::identity::Matcher,
+    identity: &crate::identity::IdentityConfig,
+) -> anyhow::Result<crate::identity::Matcher> {
+    let tf = &identity.model.term_frequency;
+    if !identity.matching || !tf.enabled || tf.sample == 0 {
+        return Ok(matcher);
+    }
+    let sample = store
+        .sample_patches(i64::try_from(tf.sample).unwrap_or(i64::MAX))
+        .await
+        .context("counting name frequencies")?;
+    if sample.is_empty() {
+        return Ok(matcher);
+    }
+    tracing::info!(records = sample.len(), "name frequencies counted for matching");
+    Ok(matcher.with_name_frequencies(&sample))
+}
+
 /// Starts everything the settings describe.
 pub async fn start(settings: Settings) -> anyhow::Result<Hub> {
     let matcher = crate::identity::Matcher::new(&settings.hub.identity)
@@ -149,9 +171,9 @@ pub async fn start(settings: Settings) -> anyhow::Result<Hub> {
     };
     let store = Store::open(&settings.hub.store)
         .await
-        .context("opening the store")?
-        .with_matcher(matcher)
-        .with_rules(rules.clone());
+        .context("opening the store")?;
+    let matcher = with_name_frequencies(&store, matcher, &settings.hub.identity).await?;
+    let store = store.with_matcher(matcher).with_rules(rules.clone());
     // Before any source starts: golden records follow the survivorship rules as configured now.
     let rederived = store
         .rederive_golden_records()

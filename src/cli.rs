@@ -97,6 +97,15 @@ pub enum Command {
         #[arg(long, default_value = config::DEFAULT_CONFIG)]
         config: PathBuf,
     },
+    /// Estimate the matching model's m/u probabilities from the store's own records (EM, no
+    /// labels needed) and print them as the `identity.model` YAML to review and adopt.
+    EstimateModel {
+        #[arg(long, default_value = config::DEFAULT_CONFIG)]
+        config: PathBuf,
+        /// How many of the newest stored person records to learn from.
+        #[arg(long, default_value_t = 50_000)]
+        records: i64,
+    },
     /// Link a labelled CSV of person records through the matching path (in a scratch store)
     /// and print precision, recall and F1 against its ground-truth column as one JSON line.
     LinkageEval {
@@ -113,6 +122,10 @@ pub enum Command {
         /// configuration, or a file with that section only.
         #[arg(long)]
         config: Option<PathBuf>,
+        /// Count the file's names first, as a hub started over a store holding these records
+        /// would (the term-frequency adjustment: common names weigh less).
+        #[arg(long)]
+        name_frequencies: bool,
     },
 }
 
@@ -184,6 +197,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             truth,
             fields,
             config,
+            name_frequencies,
         } => {
             // Only the `identity:` section is read: a hub configuration or a file holding just that.
             #[derive(serde::Deserialize)]
@@ -201,8 +215,26 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
                 None => crate::identity::IdentityConfig::default(),
             };
-            let figures = runtime()?.block_on(crate::linkage::evaluate(&csv, &truth, &fields, &identity))?;
+            let figures = runtime()?.block_on(crate::linkage::evaluate(
+                &csv,
+                &truth,
+                &fields,
+                &identity,
+                name_frequencies,
+            ))?;
             println!("{}", serde_json::to_string(&figures)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::EstimateModel { config, records } => {
+            let settings = match config::load(&config) {
+                Ok(s) => s,
+                Err(problems) => return Ok(print_problems(&problems)),
+            };
+            let text = runtime()?.block_on(async {
+                let store = crate::store::Store::open_existing(&settings.hub.store).await?;
+                crate::estimate::estimate(&store, &settings.hub.identity, records.max(2)).await
+            })?;
+            print!("{text}");
             Ok(ExitCode::SUCCESS)
         }
         Command::Migrate { config } => {

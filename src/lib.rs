@@ -25,6 +25,8 @@
 //! - [`queue`]: the queue between relay and workers — RabbitMQ or the embedded table.
 //! - [`channels`]: channel adapters — file, e-mail (SMTP), SMS (Twilio, webhook), Telegram,
 //!   Zalo, WhatsApp.
+//! - [`linkage`], [`estimate`]: `carehub linkage-eval` (matching quality on a labelled CSV)
+//!   and `carehub estimate-model` (m/u from the store's records, EM).
 //! - [`api`]: the HTTP API. [`app`]: the composition root. [`cli`]: the `carehub` command.
 
 pub mod api;
@@ -33,6 +35,7 @@ pub mod channels;
 pub mod cli;
 pub mod config;
 pub mod delivery;
+pub mod estimate;
 pub mod fhirpath;
 pub mod hl7;
 pub mod identity;

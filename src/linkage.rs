@@ -55,6 +55,7 @@ pub async fn evaluate(
     truth: &str,
     fields: &[(String, String)],
     identity: &IdentityConfig,
+    name_frequencies: bool,
 ) -> anyhow::Result<Figures> {
     for (name, _) in fields {
         if !FIELDS.contains(&name.as_str()) {
@@ -84,7 +85,15 @@ pub async fn evaluate(
         sqlite_synchronous: SqliteSync::Normal,
         ..StoreConfig::default()
     };
-    let result = run(&store_config, identity, lines, &mapped, truth_col).await;
+    let result = run(
+        &store_config,
+        identity,
+        name_frequencies,
+        lines,
+        &mapped,
+        truth_col,
+    )
+    .await;
     let _ = std::fs::remove_dir_all(&dir);
     result
 }
@@ -92,12 +101,11 @@ pub async fn evaluate(
 async fn run<'a>(
     store_config: &StoreConfig,
     identity: &IdentityConfig,
+    name_frequencies: bool,
     lines: impl Iterator<Item = &'a str>,
     mapped: &[(&str, Vec<usize>)],
     truth_col: usize,
 ) -> anyhow::Result<Figures> {
-    let matcher = Matcher::new(identity).map_err(|e| anyhow::anyhow!("identity.model: {e}"))?;
-    let store = Store::open(store_config).await?.with_matcher(matcher);
     let mut records = Vec::new();
     let mut truths = Vec::new();
     for (n, line) in lines.enumerate() {
@@ -171,6 +179,16 @@ async fn run<'a>(
         });
     }
 
+    let mut matcher = Matcher::new(identity).map_err(|e| anyhow::anyhow!("identity.model: {e}"))?;
+    if name_frequencies {
+        // As a hub restarted over a store holding these records would count them.
+        let patches = records.iter().filter_map(|r| match &r.disposition {
+            Disposition::Apply { patch, .. } => patch.as_ref(),
+            _ => None,
+        });
+        matcher = matcher.with_name_frequencies(patches);
+    }
+    let store = Store::open(store_config).await?.with_matcher(matcher);
     let started = Instant::now();
     let mut persons = Vec::with_capacity(records.len());
     for chunk in records.chunks(100) {

@@ -42,6 +42,9 @@ pub struct TfConfig {
     /// The table is ignored while it counts fewer names than this (a young store's
     /// frequencies are noise).
     pub min_total: u64,
+    /// The hub counts the names of this many of the newest stored records when it starts
+    /// (a restart refreshes the table).
+    pub sample: usize,
 }
 
 impl Default for TfConfig {
@@ -51,6 +54,7 @@ impl Default for TfConfig {
             weight: 1.0,
             min_frequency: 1e-4,
             min_total: 500,
+            sample: 200_000,
         }
     }
 }

@@ -73,6 +73,19 @@ impl Matcher {
         })
     }
 
+    /// Attaches name frequencies counted over these stored patches: agreement on a common
+    /// name then weighs less than on a rare one (`model.term_frequency`; ignored while the
+    /// table counts fewer than `min_total` names).
+    pub fn with_name_frequencies<'a>(
+        mut self,
+        stored: impl IntoIterator<Item = &'a ProfilePatch>,
+    ) -> Matcher {
+        let prepared: Vec<Prepared> = stored.into_iter().map(|p| prepare(&match_record(p))).collect();
+        self.model
+            .set_term_frequencies(Some(super::TermFrequencies::from_prepared(&prepared)));
+        self
+    }
+
     /// The score of `incoming` against `stored`, field by field.
     pub fn explain(&self, incoming: &Prepared, stored: &Prepared) -> ScoreBreakdown {
         self.model.explain(incoming, stored)

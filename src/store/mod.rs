@@ -335,6 +335,11 @@ impl Store {
         on_backend!(self, s => s.connectors().await)
     }
 
+    /// The newest `limit` source records' patches, for estimating the matching model.
+    pub async fn sample_patches(&self, limit: i64) -> Result<Vec<crate::model::ProfilePatch>, StoreError> {
+        on_backend!(self, s => s.sample_patches(limit).await)
+    }
+
     /// Derives every golden record again when the survivorship rules changed since they were
     /// derived (see `identity_state.golden_rules`); run at start. Returns how many changed.
     pub async fn rederive_golden_records(&self) -> Result<u64, StoreError> {

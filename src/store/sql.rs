@@ -420,6 +420,16 @@ macro_rules! store_queries {
                 })
             }
 
+            /// The newest `limit` source records' patches (estimating the matching model and
+            /// name frequencies from the store). Patches that no longer read are skipped.
+            pub async fn sample_patches(&self, limit: i64) -> Result<Vec<ProfilePatch>, StoreError> {
+                let rows: Vec<String> = sqlx::query_scalar("SELECT patch FROM source_records ORDER BY id DESC LIMIT $1")
+                    .bind(limit)
+                    .fetch_all(&self.pool)
+                    .await?;
+                Ok(rows.iter().filter_map(|p| serde_json::from_str(p).ok()).collect())
+            }
+
             /// Derives every golden record again when the survivorship rules differ from those
             /// they were derived with (`identity_state.golden_rules`), 500 persons per
             /// transaction. Returns how many golden records changed.

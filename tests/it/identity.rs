@@ -357,3 +357,93 @@ async fn records_stored_while_matching_was_off_are_found_once_it_is_on() {
         "records stored with matching on are indexed already"
     );
 }
+
+/// `carehub estimate-model` learns m/u from a store's records and prints YAML the hub accepts.
+#[tokio::test]
+async fn estimate_model_prints_probabilities_learnt_from_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(url) = fresh_store_url(Backend::default(), dir.path()).await else {
+        return;
+    };
+    let store = carehub::store::Store::open(&carehub::config::StoreConfig {
+        url: url.clone(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    const FAMILY: [&str; 9] = [
+        "Nguyễn",
+        "Trần",
+        "Lê",
+        "Phạm",
+        "Hoàng",
+        "Иванов",
+        "Smith",
+        "王",
+        "Đặng",
+    ];
+    const GIVEN: [&str; 11] = [
+        "Lan", "Minh", "Anh", "Hùng", "Thảo", "Dũng", "Mai", "Quân", "Linh", "Олег", "Emma",
+    ];
+    let mut records = Vec::new();
+    for n in 0..300usize {
+        // A third of the persons come twice (the lab's copy with a typo in the given name).
+        for copy in 0..(1 + usize::from(n % 3 == 0)) {
+            let given = GIVEN[(n / 9) % 11];
+            let given = if copy == 1 {
+                format!("{given}h")
+            } else {
+                given.to_string()
+            };
+            let (system, sex) = (["EMR", "LIS"][copy], ["female", "male"][n % 2]);
+            records.push(store_record(
+                if copy == 0 { "EMR" } else { "LIS" },
+                &format!("{n}-{copy}"),
+                serde_json::json!({"identifiers": [{"system": system, "value": format!("{n}")}],
+                    "names": [{"family": FAMILY[n % 9], "given": [given]}],
+                    "birth_date": format!("{}-{:02}-{:02}", 1940 + n % 60, 1 + n % 12, 1 + n % 28),
+                    "sex": sex,
+                    "telecom": [{"system": "phone", "value": format!("+8490{:07}", n * 7919 % 10_000_000)}]}),
+            ));
+        }
+    }
+    for chunk in records.chunks(100) {
+        store.apply_batch(chunk).await.unwrap();
+    }
+    let empty = dir.path().join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    std::fs::write(
+        dir.path().join("carehub.yaml"),
+        format!("store:\n  url: \"{url}\"\nconnectors_dir: {0}\nmappings_dir: {0}\nnotifications:\n  enabled: false\n  rules_dir: {0}\n", empty.display()),
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_carehub"))
+        .args(["estimate-model", "--config"])
+        .arg(dir.path().join("carehub.yaml"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains(&format!("from {} stored person records", records.len())),
+        "{text}"
+    );
+    #[derive(serde::Deserialize)]
+    struct IdentityOnly {
+        identity: carehub::identity::IdentityConfig,
+    }
+    let learnt = serde_saphyr::from_str::<IdentityOnly>(&text)
+        .expect("valid YAML")
+        .identity;
+    carehub::identity::Matcher::new(&learnt).expect("a model the hub accepts");
+    let default = carehub::identity::ModelConfig::default();
+    assert_eq!(learnt.model.given.m.len(), default.given.m.len());
+    assert_ne!(
+        learnt.model.birth_date.u, default.birth_date.u,
+        "u is measured on the store's own pairs"
+    );
+}
