@@ -69,13 +69,15 @@ fn main() {
         let dir = tempfile::tempdir().expect("temp dir");
         let root = dir.path();
         std::fs::create_dir_all(root.join("connectors")).unwrap();
+        std::fs::create_dir_all(root.join("rules")).unwrap();
         std::fs::write(
             root.join("carehub.yaml"),
             format!(
-                "store:\n  url: \"sqlite://{}\"\napi:\n  enabled: false\nconnectors_dir: {}\nmappings_dir: {}\n",
+                "store:\n  url: \"sqlite://{}\"\napi:\n  enabled: false\nconnectors_dir: {}\nmappings_dir: {}\nnotifications: {{enabled: false, rules_dir: {}}}\n",
                 root.join("bench.db").display(),
                 root.join("connectors").display(),
-                concat!(env!("CARGO_MANIFEST_DIR"), "/mappings")
+                concat!(env!("CARGO_MANIFEST_DIR"), "/mappings"),
+                root.join("rules").display(),
             ),
         )
         .unwrap();

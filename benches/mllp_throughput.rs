@@ -98,14 +98,17 @@ fn main() {
         let dir = tempfile::tempdir().expect("temp dir");
         let root = dir.path();
         std::fs::create_dir_all(root.join("connectors")).unwrap();
+        // No notification rules: this measures ingest.
+        std::fs::create_dir_all(root.join("rules")).unwrap();
         std::fs::write(
             root.join("carehub.yaml"),
             format!(
-                "store: {{url: \"{}\"}}\napi: {{enabled: false}}\nconnectors_dir: {}\nmappings_dir: {}/mappings\nlog: {{level: warn}}\nidentity: {{matching: {matching}}}\n",
+                "store: {{url: \"{}\"}}\napi: {{enabled: false}}\nconnectors_dir: {}\nmappings_dir: {}/mappings\nlog: {{level: warn}}\nidentity: {{matching: {matching}}}\nnotifications: {{enabled: false, rules_dir: {}}}\n",
                 std::env::var("BENCH_STORE_URL")
                     .unwrap_or_else(|_| format!("sqlite://{}", root.join("bench.db").display())),
                 root.join("connectors").display(),
-                env!("CARGO_MANIFEST_DIR")
+                env!("CARGO_MANIFEST_DIR"),
+                root.join("rules").display(),
             ),
         )
         .unwrap();

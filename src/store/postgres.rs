@@ -101,8 +101,12 @@ impl PgStore {
             return Ok(Vec::new());
         }
         let rows: Vec<(i64, String, String, String, Option<i64>, String)> = sqlx::query_as(
+            // Two index look-ups (an OR of the two may scan the table).
             "SELECT id, person_id, source_system, updated_at, last_message_id, patch FROM source_records
-             WHERE person_id = ANY($1) OR id = ANY($2)",
+             WHERE person_id = ANY($1)
+             UNION
+             SELECT id, person_id, source_system, updated_at, last_message_id, patch FROM source_records
+             WHERE id = ANY($2)",
         )
         .bind(&persons)
         .bind(&ids)
