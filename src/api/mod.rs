@@ -55,6 +55,7 @@ pub fn router(
         .route("/messages", get(list_messages))
         .route("/messages/{id}", get(get_message))
         .route("/connectors", get(list_connectors))
+        .route("/match", post(match_patient))
         .route("/review", get(list_reviews))
         .route("/review/{id}/link", post(link_review))
         .route("/review/{id}/reject", post(reject_review))
@@ -264,6 +265,21 @@ async fn merge_patient(
     Json(body): Json<MergeBody>,
 ) -> Result<Response, ApiError> {
     Ok(Json(s.store.merge(&id, &body.merge, "api").await?).into_response())
+}
+
+/// What ingest would do with this record (a profile in the canonical form: identifiers,
+/// names, birth_date, sex, telecom, addresses): the person it belongs to, or review, or new,
+/// with the score breakdown. Nothing is stored — a front desk asking "do we know this person?".
+async fn match_patient(
+    State(s): State<AppState>,
+    Json(patch): Json<crate::model::ProfilePatch>,
+) -> Result<Response, ApiError> {
+    if patch.is_empty() {
+        return Err(ApiError::BadRequest(
+            "the record names nothing to match on (identifiers, names, birth_date, telecom…)".into(),
+        ));
+    }
+    Ok(Json(s.store.match_patch(&patch).await?).into_response())
 }
 
 /// Undoes the latest merge into this person: both persons are as they were.

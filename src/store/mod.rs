@@ -28,6 +28,7 @@ use backon::{ExponentialBuilder, Retryable};
 
 use crate::config::{StoreConfig, redact_url};
 use crate::identity::Matcher;
+use crate::model::ProfilePatch;
 use crate::rules::RuleSet;
 
 /// Store failures. None of them carries patient data.
@@ -204,6 +205,30 @@ impl Store {
     /// for mapped records, its effect on the person. Either all of them commit or none.
     pub async fn apply_batch(&self, records: &[NewRecord]) -> Result<Vec<Applied>, StoreError> {
         on_backend!(self, s => s.apply_batch(records, &self.matcher, &self.rules).await)
+    }
+
+    /// What ingest would do with this patch — link it to a person (by identifier or by
+    /// score), send it to review, or make a new person — with the score breakdown, found by
+    /// the ingest path's own look-ups and plan. Nothing is written.
+    pub async fn match_patch(&self, patch: &ProfilePatch) -> Result<MatchResult, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => {
+                let (s, patch, matcher) = (s.clone(), patch.clone(), self.matcher.clone());
+                tokio::task::spawn_blocking(move || s.match_blocking(&patch, &matcher))
+                    .await
+                    .map_err(|_| StoreError::WriterGone)?
+            }
+            Backend::Postgres(s) => s.match_patch(patch, &self.matcher).await,
+        }
+    }
+
+    /// The same, on the calling thread (SQLite only; PostgreSQL answers `None`): for callers
+    /// that time each record without a thread hop.
+    pub fn match_patch_blocking(&self, patch: &ProfilePatch) -> Option<Result<MatchResult, StoreError>> {
+        match &self.backend {
+            Backend::Sqlite(s) => Some(s.match_blocking(patch, &self.matcher)),
+            Backend::Postgres(_) => None,
+        }
     }
 
     /// The store's synchronous ingest writer, when its backend has one (SQLite): the pipeline

@@ -87,6 +87,27 @@ impl PgStore {
         tx.commit().await?;
         Ok(plan.applied)
     }
+
+    /// What ingest would do with this patch: the ingest's own look-ups and plan, in a
+    /// transaction rolled back (see [`super::Store::match_patch`]). It takes no ingest lock.
+    pub async fn match_patch(
+        &self,
+        patch: &ProfilePatch,
+        matcher: &Matcher,
+    ) -> Result<MatchResult, StoreError> {
+        let records = [batch::probe(patch)];
+        let inputs = batch::match_inputs(&records, matcher);
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            .await?;
+        let mut lookups = Self::ingest_lookup(&mut tx, &records).await?;
+        Self::candidate_lookup(&mut tx, &records, &inputs, matcher, &mut lookups).await?;
+        let plan = batch::plan(&records, lookups, &inputs, matcher)?;
+        let result = batch::match_result(&plan)?;
+        tx.rollback().await?;
+        Ok(result)
+    }
 }
 
 /// The ingest batch: set-based look-ups and multi-row writes.

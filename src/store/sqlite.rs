@@ -103,6 +103,14 @@ impl SqliteStore {
         matcher: &Matcher,
         rules: &RuleSet,
     ) -> Result<Vec<Applied>, StoreError> {
+        self.with_writer(|w| w.apply_batch(records, matcher, rules))
+    }
+
+    /// Runs `f` on the writer connection, opening it on first use.
+    fn with_writer<T>(
+        &self,
+        f: impl FnOnce(&mut SqliteWriter) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
         // After a panic (the transaction rolled back), the writer is opened afresh, with an
         // empty cache.
         let mut guard = self.writer.lock().unwrap_or_else(|poisoned| {
@@ -114,7 +122,13 @@ impl SqliteStore {
             Some(w) => w,
             none => none.insert(SqliteWriter::open(&self.path, self.sync)?),
         };
-        writer.apply_batch(records, matcher, rules)
+        f(writer)
+    }
+
+    /// What ingest would do with this patch, on the writer's connection (and its cache of
+    /// prepared candidates) in a read transaction: see [`super::Store::match_patch`].
+    pub fn match_blocking(&self, patch: &ProfilePatch, matcher: &Matcher) -> Result<MatchResult, StoreError> {
+        self.with_writer(|w| w.match_patch(patch, matcher))
     }
 
     /// [`Self::apply_batch_blocking`] for async callers, on a blocking thread.

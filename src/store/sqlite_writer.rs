@@ -85,6 +85,25 @@ impl SqliteWriter {
         tx.commit()?;
         Ok(plan.applied)
     }
+
+    /// What ingest would do with this patch, found by the ingest's own look-ups and plan in a
+    /// read transaction that writes nothing (see [`super::Store::match_patch`]).
+    pub fn match_patch(
+        &mut self,
+        patch: &ProfilePatch,
+        matcher: &Matcher,
+    ) -> Result<MatchResult, StoreError> {
+        let records = [batch::probe(patch)];
+        let inputs = batch::match_inputs(&records, matcher);
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Deferred)?;
+        let lookups = lookup(&tx, &records, &inputs, matcher, &mut self.cache)?;
+        let plan = batch::plan(&records, lookups, &inputs, matcher)?;
+        let result = batch::match_result(&plan)?;
+        tx.rollback()?;
+        Ok(result)
+    }
 }
 
 /// Everything the planner needs to know, by point look-ups on the indexes.

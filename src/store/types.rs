@@ -106,6 +106,26 @@ pub struct Applied {
     pub person_id: Option<String>,
 }
 
+/// What ingest would do with a record, found without storing it (`POST /api/v1/match`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct MatchResult {
+    /// `identifier` (an identifier already held), `match` (linked by score), `review` (a new
+    /// person, sent to review beside `candidate_id`) or `new`.
+    pub decision: &'static str,
+    /// The stored person the record belongs to (`identifier`, `match`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub person_id: Option<String>,
+    /// The look-alike a reviewer would compare it with (`review`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub candidate_id: Option<String>,
+    /// The best candidate's match weight, when one was compared.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub score: Option<f64>,
+    /// Field by field, what the score is made of (`match`, `review`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub breakdown: Option<serde_json::Value>,
+}
+
 /// A person as the API shows it: golden record, identifiers, and where each field came from.
 #[derive(Debug, Clone, Serialize)]
 pub struct PersonView {

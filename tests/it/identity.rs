@@ -95,6 +95,90 @@ async fn the_lab_spelling_of_a_patient_links_to_the_emr_patient_with_its_score()
 }
 
 #[tokio::test]
+async fn match_answers_what_ingest_would_do_and_stores_nothing() {
+    let t = spawn_hub().await;
+    let api = t.api();
+    let emr = adt_from(
+        "EMR|HOSP",
+        "E1",
+        ("EMR-1", "HOSP"),
+        "Nguyễn^Thị Lan",
+        "19850307",
+        "0903123456",
+        "12 Lý Thường Kiệt^^Hà Nội",
+    );
+    assert_eq!(field(&send(t.mllp(), &emr).await, "MSA", 1), "AA");
+    let lan = person_of(&api, "EMR-1").await;
+    let url = format!("{api}/api/v1/match");
+
+    // The lab's spelling, a typo in the phone: the EMR's person, with the breakdown.
+    let (code, m) = post(
+        &url,
+        Some(
+            serde_json::json!({"names": [{"family": "NGUYEN", "given": ["THI", "LAN"]}],
+            "birth_date": "1985-03-07", "telecom": [{"system": "phone", "value": "+84903123465"}]}),
+        ),
+    )
+    .await;
+    assert_eq!(code, 200, "{m}");
+    assert_eq!(m["decision"], "match", "{m}");
+    assert_eq!(m["person_id"], lan["id"]);
+    assert!(m["score"].as_f64().unwrap() >= 15.0, "{m}");
+    assert!(
+        m["breakdown"]["fields"].as_array().is_some_and(|f| !f.is_empty()),
+        "{m}"
+    );
+
+    // A known identifier decides alone.
+    let (_, m) = post(
+        &url,
+        Some(serde_json::json!({"identifiers": [{"system": "HOSP", "value": "EMR-1"}]})),
+    )
+    .await;
+    assert_eq!(
+        (m["decision"].as_str(), &m["person_id"]),
+        (Some("identifier"), &lan["id"])
+    );
+
+    // A twin sharing everything but the given name: a human would be asked.
+    let (_, m) = post(
+        &url,
+        Some(
+            serde_json::json!({"names": [{"family": "Nguyễn", "given": ["Thị", "Mai"]}],
+            "birth_date": "1985-03-07", "sex": "female",
+            "telecom": [{"system": "phone", "value": "+84903123456"}],
+            "addresses": [{"lines": ["12 Lý Thường Kiệt"], "city": "Hà Nội"}]}),
+        ),
+    )
+    .await;
+    assert_eq!(m["decision"], "review", "{m}");
+    assert_eq!(m["candidate_id"], lan["id"]);
+    assert!(m.get("person_id").is_none(), "{m}");
+
+    // Someone else entirely.
+    let (_, m) = post(
+        &url,
+        Some(serde_json::json!({"names": [{"family": "Иванов", "given": ["Пётр"]}], "birth_date": "1960-01-02"})),
+    )
+    .await;
+    assert_eq!(m["decision"], "new", "{m}");
+
+    let (code, m) = post(&url, Some(serde_json::json!({}))).await;
+    assert_eq!(code, 400, "{m}");
+    assert!(m["error"].as_str().unwrap().contains("nothing to match"), "{m}");
+
+    // Nothing was stored: one message, no review, the person as it was.
+    let (_, messages) = get_json(&format!("{api}/api/v1/messages")).await;
+    assert_eq!(messages["items"].as_array().unwrap().len(), 1, "{messages}");
+    let (_, review) = get_json(&format!("{api}/api/v1/review")).await;
+    assert_eq!(review["items"].as_array().unwrap().len(), 0, "{review}");
+    let (_, after) = get_json(&format!("{api}/api/v1/patients/{}", lan["id"].as_str().unwrap())).await;
+    assert_eq!(after["source_records"], lan["source_records"]);
+    assert_eq!(after["profile"], lan["profile"]);
+    t.hub.shutdown().await;
+}
+
+#[tokio::test]
 async fn a_look_alike_goes_to_review_and_link_then_unmerge_restores_both_persons() {
     let t = spawn_hub().await;
     let api = t.api();
