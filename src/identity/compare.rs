@@ -310,15 +310,26 @@ pub(crate) fn compare_phones(a: &[Box<str>], b: &[Box<str>]) -> Option<u8> {
     best
 }
 
-/// Emails: exact, local parts similar (Jaro–Winkler ≥ 0.88, whatever the domain), else
-/// disagreement. The best pair counts.
+/// Emails: exact, local parts similar (Jaro–Winkler ≥ 0.88, whatever the domain, and their
+/// numbers at most one digit apart), else disagreement. The best pair counts.
+///
+/// The number is what tells apart the many mailboxes built from one common name
+/// (`lan.nguyen85`, `lan.nguyen1990`): two of them are two persons, not a typo.
 pub(crate) fn compare_emails(a: &[EmailValue], b: &[EmailValue]) -> Option<u8> {
+    let digits = |s: &[char]| {
+        s.iter()
+            .copied()
+            .filter(char::is_ascii_digit)
+            .collect::<Vec<char>>()
+    };
     let mut best: Option<u8> = None;
     for x in a {
         for y in b {
             let level = if x.full == y.full {
                 0
-            } else if jaro_winkler(&x.local, &y.local) >= 0.88 {
+            } else if jaro_winkler(&x.local, &y.local) >= 0.88
+                && osa_within(&digits(&x.local), &digits(&y.local), 1).is_some()
+            {
                 1
             } else {
                 2
@@ -527,6 +538,12 @@ mod tests {
         assert_eq!(compare_emails(&a.emails, &a.emails), Some(0));
         assert_eq!(compare_emails(&a.emails, &b.emails), Some(1));
         assert_eq!(compare_emails(&a.emails, &c.emails), Some(2));
+        // One common name, two mailboxes told apart by their numbers.
+        let lan85 = r("lan.nguyen85@mail.vn", &[]);
+        let lan1990 = r("lan.nguyen1990@mail.vn", &[]);
+        let lan86 = r("lan.nguyen86@gmail.com", &[]);
+        assert_eq!(compare_emails(&lan85.emails, &lan1990.emails), Some(2));
+        assert_eq!(compare_emails(&lan85.emails, &lan86.emails), Some(1));
         assert_eq!(compare_ids(&a.ids, &b.ids), Some(1));
         assert_eq!(compare_ids(&a.ids, &a.ids), Some(0));
         assert_eq!(compare_ids(&a.ids, &c.ids), None);
