@@ -173,6 +173,17 @@ pub async fn start(settings: Settings) -> anyhow::Result<Hub> {
         .await
         .context("opening the store")?;
     let matcher = with_name_frequencies(&store, matcher, &settings.hub.identity).await?;
+    let persons = store.person_count().await.context("counting persons")?;
+    let (matcher, shift) = matcher.with_store_size(u64::try_from(persons).unwrap_or(0));
+    if shift > 0.0 {
+        let t = matcher.model.thresholds();
+        tracing::info!(
+            persons,
+            link = t.link,
+            review = t.review,
+            "match thresholds raised for the store's size"
+        );
+    }
     let store = store.with_matcher(matcher).with_rules(rules.clone());
     // Before any source starts: golden records follow the survivorship rules as configured now.
     let rederived = store

@@ -11,6 +11,7 @@
 //! | `dob:YYYYMMDD` (day and month sorted, so a swap keeps the key) | names, address, contact |
 //! | `ph:<phonetic name>\|<birth year>` for the family and the given name | date day/month, typos that keep the sound |
 //! | `nm:<phonetic family>\|<phonetic given>` (sorted, so a name swap keeps the key) | the whole birth date |
+//! | `ny:<both phonetic names>\|<birth year>` | day and month, contact, address (selective where `nm` and `dob` are not) |
 //! | `pc:<postcode>\|<initial>` for the given and the family initial | birth date and most name typos |
 //! | `tel:<last 8 digits>` | everything but the phone |
 //! | `em:<email>` | everything but the email |
@@ -46,6 +47,11 @@ pub fn blocking_keys(p: &Prepared) -> Vec<String> {
     if let [a, b] = names.as_slice() {
         let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
         keys.push(format!("nm:{lo}|{hi}"));
+        // Both names and the year: what still narrows a common name among millions when the
+        // record carries no phone or email and its birth date is shared by too many.
+        if let Some(y) = year {
+            keys.push(format!("ny:{lo}|{hi}|{y:04}"));
+        }
     }
     if let Some(pc) = &p.postcode {
         let pc: String = pc.iter().collect();
@@ -95,6 +101,7 @@ mod tests {
             "ph:NGN|1985",
             "ph:TM|1985",
             "nm:NGN|TM",
+            "ny:NGN|TM|1985",
             "pc:700000|t",
             "pc:700000|n",
             "tel:03123456",

@@ -16,6 +16,12 @@ pub struct Thresholds {
     pub link: f64,
     /// Score at or above which (and below `link`) a human should review the pair.
     pub review: f64,
+    /// The number of stored persons `link` and `review` hold for. A record compared with a
+    /// larger store meets more strangers who resemble it by chance — the prior odds that a
+    /// look-alike is the same person fall as the store grows — so with `n` persons stored
+    /// both thresholds rise by log2(n / calibrated_for) bits (the hub counts at start).
+    /// 0: fixed thresholds.
+    pub calibrated_for: u64,
 }
 
 impl Default for Thresholds {
@@ -27,6 +33,8 @@ impl Default for Thresholds {
         Self {
             link: 15.75,
             review: 9.75,
+            // FEBRL 1 and 2 hold 1,000 and 5,000 records.
+            calibrated_for: 5_000,
         }
     }
 }
@@ -55,6 +63,21 @@ impl Thresholds {
         }
     }
 
+    /// The thresholds for a store of `persons` (see `calibrated_for`): never lower than
+    /// configured.
+    pub fn scaled(&self, persons: u64) -> Thresholds {
+        let shift = if self.calibrated_for == 0 || persons <= self.calibrated_for {
+            0.0
+        } else {
+            (persons as f64 / self.calibrated_for as f64).log2()
+        };
+        Thresholds {
+            link: self.link + shift,
+            review: self.review + shift,
+            ..*self
+        }
+    }
+
     /// `review ≤ link` and both finite.
     pub fn is_valid(&self) -> bool {
         self.link.is_finite() && self.review.is_finite() && self.review <= self.link
@@ -70,6 +93,7 @@ mod tests {
         let t = Thresholds {
             link: 10.0,
             review: 4.0,
+            calibrated_for: 0,
         };
         assert_eq!(t.decide(10.0), Decision::Link);
         assert_eq!(t.decide(9.99), Decision::Review);
@@ -80,9 +104,26 @@ mod tests {
         assert!(
             !Thresholds {
                 link: 1.0,
-                review: 2.0
+                review: 2.0,
+                calibrated_for: 0,
             }
             .is_valid()
         );
+    }
+
+    #[test]
+    fn thresholds_rise_with_the_store() {
+        let t = Thresholds::default();
+        assert_eq!(t.scaled(0), t);
+        assert_eq!(t.scaled(5_000), t);
+        // 200 times the calibration size: 200 times lower prior odds, log2(200) ≈ 7.64 bits.
+        let big = t.scaled(1_000_000);
+        assert!((big.link - (15.75 + 200f64.log2())).abs() < 1e-9, "{big:?}");
+        assert!((big.review - (9.75 + 200f64.log2())).abs() < 1e-9, "{big:?}");
+        let fixed = Thresholds {
+            calibrated_for: 0,
+            ..t
+        };
+        assert_eq!(fixed.scaled(1_000_000), fixed);
     }
 }

@@ -86,6 +86,16 @@ impl Matcher {
         self
     }
 
+    /// Raises the thresholds for a store holding `persons` (`thresholds.calibrated_for`):
+    /// the configured values hold for the calibration size. Returns the shift, in bits.
+    pub fn with_store_size(mut self, persons: u64) -> (Matcher, f64) {
+        let configured = *self.model.thresholds();
+        let scaled = configured.scaled(persons);
+        // Scaling adds the same finite shift to both: still valid.
+        let _ = self.model.set_thresholds(scaled);
+        (self, scaled.link - configured.link)
+    }
+
     /// The score of `incoming` against `stored`, field by field.
     pub fn explain(&self, incoming: &Prepared, stored: &Prepared) -> ScoreBreakdown {
         self.model.explain(incoming, stored)
@@ -158,10 +168,11 @@ fn selectivity_rank(key: &str) -> u8 {
         Some("tel") => 1,
         Some("em") => 2,
         Some("eml") => 3,
-        Some("nm") => 4,
-        Some("dob") => 5,
-        Some("pc") => 6,
-        _ => 7,
+        Some("ny") => 4,
+        Some("nm") => 5,
+        Some("dob") => 6,
+        Some("pc") => 7,
+        _ => 8,
     }
 }
 

@@ -254,7 +254,8 @@ fn household_members_are_never_linked_automatically() {
         strict
             .set_thresholds(Thresholds {
                 link: 500.0,
-                review: 1.0
+                review: 1.0,
+                calibrated_for: 0,
             })
             .is_ok()
     );
@@ -263,7 +264,8 @@ fn household_members_are_never_linked_automatically() {
         strict
             .set_thresholds(Thresholds {
                 link: 1.0,
-                review: 5.0
+                review: 5.0,
+                calibrated_for: 0,
             })
             .is_err()
     );

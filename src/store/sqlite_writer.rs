@@ -199,7 +199,7 @@ fn lookup(
                 }
                 // The person may have changed by a merge: read it; the prepared patch only
                 // changes through this writer, which keeps its cache current.
-                let entry = match cache.prepared.get(&id) {
+                let entry = match cache.get(id) {
                     Some(prepared) => person_of
                         .query_row([id], |r| r.get::<_, String>(0))
                         .optional()?
@@ -287,26 +287,49 @@ fn stored_sources(c: &Connection, plan: &Plan<'_>) -> Result<Vec<batch::StoredSo
 
 /// Prepared patches of stored source records, kept between batches: a record is compared
 /// with many later ones, and reading and preparing its patch costs far more than comparing.
+///
+/// Two generations, a cheap approximation of least-recently-used: entries go into `current`;
+/// when it is full it becomes `previous` and the old `previous` is dropped on another thread
+/// (freeing 100,000 prepared records takes most of a second: done here, it stalled the record
+/// that happened to fill the cache). A hit in `previous` moves the entry back to `current`.
 #[derive(Default)]
 pub struct CandidateCache {
-    prepared: HashMap<i64, Arc<Prepared>>,
+    current: HashMap<i64, Arc<Prepared>>,
+    previous: HashMap<i64, Arc<Prepared>>,
 }
 
 impl CandidateCache {
-    /// Most entries kept (a few hundred MB at worst); past it the cache starts again.
-    const LIMIT: usize = 200_000;
+    /// Most entries kept in one generation (a few hundred MB at worst for both).
+    const GENERATION: usize = 100_000;
+
+    fn get(&mut self, id: i64) -> Option<Arc<Prepared>> {
+        if let Some(p) = self.current.get(&id) {
+            return Some(p.clone());
+        }
+        let p = self.previous.remove(&id)?;
+        self.insert(id, p.clone());
+        Some(p)
+    }
 
     fn insert(&mut self, id: i64, prepared: Arc<Prepared>) {
-        if self.prepared.len() >= Self::LIMIT {
-            self.prepared.clear();
+        if self.current.len() >= Self::GENERATION {
+            let full = std::mem::take(&mut self.current);
+            let old = std::mem::replace(&mut self.previous, full);
+            if !old.is_empty() {
+                // Should the thread not start, the map is dropped here: slower, not wrong.
+                let _ = std::thread::Builder::new()
+                    .name("carehub-cache-drop".into())
+                    .spawn(move || drop(old));
+            }
         }
-        self.prepared.insert(id, prepared);
+        self.current.insert(id, prepared);
     }
 
     /// Forgets the records a batch rewrote.
     fn forget(&mut self, plan: &Plan<'_>) {
         for s in &plan.source_records {
-            self.prepared.remove(&s.id);
+            self.current.remove(&s.id);
+            self.previous.remove(&s.id);
         }
     }
 }
