@@ -170,11 +170,15 @@ fn lookup(
 
     // Candidates for the records no identifier links: the source records under their
     // blocking keys, most selective key first, until `max_candidates` are found.
-    let mut by_match_key =
-        c.prepare_cached("SELECT source_record_id FROM match_keys WHERE key = ?1 LIMIT ?2")?;
+    let cap = matcher.max_block;
+    // The limit is written into the SQL, not bound: SQLite plans `LIMIT ?` with the bound
+    // value, so each new binding (one per key) would compile the statement again.
+    let mut by_match_key = c.prepare_cached(&format!(
+        "SELECT source_record_id FROM match_keys WHERE key = ?1 LIMIT {}",
+        cap + 1
+    ))?;
     let mut person_of = c.prepare_cached("SELECT person_id FROM source_records WHERE id = ?1")?;
     let mut patch_of = c.prepare_cached("SELECT person_id, patch FROM source_records WHERE id = ?1")?;
-    let cap = matcher.max_block;
     for index in batch::records_to_match(records, inputs, &l) {
         let Some(input) = &inputs[index] else { continue };
         let mut found: Vec<i64> = Vec::new();
@@ -184,7 +188,7 @@ fn lookup(
             }
             if let Entry::Vacant(slot) = l.keyed.entry(key) {
                 let ids: Vec<i64> = by_match_key
-                    .query_map(params![key, cap as i64 + 1], |r| r.get(0))?
+                    .query_map([key], |r| r.get(0))?
                     .collect::<Result<_, _>>()?;
                 // A key this common narrows nothing: it is left out.
                 slot.insert(if ids.len() > cap { Vec::new() } else { ids });
