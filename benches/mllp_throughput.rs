@@ -1,8 +1,9 @@
 //! MLLP ingest benchmark: N concurrent senders over loopback into a hub on the SQLite store.
 //!
-//! By default each sender behaves like most real ones: it sends a message and waits for its ACK
-//! before the next (`BENCH_WINDOW=1`). With `BENCH_WINDOW=N` a sender keeps N messages in
-//! flight on its connection (MLLP ACKs come back in order), as batch-minded senders do. Every
+//! It runs twice by default: once with senders that behave like most real ones (each sends a
+//! message and waits for its ACK before the next: window 1), then with batch-minded senders
+//! that keep 16 messages in flight on their connection (MLLP ACKs come back in order).
+//! `BENCH_WINDOW=N` runs one of them, with N in flight per sender. Every
 //! message is a distinct ADT^A04 (a new person), so each ACK waits for the message-log row, the
 //! person, its identifiers and its source record to be committed.
 //!
@@ -32,7 +33,7 @@ fn env_usize(name: &str, default: usize) -> usize {
 
 /// A distinct person per message: names, birth dates, phones and streets vary, so that
 /// matching finds no look-alike and every ACK waits for a new person's rows.
-fn message(sender: usize, i: usize) -> Vec<u8> {
+fn message(run: usize, sender: usize, i: usize) -> Vec<u8> {
     const FAMILY: [&str; 8] = ["Nguyễn", "Trần", "Lê", "Phạm", "Иванова", "王", "Smith", "Hoàng"];
     const GIVEN: [&str; 12] = [
         "Lan",
@@ -49,6 +50,9 @@ fn message(sender: usize, i: usize) -> Vec<u8> {
         "Emily",
     ];
     let n = sender * 100_000 + i;
+    // Each run its own control ids and identifiers, so that runs sharing a database (PostgreSQL)
+    // each make new persons.
+    let sender = format!("{run}S{sender}");
     let text = format!(
         "MSH|^~\\&|EMR|CLINIC|CAREHUB|CLINIC|20261120083000+0700||ADT^A04^ADT_A01|B{sender}-{i}|P|2.5.1\r\
          EVN|A04|20261120083000\r\
@@ -86,15 +90,25 @@ async fn read_ack(s: &mut TcpStream, buf: &mut Vec<u8>) -> bool {
 
 fn main() {
     let senders = env_usize("BENCH_SENDERS", 8);
-    let window = env_usize("BENCH_WINDOW", 1).max(1);
     let total = env_usize("BENCH_MESSAGES", 40_000);
     let matching = std::env::var("BENCH_MATCHING").is_ok_and(|v| v == "on" || v == "1" || v == "true");
-    let per_sender = total / senders;
+    let windows = match std::env::var("BENCH_WINDOW") {
+        Ok(_) => vec![env_usize("BENCH_WINDOW", 1).max(1)],
+        Err(_) => vec![1, 16],
+    };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .expect("runtime");
-    rt.block_on(async move {
+    for (run, window) in windows.into_iter().enumerate() {
+        rt.block_on(run_once(run, senders, window, total, matching));
+    }
+}
+
+/// One run on a hub of its own: `senders` connections, each keeping `window` messages in flight.
+async fn run_once(run: usize, senders: usize, window: usize, total: usize, matching: bool) {
+    let per_sender = total / senders;
+    {
         let dir = tempfile::tempdir().expect("temp dir");
         let root = dir.path();
         std::fs::create_dir_all(root.join("connectors")).unwrap();
@@ -112,10 +126,15 @@ fn main() {
             ),
         )
         .unwrap();
-        std::fs::write(root.join("connectors/mllp.yaml"), "type: mllp\nname: mllp\nlisten: 127.0.0.1:0\n").unwrap();
+        std::fs::write(
+            root.join("connectors/mllp.yaml"),
+            "type: mllp\nname: mllp\nlisten: 127.0.0.1:0\n",
+        )
+        .unwrap();
         let settings = carehub::config::load_with_env(&root.join("carehub.yaml"), &[]).expect("bench config");
         let hub = carehub::app::start(settings).await.expect("hub");
         let addr = hub.mllp_addr("mllp").expect("mllp address");
+        let persons_before = hub.store.person_count().await.unwrap_or(0);
 
         let started = Instant::now();
         let mut tasks = Vec::new();
@@ -130,7 +149,7 @@ fn main() {
                 let mut next = 0;
                 while next < per_sender || !in_flight.is_empty() {
                     while next < per_sender && in_flight.len() < window {
-                        s.write_all(&message(sender, next)).await.expect("send");
+                        s.write_all(&message(run, sender, next)).await.expect("send");
                         in_flight.push_back(Instant::now());
                         next += 1;
                     }
@@ -154,7 +173,7 @@ fn main() {
         let elapsed = started.elapsed();
         all.sort();
         let pct = |p: f64| all[((all.len() as f64 * p) as usize).min(all.len() - 1)];
-        let persons = hub.store.person_count().await.unwrap_or(-1);
+        let persons = hub.store.person_count().await.unwrap_or(-1) - persons_before;
         println!(
             "mllp_throughput: senders={senders} window={window} matching={matching} messages={} refused={refused} persons={persons} elapsed={:.2}s rate={:.0} msg/s ack_p50={:.2}ms ack_p99={:.2}ms ack_max={:.2}ms",
             all.len(),
@@ -165,5 +184,5 @@ fn main() {
             all.last().copied().unwrap_or_default().as_secs_f64() * 1e3,
         );
         hub.shutdown().await;
-    });
+    }
 }

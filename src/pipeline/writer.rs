@@ -4,11 +4,16 @@
 //! and answers each record's sender. On SQLite the batch runs on this thread through the
 //! store's synchronous writer; on PostgreSQL the thread drives the async store. Either way the
 //! writer never waits for a turn on the runtime between the statements of a batch.
+//!
+//! On SQLite a second thread, the syncer, answers the senders: it syncs the write-ahead log
+//! once for every group committed since its last sync, then sends their answers. Nobody hears
+//! "stored" before the disk has it, and the writer commits the next group while the disk
+//! syncs this one (a sync costs about as long as writing a group of eight records).
 
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-use crate::store::{Applied, NewRecord, Store, StoreError};
+use crate::store::{Applied, BlockingWriter, NewRecord, Store, StoreError};
 
 /// Records waiting for their commit, and where to say how it went. The records of one job
 /// are committed together or not at all (a page of a pull with its cursor, a FHIR
@@ -49,6 +54,7 @@ pub fn spawn_writer(
     let (done, finished) = oneshot::channel::<()>();
     let runtime = tokio::runtime::Handle::current();
     let blocking = store.blocking_writer();
+    let syncer = blocking.clone().map(Syncer::spawn);
     let apply = move |records: &[NewRecord]| {
         // A bug must not end the writer (and with it all ingest): a batch that panics is
         // answered "send it again later", its transaction rolled back, and the writer goes on.
@@ -69,7 +75,15 @@ pub fn spawn_writer(
         .spawn(move || {
             let mut jobs: Vec<Job> = Vec::with_capacity(max_batch);
             while rx.blocking_recv_many(&mut jobs, max_batch) > 0 {
-                commit_group(&apply, std::mem::take(&mut jobs));
+                let answers = commit_group(&apply, std::mem::take(&mut jobs));
+                match &syncer {
+                    Some(s) => s.answer_when_durable(answers),
+                    None => answers.send(),
+                }
+            }
+            // The syncer answers what it holds before it ends.
+            if let Some(s) = syncer {
+                s.finish();
             }
             tracing::debug!("ingest writer stopped");
             let _ = done.send(());
@@ -84,7 +98,21 @@ pub fn spawn_writer(
     (tx, handle)
 }
 
-fn commit_group(apply: &impl Fn(&[NewRecord]) -> Result<Vec<Applied>, StoreError>, jobs: Vec<Job>) {
+/// The answers of one group, each with its job's outcome.
+struct Answers(Vec<(Reply, Result<Vec<Applied>, StoreError>)>);
+
+impl Answers {
+    fn send(self) {
+        for (reply, outcome) in self.0 {
+            reply.send(outcome);
+        }
+    }
+}
+
+fn commit_group(
+    apply: &impl Fn(&[NewRecord]) -> Result<Vec<Applied>, StoreError>,
+    jobs: Vec<Job>,
+) -> Answers {
     let mut all: Vec<NewRecord> = Vec::with_capacity(jobs.len());
     let mut units = Vec::with_capacity(jobs.len());
     for job in jobs {
@@ -92,26 +120,108 @@ fn commit_group(apply: &impl Fn(&[NewRecord]) -> Result<Vec<Applied>, StoreError
         all.extend(job.records);
         units.push((start..all.len(), job.reply));
     }
-    match apply(&all) {
+    let answers = match apply(&all) {
         Ok(applied) => {
             let mut applied = applied.into_iter();
-            for (range, reply) in units {
-                reply.send(Ok(applied.by_ref().take(range.len()).collect()));
-            }
+            units
+                .into_iter()
+                .map(|(range, reply)| (reply, Ok(applied.by_ref().take(range.len()).collect())))
+                .collect()
         }
         Err(e) if units.len() > 1 => {
             // One bad job must not sink the others: retry them one by one (each job whole).
             tracing::warn!(error = %e, records = all.len(), "a group commit failed; retrying its jobs one by one");
-            for (range, reply) in units {
-                reply.send(apply(&all[range]));
-            }
+            units
+                .into_iter()
+                .map(|(range, reply)| (reply, apply(&all[range])))
+                .collect()
         }
         Err(e) => {
             tracing::error!(error = %e, "a commit failed");
             let reason = e.to_string();
-            for (_, reply) in units {
-                reply.send(Err(StoreError::Sql(sqlx::Error::Protocol(reason.clone()))));
+            units
+                .into_iter()
+                .map(|(_, reply)| (reply, Err(StoreError::Sql(sqlx::Error::Protocol(reason.clone())))))
+                .collect()
+        }
+    };
+    Answers(answers)
+}
+
+/// The thread that makes committed groups durable and only then answers their senders.
+struct Syncer {
+    writer: BlockingWriter,
+    queue: Option<std::sync::mpsc::Sender<Answers>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Syncer {
+    fn spawn(writer: BlockingWriter) -> Syncer {
+        let (queue, waiting) = std::sync::mpsc::channel::<Answers>();
+        let own = writer.clone();
+        let thread = std::thread::Builder::new()
+            .name("carehub-syncer".into())
+            .spawn(move || {
+                while let Ok(first) = waiting.recv() {
+                    // One sync covers every group committed before it starts.
+                    let groups: Vec<Answers> = std::iter::once(first).chain(waiting.try_iter()).collect();
+                    answer_after_sync(&own, groups);
+                }
+            });
+        match thread {
+            Ok(thread) => Syncer {
+                writer,
+                queue: Some(queue),
+                thread: Some(thread),
+            },
+            Err(e) => {
+                tracing::error!(error = %e, "cannot start the ingest syncer thread; the writer syncs each group itself");
+                Syncer {
+                    writer,
+                    queue: None,
+                    thread: None,
+                }
             }
+        }
+    }
+
+    /// Sends the answers once everything committed so far is on disk. Groups that hold only
+    /// failures go the same way, which keeps the answers in the order of the commits.
+    fn answer_when_durable(&self, answers: Answers) {
+        let unsent = match &self.queue {
+            Some(queue) => match queue.send(answers) {
+                Ok(()) => return,
+                Err(returned) => returned.0,
+            },
+            None => answers,
+        };
+        answer_after_sync(&self.writer, vec![unsent]);
+    }
+
+    /// Answers what is still waiting, then ends the thread.
+    fn finish(mut self) {
+        self.queue = None;
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn answer_after_sync(writer: &BlockingWriter, groups: Vec<Answers>) {
+    let synced = writer.make_durable();
+    let failure = synced.as_ref().err().map(|e| {
+        tracing::error!(error = %e, "syncing the store to disk failed; the senders of the last commits are told to send again");
+        e.to_string()
+    });
+    for group in groups {
+        for (reply, outcome) in group.0 {
+            let outcome = match (&failure, outcome) {
+                // Committed but perhaps not on disk: a sender that sends again is recognised
+                // by its control id and gets its ACK then.
+                (Some(reason), Ok(_)) => Err(StoreError::Sync(std::io::Error::other(reason.clone()))),
+                (_, outcome) => outcome,
+            };
+            reply.send(outcome);
         }
     }
 }

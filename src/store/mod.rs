@@ -48,6 +48,8 @@ pub enum StoreError {
     Sqlite(#[from] rusqlite::Error),
     #[error("the store's writer stopped")]
     WriterGone,
+    #[error("syncing the write-ahead log to disk failed: {0}")]
+    Sync(std::io::Error),
     #[error("{0} not found")]
     NotFound(&'static str),
     #[error("{0}")]
@@ -81,9 +83,18 @@ enum Backend {
 pub struct BlockingWriter(sqlite::SqliteStore, Arc<Matcher>, Arc<RuleSet>);
 
 impl BlockingWriter {
-    /// [`Store::apply_batch`], on the calling thread (never call it from async code).
+    /// [`Store::apply_batch`], on the calling thread (never call it from async code), except
+    /// that on return the batch is committed and visible but not yet certain to survive a
+    /// power loss: call [`Self::make_durable`] before telling anyone it is stored. Splitting
+    /// the two lets the next batch be written while the disk syncs this one.
     pub fn apply_batch(&self, records: &[NewRecord]) -> Result<Vec<Applied>, StoreError> {
         self.0.apply_batch_blocking(records, &self.1, &self.2)
+    }
+
+    /// Makes every batch committed so far survive a power loss (one sync covers them all);
+    /// nothing to do with `sqlite_synchronous: normal`.
+    pub fn make_durable(&self) -> Result<(), StoreError> {
+        self.0.make_durable()
     }
 }
 

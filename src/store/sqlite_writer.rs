@@ -19,7 +19,6 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use super::StoreError;
 use super::batch::{self, Lookups, Plan};
 use super::types::*;
-use crate::config::SqliteSync;
 use crate::identity::link::match_record;
 use crate::identity::{Decision, MatchInput, Matcher, Prepared};
 use crate::model::ProfilePatch;
@@ -39,19 +38,17 @@ impl std::fmt::Debug for SqliteWriter {
 
 impl SqliteWriter {
     /// Opens the store's file for writing. The schema must exist (the sqlx side migrates it).
-    pub fn open(path: &str, sync: SqliteSync) -> Result<SqliteWriter, StoreError> {
+    pub fn open(path: &str) -> Result<SqliteWriter, StoreError> {
         let conn = Connection::open(path)?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
-        // The same settings as the pool's connections (see `sqlite.rs` for the why of each).
-        conn.execute_batch(&format!(
-            "PRAGMA journal_mode = WAL; PRAGMA synchronous = {}; PRAGMA foreign_keys = ON;
+        // The same settings as the pool's connections (see `sqlite.rs` for the why of each),
+        // but a commit does not wait for the disk: whoever answers a sender first makes the
+        // commit durable (`SqliteStore::make_durable`), one sync for several commits.
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;
              PRAGMA cache_size = -65536; PRAGMA mmap_size = 268435456; PRAGMA temp_store = memory;
              PRAGMA wal_autocheckpoint = 10000;",
-            match sync {
-                SqliteSync::Full => "FULL",
-                SqliteSync::Normal => "NORMAL",
-            }
-        ))?;
+        )?;
         conn.set_prepared_statement_cache_capacity(32);
         Ok(SqliteWriter {
             conn,
