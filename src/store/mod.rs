@@ -9,6 +9,7 @@
 
 mod batch;
 mod postgres;
+mod postgres_stats;
 mod sql;
 mod sql_clinical;
 mod sql_notify;

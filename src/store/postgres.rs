@@ -16,7 +16,8 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
 use super::StoreError;
 use super::batch::{self, Lookups, Plan};
-use super::sql::{CHUNK, LOOKUP_TERMS, LOOKUP_VALUES, like_escape, now, store_queries};
+use super::postgres_stats::Statistics;
+use super::sql::{CHUNK, LOOKUP_VALUES, like_escape, now, store_queries};
 use super::sql_clinical::clinical_queries;
 use super::sql_notify::notify_queries;
 use super::sql_pull::pull_queries;
@@ -35,6 +36,8 @@ const INGEST_LOCK: i64 = 0x0063_6172_6568_7562;
 #[derive(Clone, Debug)]
 pub struct PgStore {
     pool: PgPool,
+    /// Keeps the ingest look-ups' plans fitting the tables (see `postgres_stats.rs`).
+    statistics: Arc<Statistics>,
 }
 
 impl PgStore {
@@ -45,7 +48,10 @@ impl PgStore {
             .acquire_timeout(timeout)
             .connect_with(options)
             .await?;
-        Ok(PgStore { pool })
+        Ok(PgStore {
+            pool,
+            statistics: Arc::new(Statistics::new()),
+        })
     }
 
     pub async fn migrate(&self) -> Result<(), StoreError> {
@@ -85,6 +91,7 @@ impl PgStore {
         let (notifications, stops) = batch::outbox(&plan, &priors, rules, jiff::Timestamp::now())?;
         Self::write_outbox(&mut tx, &notifications, &stops).await?;
         tx.commit().await?;
+        self.statistics.after_batch(&self.pool);
         Ok(plan.applied)
     }
 
@@ -287,114 +294,60 @@ impl PgStore {
         Ok(())
     }
 
-    /// The query the next look-up branch goes into (a new one past the limits), with
-    /// ` UNION ALL ` already written when it is not the query's first SELECT.
-    fn lookup_branch<'q>(
-        queries: &'q mut Vec<sqlx::QueryBuilder<sqlx::Postgres>>,
-        counts: &mut (usize, usize),
-        values: usize,
-        selects: usize,
-    ) -> &'q mut sqlx::QueryBuilder<sqlx::Postgres> {
-        if queries.is_empty() || counts.0 + values > LOOKUP_VALUES || counts.1 + selects > LOOKUP_TERMS {
-            // A header row names and types the columns (PostgreSQL types a UNION from its
-            // first SELECT); its kind `x` is skipped when the rows are read.
-            queries.push(sqlx::QueryBuilder::new(
-                "SELECT 'x' AS kind, CAST(NULL AS BIGINT) AS id, CAST(NULL AS TEXT) AS a, \
-                 CAST(NULL AS TEXT) AS b, CAST(NULL AS TEXT) AS c, CAST(NULL AS TEXT) AS d, \
-                 CAST(NULL AS TEXT) AS e",
-            ));
-            *counts = (0, 1);
-        }
-        let first = counts.1 == 0;
-        counts.0 += values;
-        counts.1 += selects;
-        let q = queries.last_mut().expect("a query was just ensured");
-        if !first {
-            q.push(" UNION ALL ");
-        }
-        q
-    }
-
-    /// `($1, $2, …)` for a list of text values.
-    fn push_list(q: &mut sqlx::QueryBuilder<sqlx::Postgres>, values: &[String]) {
-        q.push("(");
-        let mut sep = q.separated(", ");
-        for v in values {
-            sep.push_bind(v.clone());
-        }
-        sep.push_unseparated(")");
-    }
-
-    /// Everything a batch needs to know, in one UNION ALL query. Columns: kind, id, a, b, c, d, e.
+    /// Everything a batch needs to know, in one query of a fixed shape: the values go in as
+    /// arrays (`= ANY($n)`), so the server plans it once per connection whatever the batch
+    /// holds. Columns: kind, id, a, b, c, d, e.
     async fn ingest_lookup(
         tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
         records: &[NewRecord],
     ) -> Result<Lookups, StoreError> {
         let keys = batch::lookup_keys(records);
-        // Branches go into one UNION ALL query while it stays within the bound-value and
-        // compound-select limits of both databases; past them, into the next query.
-        let mut queries: Vec<sqlx::QueryBuilder<sqlx::Postgres>> = vec![sqlx::QueryBuilder::new(
-            "SELECT 'n' AS kind, (SELECT COALESCE(MAX(id), 0) + 1 FROM messages) AS id, NULL AS a, NULL AS b, NULL AS c, \
-             NULL AS d, NULL AS e \
-             UNION ALL SELECT 'r', (SELECT COALESCE(MAX(id), 0) + 1 FROM source_records), NULL, NULL, NULL, NULL, NULL",
-        )];
-        let mut counts = (0usize, 2usize); // (bound values, SELECTs) in the current query
-        for chunk in keys.control_ids.chunks(CHUNK) {
-            // The status is filtered after: a status condition lures SQLite onto the status index.
-            let q = Self::lookup_branch(&mut queries, &mut counts, chunk.len(), 1);
-            q.push(
-                "SELECT 'm', id, sender, control_id, content_hash, person_id, status FROM messages \
-                 WHERE control_id IN ",
-            );
-            Self::push_list(q, chunk);
-        }
-        for chunk in keys.identifier_values.chunks(CHUNK) {
-            let q = Self::lookup_branch(&mut queries, &mut counts, 2 * chunk.len(), 2);
-            q.push("SELECT 'i', NULL, system, value, person_id, NULL, NULL FROM identifiers WHERE value IN ");
-            Self::push_list(q, chunk);
-            q.push(
-                " UNION ALL SELECT 'p', NULL, id, profile, NULL, NULL, NULL FROM persons \
-                 WHERE id IN (SELECT person_id FROM identifiers WHERE value IN ",
-            );
-            Self::push_list(q, chunk);
-            q.push(")");
-        }
-        for chunk in keys.source_keys.chunks(CHUNK) {
-            let q = Self::lookup_branch(&mut queries, &mut counts, chunk.len(), 1);
-            q.push("SELECT 's', id, source_system, source_key, NULL, NULL, NULL FROM source_records WHERE source_key IN ");
-            Self::push_list(q, chunk);
-        }
+        let rows = sqlx::query(
+            "SELECT 'n' AS kind, (SELECT COALESCE(MAX(id), 0) + 1 FROM messages) AS id, CAST(NULL AS TEXT) AS a, \
+             CAST(NULL AS TEXT) AS b, CAST(NULL AS TEXT) AS c, CAST(NULL AS TEXT) AS d, CAST(NULL AS TEXT) AS e \
+             UNION ALL SELECT 'r', (SELECT COALESCE(MAX(id), 0) + 1 FROM source_records), NULL, NULL, NULL, NULL, NULL \
+             UNION ALL SELECT 'm', id, sender, control_id, content_hash, person_id, status FROM messages \
+               WHERE control_id = ANY($1) \
+             UNION ALL SELECT 'i', NULL, system, value, person_id, NULL, NULL FROM identifiers WHERE value = ANY($2) \
+             UNION ALL SELECT 'p', NULL, id, profile, NULL, NULL, NULL FROM persons \
+               WHERE id IN (SELECT person_id FROM identifiers WHERE value = ANY($2)) \
+             UNION ALL SELECT 's', id, source_system, source_key, NULL, NULL, NULL FROM source_records \
+               WHERE source_key = ANY($3)",
+        )
+        .bind(&keys.control_ids)
+        .bind(&keys.identifier_values)
+        .bind(&keys.source_keys)
+        .fetch_all(&mut **tx)
+        .await?;
         let mut l = Lookups::default();
-        for mut q in queries {
-            for row in q.build().fetch_all(&mut **tx).await? {
-                let kind: String = row.get("kind");
-                match kind.as_str() {
-                    "n" => l.next_message_id = row.get("id"),
-                    "r" => l.next_source_record_id = row.get("id"),
-                    "m" => {
-                        let status: String = row.get("e");
-                        if status != "processed" && status != "unmapped" {
-                            continue;
-                        }
-                        let id: i64 = row.get("id");
-                        let person: Option<String> = row.get("d");
-                        let key = (row.get("a"), row.get("b"), row.get("c"));
-                        super::batch::note_accepted(&mut l, key, id, person);
+        for row in rows {
+            let kind: String = row.get("kind");
+            match kind.as_str() {
+                "n" => l.next_message_id = row.get("id"),
+                "r" => l.next_source_record_id = row.get("id"),
+                "m" => {
+                    let status: String = row.get("e");
+                    if status != "processed" && status != "unmapped" {
+                        continue;
                     }
-                    "i" => {
-                        l.identifiers.insert((row.get("a"), row.get("b")), row.get("c"));
-                    }
-                    "p" => {
-                        let profile: String = row.get("b");
-                        l.profiles
-                            .insert(row.get("a"), serde_json::from_str::<ProfilePatch>(&profile)?);
-                    }
-                    "s" => {
-                        l.source_records
-                            .insert((row.get("a"), row.get("b")), row.get("id"));
-                    }
-                    _ => {}
+                    let id: i64 = row.get("id");
+                    let person: Option<String> = row.get("d");
+                    let key = (row.get("a"), row.get("b"), row.get("c"));
+                    super::batch::note_accepted(&mut l, key, id, person);
                 }
+                "i" => {
+                    l.identifiers.insert((row.get("a"), row.get("b")), row.get("c"));
+                }
+                "p" => {
+                    let profile: String = row.get("b");
+                    l.profiles
+                        .insert(row.get("a"), serde_json::from_str::<ProfilePatch>(&profile)?);
+                }
+                "s" => {
+                    l.source_records
+                        .insert((row.get("a"), row.get("b")), row.get("id"));
+                }
+                _ => {}
             }
         }
         Ok(l)

@@ -18,9 +18,6 @@ pub const CHUNK: usize = 500;
 /// Bound values in one look-up query (SQLite allows 32,766, PostgreSQL 65,535).
 pub const LOOKUP_VALUES: usize = 20_000;
 
-/// SELECTs joined by UNION ALL in one look-up query (SQLite allows 500).
-pub const LOOKUP_TERMS: usize = 200;
-
 /// `text` as a literal LIKE pattern (with `ESCAPE '\'`): its `%`, `_` and `\` match only themselves.
 pub fn like_escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());

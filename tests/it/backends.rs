@@ -117,7 +117,8 @@ async fn the_store_contract_holds_on_postgresql() {
     store_contract(Backend::Postgres).await;
 }
 
-/// A record with more identifiers than one query may bind is looked up in several queries.
+/// A record with more identifiers than one SQLite query may bind is looked up in several
+/// queries there (PostgreSQL takes them as one array).
 async fn many_identifiers(backend: Backend) {
     use carehub::model::{Identifier, ProfilePatch};
     use carehub::store::{Disposition, NewRecord};
@@ -187,4 +188,65 @@ async fn a_huge_record_is_looked_up_in_pieces_on_sqlite() {
 #[tokio::test]
 async fn a_huge_record_is_looked_up_in_pieces_on_postgresql() {
     many_identifiers(Backend::Postgres).await;
+}
+
+/// PostgreSQL keeps a prepared statement's plan until its tables' statistics change. A hub
+/// started on an empty database must not go on planning its look-ups for empty tables where
+/// autovacuum is off (as on the test server) or has not come round yet: the store analyses its
+/// ingest tables itself as they grow.
+#[tokio::test]
+async fn postgresql_statistics_follow_a_growing_store() {
+    use sqlx::Connection;
+    let dir = tempfile::tempdir().unwrap();
+    let Some(url) = fresh_store_url(Backend::Postgres, dir.path()).await else {
+        return;
+    };
+    let store = carehub::store::Store::open(&carehub::config::StoreConfig {
+        url: url.clone(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+    let analyses = async |conn: &mut sqlx::PgConnection| -> i64 {
+        sqlx::query_scalar(
+            "SELECT COALESCE(SUM(analyze_count + autoanalyze_count), 0)::bigint FROM pg_stat_user_tables
+             WHERE schemaname = current_schema() AND relname = 'persons'",
+        )
+        .fetch_one(conn)
+        .await
+        .unwrap()
+    };
+    assert_eq!(
+        analyses(&mut conn).await,
+        0,
+        "a fresh schema has never been analysed"
+    );
+    // 300 persons, a batch at a time, until `persons` has been analysed (the check runs at
+    // most once a second, after a batch; the server publishes its counters within a second).
+    let mut n = 0;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while analyses(&mut conn).await == 0 {
+        assert!(std::time::Instant::now() < deadline, "persons was never analysed");
+        let batch: Vec<_> = (n..n + 100)
+            .map(|i| {
+                crate::identity::store_record(
+                    "EMR",
+                    &format!("ST-{i}"),
+                    serde_json::json!({"identifiers": [{"system": "HOSP", "value": format!("MRN-ST-{i}")}],
+                        "names": [{"family": "Trần", "given": ["Minh"]}]}),
+                )
+            })
+            .collect();
+        if n < 300 {
+            store.apply_batch(&batch).await.unwrap();
+            n += 100;
+        } else {
+            // Nothing more to write: one small batch triggers the check again.
+            store.apply_batch(&batch[..1]).await.unwrap();
+            n += 1;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    }
+    assert!(store.person_count().await.unwrap() >= 300);
 }
