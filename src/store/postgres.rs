@@ -54,6 +54,11 @@ impl PgStore {
         })
     }
 
+    /// No turns to take: PostgreSQL's row locks let writers run side by side.
+    pub async fn write_gate(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        None
+    }
+
     pub async fn migrate(&self) -> Result<(), StoreError> {
         sqlx::migrate!("migrations/postgres").run(&self.pool).await?;
         Ok(())

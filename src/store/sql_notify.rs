@@ -51,6 +51,8 @@ macro_rules! notify_queries {
             /// confirms leaves them to the next relay pass). `published_at` is set here: a worker
             /// may take a send before the relay marks it queued, and caps count from it.
             pub async fn stage_sends(&self, sends: &[Resolved]) -> Result<(), StoreError> {
+                // One writer at a time, in turn (SQLite; see `write_gate`).
+                let _turn = self.write_gate().await;
                 let at = now();
                 let mut tx = self.pool.begin().await?;
                 for s in sends {
@@ -77,6 +79,8 @@ macro_rules! notify_queries {
             /// Each id comes with the provider calls the row had when staged: a row a worker
             /// already took (and perhaps sent back to the relay) is left alone.
             pub async fn mark_published(&self, ids: &[(String, i64)]) -> Result<(), StoreError> {
+                // One writer at a time, in turn (SQLite; see `write_gate`).
+                let _turn = self.write_gate().await;
                 let at = now();
                 let mut tx = self.pool.begin().await?;
                 for (id, attempts) in ids {
@@ -103,6 +107,8 @@ macro_rules! notify_queries {
                 due_at: Option<i64>,
                 detail: &str,
             ) -> Result<(), StoreError> {
+                // One writer at a time, in turn (SQLite; see `write_gate`).
+                let _turn = self.write_gate().await;
                 sqlx::query(
                     "UPDATE notifications SET status = $1, due_at = COALESCE($2, due_at), detail = $3, updated_at = $4
                      WHERE id = $5 AND status IN ('pending', 'queued')",
@@ -138,6 +144,8 @@ macro_rules! notify_queries {
             /// Outcomes to record and sends to claim, in one transaction (the workers' group
             /// commit): outcomes first, then the claims, whose answers come back in order.
             pub async fn send_ops(&self, claims: &[SendClaim], outcomes: &[AttemptOutcome]) -> Result<Vec<Claim>, StoreError> {
+                // One writer at a time, in turn (SQLite; see `write_gate`).
+                let _turn = self.write_gate().await;
                 let at = now();
                 let mut tx = self.pool.begin().await?;
                 for o in outcomes {
@@ -259,6 +267,8 @@ macro_rules! notify_queries {
                 status: &str,
                 detail: Option<&str>,
             ) -> Result<bool, StoreError> {
+                // One writer at a time, in turn (SQLite; see `write_gate`).
+                let _turn = self.write_gate().await;
                 let at = now();
                 let delivered = (status == "delivered").then(|| at.clone());
                 let done = sqlx::query(
@@ -291,6 +301,8 @@ macro_rules! notify_queries {
 
             /// Removes a refusal (a START after a STOP): what held before it holds again.
             pub async fn clear_denial(&self, person: &str, category: &str, channel: &str) -> Result<bool, StoreError> {
+                // One writer at a time, in turn (SQLite; see `write_gate`).
+                let _turn = self.write_gate().await;
                 let n = sqlx::query(
                     "DELETE FROM consents WHERE person_id = $1 AND category = $2 AND channel = $3 AND decision = 'deny'",
                 )
@@ -305,6 +317,8 @@ macro_rules! notify_queries {
 
             /// Records a consent decision; with `deny`, cancels the person's pending sends it covers.
             pub async fn set_consent(&self, person: &str, c: &ConsentView) -> Result<u64, StoreError> {
+                // One writer at a time, in turn (SQLite; see `write_gate`).
+                let _turn = self.write_gate().await;
                 let mut tx = self.pool.begin().await?;
                 sqlx::query(
                     "INSERT INTO consents (person_id, category, channel, decision, source, at) VALUES ($1, $2, $3, $4, $5, $6)
@@ -375,6 +389,8 @@ macro_rules! notify_queries {
             }
 
             pub async fn set_preferences(&self, person: &str, p: &Preferences) -> Result<(), StoreError> {
+                // One writer at a time, in turn (SQLite; see `write_gate`).
+                let _turn = self.write_gate().await;
                 sqlx::query(
                     "INSERT INTO patient_preferences (person_id, language, timezone, addresses, tags, updated_at)
                      VALUES ($1, $2, $3, $4, $5, $6)
@@ -618,6 +634,8 @@ macro_rules! notify_queries {
             /// ago (the worker died), `queued` published longer ago than `queued_ms` (its queue
             /// message was lost or dead-lettered). A resend is claimed once, as always.
             pub async fn requeue_stranded(&self, now_ms: i64, grace_ms: i64, queued_before: &str) -> Result<u64, StoreError> {
+                // One writer at a time, in turn (SQLite; see `write_gate`).
+                let _turn = self.write_gate().await;
                 let n = sqlx::query(
                     "UPDATE notifications SET status = 'pending', due_at = $1, claimed_until = NULL, updated_at = $2,
                        detail = 'requeued: no worker settled it'

@@ -8,6 +8,8 @@ macro_rules! queue_queries {
     ($store:ident, $skip_locked:literal) => {
         impl $store {
             pub async fn queue_push(&self, queue_rows: &[(String, String, String, i64)]) -> Result<(), StoreError> {
+                // One writer at a time, in turn (SQLite; see `write_gate`).
+                let _turn = self.write_gate().await;
                 let at = now();
                 let mut tx = self.pool.begin().await?;
                 for (queue, message_id, payload, available_at) in queue_rows {
@@ -26,12 +28,16 @@ macro_rules! queue_queries {
                 Ok(())
             }
 
-            /// Takes up to `limit` ready messages of a queue, hidden from others until `lock_until`.
+            /// Takes up to `limit` ready messages of a queue, hidden from others until `lock_until`:
+            /// the longest due first (in the order of `queue_messages_ready`, so the claim reads
+            /// only the messages in flight before the ones it takes, not the whole backlog).
             pub async fn queue_claim(&self, queue: &str, now_ms: i64, lock_until: i64, limit: i64) -> Result<Vec<QueueRow>, StoreError> {
+                // One writer at a time, in turn (SQLite; see `write_gate`).
+                let _turn = self.write_gate().await;
                 let rows = sqlx::query(concat!(
                     "UPDATE queue_messages SET locked_until = $1, deliveries = deliveries + 1
                      WHERE id IN (SELECT id FROM queue_messages WHERE queue = $2 AND dead_reason IS NULL AND available_at <= $3
-                       AND (locked_until IS NULL OR locked_until < $3) ORDER BY id LIMIT $4 ",
+                       AND (locked_until IS NULL OR locked_until < $3) ORDER BY available_at, id LIMIT $4 ",
                     $skip_locked,
                     ") RETURNING id, payload, deliveries"
                 ))
@@ -54,6 +60,8 @@ macro_rules! queue_queries {
             }
 
             pub async fn queue_ack(&self, ids: &[i64]) -> Result<(), StoreError> {
+                // One writer at a time, in turn (SQLite; see `write_gate`).
+                let _turn = self.write_gate().await;
                 let mut tx = self.pool.begin().await?;
                 for id in ids {
                     sqlx::query("DELETE FROM queue_messages WHERE id = $1").bind(id).execute(&mut *tx).await?;
@@ -63,6 +71,8 @@ macro_rules! queue_queries {
             }
 
             pub async fn queue_retry(&self, id: i64, payload: &str, available_at: i64) -> Result<(), StoreError> {
+                // One writer at a time, in turn (SQLite; see `write_gate`).
+                let _turn = self.write_gate().await;
                 sqlx::query("UPDATE queue_messages SET payload = $1, available_at = $2, locked_until = NULL, deliveries = 0 WHERE id = $3")
                     .bind(payload)
                     .bind(available_at)
@@ -73,6 +83,8 @@ macro_rules! queue_queries {
             }
 
             pub async fn queue_dead(&self, id: i64, reason: &str) -> Result<(), StoreError> {
+                // One writer at a time, in turn (SQLite; see `write_gate`).
+                let _turn = self.write_gate().await;
                 sqlx::query("UPDATE queue_messages SET dead_reason = $1, locked_until = NULL WHERE id = $2")
                     .bind(reason)
                     .bind(id)

@@ -34,6 +34,8 @@ pub struct SqliteStore {
     sync: SqliteSync,
     /// Ingest writes go through their own connection (see `sqlite_writer.rs`).
     writer: Arc<Mutex<Option<SqliteWriter>>>,
+    /// Turns for the pool's writers (see [`SqliteStore::write_gate`]).
+    gate: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl SqliteStore {
@@ -82,6 +84,7 @@ impl SqliteStore {
             path: path.to_string(),
             sync,
             writer: Arc::new(Mutex::new(None)),
+            gate: Arc::new(tokio::sync::Mutex::new(())),
         })
     }
 
@@ -126,6 +129,15 @@ impl SqliteStore {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(StoreError::Sync(e)),
         }
+    }
+
+    /// A turn to write through the pool. SQLite has one writer at a time; the relay, the
+    /// channel workers and the embedded queue write often and at once, and a connection that
+    /// finds the database locked sleeps in SQLite's busy handler (1, 2, 5, 10… ms) however soon
+    /// the lock is free. Waiting here instead, in line, hands the lock over as soon as it is
+    /// released. (Ingest's writer has a connection of its own and does not take turns here.)
+    pub async fn write_gate(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        Some(self.gate.lock().await)
     }
 
     /// Runs `f` on the writer connection, opening it on first use.

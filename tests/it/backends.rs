@@ -198,15 +198,9 @@ async fn a_huge_record_is_looked_up_in_pieces_on_postgresql() {
 async fn postgresql_statistics_follow_a_growing_store() {
     use sqlx::Connection;
     let dir = tempfile::tempdir().unwrap();
-    let Some(url) = fresh_store_url(Backend::Postgres, dir.path()).await else {
+    let Some((store, url)) = fresh_store(Backend::Postgres, dir.path()).await else {
         return;
     };
-    let store = carehub::store::Store::open(&carehub::config::StoreConfig {
-        url: url.clone(),
-        ..Default::default()
-    })
-    .await
-    .unwrap();
     let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
     let analyses = async |conn: &mut sqlx::PgConnection| -> i64 {
         sqlx::query_scalar(

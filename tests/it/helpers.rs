@@ -84,6 +84,18 @@ pub async fn fresh_store_url(backend: Backend, dir: &Path) -> Option<String> {
     }
 }
 
+/// A fresh, empty store of `backend` (see [`fresh_store_url`]), opened, with its URL.
+pub async fn fresh_store(backend: Backend, dir: &Path) -> Option<(carehub::store::Store, String)> {
+    let url = fresh_store_url(backend, dir).await?;
+    let store = carehub::store::Store::open(&carehub::config::StoreConfig {
+        url: url.clone(),
+        ..Default::default()
+    })
+    .await
+    .expect("open a fresh store");
+    Some((store, url))
+}
+
 /// Drops test schemas left by runs more than an hour old (their names are UUIDv7: the first
 /// 12 hex digits are the creation time in milliseconds). Once per test process.
 async fn drop_stale_schemas(conn: &mut sqlx::PgConnection) {

@@ -446,15 +446,9 @@ async fn records_stored_while_matching_was_off_are_found_once_it_is_on() {
 #[tokio::test]
 async fn estimate_model_prints_probabilities_learnt_from_the_store() {
     let dir = tempfile::tempdir().unwrap();
-    let Some(url) = fresh_store_url(Backend::default(), dir.path()).await else {
+    let Some((store, url)) = fresh_store(Backend::default(), dir.path()).await else {
         return;
     };
-    let store = carehub::store::Store::open(&carehub::config::StoreConfig {
-        url: url.clone(),
-        ..Default::default()
-    })
-    .await
-    .unwrap();
     const FAMILY: [&str; 9] = [
         "Nguyễn",
         "Trần",
