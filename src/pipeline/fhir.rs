@@ -134,8 +134,18 @@ impl Ingest {
         let mut extras = Vec::with_capacity(entries.len());
         for (index, entry) in entries.iter().enumerate() {
             let found = by_index[index];
-            let (record, error, warnings, merge) =
+            let (mut record, error, mut warnings, merge) =
                 self.fhir_record(ctx, entry, found, origin.clone(), transaction_failed);
+            // What a sender pushes is also read as the typed FHIR model; what it finds is a
+            // warning on the message and in the answer, not a refusal (the mapping decides).
+            if let (Err(problem), Disposition::Apply { warnings: kept, .. }) = (
+                carehub_fhir_model::check_resource(&entry.resource),
+                &mut record.disposition,
+            ) {
+                let warning = format!("FHIR R4B model: {problem}");
+                kept.push(warning.clone());
+                warnings.push(warning);
+            }
             records.push(record);
             extras.push((index, entry.resource_type().to_string(), error, warnings, merge));
         }

@@ -21,11 +21,29 @@ fn every_corpus_resource_maps_or_is_refused_with_a_reason() {
     // resource type → (mapped, refused, with a person)
     let mut by_type: std::collections::BTreeMap<String, (usize, usize, usize)> = Default::default();
     let mut patients_with_identifier = 0;
+    // What the typed model (fhir-sdk, R4B) says of the same resources: read / with a problem.
+    let mut model: std::collections::BTreeMap<String, (usize, usize)> = Default::default();
+    let mut model_problems: std::collections::BTreeMap<String, usize> = Default::default();
+    // Synthea's resources are generated from the specification: the model must read them all.
+    let mut synthea_problems = Vec::new();
     for f in &files {
         let text = std::fs::read_to_string(f).unwrap_or_default();
         let Ok((entries, _)) = carehub::mapping::fhir_entries(&text) else {
             continue;
         };
+        for entry in &entries {
+            let counts = model.entry(entry.resource_type().to_string()).or_default();
+            match carehub_fhir_model::check_resource(&entry.resource) {
+                Ok(()) => counts.0 += 1,
+                Err(problem) => {
+                    counts.1 += 1;
+                    if f.to_string_lossy().contains("synthea") {
+                        synthea_problems.push(format!("{}: {problem}", f.display()));
+                    }
+                    *model_problems.entry(problem).or_default() += 1;
+                }
+            }
+        }
         for m in carehub::mapping::map_entries(&entries, &mappings, None, &env) {
             let rtype = entries[m.index].resource_type().to_string();
             let counts = by_type.entry(rtype.clone()).or_default();
@@ -51,6 +69,20 @@ fn every_corpus_resource_maps_or_is_refused_with_a_reason() {
         eprintln!("  {t:<18} {mapped:>6} mapped ({with_person} with a person), {refused} refused");
     }
     eprintln!("  Patients with an identifier: {patients_with_identifier}");
+    eprintln!("fhir corpus through the typed model (fhir-sdk R4B):");
+    for (t, (read, problems)) in &model {
+        eprintln!("  {t:<28} {read:>6} read, {problems} with a problem");
+    }
+    for (problem, n) in &model_problems {
+        eprintln!("  {n:>5} × {problem}");
+    }
+    assert!(
+        synthea_problems.is_empty(),
+        "the typed model reads every Synthea resource: {synthea_problems:#?}"
+    );
+    let read: usize = model.values().map(|c| c.0).sum();
+    let problems: usize = model.values().map(|c| c.1).sum();
+    eprintln!("  {read} read, {problems} with a problem");
     // Floors from the corpus as shipped (see the closing note for the measured counts).
     let get = |t: &str| by_type.get(t).copied().unwrap_or_default();
     let (patients, refused_patients, _) = get("Patient");

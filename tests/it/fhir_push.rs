@@ -182,3 +182,35 @@ async fn a_resource_that_changes_back_is_applied_again() {
     assert_eq!(found["items"][0]["profile"]["names"][0]["family"], "Phạm");
     t.hub.shutdown().await;
 }
+
+/// A pushed resource is also read as the typed FHIR model (fhir-sdk): what the model finds
+/// wrong is said in the answer and kept on the message, and the resource is still applied
+/// (the mapping decides what is taken). A well-formed one gets no such warning.
+#[tokio::test]
+async fn what_the_fhir_model_finds_is_answered_and_kept_as_a_warning() {
+    let t = spawn_hub_with(hub_with_push()).await;
+    let api = t.api();
+    let mut zalo = patient("p-zalo", "F-300");
+    zalo["telecom"] =
+        json!([{"system": "phone", "value": "+84903000300"}, {"system": "zalo", "value": "0903000300"}]);
+    let (status, body) = push(&api, &zalo.to_string()).await;
+    assert_eq!(status, 201, "{body}");
+    let said = body["issue"][0]["diagnostics"].as_str().unwrap();
+    assert!(
+        said.contains("FHIR R4B model: Unknown value: zalo (at Patient.telecom[1].system)"),
+        "{said}"
+    );
+    let (_, found) = get_json(&format!("{api}/api/v1/patients?identifier=F-300")).await;
+    assert_eq!(
+        found["items"].as_array().unwrap().len(),
+        1,
+        "applied all the same"
+    );
+    let (_, log) = get_json(&format!("{api}/api/v1/messages?connector=fhir")).await;
+    assert!(log.to_string().contains("Unknown value: zalo"), "{log}");
+
+    let (status, body) = push(&api, &patient("p-ok", "F-301").to_string()).await;
+    assert_eq!(status, 201, "{body}");
+    assert!(!body.to_string().contains("FHIR R4B model"), "{body}");
+    t.hub.shutdown().await;
+}
