@@ -8,7 +8,7 @@
 //! On SQLite a second thread, the syncer, answers the senders: it syncs the write-ahead log
 //! once for every group committed since its last sync, then sends their answers. Nobody hears
 //! "stored" before the disk has it, and the writer commits the next group while the disk
-//! syncs this one (a sync costs about as long as writing a group of eight records).
+//! syncs this one (measured: a sync ~270 µs, about as long as committing a group).
 
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
