@@ -70,7 +70,7 @@ fn answer(o: FhirOutcome) -> Response {
             outcome(
                 "error",
                 "transient",
-                "the store is unavailable; nothing was applied, send again",
+                "the store could not confirm that the document is stored; send it again (what was stored is recognised as already received)",
             ),
         ),
         FhirOutcome::Stored {

@@ -129,7 +129,8 @@ impl Ingest {
             .flatten();
 
         // The document is one unit: every resource of it commits in one transaction, or none
-        // does (a store failure answers 503 and nothing was applied).
+        // does. A store failure answers 503: send again (a commit whose sync failed is then
+        // recognised as already received).
         let mut records = Vec::with_capacity(entries.len());
         let mut extras = Vec::with_capacity(entries.len());
         for (index, entry) in entries.iter().enumerate() {

@@ -12,7 +12,7 @@
 //! and analyses those in the background. ANALYZE takes no lock that blocks inserts or reads;
 //! the plans it invalidates are made again on their next use.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use sqlx::postgres::PgPool;
@@ -32,33 +32,44 @@ const TABLES: [&str; 7] = [
 /// grows fast at first, and a plan made on nearly empty tables costs most then.
 const EVERY: Duration = Duration::from_secs(1);
 
+/// How long to leave it after a check failed (a role that may not analyse, a server in trouble).
+const AFTER_FAILURE: Duration = Duration::from_secs(300);
+
 #[derive(Debug)]
 pub struct Statistics {
-    last_check: Mutex<Option<Instant>>,
+    /// When the next check may start; `None` while one runs.
+    next_check: Arc<Mutex<Option<Instant>>>,
 }
 
 impl Statistics {
     pub fn new() -> Statistics {
         Statistics {
-            last_check: Mutex::new(None),
+            next_check: Arc::new(Mutex::new(Some(Instant::now()))),
         }
     }
 
-    /// After a committed batch: starts a check in the background when the last is old enough.
-    /// Call it within the runtime.
+    /// After a committed batch: starts a check in the background when none runs and the last
+    /// is old enough (one at a time, so a slow ANALYZE never piles up on the pool). Call it
+    /// within the runtime.
     pub fn after_batch(&self, pool: &PgPool) {
         {
-            let mut last = self.last_check.lock().unwrap_or_else(|p| p.into_inner());
-            if last.is_some_and(|at| at.elapsed() < EVERY) {
-                return;
+            let mut next = self.next_check.lock().unwrap_or_else(|p| p.into_inner());
+            match *next {
+                Some(at) if Instant::now() >= at => *next = None,
+                _ => return,
             }
-            *last = Some(Instant::now());
         }
         let pool = pool.clone();
+        let next_check = self.next_check.clone();
         tokio::spawn(async move {
-            if let Err(e) = refresh(&pool).await {
-                tracing::warn!(error = %e, "refreshing the planner's statistics failed; ingest look-ups may slow down");
-            }
+            let wait = match refresh(&pool).await {
+                Ok(_) => EVERY,
+                Err(e) => {
+                    tracing::warn!(error = %e, "refreshing the planner's statistics failed; ingest look-ups may slow down (trying again in 5 minutes)");
+                    AFTER_FAILURE
+                }
+            };
+            *next_check.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now() + wait);
         });
     }
 }
@@ -76,7 +87,8 @@ pub async fn refresh(pool: &PgPool) -> Result<Vec<String>, sqlx::Error> {
     for table in &stale {
         // The name is one of `TABLES`, as the server spelled it back.
         if TABLES.contains(&table.as_str()) {
-            sqlx::query(sqlx::AssertSqlSafe(format!("ANALYZE \"{table}\"")))
+            // SKIP_LOCKED: a table another session is analysing or altering is left for next time.
+            sqlx::query(sqlx::AssertSqlSafe(format!("ANALYZE (SKIP_LOCKED) \"{table}\"")))
                 .execute(pool)
                 .await?;
         }

@@ -36,6 +36,8 @@ pub struct SqliteStore {
     writer: Arc<Mutex<Option<SqliteWriter>>>,
     /// Turns for the pool's writers (see [`SqliteStore::write_gate`]).
     gate: Arc<tokio::sync::Mutex<()>>,
+    /// Set by the first failed sync of the write-ahead log (see [`SqliteStore::make_durable`]).
+    sync_failed: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl SqliteStore {
@@ -85,6 +87,7 @@ impl SqliteStore {
             sync,
             writer: Arc::new(Mutex::new(None)),
             gate: Arc::new(tokio::sync::Mutex::new(())),
+            sync_failed: Arc::new(std::sync::atomic::AtomicBool::new(false)),
         })
     }
 
@@ -118,17 +121,35 @@ impl SqliteStore {
     ///
     /// Safe because the writer's connection runs `synchronous = NORMAL`: SQLite keeps the log
     /// consistent and syncs it before each checkpoint copies it into the database; only the
-    /// durability of the last commits is left to this call. A log that is gone was
-    /// checkpointed into the database and synced there.
+    /// durability of the last commits is left to this call. The log is found where SQLite puts
+    /// it: beside the database file with symbolic links followed. While the writer's
+    /// connection is open the log exists, so a missing one is an error, not a success.
+    ///
+    /// A failed sync is final until carehub restarts: after a write error the kernel may mark
+    /// the lost pages clean, and a later sync would then succeed without them on disk. Every
+    /// call answers the error from then on, so nobody is told "stored" again; a restart lets
+    /// SQLite recover from what the disk holds, and resent messages are matched against that.
     pub fn make_durable(&self) -> Result<(), StoreError> {
         if self.sync == SqliteSync::Normal || self.path.starts_with(':') {
             return Ok(());
         }
-        match std::fs::File::open(format!("{}-wal", self.path)) {
-            Ok(log) => log.sync_data().map_err(StoreError::Sync),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(StoreError::Sync(e)),
+        if self.sync_failed.load(std::sync::atomic::Ordering::Acquire) {
+            return Err(StoreError::Sync(std::io::Error::other(
+                "an earlier sync of the write-ahead log failed; restart carehub once the disk is fixed",
+            )));
         }
+        let synced = std::fs::canonicalize(&self.path)
+            .map(|db| {
+                let mut wal = db.into_os_string();
+                wal.push("-wal");
+                wal
+            })
+            .and_then(std::fs::File::open)
+            .and_then(|log| log.sync_data());
+        synced.map_err(|e| {
+            self.sync_failed.store(true, std::sync::atomic::Ordering::Release);
+            StoreError::Sync(e)
+        })
     }
 
     /// A turn to write through the pool. SQLite has one writer at a time; the relay, the

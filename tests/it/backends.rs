@@ -244,3 +244,33 @@ async fn postgresql_statistics_follow_a_growing_store() {
     }
     assert!(store.person_count().await.unwrap() >= 300);
 }
+
+/// A SQLite store reached through a symbolic link (a data volume mounted elsewhere): SQLite keeps
+/// its write-ahead log beside the real file, and the sync that comes before every answer must
+/// find it there (a missing log is an error, not a skipped sync).
+#[tokio::test]
+async fn a_sqlite_store_behind_a_symbolic_link_is_synced_where_its_log_is() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("volume")).unwrap();
+    let real = dir.path().join("volume/carehub.db");
+    // SQLite creates the file; the link must exist first, pointing at where it will be.
+    std::os::unix::fs::symlink(&real, dir.path().join("carehub.db")).unwrap();
+    let store = carehub::store::Store::open(&carehub::config::StoreConfig {
+        url: format!("sqlite://{}", dir.path().join("carehub.db").display()),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let record = crate::identity::store_record(
+        "EMR",
+        "LINK-1",
+        serde_json::json!({"identifiers": [{"system": "HOSP", "value": "MRN-LINK"}]}),
+    );
+    let applied = store.apply_batch(&[record]).await.expect("committed and synced");
+    assert!(applied[0].person_id.is_some());
+    assert!(
+        dir.path().join("volume/carehub.db-wal").exists(),
+        "the log is beside the real file"
+    );
+    assert!(!dir.path().join("carehub.db-wal").exists());
+}

@@ -21,22 +21,62 @@ pub fn check_resource(resource: &serde_json::Value) -> Result<(), String> {
     }
 }
 
-/// The model's words, made shorter and placed where they can be: its resource is read through
-/// a tagged enum, which loses the path of a problem, so a code outside its value set is looked
-/// for in the resource and named by the paths it sits at.
+/// The model's words, made shorter, placed where they can be, and without the patient's data
+/// (the text is kept on the message and listed by the API). Its resource is read through a
+/// tagged enum, which loses the path of a problem, so a code outside its value set is looked
+/// for in the resource and named by the paths it sits at; a value is quoted only when it looks
+/// like a code.
 fn explain(resource: &serde_json::Value, problem: &str) -> String {
     let kind = resource["resourceType"].as_str().unwrap_or("");
     if problem.starts_with("unknown variant") {
-        return format!("unknown resource type `{kind}`");
+        return format!(
+            "unknown resource type `{}`",
+            if is_code(kind) { kind } else { "…" }
+        );
+    }
+    if problem.starts_with("missing field") {
+        return problem.to_string();
     }
     if let Some(value) = problem.strip_prefix("Unknown value: ") {
         let mut paths = Vec::new();
         find_string(resource, value, kind.to_string(), &mut paths);
-        if !paths.is_empty() {
-            return format!("{problem} (at {})", paths.join(", "));
+        let shown = if is_code(value) { value } else { "…" };
+        if paths.is_empty() {
+            return format!("Unknown value: {shown}");
+        }
+        return format!("Unknown value: {shown} (at {})", paths.join(", "));
+    }
+    redact(problem)
+}
+
+/// A short token of letters, digits and `.-_`: a code, not a name or a date someone typed.
+fn is_code(value: &str) -> bool {
+    (1..=32).contains(&value.len())
+        && value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
+}
+
+/// Serde's words with every quoted value (`"…"`, `` `…` ``) left out.
+fn redact(problem: &str) -> String {
+    let mut out = String::with_capacity(problem.len());
+    let mut quote: Option<char> = None;
+    for c in problem.chars() {
+        match quote {
+            Some(q) if c == q => {
+                out.push('…');
+                out.push(c);
+                quote = None;
+            }
+            Some(_) => {}
+            None if c == '"' || c == '`' => {
+                out.push(c);
+                quote = Some(c);
+            }
+            None => out.push(c),
         }
     }
-    problem.to_string()
+    out
 }
 
 /// The paths (`Patient.telecom[0].system`) of the string `wanted` in `value`, the first three.
@@ -94,5 +134,15 @@ mod tests {
         let unknown = check_resource(&json!({"resourceType": "Pateint"})).unwrap_err();
         assert_eq!(unknown, "unknown resource type `Pateint`");
         assert!(check_resource(&json!({"resourceType": "Patient", "birthDate": "07/03/1985"})).is_err());
+        // A person's data is never quoted back: a name in a code field, a number for a string.
+        let name = json!({"resourceType": "Patient", "gender": "Nguyễn Thị Lan"});
+        assert_eq!(
+            check_resource(&name).unwrap_err(),
+            "Unknown value: … (at Patient.gender)"
+        );
+        let number = json!({"resourceType": "Patient", "id": 84903123456_i64});
+        let said = check_resource(&number).unwrap_err();
+        assert!(!said.contains("84903123456"), "{said}");
+        assert!(said.starts_with("invalid type: integer `…`"), "{said}");
     }
 }
