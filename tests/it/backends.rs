@@ -216,7 +216,7 @@ async fn postgresql_statistics_follow_a_growing_store() {
         0,
         "a fresh schema has never been analysed"
     );
-    // 300 persons, a batch at a time, until `persons` has been analysed (the check runs at
+    // Up to 300 persons, a batch at a time, until `persons` has been analysed (the check runs at
     // most once a second, after a batch; the server publishes its counters within a second).
     let mut n = 0;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
@@ -242,7 +242,12 @@ async fn postgresql_statistics_follow_a_growing_store() {
         }
         tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     }
-    assert!(store.person_count().await.unwrap() >= 300);
+    // The planner knows the table is no longer empty.
+    let estimate: f32 = sqlx::query_scalar("SELECT reltuples FROM pg_class WHERE oid = 'persons'::regclass")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert!(estimate >= 100.0, "persons estimated at {estimate} rows");
 }
 
 /// A SQLite store reached through a symbolic link (a data volume mounted elsewhere): SQLite keeps
