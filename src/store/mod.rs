@@ -12,6 +12,7 @@ mod postgres;
 mod postgres_stats;
 mod sql;
 mod sql_clinical;
+mod sql_identity;
 mod sql_notify;
 mod sql_pull;
 mod sql_queue;

@@ -19,6 +19,7 @@ use super::batch::{self, Lookups, Plan};
 use super::postgres_stats::Statistics;
 use super::sql::{CHUNK, LOOKUP_VALUES, like_escape, now, store_queries};
 use super::sql_clinical::clinical_queries;
+use super::sql_identity::identity_queries;
 use super::sql_notify::notify_queries;
 use super::sql_pull::pull_queries;
 use super::sql_queue::queue_queries;
@@ -30,7 +31,7 @@ use crate::model::ProfilePatch;
 use crate::rules::{NotificationRow, Prior, RuleSet, StopRow};
 
 /// The advisory lock key that serialises ingest batches ("carehub" in a number; merges take
-/// it too, written out in `store_queries!` below).
+/// it too, written out in `identity_queries!` below).
 const INGEST_LOCK: i64 = 0x0063_6172_6568_7562;
 
 #[derive(Clone, Debug)]
@@ -564,7 +565,9 @@ impl PgStore {
     }
 }
 
-store_queries!(
+store_queries!(PgStore, sqlx::Postgres, sqlx::postgres::PgRow);
+
+identity_queries!(
     PgStore,
     sqlx::Postgres,
     sqlx::postgres::PgRow,

@@ -1,6 +1,6 @@
 //! Queries of clinical records and merge instructions both SQL backends share, written once
 //! (see `sql.rs` for the conventions). [`clinical_queries!`] expands them for a backend struct
-//! that has a `pool` field and a `merge` method (from `store_queries!`).
+//! that has a `pool` field and a `merge` method (from `identity_queries!`).
 
 /// Expands the clinical-record queries for a backend (`$store` with `pool: sqlx::Pool<_>`).
 macro_rules! clinical_queries {

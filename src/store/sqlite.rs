@@ -16,6 +16,7 @@ use sqlx::sqlite::{
 use super::StoreError;
 use super::sql::{CHUNK, like_escape, now, store_queries};
 use super::sql_clinical::clinical_queries;
+use super::sql_identity::identity_queries;
 use super::sql_notify::notify_queries;
 use super::sql_pull::pull_queries;
 use super::sql_queue::queue_queries;
@@ -38,6 +39,8 @@ pub struct SqliteStore {
     gate: Arc<tokio::sync::Mutex<()>>,
     /// Set by the first failed sync of the write-ahead log (see [`SqliteStore::make_durable`]).
     sync_failed: Arc<std::sync::atomic::AtomicBool>,
+    /// Where that log is, found on the first sync (symbolic links resolved once, not per sync).
+    wal: Arc<std::sync::OnceLock<std::path::PathBuf>>,
 }
 
 impl SqliteStore {
@@ -88,6 +91,7 @@ impl SqliteStore {
             writer: Arc::new(Mutex::new(None)),
             gate: Arc::new(tokio::sync::Mutex::new(())),
             sync_failed: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+            wal: Arc::new(std::sync::OnceLock::new()),
         })
     }
 
@@ -138,14 +142,15 @@ impl SqliteStore {
                 "an earlier sync of the write-ahead log failed; restart carehub once the disk is fixed",
             )));
         }
-        let synced = std::fs::canonicalize(&self.path)
-            .map(|db| {
+        let wal = match self.wal.get() {
+            Some(wal) => Ok(wal),
+            None => std::fs::canonicalize(&self.path).map(|db| {
                 let mut wal = db.into_os_string();
                 wal.push("-wal");
-                wal
-            })
-            .and_then(std::fs::File::open)
-            .and_then(|log| log.sync_data());
+                self.wal.get_or_init(|| wal.into())
+            }),
+        };
+        let synced = wal.and_then(std::fs::File::open).and_then(|log| log.sync_data());
         synced.map_err(|e| {
             self.sync_failed.store(true, std::sync::atomic::Ordering::Release);
             StoreError::Sync(e)
@@ -207,7 +212,9 @@ impl SqliteStore {
     }
 }
 
-store_queries!(
+store_queries!(SqliteStore, sqlx::Sqlite, sqlx::sqlite::SqliteRow);
+
+identity_queries!(
     SqliteStore,
     sqlx::Sqlite,
     sqlx::sqlite::SqliteRow,

@@ -1,0 +1,152 @@
+//! Candidates for a record and the comparison with them, for the batch planner: which
+//! records to match, their blocking keys and candidates, and what one comparison decides.
+
+use std::collections::HashSet;
+
+use super::Lookups;
+use crate::identity::{Decision, MatchInput, Matcher, Prepared};
+use crate::store::types::{Disposition, NewRecord};
+
+/// Each record's match input (its patch prepared for comparison, and its blocking keys), for
+/// records that carry a patch — when matching is on.
+pub fn match_inputs(records: &[NewRecord], matcher: &Matcher) -> Vec<Option<MatchInput>> {
+    records
+        .iter()
+        .map(|r| match &r.disposition {
+            Disposition::Apply { patch: Some(p), .. } if matcher.matching => Some(MatchInput::of(p)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The records to match: those with a match input none of whose identifiers is known (a
+/// known identifier links deterministically, with no need for candidates).
+pub fn records_to_match(records: &[NewRecord], inputs: &[Option<MatchInput>], l: &Lookups) -> Vec<usize> {
+    records
+        .iter()
+        .zip(inputs)
+        .enumerate()
+        .filter_map(|(i, (r, input))| match (input, &r.disposition) {
+            (Some(_), Disposition::Apply { patch: Some(p), .. }) => {
+                let known = p
+                    .identifiers
+                    .iter()
+                    .any(|id| l.identifiers.contains_key(&(id.system.clone(), id.value.clone())));
+                (!known).then_some(i)
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// The blocking keys of the records to match, each once.
+pub fn keys_to_match(records: &[NewRecord], inputs: &[Option<MatchInput>], l: &Lookups) -> Vec<i64> {
+    let mut seen = HashSet::new();
+    records_to_match(records, inputs, l)
+        .into_iter()
+        .filter_map(|i| inputs[i].as_ref())
+        .flat_map(|input| input.keys.iter().copied())
+        .filter(|k| seen.insert(*k))
+        .collect()
+}
+
+/// The stored candidates of one record: the source records under its keys, most selective
+/// key first, at most `max_candidates`.
+pub fn candidate_ids(input: &MatchInput, l: &Lookups, max_candidates: usize) -> Vec<i64> {
+    let mut ids: Vec<i64> = Vec::new();
+    for key in &input.keys {
+        if ids.len() >= max_candidates {
+            break;
+        }
+        for id in l.keyed.get(key).into_iter().flatten() {
+            if !ids.contains(id) {
+                ids.push(*id);
+            }
+        }
+    }
+    ids.truncate(max_candidates);
+    ids
+}
+
+/// What matching made of one record.
+pub(super) struct MatchLink {
+    /// `match` (linked to `person`), `review` (a new person; `review` names the look-alike)
+    /// or `new`.
+    pub(super) method: &'static str,
+    pub(super) person: Option<String>,
+    pub(super) review: Option<String>,
+    pub(super) score: Option<f64>,
+    pub(super) detail: Option<String>,
+}
+
+/// Compares one record with the stored and batch candidates sharing a key with it.
+pub(super) fn match_one(
+    index: usize,
+    input: &MatchInput,
+    l: &Lookups,
+    batch_keyed: &[(usize, String)],
+    inputs: &[Option<MatchInput>],
+    matcher: &Matcher,
+) -> Result<MatchLink, serde_json::Error> {
+    let ids = match l.record_candidates.get(&index) {
+        Some(ids) => ids.clone(),
+        None => candidate_ids(input, l, matcher.max_candidates),
+    };
+    let mut candidates: Vec<(&str, &Prepared)> = ids
+        .iter()
+        .filter_map(|id| l.candidates.get(id))
+        .map(|(person, prepared)| (person.as_str(), &**prepared))
+        .collect();
+    for (i, person) in batch_keyed {
+        if let Some(Some(other)) = inputs.get(*i)
+            && other.keys.iter().any(|k| input.keys.contains(k))
+        {
+            candidates.push((person.as_str(), &other.prepared));
+        }
+    }
+    let outcome = matcher.model.match_candidates(
+        &input.prepared,
+        candidates.iter().enumerate().map(|(i, (_, p))| (i, *p)),
+    );
+    let Some((best, score)) = outcome.best else {
+        return Ok(MatchLink {
+            method: "new",
+            person: None,
+            review: None,
+            score: None,
+            detail: None,
+        });
+    };
+    let (person, stored) = candidates[best];
+    let detail = || serde_json::to_string(&matcher.explain(&input.prepared, stored));
+    // A link adds to the person's golden record, which must have been read: the backend
+    // reads it for every person a look-up already links to. Otherwise (never expected) a
+    // human decides, rather than a golden record being rebuilt from one record.
+    let decision = match outcome.decision {
+        Decision::Link if !l.profiles.contains_key(person) => Decision::Review,
+        d => d,
+    };
+    Ok(match decision {
+        Decision::Link => MatchLink {
+            method: "match",
+            person: Some(person.to_string()),
+            review: None,
+            score: Some(score),
+            detail: Some(detail()?),
+        },
+        Decision::Review => MatchLink {
+            method: "review",
+            person: None,
+            review: Some(person.to_string()),
+            score: Some(score),
+            detail: Some(detail()?),
+        },
+        Decision::New => MatchLink {
+            method: "new",
+            person: None,
+            review: None,
+            score: Some(score),
+            detail: None,
+        },
+    })
+}
