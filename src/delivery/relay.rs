@@ -176,7 +176,12 @@ pub async fn pass(s: &Arc<Services>) -> anyhow::Result<usize> {
             }
         }
     }
-    if !sends.is_empty() {
+    if let crate::queue::Queue::Embedded(queue) = &s.queue
+        && !sends.is_empty()
+    {
+        // The queue is in the store: staged, queued and marked in one transaction.
+        queue.stage_and_publish(&sends).await?;
+    } else if !sends.is_empty() {
         let staged: Vec<Resolved> = sends.iter().map(|(r, _)| r.clone()).collect();
         s.store.stage_sends(&staged).await?;
         let messages: Vec<QueueMessage> = staged

@@ -15,6 +15,11 @@ struct Source {
     body: String,
 }
 
+/// The key a template's body (and, with `#title`, its subject) is compiled under.
+fn compiled_name(name: &str, lang: &str, part: &str) -> String {
+    format!("{name}.{lang}{part}")
+}
+
 /// A rendered message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rendered {
@@ -23,10 +28,23 @@ pub struct Rendered {
     pub body: String,
 }
 
-/// Every template of the templates folder.
-#[derive(Debug, Clone, Default)]
+/// Every template of the templates folder, compiled once (a send renders, it never parses).
+#[derive(Debug, Clone)]
 pub struct Templates {
     sources: HashMap<(String, String), Source>,
+    compiled: minijinja::Environment<'static>,
+}
+
+impl Default for Templates {
+    fn default() -> Self {
+        let mut compiled = minijinja::Environment::new();
+        // Text messages: nothing is escaped, whatever a template's name ends with.
+        compiled.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
+        Templates {
+            sources: HashMap::new(),
+            compiled,
+        }
+    }
 }
 
 impl Templates {
@@ -68,7 +86,7 @@ impl Templates {
                 }
             };
             match parse(&text) {
-                Ok(source) => t.sources.insert((name.to_string(), lang.to_lowercase()), source),
+                Ok(source) => t.add(name, &lang.to_lowercase(), source),
                 Err((line, message)) => {
                     problems.push(problem(Some(line), message));
                     continue;
@@ -81,8 +99,21 @@ impl Templates {
     /// A template from text (tests).
     pub fn insert(&mut self, name: &str, lang: &str, text: &str) -> Result<(), String> {
         let source = parse(text).map_err(|(line, m)| format!("line {line}: {m}"))?;
-        self.sources.insert((name.to_string(), lang.to_string()), source);
+        self.add(name, lang, source);
         Ok(())
+    }
+
+    /// Keeps a checked template and compiles it (`parse` checked its syntax already).
+    fn add(&mut self, name: &str, lang: &str, source: Source) {
+        if let Some(title) = &source.title {
+            let _ = self
+                .compiled
+                .add_template_owned(compiled_name(name, lang, "#title"), title.clone());
+        }
+        let _ = self
+            .compiled
+            .add_template_owned(compiled_name(name, lang, ""), source.body.clone());
+        self.sources.insert((name.to_string(), lang.to_string()), source);
     }
 
     pub fn has(&self, name: &str) -> bool {
@@ -129,16 +160,17 @@ impl Templates {
             .sources
             .get(&(name.to_string(), lang.to_string()))
             .ok_or_else(|| format!("no template {name}.{lang}"))?;
-        let env = minijinja::Environment::new();
         let ctx = minijinja::Value::from_serialize(context);
-        let render = |text: &str| {
-            env.render_str(text, &ctx)
+        let render = |part: &str| {
+            self.compiled
+                .get_template(&compiled_name(name, lang, part))
+                .and_then(|t| t.render(&ctx))
                 .map(|s| s.trim().to_string())
                 .map_err(|e| format!("template {name}.{lang}: {e}"))
         };
         Ok(Rendered {
-            title: source.title.as_deref().map(render).transpose()?,
-            body: render(&source.body)?,
+            title: source.title.as_ref().map(|_| render("#title")).transpose()?,
+            body: render("")?,
             language: lang.to_string(),
         })
     }

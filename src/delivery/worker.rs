@@ -19,7 +19,13 @@ use crate::store::{AttemptOutcome, Claim, SendClaim};
 /// Consumes a channel's queue until shutdown; reconnects when the queue fails.
 pub async fn run(s: Arc<Services>, channel: Arc<Channel>, mut shutdown: watch::Receiver<bool>) {
     let permits = Arc::new(Semaphore::new(s.config.concurrency.max(1)));
-    let ledger = Ledger::grouped(s.store.clone());
+    // A store that groups the workers' writes itself (SQLite) gets them directly; one more
+    // gathering in front of it would only add a hop.
+    let ledger = if s.store.groups_send_writes() {
+        Ledger::Direct(s.store.clone())
+    } else {
+        Ledger::grouped(s.store.clone())
+    };
     let mut tasks = JoinSet::new();
     'connect: loop {
         let mut consumer = match s.queue.consume(channel.name()).await {

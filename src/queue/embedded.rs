@@ -7,7 +7,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{Notify, mpsc, oneshot};
+use tokio::sync::Notify;
 
 use super::{DeadLetter, QueueConfig, QueueError, QueueMessage, Received, Settle};
 use crate::store::Store;
@@ -19,8 +19,6 @@ pub struct EmbeddedQueue {
     config: Arc<QueueConfig>,
     /// Wakes this process's consumers when something is published.
     published: Arc<Notify>,
-    /// Acknowledgements, deleted in groups by one task (one commit for many).
-    acks: mpsc::Sender<(i64, oneshot::Sender<Result<(), String>>)>,
 }
 
 fn queue_name(channel: &str) -> String {
@@ -36,33 +34,36 @@ fn store_error(e: crate::store::StoreError) -> QueueError {
 }
 
 impl EmbeddedQueue {
-    /// The queue of `store`; starts the task that deletes acknowledged messages (it ends
-    /// with the last clone of the queue). Needs a Tokio runtime.
+    /// The queue of `store`.
     pub fn new(store: Store, config: &QueueConfig) -> EmbeddedQueue {
-        let (acks, mut rx) = mpsc::channel::<(i64, oneshot::Sender<Result<(), String>>)>(1024);
-        let deleter = store.clone();
-        tokio::spawn(async move {
-            while let Some(first) = rx.recv().await {
-                let mut group = vec![first];
-                while group.len() < 512 {
-                    match rx.try_recv() {
-                        Ok(ack) => group.push(ack),
-                        Err(_) => break,
-                    }
-                }
-                let ids: Vec<i64> = group.iter().map(|(id, _)| *id).collect();
-                let result = deleter.queue_ack(&ids).await.map_err(|e| e.to_string());
-                for (_, reply) in group {
-                    let _ = reply.send(result.clone());
-                }
-            }
-        });
         EmbeddedQueue {
             store,
             config: Arc::new(config.clone()),
             published: Arc::new(Notify::new()),
-            acks,
         }
+    }
+
+    /// The relay's publish: stages the sends, queues them and marks them queued, in one
+    /// transaction where the store allows (see [`Store::stage_and_enqueue`]). Each send comes
+    /// with the provider calls its row had when the relay read it.
+    pub async fn stage_and_publish(&self, sends: &[(crate::store::Resolved, i64)]) -> Result<(), QueueError> {
+        let queue: Vec<(String, String)> = sends
+            .iter()
+            .map(|(r, _)| {
+                let m = QueueMessage {
+                    notification: r.id.clone(),
+                    channel: r.channel.clone(),
+                    attempt: 0,
+                };
+                (queue_name(&r.channel), String::from_utf8(m.to_bytes()).expect("JSON is UTF-8"))
+            })
+            .collect();
+        self.store
+            .stage_and_enqueue(sends, &queue, now_ms())
+            .await
+            .map_err(store_error)?;
+        self.published.notify_waiters();
+        Ok(())
     }
 
     /// Publishes in one transaction: when it returns Ok, every message is stored.
@@ -200,12 +201,9 @@ impl EmbeddedDelivery {
     pub async fn settle(self, settle: Settle) -> Result<(), QueueError> {
         let store = &self.queue.store;
         match settle {
-            Settle::Ack => {
-                let (reply, done) = oneshot::channel();
-                let gone = || QueueError::Store("the embedded queue stopped".into());
-                self.queue.acks.send((self.id, reply)).await.map_err(|_| gone())?;
-                return done.await.map_err(|_| gone())?.map_err(QueueError::Store);
-            }
+            // On SQLite, acknowledgements from many workers share a commit (the store's outbox
+            // writer groups them).
+            Settle::Ack => store.queue_ack(&[self.id]).await,
             Settle::Retry { delay, reason } => {
                 let mut next = self.received.message.clone();
                 next.attempt += 1;

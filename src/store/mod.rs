@@ -18,6 +18,7 @@ mod sql_pull;
 mod sql_queue;
 mod sql_schedule;
 mod sqlite;
+mod sqlite_outbox;
 mod sqlite_writer;
 mod types;
 
@@ -58,6 +59,9 @@ pub enum StoreError {
     Conflict(String),
     #[error("stored JSON is unreadable: {0}")]
     Json(#[from] serde_json::Error),
+    /// A failure shared by a group of writes (its commit or its sync).
+    #[error("{0}")]
+    Failed(String),
     #[error("the store answered nothing for a record")]
     Empty,
     #[error("no store at {0} (start carehub once, or run carehub migrate)")]

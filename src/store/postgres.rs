@@ -20,9 +20,9 @@ use super::postgres_stats::Statistics;
 use super::sql::{CHUNK, LOOKUP_VALUES, like_escape, now, store_queries};
 use super::sql_clinical::clinical_queries;
 use super::sql_identity::identity_queries;
-use super::sql_notify::notify_queries;
+use super::sql_notify::{notify_queries, notify_write_queries};
 use super::sql_pull::pull_queries;
-use super::sql_queue::queue_queries;
+use super::sql_queue::{queue_queries, queue_write_queries};
 use super::sql_schedule::schedule_queries;
 use super::types::*;
 use crate::identity::link::match_record;
@@ -577,6 +577,8 @@ identity_queries!(
 
 clinical_queries!(PgStore);
 notify_queries!(PgStore);
+notify_write_queries!(PgStore);
 schedule_queries!(PgStore);
-queue_queries!(PgStore, "FOR UPDATE SKIP LOCKED");
+queue_queries!(PgStore);
+queue_write_queries!(PgStore, "FOR UPDATE SKIP LOCKED");
 pull_queries!(PgStore, sqlx::postgres::PgRow);

@@ -47,218 +47,6 @@ macro_rules! notify_queries {
                 .await?)
             }
 
-            /// Writes the sends as they will be queued (still `pending`: a crash before the queue
-            /// confirms leaves them to the next relay pass). `published_at` is set here: a worker
-            /// may take a send before the relay marks it queued, and caps count from it.
-            pub async fn stage_sends(&self, sends: &[Resolved]) -> Result<(), StoreError> {
-                // One writer at a time, in turn (SQLite; see `write_gate`).
-                let _turn = self.write_gate().await;
-                let at = now();
-                let mut tx = self.pool.begin().await?;
-                for s in sends {
-                    sqlx::query(
-                        "UPDATE notifications SET channel = $1, address = $2, language = $3, title = $4, body = $5,
-                           updated_at = $6, published_at = $6, timezone = $8 WHERE id = $7 AND status = 'pending'",
-                    )
-                    .bind(&s.channel)
-                    .bind(&s.address)
-                    .bind(&s.language)
-                    .bind(&s.title)
-                    .bind(&s.body)
-                    .bind(&at)
-                    .bind(&s.id)
-                    .bind(&s.timezone)
-                    .execute(&mut *tx)
-                    .await?;
-                }
-                tx.commit().await?;
-                Ok(())
-            }
-
-            /// Marks staged sends `queued`: the queue confirmed them.
-            /// Each id comes with the provider calls the row had when staged: a row a worker
-            /// already took (and perhaps sent back to the relay) is left alone.
-            pub async fn mark_published(&self, ids: &[(String, i64)]) -> Result<(), StoreError> {
-                // One writer at a time, in turn (SQLite; see `write_gate`).
-                let _turn = self.write_gate().await;
-                let at = now();
-                let mut tx = self.pool.begin().await?;
-                for (id, attempts) in ids {
-                    sqlx::query(
-                        "UPDATE notifications SET status = 'queued', updated_at = $1
-                         WHERE id = $2 AND status = 'pending' AND attempts = $3",
-                    )
-                    .bind(&at)
-                    .bind(id)
-                    .bind(attempts)
-                    .execute(&mut *tx)
-                    .await?;
-                }
-                tx.commit().await?;
-                Ok(())
-            }
-
-            /// Settles a pending notification without a send: `suppressed` or `cancelled` with the
-            /// reason, or still `pending` with a later `due_at` (deferred by quiet hours).
-            pub async fn settle_pending(
-                &self,
-                id: &str,
-                status: &str,
-                due_at: Option<i64>,
-                detail: &str,
-            ) -> Result<(), StoreError> {
-                // One writer at a time, in turn (SQLite; see `write_gate`).
-                let _turn = self.write_gate().await;
-                sqlx::query(
-                    "UPDATE notifications SET status = $1, due_at = COALESCE($2, due_at), detail = $3, updated_at = $4
-                     WHERE id = $5 AND status IN ('pending', 'queued')",
-                )
-                .bind(status)
-                .bind(due_at)
-                .bind(detail)
-                .bind(now())
-                .bind(id)
-                .execute(&self.pool)
-                .await?;
-                Ok(())
-            }
-
-            /// A worker takes a send for `lease_ms`. Only a send staged for this channel, not
-            /// settled, and not held by another worker is handed out.
-            pub async fn claim_send(&self, id: &str, channel: &str, now_ms: i64, lease_ms: i64) -> Result<Claim, StoreError> {
-                let claim = SendClaim {
-                    id: id.to_string(),
-                    channel: channel.to_string(),
-                    now_ms,
-                    lease_ms,
-                };
-                let mut claims = self.send_ops(std::slice::from_ref(&claim), &[]).await?;
-                Ok(claims.pop().unwrap_or(Claim::Missing))
-            }
-
-            /// Records a provider call and its effect on the notification, in one transaction.
-            pub async fn record_attempt(&self, o: &AttemptOutcome) -> Result<(), StoreError> {
-                self.send_ops(&[], std::slice::from_ref(o)).await.map(|_| ())
-            }
-
-            /// Outcomes to record and sends to claim, in one transaction (the workers' group
-            /// commit): outcomes first, then the claims, whose answers come back in order.
-            pub async fn send_ops(&self, claims: &[SendClaim], outcomes: &[AttemptOutcome]) -> Result<Vec<Claim>, StoreError> {
-                // One writer at a time, in turn (SQLite; see `write_gate`).
-                let _turn = self.write_gate().await;
-                let at = now();
-                let mut tx = self.pool.begin().await?;
-                for o in outcomes {
-                    // Writes only (a read first would make SQLite's lock upgrade fail under load).
-                    sqlx::query(
-                        "INSERT INTO notification_attempts (notification_id, attempt, channel, outcome, provider_id, detail, at)
-                         SELECT id, attempts, $2, $3, $4, $5, $6 FROM notifications WHERE id = $1",
-                    )
-                    .bind(&o.id)
-                    .bind(&o.channel)
-                    .bind(o.outcome)
-                    .bind(&o.provider_id)
-                    .bind(&o.detail)
-                    .bind(&at)
-                    .execute(&mut *tx)
-                    .await?;
-                    let sent = matches!(o.status, "sent" | "delivered").then(|| at.clone());
-                    let delivered = (o.status == "delivered").then(|| at.clone());
-                    sqlx::query(
-                        "UPDATE notifications SET status = $1, provider_id = COALESCE($2, provider_id), detail = $3,
-                           due_at = COALESCE($4, due_at), claimed_until = NULL, updated_at = $5,
-                           sent_at = COALESCE(sent_at, $6), delivered_at = COALESCE(delivered_at, $7)
-                         WHERE id = $8 AND (status = 'sending' OR $1 IN ('sent', 'delivered', 'failed'))",
-                    )
-                    .bind(o.status)
-                    .bind(&o.provider_id)
-                    .bind(&o.detail)
-                    .bind(o.due_at)
-                    .bind(&at)
-                    .bind(sent)
-                    .bind(delivered)
-                    .bind(&o.id)
-                    .execute(&mut *tx)
-                    .await?;
-                }
-                let mut answers = Vec::with_capacity(claims.len());
-                // A worker's gathering is of one channel: one statement claims it all.
-                for group in claims.chunk_by(|a, b| a.channel == b.channel).flat_map(|g| g.chunks(500)) {
-                    let channel = &group[0].channel;
-                    let now_ms = group.iter().map(|c| c.now_ms).max().unwrap_or_default();
-                    let lease_ms = group.iter().map(|c| c.lease_ms).max().unwrap_or_default();
-                    // Placeholders only: the ids are bound, never written into the text. (`channel
-                    // || ''` keeps SQLite on the primary key rather than the channel's index.)
-                    let marks = (5..5 + group.len()).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ");
-                    let mut q = sqlx::query(sqlx::AssertSqlSafe(format!(
-                        "UPDATE notifications SET status = 'sending', claimed_until = $1, attempts = attempts + 1, updated_at = $2
-                         WHERE id IN ({marks}) AND channel || '' = $3 AND body IS NOT NULL
-                           AND status IN ('pending', 'queued', 'sending') AND (claimed_until IS NULL OR claimed_until < $4)
-                         RETURNING id, rule, timezone, person_id, category, address, language, title, body, attempts"
-                    )))
-                    .bind(now_ms + lease_ms)
-                    .bind(&at)
-                    .bind(channel)
-                    .bind(now_ms);
-                    for c in group {
-                        q = q.bind(&c.id);
-                    }
-                    let mut claimed: std::collections::HashMap<String, ClaimedSend> = std::collections::HashMap::new();
-                    for r in q.fetch_all(&mut *tx).await? {
-                        let id: String = r.get("id");
-                        claimed.insert(
-                            id.clone(),
-                            ClaimedSend {
-                                id,
-                                rule: r.get("rule"),
-                                timezone: r.get("timezone"),
-                                person_id: r.get("person_id"),
-                                category: r.get("category"),
-                                channel: channel.clone(),
-                                address: r.get("address"),
-                                language: r.get("language"),
-                                title: r.get("title"),
-                                body: r.get("body"),
-                                attempts: r.get::<i64, _>("attempts") - 1,
-                            },
-                        );
-                    }
-                    let missed: Vec<&SendClaim> = group.iter().filter(|c| !claimed.contains_key(&c.id)).collect();
-                    let mut states: std::collections::HashMap<String, (String, Option<String>)> = std::collections::HashMap::new();
-                    if !missed.is_empty() {
-                        let marks = (1..=missed.len()).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ");
-                        let mut q = sqlx::query(sqlx::AssertSqlSafe(format!(
-                            "SELECT id, status, channel FROM notifications WHERE id IN ({marks})"
-                        )));
-                        for c in &missed {
-                            q = q.bind(&c.id);
-                        }
-                        for r in q.fetch_all(&mut *tx).await? {
-                            states.insert(r.get("id"), (r.get("status"), r.get("channel")));
-                        }
-                    }
-                    for c in group {
-                        // The same send twice in one gathering (two queue messages): the first
-                        // takes it, the second finds it held.
-                        if let Some(send) = claimed.remove(&c.id) {
-                            answers.push(Claim::Send(Box::new(send)));
-                            continue;
-                        }
-                        answers.push(match states.get(&c.id) {
-                            None if group.iter().any(|o| o.id == c.id && !std::ptr::eq(o, c)) => Claim::Busy,
-                            None => Claim::Missing,
-                            Some((status, _)) if status == "sending" => Claim::Busy,
-                            Some((status, Some(ch))) if ch != &c.channel => {
-                                Claim::Settled(format!("{status} (moved to {ch})"))
-                            }
-                            Some((status, _)) => Claim::Settled(status.clone()),
-                        });
-                    }
-                }
-                tx.commit().await?;
-                Ok(answers)
-            }
-
             /// A delivery receipt from a provider webhook. Returns whether a send matched.
             pub async fn delivery_receipt(
                 &self,
@@ -663,3 +451,218 @@ macro_rules! notify_queries {
 }
 
 pub(crate) use notify_queries;
+
+/// The outbox's hot writes — staging, marking, settling, the workers' claims and outcomes —
+/// for PostgreSQL. SQLite has its own (`sqlite_outbox.rs`): one writer thread groups them.
+macro_rules! notify_write_queries {
+    ($store:ident) => {
+        impl $store {
+            /// Writes the sends as they will be queued (still `pending`: a crash before the queue
+            /// confirms leaves them to the next relay pass). `published_at` is set here: a worker
+            /// may take a send before the relay marks it queued, and caps count from it.
+            pub async fn stage_sends(&self, sends: &[Resolved]) -> Result<(), StoreError> {
+                let at = now();
+                let mut tx = self.pool.begin().await?;
+                for s in sends {
+                    sqlx::query(
+                        "UPDATE notifications SET channel = $1, address = $2, language = $3, title = $4, body = $5,
+                           updated_at = $6, published_at = $6, timezone = $8 WHERE id = $7 AND status = 'pending'",
+                    )
+                    .bind(&s.channel)
+                    .bind(&s.address)
+                    .bind(&s.language)
+                    .bind(&s.title)
+                    .bind(&s.body)
+                    .bind(&at)
+                    .bind(&s.id)
+                    .bind(&s.timezone)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                tx.commit().await?;
+                Ok(())
+            }
+
+            /// Marks staged sends `queued`: the queue confirmed them.
+            /// Each id comes with the provider calls the row had when staged: a row a worker
+            /// already took (and perhaps sent back to the relay) is left alone.
+            pub async fn mark_published(&self, ids: &[(String, i64)]) -> Result<(), StoreError> {
+                let at = now();
+                let mut tx = self.pool.begin().await?;
+                for (id, attempts) in ids {
+                    sqlx::query(
+                        "UPDATE notifications SET status = 'queued', updated_at = $1
+                         WHERE id = $2 AND status = 'pending' AND attempts = $3",
+                    )
+                    .bind(&at)
+                    .bind(id)
+                    .bind(attempts)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                tx.commit().await?;
+                Ok(())
+            }
+
+            /// Settles a pending notification without a send: `suppressed` or `cancelled` with the
+            /// reason, or still `pending` with a later `due_at` (deferred by quiet hours).
+            pub async fn settle_pending(
+                &self,
+                id: &str,
+                status: &str,
+                due_at: Option<i64>,
+                detail: &str,
+            ) -> Result<(), StoreError> {
+                sqlx::query(
+                    "UPDATE notifications SET status = $1, due_at = COALESCE($2, due_at), detail = $3, updated_at = $4
+                     WHERE id = $5 AND status IN ('pending', 'queued')",
+                )
+                .bind(status)
+                .bind(due_at)
+                .bind(detail)
+                .bind(now())
+                .bind(id)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            /// A worker takes a send for `lease_ms`. Only a send staged for this channel, not
+            /// settled, and not held by another worker is handed out.
+            pub async fn claim_send(&self, id: &str, channel: &str, now_ms: i64, lease_ms: i64) -> Result<Claim, StoreError> {
+                let claim = SendClaim {
+                    id: id.to_string(),
+                    channel: channel.to_string(),
+                    now_ms,
+                    lease_ms,
+                };
+                let mut claims = self.send_ops(std::slice::from_ref(&claim), &[]).await?;
+                Ok(claims.pop().unwrap_or(Claim::Missing))
+            }
+
+            /// Records a provider call and its effect on the notification, in one transaction.
+            pub async fn record_attempt(&self, o: &AttemptOutcome) -> Result<(), StoreError> {
+                self.send_ops(&[], std::slice::from_ref(o)).await.map(|_| ())
+            }
+
+            /// Outcomes to record and sends to claim, in one transaction (the workers' group
+            /// commit): outcomes first, then the claims, whose answers come back in order.
+            pub async fn send_ops(&self, claims: &[SendClaim], outcomes: &[AttemptOutcome]) -> Result<Vec<Claim>, StoreError> {
+                let at = now();
+                let mut tx = self.pool.begin().await?;
+                for o in outcomes {
+                    // Writes only (a read first would make SQLite's lock upgrade fail under load).
+                    sqlx::query(
+                        "INSERT INTO notification_attempts (notification_id, attempt, channel, outcome, provider_id, detail, at)
+                         SELECT id, attempts, $2, $3, $4, $5, $6 FROM notifications WHERE id = $1",
+                    )
+                    .bind(&o.id)
+                    .bind(&o.channel)
+                    .bind(o.outcome)
+                    .bind(&o.provider_id)
+                    .bind(&o.detail)
+                    .bind(&at)
+                    .execute(&mut *tx)
+                    .await?;
+                    let sent = matches!(o.status, "sent" | "delivered").then(|| at.clone());
+                    let delivered = (o.status == "delivered").then(|| at.clone());
+                    sqlx::query(
+                        "UPDATE notifications SET status = $1, provider_id = COALESCE($2, provider_id), detail = $3,
+                           due_at = COALESCE($4, due_at), claimed_until = NULL, updated_at = $5,
+                           sent_at = COALESCE(sent_at, $6), delivered_at = COALESCE(delivered_at, $7)
+                         WHERE id = $8 AND (status = 'sending' OR $1 IN ('sent', 'delivered', 'failed'))",
+                    )
+                    .bind(o.status)
+                    .bind(&o.provider_id)
+                    .bind(&o.detail)
+                    .bind(o.due_at)
+                    .bind(&at)
+                    .bind(sent)
+                    .bind(delivered)
+                    .bind(&o.id)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                let mut answers = Vec::with_capacity(claims.len());
+                // A worker's gathering is of one channel: one statement claims it all.
+                for group in claims.chunk_by(|a, b| a.channel == b.channel).flat_map(|g| g.chunks(500)) {
+                    let channel = &group[0].channel;
+                    let now_ms = group.iter().map(|c| c.now_ms).max().unwrap_or_default();
+                    let lease_ms = group.iter().map(|c| c.lease_ms).max().unwrap_or_default();
+                    // Placeholders only: the ids are bound, never written into the text. (`channel
+                    // || ''` keeps SQLite on the primary key rather than the channel's index.)
+                    let marks = (5..5 + group.len()).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ");
+                    let mut q = sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "UPDATE notifications SET status = 'sending', claimed_until = $1, attempts = attempts + 1, updated_at = $2
+                         WHERE id IN ({marks}) AND channel || '' = $3 AND body IS NOT NULL
+                           AND status IN ('pending', 'queued', 'sending') AND (claimed_until IS NULL OR claimed_until < $4)
+                         RETURNING id, rule, timezone, person_id, category, address, language, title, body, attempts"
+                    )))
+                    .bind(now_ms + lease_ms)
+                    .bind(&at)
+                    .bind(channel)
+                    .bind(now_ms);
+                    for c in group {
+                        q = q.bind(&c.id);
+                    }
+                    let mut claimed: std::collections::HashMap<String, ClaimedSend> = std::collections::HashMap::new();
+                    for r in q.fetch_all(&mut *tx).await? {
+                        let id: String = r.get("id");
+                        claimed.insert(
+                            id.clone(),
+                            ClaimedSend {
+                                id,
+                                rule: r.get("rule"),
+                                timezone: r.get("timezone"),
+                                person_id: r.get("person_id"),
+                                category: r.get("category"),
+                                channel: channel.clone(),
+                                address: r.get("address"),
+                                language: r.get("language"),
+                                title: r.get("title"),
+                                body: r.get("body"),
+                                attempts: r.get::<i64, _>("attempts") - 1,
+                            },
+                        );
+                    }
+                    let missed: Vec<&SendClaim> = group.iter().filter(|c| !claimed.contains_key(&c.id)).collect();
+                    let mut states: std::collections::HashMap<String, (String, Option<String>)> = std::collections::HashMap::new();
+                    if !missed.is_empty() {
+                        let marks = (1..=missed.len()).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ");
+                        let mut q = sqlx::query(sqlx::AssertSqlSafe(format!(
+                            "SELECT id, status, channel FROM notifications WHERE id IN ({marks})"
+                        )));
+                        for c in &missed {
+                            q = q.bind(&c.id);
+                        }
+                        for r in q.fetch_all(&mut *tx).await? {
+                            states.insert(r.get("id"), (r.get("status"), r.get("channel")));
+                        }
+                    }
+                    for c in group {
+                        // The same send twice in one gathering (two queue messages): the first
+                        // takes it, the second finds it held.
+                        if let Some(send) = claimed.remove(&c.id) {
+                            answers.push(Claim::Send(Box::new(send)));
+                            continue;
+                        }
+                        answers.push(match states.get(&c.id) {
+                            None if group.iter().any(|o| o.id == c.id && !std::ptr::eq(o, c)) => Claim::Busy,
+                            None => Claim::Missing,
+                            Some((status, _)) if status == "sending" => Claim::Busy,
+                            Some((status, Some(ch))) if ch != &c.channel => {
+                                Claim::Settled(format!("{status} (moved to {ch})"))
+                            }
+                            Some((status, _)) => Claim::Settled(status.clone()),
+                        });
+                    }
+                }
+                tx.commit().await?;
+                Ok(answers)
+            }
+
+        }
+    };
+}
+
+pub(crate) use notify_write_queries;

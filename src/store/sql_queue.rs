@@ -1,15 +1,39 @@
 //! Queries of the embedded queue (`queue.kind: embedded`, see `queue/embedded.rs`): one row
 //! per message in `queue_messages`, written once for both backends.
 
-/// Expands the embedded queue's queries for a backend (`$store` with `pool`). `$skip_locked`
-/// is appended to the claim's sub-select (`FOR UPDATE SKIP LOCKED` on PostgreSQL, where
-/// consumers of several replicas compete; nothing on SQLite's single writer).
+/// Expands the embedded queue's read queries for a backend (`$store` with `pool`).
 macro_rules! queue_queries {
+    ($store:ident) => {
+        impl $store {
+            /// Messages waiting (ready or delayed, not dead) in a queue.
+            pub async fn queue_depth(&self, queue: &str) -> Result<i64, StoreError> {
+                Ok(sqlx::query_scalar("SELECT COUNT(*) FROM queue_messages WHERE queue = $1 AND dead_reason IS NULL")
+                    .bind(queue)
+                    .fetch_one(&self.pool)
+                    .await?)
+            }
+
+            pub async fn queue_dead_letters(&self, queue: &str) -> Result<Vec<(String, String)>, StoreError> {
+                Ok(sqlx::query_as(
+                    "SELECT payload, dead_reason FROM queue_messages WHERE queue = $1 AND dead_reason IS NOT NULL ORDER BY id",
+                )
+                .bind(queue)
+                .fetch_all(&self.pool)
+                .await?)
+            }
+        }
+    };
+}
+
+pub(crate) use queue_queries;
+
+/// The embedded queue's writes for PostgreSQL (SQLite's go through its outbox writer thread,
+/// `sqlite_outbox.rs`). `$skip_locked` is appended to the claim's sub-select (`FOR UPDATE SKIP
+/// LOCKED`: consumers of several replicas compete).
+macro_rules! queue_write_queries {
     ($store:ident, $skip_locked:literal) => {
         impl $store {
             pub async fn queue_push(&self, queue_rows: &[(String, String, String, i64)]) -> Result<(), StoreError> {
-                // One writer at a time, in turn (SQLite; see `write_gate`).
-                let _turn = self.write_gate().await;
                 let at = now();
                 let mut tx = self.pool.begin().await?;
                 for (queue, message_id, payload, available_at) in queue_rows {
@@ -32,8 +56,6 @@ macro_rules! queue_queries {
             /// the longest due first (in the order of `queue_messages_ready`, so the claim reads
             /// only the messages in flight before the ones it takes, not the whole backlog).
             pub async fn queue_claim(&self, queue: &str, now_ms: i64, lock_until: i64, limit: i64) -> Result<Vec<QueueRow>, StoreError> {
-                // One writer at a time, in turn (SQLite; see `write_gate`).
-                let _turn = self.write_gate().await;
                 let rows = sqlx::query(concat!(
                     "UPDATE queue_messages SET locked_until = $1, deliveries = deliveries + 1
                      WHERE id IN (SELECT id FROM queue_messages WHERE queue = $2 AND dead_reason IS NULL AND available_at <= $3
@@ -60,8 +82,6 @@ macro_rules! queue_queries {
             }
 
             pub async fn queue_ack(&self, ids: &[i64]) -> Result<(), StoreError> {
-                // One writer at a time, in turn (SQLite; see `write_gate`).
-                let _turn = self.write_gate().await;
                 let mut tx = self.pool.begin().await?;
                 for id in ids {
                     sqlx::query("DELETE FROM queue_messages WHERE id = $1").bind(id).execute(&mut *tx).await?;
@@ -71,8 +91,6 @@ macro_rules! queue_queries {
             }
 
             pub async fn queue_retry(&self, id: i64, payload: &str, available_at: i64) -> Result<(), StoreError> {
-                // One writer at a time, in turn (SQLite; see `write_gate`).
-                let _turn = self.write_gate().await;
                 sqlx::query("UPDATE queue_messages SET payload = $1, available_at = $2, locked_until = NULL, deliveries = 0 WHERE id = $3")
                     .bind(payload)
                     .bind(available_at)
@@ -83,8 +101,6 @@ macro_rules! queue_queries {
             }
 
             pub async fn queue_dead(&self, id: i64, reason: &str) -> Result<(), StoreError> {
-                // One writer at a time, in turn (SQLite; see `write_gate`).
-                let _turn = self.write_gate().await;
                 sqlx::query("UPDATE queue_messages SET dead_reason = $1, locked_until = NULL WHERE id = $2")
                     .bind(reason)
                     .bind(id)
@@ -93,24 +109,8 @@ macro_rules! queue_queries {
                 Ok(())
             }
 
-            /// Messages waiting (ready or delayed, not dead) in a queue.
-            pub async fn queue_depth(&self, queue: &str) -> Result<i64, StoreError> {
-                Ok(sqlx::query_scalar("SELECT COUNT(*) FROM queue_messages WHERE queue = $1 AND dead_reason IS NULL")
-                    .bind(queue)
-                    .fetch_one(&self.pool)
-                    .await?)
-            }
-
-            pub async fn queue_dead_letters(&self, queue: &str) -> Result<Vec<(String, String)>, StoreError> {
-                Ok(sqlx::query_as(
-                    "SELECT payload, dead_reason FROM queue_messages WHERE queue = $1 AND dead_reason IS NOT NULL ORDER BY id",
-                )
-                .bind(queue)
-                .fetch_all(&self.pool)
-                .await?)
-            }
         }
     };
 }
 
-pub(crate) use queue_queries;
+pub(crate) use queue_write_queries;

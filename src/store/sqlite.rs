@@ -21,6 +21,7 @@ use super::sql_notify::notify_queries;
 use super::sql_pull::pull_queries;
 use super::sql_queue::queue_queries;
 use super::sql_schedule::schedule_queries;
+use super::sqlite_outbox::OutboxWriter;
 use super::sqlite_writer::SqliteWriter;
 use super::types::*;
 use crate::config::SqliteSync;
@@ -41,6 +42,9 @@ pub struct SqliteStore {
     sync_failed: Arc<std::sync::atomic::AtomicBool>,
     /// Where that log is, found on the first sync (symbolic links resolved once, not per sync).
     wal: Arc<std::sync::OnceLock<std::path::PathBuf>>,
+    /// The thread the outbox's and the embedded queue's writes go through, started on first
+    /// use (see `sqlite_outbox.rs`).
+    outbox: Arc<std::sync::OnceLock<OutboxWriter>>,
 }
 
 impl SqliteStore {
@@ -92,6 +96,7 @@ impl SqliteStore {
             gate: Arc::new(tokio::sync::Mutex::new(())),
             sync_failed: Arc::new(std::sync::atomic::AtomicBool::new(false)),
             wal: Arc::new(std::sync::OnceLock::new()),
+            outbox: Arc::new(std::sync::OnceLock::new()),
         })
     }
 
@@ -166,8 +171,21 @@ impl SqliteStore {
         Some(self.gate.lock().await)
     }
 
+    /// The outbox writer, started on first use. Its thread holds a copy of this store
+    /// without the writer's handle, so it ends when the last handle of the store is dropped.
+    pub(super) fn outbox(&self) -> Result<&OutboxWriter, StoreError> {
+        if let Some(w) = self.outbox.get() {
+            return Ok(w);
+        }
+        let mut inner = self.clone();
+        inner.outbox = Arc::new(std::sync::OnceLock::new());
+        let started = OutboxWriter::start(inner)?;
+        // Two first callers at once: one writer is kept, the other's thread ends at once.
+        Ok(self.outbox.get_or_init(|| started))
+    }
+
     /// Runs `f` on the writer connection, opening it on first use.
-    fn with_writer<T>(
+    pub(super) fn with_writer<T>(
         &self,
         f: impl FnOnce(&mut SqliteWriter) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
@@ -225,5 +243,5 @@ identity_queries!(
 clinical_queries!(SqliteStore);
 notify_queries!(SqliteStore);
 schedule_queries!(SqliteStore);
-queue_queries!(SqliteStore, "");
+queue_queries!(SqliteStore);
 pull_queries!(SqliteStore, sqlx::sqlite::SqliteRow);

@@ -49,11 +49,17 @@ impl SqliteWriter {
              PRAGMA cache_size = -65536; PRAGMA mmap_size = 268435456; PRAGMA temp_store = memory;
              PRAGMA wal_autocheckpoint = 10000;",
         )?;
-        conn.set_prepared_statement_cache_capacity(32);
+        // Ingest's statements and the outbox writer's (`sqlite_outbox.rs`) all stay prepared.
+        conn.set_prepared_statement_cache_capacity(64);
         Ok(SqliteWriter {
             conn,
             cache: CandidateCache::default(),
         })
+    }
+
+    /// The connection, for the outbox writer's groups (`sqlite_outbox.rs`).
+    pub(super) fn connection(&mut self) -> &mut Connection {
+        &mut self.conn
     }
 
     /// Writes a group of records in one transaction (see [`super::Store::apply_batch`]).
