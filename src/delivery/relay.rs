@@ -12,7 +12,7 @@ use tokio::sync::watch;
 use super::Services;
 use super::checks;
 use crate::queue::QueueMessage;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use crate::store::{DueNotification, Resolved, StoreError};
 
@@ -41,10 +41,14 @@ pub struct CapUse {
 /// How often the relay looks for sends no worker settled.
 const SWEEP_EVERY: Duration = Duration::from_secs(30);
 
-/// Runs passes until shutdown.
+/// Runs passes until shutdown. A broker's confirms take a while (tens of milliseconds for a
+/// batch): while one pass waits for them, the next one reads and checks its notifications.
+/// Only the waiting overlaps; sends are staged before the next pass reads, so its frequency
+/// caps count them.
 pub async fn run(services: Arc<Services>, mut shutdown: watch::Receiver<bool>) {
     let interval = Duration::from_millis(services.config.relay_interval_ms.max(10));
     let mut swept = std::time::Instant::now();
+    let mut publishing: Option<(HashSet<String>, tokio::task::JoinHandle<anyhow::Result<()>>)> = None;
     loop {
         if swept.elapsed() >= SWEEP_EVERY {
             swept = std::time::Instant::now();
@@ -52,18 +56,45 @@ pub async fn run(services: Arc<Services>, mut shutdown: watch::Receiver<bool>) {
                 tracing::warn!(error = %e, "the outbox sweep failed");
             }
         }
-        let idle = match pass(&services).await {
-            Ok(n) if n as i64 >= services.config.relay_batch => Duration::ZERO,
-            Ok(_) => interval,
+        let in_flight = publishing
+            .as_ref()
+            .map(|(ids, _)| ids.clone())
+            .unwrap_or_default();
+        let prepared = prepare(&services, &in_flight).await;
+        let mut idle = interval;
+        if let Some((_, publish)) = publishing.take() {
+            match publish.await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "the outbox relay could not publish; retrying");
+                    idle = interval.max(Duration::from_secs(2));
+                }
+                Err(e) => tracing::warn!(error = %e, "the outbox relay's publish stopped"),
+            }
+        }
+        match prepared {
+            Ok(batch) => {
+                if batch.due as i64 >= services.config.relay_batch && idle == interval {
+                    idle = Duration::ZERO;
+                }
+                if !batch.sends.is_empty() {
+                    let ids = batch.sends.iter().map(|(r, _)| r.id.clone()).collect();
+                    publishing = Some((ids, tokio::spawn(publish(services.clone(), batch.sends))));
+                }
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "the outbox relay could not publish; retrying");
-                interval.max(Duration::from_secs(2))
+                idle = interval.max(Duration::from_secs(2));
             }
-        };
+        }
         tokio::select! {
             _ = tokio::time::sleep(idle) => {}
-            _ = shutdown.wait_for(|s| *s) => return,
+            _ = shutdown.wait_for(|s| *s) => break,
         }
+    }
+    // A publish under way finishes (or its rows stay pending for the next start).
+    if let Some((_, publish)) = publishing {
+        let _ = publish.await;
     }
 }
 
@@ -91,11 +122,32 @@ const CHECKS_AT_ONCE: usize = 16;
 
 /// One pass: returns how many due notifications it handled.
 pub async fn pass(s: &Arc<Services>) -> anyhow::Result<usize> {
+    let batch = prepare(s, &HashSet::new()).await?;
+    publish(s.clone(), batch.sends).await?;
+    Ok(batch.due)
+}
+
+/// A pass's work up to the queue: how many notifications were due, and the sends staged, each
+/// with the provider calls its row had when read.
+pub struct Prepared {
+    pub due: usize,
+    pub sends: Vec<(Resolved, i64)>,
+}
+
+/// Reads the due notifications (but those in `in_flight`, whose publish is under way), checks
+/// them, settles those that do not go, and stages those that do. On the embedded queue staging
+/// also queues them (one transaction): nothing is left to publish.
+pub async fn prepare(s: &Arc<Services>, in_flight: &HashSet<String>) -> anyhow::Result<Prepared> {
     let now = Timestamp::now();
-    let due = s
+    let mut due = s
         .store
-        .due_notifications(now.as_millisecond(), s.config.relay_batch)
+        .due_notifications(
+            now.as_millisecond(),
+            s.config.relay_batch + in_flight.len() as i64,
+        )
         .await?;
+    due.retain(|n| !in_flight.contains(&n.id));
+    due.truncate(s.config.relay_batch.max(1) as usize);
     let count = due.len();
     // The persons' facts in three set-based queries (rules whose segments need visits or
     // diagnoses read theirs one by one).
@@ -176,27 +228,39 @@ pub async fn pass(s: &Arc<Services>) -> anyhow::Result<usize> {
             }
         }
     }
-    if let crate::queue::Queue::Embedded(queue) = &s.queue
-        && !sends.is_empty()
-    {
+    if sends.is_empty() {
+        return Ok(Prepared { due: count, sends });
+    }
+    if let crate::queue::Queue::Embedded(queue) = &s.queue {
         // The queue is in the store: staged, queued and marked in one transaction.
         queue.stage_and_publish(&sends).await?;
-    } else if !sends.is_empty() {
-        let staged: Vec<Resolved> = sends.iter().map(|(r, _)| r.clone()).collect();
-        s.store.stage_sends(&staged).await?;
-        let messages: Vec<QueueMessage> = staged
-            .iter()
-            .map(|r| QueueMessage {
-                notification: r.id.clone(),
-                channel: r.channel.clone(),
-                attempt: 0,
-            })
-            .collect();
-        s.queue.publish(&messages).await?;
-        let ids: Vec<(String, i64)> = sends.into_iter().map(|(r, attempts)| (r.id, attempts)).collect();
-        s.store.mark_published(&ids).await?;
+        return Ok(Prepared {
+            due: count,
+            sends: Vec::new(),
+        });
     }
-    Ok(count)
+    let staged: Vec<Resolved> = sends.iter().map(|(r, _)| r.clone()).collect();
+    s.store.stage_sends(&staged).await?;
+    Ok(Prepared { due: count, sends })
+}
+
+/// Publishes staged sends to the broker and marks them queued once it confirmed them.
+pub async fn publish(s: Arc<Services>, sends: Vec<(Resolved, i64)>) -> anyhow::Result<()> {
+    if sends.is_empty() {
+        return Ok(());
+    }
+    let messages: Vec<QueueMessage> = sends
+        .iter()
+        .map(|(r, _)| QueueMessage {
+            notification: r.id.clone(),
+            channel: r.channel.clone(),
+            attempt: 0,
+        })
+        .collect();
+    s.queue.publish(&messages).await?;
+    let ids: Vec<(String, i64)> = sends.into_iter().map(|(r, attempts)| (r.id, attempts)).collect();
+    s.store.mark_published(&ids).await?;
+    Ok(())
 }
 
 /// Whether a rule's segment reads the person's visits or diagnoses.

@@ -55,7 +55,10 @@ impl EmbeddedQueue {
                     channel: r.channel.clone(),
                     attempt: 0,
                 };
-                (queue_name(&r.channel), String::from_utf8(m.to_bytes()).expect("JSON is UTF-8"))
+                (
+                    queue_name(&r.channel),
+                    String::from_utf8(m.to_bytes()).expect("JSON is UTF-8"),
+                )
             })
             .collect();
         self.store

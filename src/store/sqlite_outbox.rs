@@ -126,7 +126,11 @@ type Committed = Vec<(Reply, Result<Done, StoreError>)>;
 
 /// The writer thread: commits each gathering, then hands its answers to the sync thread and
 /// goes on with the next while the disk works.
-fn run(store: SqliteStore, mut rx: mpsc::Receiver<(Op, Reply)>, committed: std::sync::mpsc::Sender<Committed>) {
+fn run(
+    store: SqliteStore,
+    mut rx: mpsc::Receiver<(Op, Reply)>,
+    committed: std::sync::mpsc::Sender<Committed>,
+) {
     while let Some(first) = rx.blocking_recv() {
         let mut jobs = vec![first];
         while jobs.len() < MAX_GROUP {
@@ -272,8 +276,10 @@ fn apply(c: &Connection, op: &Op, at: &str) -> Result<Done, StoreError> {
             Ok(Done::Nothing)
         }
         Op::QueueDead { id, reason } => {
-            c.prepare_cached("UPDATE queue_messages SET dead_reason = ?1, locked_until = NULL WHERE id = ?2")?
-                .execute(params![reason, id])?;
+            c.prepare_cached(
+                "UPDATE queue_messages SET dead_reason = ?1, locked_until = NULL WHERE id = ?2",
+            )?
+            .execute(params![reason, id])?;
             Ok(Done::Nothing)
         }
         Op::StageSends(sends) => {
@@ -282,7 +288,9 @@ fn apply(c: &Connection, op: &Op, at: &str) -> Result<Done, StoreError> {
                    updated_at = ?6, published_at = ?6, timezone = ?8 WHERE id = ?7 AND status = 'pending'",
             )?;
             for s in sends {
-                stage.execute(params![s.channel, s.address, s.language, s.title, s.body, at, s.id, s.timezone])?;
+                stage.execute(params![
+                    s.channel, s.address, s.language, s.title, s.body, at, s.id, s.timezone
+                ])?;
             }
             Ok(Done::Nothing)
         }
@@ -362,7 +370,16 @@ fn record(c: &Connection, o: &AttemptOutcome, at: &str) -> Result<(), StoreError
            sent_at = COALESCE(sent_at, ?6), delivered_at = COALESCE(delivered_at, ?7)
          WHERE id = ?8 AND (status = 'sending' OR ?1 IN ('sent', 'delivered', 'failed'))",
     )?
-    .execute(params![o.status, o.provider_id, o.detail, o.due_at, at, sent, delivered, o.id])?;
+    .execute(params![
+        o.status,
+        o.provider_id,
+        o.detail,
+        o.due_at,
+        at,
+        sent,
+        delivered,
+        o.id
+    ])?;
     Ok(())
 }
 
@@ -407,7 +424,9 @@ fn take(c: &Connection, claim: &SendClaim, at: &str) -> Result<Claim, StoreError
     Ok(match state {
         None => Claim::Missing,
         Some((status, _)) if status == "sending" => Claim::Busy,
-        Some((status, Some(ch))) if ch != claim.channel => Claim::Settled(format!("{status} (moved to {ch})")),
+        Some((status, Some(ch))) if ch != claim.channel => {
+            Claim::Settled(format!("{status} (moved to {ch})"))
+        }
         Some((status, _)) => Claim::Settled(status),
     })
 }
@@ -458,7 +477,13 @@ impl SqliteStore {
         .await
     }
 
-    pub async fn claim_send(&self, id: &str, channel: &str, now_ms: i64, lease_ms: i64) -> Result<Claim, StoreError> {
+    pub async fn claim_send(
+        &self,
+        id: &str,
+        channel: &str,
+        now_ms: i64,
+        lease_ms: i64,
+    ) -> Result<Claim, StoreError> {
         let claim = SendClaim {
             id: id.to_string(),
             channel: channel.to_string(),
@@ -473,7 +498,11 @@ impl SqliteStore {
         self.send_ops(&[], std::slice::from_ref(o)).await.map(|_| ())
     }
 
-    pub async fn send_ops(&self, claims: &[SendClaim], outcomes: &[AttemptOutcome]) -> Result<Vec<Claim>, StoreError> {
+    pub async fn send_ops(
+        &self,
+        claims: &[SendClaim],
+        outcomes: &[AttemptOutcome],
+    ) -> Result<Vec<Claim>, StoreError> {
         let op = Op::SendOps {
             claims: claims.to_vec(),
             outcomes: outcomes.to_vec(),
@@ -526,5 +555,123 @@ impl SqliteStore {
             reason: reason.to_string(),
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::sqlite_writer::SqliteWriter;
+
+    fn pending_notification(c: &Connection, id: &str) {
+        c.execute(
+            "INSERT INTO notifications (id, rule, category, person_id, dedupe_key, template, channels, context, cause,
+               status, due_at, created_at, updated_at)
+             VALUES (?1, 'r', 'transactional', 'p', ?1, 't', '[\"sms\"]', '{}', 'test', 'pending', 0, 'now', 'now')",
+            [id],
+        )
+        .unwrap();
+    }
+
+    #[tokio::test]
+    async fn an_operation_that_fails_fails_alone_and_the_rest_of_its_group_is_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("outbox.db");
+        let url = format!("sqlite://{}", path.display());
+        let _store = crate::store::Store::open(&crate::config::StoreConfig {
+            url,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+        let mut writer = SqliteWriter::open(path.to_str().unwrap()).unwrap();
+        let c = writer.connection();
+        pending_notification(c, "n-1");
+        let push = |id: &str| {
+            Op::QueuePush(vec![(
+                "send.sms".into(),
+                id.into(),
+                format!("{{\"n\":\"{id}\"}}"),
+                0,
+            )])
+        };
+        let ops = [
+            push("n-1"),
+            // Not a status the table allows: this one fails.
+            Op::SettlePending {
+                id: "n-1".into(),
+                status: "lost".into(),
+                due_at: None,
+                detail: "x".into(),
+            },
+            Op::SettlePending {
+                id: "n-1".into(),
+                status: "suppressed".into(),
+                due_at: None,
+                detail: "no consent".into(),
+            },
+            push("n-2"),
+        ];
+        let answers = group(c, &ops).unwrap();
+        let ok: Vec<bool> = answers.iter().map(Result::is_ok).collect();
+        assert_eq!(ok, [true, false, true, true]);
+        let queued: i64 = c
+            .query_row("SELECT COUNT(*) FROM queue_messages", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(queued, 2, "both pushes are kept");
+        let (status, detail): (String, String) = c
+            .query_row(
+                "SELECT status, detail FROM notifications WHERE id = 'n-1'",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!((status.as_str(), detail.as_str()), ("suppressed", "no consent"));
+    }
+
+    #[tokio::test]
+    async fn a_staged_send_is_queued_once_and_one_no_longer_pending_is_left_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("outbox.db");
+        let store = crate::store::Store::open(&crate::config::StoreConfig {
+            url: format!("sqlite://{}", path.display()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+        {
+            let mut writer = SqliteWriter::open(path.to_str().unwrap()).unwrap();
+            let c = writer.connection();
+            pending_notification(c, "n-1");
+            pending_notification(c, "n-2");
+            c.execute(
+                "UPDATE notifications SET status = 'cancelled' WHERE id = 'n-2'",
+                [],
+            )
+            .unwrap();
+        }
+        let send = |id: &str| Resolved {
+            id: id.into(),
+            channel: "sms".into(),
+            address: "+84900000001".into(),
+            language: "vi".into(),
+            timezone: None,
+            title: None,
+            body: "Nhắc lịch".into(),
+        };
+        let sends = [(send("n-1"), 0), (send("n-2"), 0)];
+        let queue = [
+            ("send.sms".to_string(), "{}".to_string()),
+            ("send.sms".to_string(), "{}".to_string()),
+        ];
+        store.stage_and_enqueue(&sends, &queue, 0).await.unwrap();
+        let counts = store.notification_counts().await.unwrap();
+        assert!(counts.contains(&("queued".to_string(), 1)), "{counts:?}");
+        assert!(counts.contains(&("cancelled".to_string(), 1)), "{counts:?}");
+        assert_eq!(
+            store.queue_depth("send.sms").await.unwrap(),
+            1,
+            "only the pending send is queued"
+        );
     }
 }

@@ -28,6 +28,8 @@ pub struct Bench {
 }
 
 const RULE: &str = "name: notice\ncategory: transactional\ntrigger: {event: appointment.booked}\nchannels: [sms]\ntemplate: appointment-confirmation\nquiet_hours: false\n";
+/// A second rule, at most one send per person a week.
+const CAPPED: &str = "name: capped\ncategory: transactional\ntrigger: {event: appointment.booked}\nchannels: [sms]\ntemplate: appointment-confirmation\nquiet_hours: false\ncap: {max: 1, per: 7d}\n";
 
 impl Bench {
     /// With the embedded queue of the bench's own store.
@@ -52,9 +54,13 @@ impl Bench {
     {
         let dir = tempfile::tempdir().unwrap();
         let url = helpers::fresh_store_url(Backend::default(), dir.path()).await?;
-        let rule_doc = Document::parse("notice.yaml", RULE).unwrap();
-        let rule: RuleConfig = rule_doc.deserialize().0.unwrap();
-        let rules = RuleSet::new(&[rule], jiff::tz::TimeZone::get("Asia/Ho_Chi_Minh").unwrap());
+        let rule = |name: &str, yaml: &str| -> RuleConfig {
+            Document::parse(name, yaml).unwrap().deserialize().0.unwrap()
+        };
+        let rules = RuleSet::new(
+            &[rule("notice.yaml", RULE), rule("capped.yaml", CAPPED)],
+            jiff::tz::TimeZone::get("Asia/Ho_Chi_Minh").unwrap(),
+        );
         let store = Store::open(&StoreConfig {
             url,
             ..Default::default()
@@ -100,10 +106,17 @@ impl Bench {
         self.services.channels["sms"].clone()
     }
 
-    /// `n` notifications for the patient, published by one relay pass; returns their ids.
+    /// `n` notifications for the patient, published by relay passes; returns their ids.
     pub async fn publish(&self, n: usize) -> Vec<String> {
+        let ids = self.outbox("notice", n).await;
+        while relay::pass(&self.services).await.unwrap() > 0 {}
+        ids
+    }
+
+    /// `n` notifications of `rule` for the patient in the outbox; returns their ids.
+    pub async fn outbox(&self, rule: &str, n: usize) -> Vec<String> {
         let s = &self.services;
-        let rule = &s.rules.rules[0];
+        let rule = s.rules.rule(rule).expect("a rule of the bench");
         let now = jiff::Timestamp::now();
         let rows: Vec<_> = (0..n)
             .map(|i| {
@@ -115,7 +128,6 @@ impl Bench {
         for chunk in rows.chunks(500) {
             s.store.insert_notifications(chunk).await.unwrap();
         }
-        while relay::pass(s).await.unwrap() > 0 {}
         ids
     }
 
@@ -330,6 +342,67 @@ async fn embedded_queue_a_poison_message_is_dead_lettered_and_blocks_nothing() {
     let dead = b.services.queue.dead_letters("sms").await.unwrap();
     assert_eq!(dead.len(), 1);
     assert!(dead[0].reason.contains("unreadable"), "{}", dead[0].reason);
+}
+
+/// The relay as `carehub run` runs it, one notification per pass: while a pass waits for the
+/// broker's confirms the next one reads and checks, yet every send goes out once, and a
+/// weekly cap holds across passes (the second and third sends of the capped rule are held
+/// back, whichever pass they fall in).
+pub async fn the_running_relay_sends_each_once_and_caps_hold_across_passes(b: &Bench) {
+    let services = Arc::new(Services {
+        store: b.services.store.clone(),
+        queue: b.services.queue.clone(),
+        rules: b.services.rules.clone(),
+        templates: b.services.templates.clone(),
+        channels: b.services.channels.clone(),
+        config: NotifyConfig {
+            relay_batch: 1,
+            ..b.services.config.clone()
+        },
+        queue_config: b.services.queue_config.clone(),
+    });
+    let mut ids = b.outbox("notice", 8).await;
+    let capped = b.outbox("capped", 3).await;
+    ids.extend(capped.iter().cloned());
+    let (stop, stop_rx) = tokio::sync::watch::channel(false);
+    let relay = tokio::spawn(relay::run(services.clone(), stop_rx.clone()));
+    let worker = tokio::spawn(worker::run(services.clone(), b.channel(), stop_rx));
+    let settled = |status: &str| matches!(status, "sent" | "suppressed");
+    let mut statuses = Vec::new();
+    for _ in 0..300 {
+        statuses.clear();
+        for id in &ids {
+            statuses.push(b.status(id).await);
+        }
+        if statuses.iter().all(|s| settled(s)) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let _ = stop.send(true);
+    relay.await.unwrap();
+    worker.await.unwrap();
+    assert!(statuses.iter().all(|s| settled(s)), "{statuses:?}");
+    assert!(statuses[..8].iter().all(|s| s == "sent"), "{statuses:?}");
+    let capped_sent = statuses[8..].iter().filter(|s| *s == "sent").count();
+    assert_eq!(capped_sent, 1, "the cap of one a week: {statuses:?}");
+    let bodies = b.gateway.bodies();
+    assert_eq!(bodies.len(), 9, "each send once: {bodies:?}");
+}
+
+#[tokio::test]
+async fn embedded_queue_the_running_relay_sends_each_once_and_caps_hold_across_passes() {
+    let Some(b) = Bench::embedded(test_queue_config()).await else {
+        return;
+    };
+    the_running_relay_sends_each_once_and_caps_hold_across_passes(&b).await;
+}
+
+#[tokio::test]
+async fn rabbitmq_the_running_relay_sends_each_once_and_caps_hold_across_passes() {
+    let Some(b) = rabbit_bench().await else { return };
+    the_running_relay_sends_each_once_and_caps_hold_across_passes(&b).await;
+    rabbit_cleanup(&b).await;
 }
 
 /// A RabbitMQ configuration with a prefix of its own, or `None` (loudly) without a broker.
