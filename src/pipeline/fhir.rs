@@ -37,6 +37,12 @@ pub struct Deletion {
     pub entry: Value,
 }
 
+/// A pull page mapped into records (see [`Ingest::prepare_page`]).
+pub struct PreparedPage {
+    records: Vec<NewRecord>,
+    merges: Vec<Option<crate::model::MergeInstruction>>,
+}
+
 /// What became of the resources of a pulled page.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PageCounts {
@@ -194,6 +200,20 @@ impl Ingest {
         origin: Option<String>,
         cursor: Option<crate::store::CursorUpdate>,
     ) -> Result<PageCounts, StoreError> {
+        let page = self.prepare_page(ctx, entries, deletions, origin, cursor);
+        self.store_page(ctx, page).await
+    }
+
+    /// A page mapped into records, ready for the writer (the CPU half of [`Self::submit_page`]:
+    /// a puller maps the next page while the writer stores this one).
+    pub fn prepare_page(
+        &self,
+        ctx: &ConnectorContext,
+        entries: Vec<FhirEntry>,
+        deletions: Vec<Deletion>,
+        origin: Option<String>,
+        cursor: Option<crate::store::CursorUpdate>,
+    ) -> PreparedPage {
         let fixed = ctx.mapping.as_deref().and_then(|name| self.mappings.get(name));
         let mapped = map_entries(&entries, &self.mappings, fixed, &ctx.transform_env);
         let by_index = entry_index(&mapped, entries.len());
@@ -221,7 +241,21 @@ impl Ingest {
         if let Some(last) = records.last_mut() {
             last.cursor = cursor;
         }
+        PreparedPage { records, merges }
+    }
+
+    /// Stores a prepared page in one transaction (its records and its cursor, or none of
+    /// them) and carries out the merges its resources asked for.
+    pub async fn store_page(
+        &self,
+        ctx: &ConnectorContext,
+        page: PreparedPage,
+    ) -> Result<PageCounts, StoreError> {
+        let PreparedPage { records, merges } = page;
         let mut counts = PageCounts::default();
+        if records.is_empty() {
+            return Ok(counts);
+        }
         let applied = match self.enqueue_unit(records).await {
             Some(rx) => rx.await.unwrap_or(Err(StoreError::WriterGone))?,
             None => return Err(StoreError::WriterGone),

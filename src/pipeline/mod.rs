@@ -19,7 +19,7 @@ use crate::mapping::{Mapping, MappingSet, TransformEnv};
 use crate::model::MergeInstruction;
 use crate::store::{Applied, Disposition, MessageStatus, NewRecord, StoreError};
 
-pub use fhir::{Deletion, FhirEntryOutcome, FhirOutcome, PageCounts};
+pub use fhir::{Deletion, FhirEntryOutcome, FhirOutcome, PageCounts, PreparedPage};
 pub use writer::spawn_writer;
 
 /// How a connector's records are read and mapped.

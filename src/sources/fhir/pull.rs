@@ -162,134 +162,49 @@ impl Puller {
             }
             u
         };
-        // History pages come newest first: their cursor moves once, after the last page, and
-        // only the newest version (or the deletion) of each resource is taken — an older
-        // version read after a newer one must not overwrite it.
-        let mut history_max: Option<(jiff::Timestamp, String)> = None;
-        let mut newest_seen: std::collections::HashSet<String> = std::collections::HashSet::new();
         if let Some(p) = &query.params {
             url.push('&');
             url.push_str(p);
         }
-        let mut seen_pages = std::collections::HashSet::from([url.clone()]);
-        let mut bundle = self.client.get_bundle(&url).await?;
-        loop {
-            let mut entries = page_entries(&bundle);
-            let mut deletions = page_deletions(&bundle);
-            if history {
-                let when = |e: &FhirEntry| {
-                    e.resource["meta"]["lastUpdated"]
-                        .as_str()
-                        .and_then(|s| s.parse::<jiff::Timestamp>().ok())
-                };
-                entries.sort_by_key(|e| std::cmp::Reverse(when(e)));
-                let key = |e: &FhirEntry| {
-                    format!(
-                        "{}/{}",
-                        e.resource_type(),
-                        e.resource["id"].as_str().unwrap_or("")
-                    )
-                };
-                // Deletions and versions of one resource on one page: the later one wins.
-                let mut page: Vec<(Option<jiff::Timestamp>, String, bool)> = entries
-                    .iter()
-                    .map(|e| (when(e), key(e), false))
-                    .chain(
-                        deletions
-                            .iter()
-                            .map(|d| (d.at.parse().ok(), d.resource.clone(), true)),
-                    )
-                    .collect();
-                page.sort_by_key(|(ts, _, _)| std::cmp::Reverse(*ts));
-                let mut keep: std::collections::HashMap<String, bool> = std::collections::HashMap::new();
-                for (_, k, is_deletion) in page {
-                    if !newest_seen.contains(&k) {
-                        keep.entry(k).or_insert(is_deletion);
-                    }
-                }
-                let mut taken = std::collections::HashSet::new();
-                entries.retain(|e| keep.get(&key(e)) == Some(&false) && taken.insert(key(e)));
-                deletions
-                    .retain(|d| keep.get(&d.resource) == Some(&true) && taken.insert(d.resource.clone()));
-                newest_seen.extend(keep.into_keys());
-            }
-            // Only the matches move the cursor: an included resource of the same type may be
-            // later than matches still to come.
-            let matches = match_times(&bundle, t);
-            let page_max = matches
-                .iter()
-                .map(String::as_str)
-                .chain(deletions.iter().map(|d| d.at.as_str()))
-                .filter_map(|s| s.parse::<jiff::Timestamp>().ok().map(|ts| (ts, s.to_string())))
-                .max_by_key(|(ts, _)| *ts);
-            let page_max = if history {
-                if page_max
-                    .as_ref()
-                    .is_some_and(|(ts, _)| history_max.as_ref().is_none_or(|(m, _)| ts > m))
-                {
-                    history_max = page_max;
-                }
-                None
-            } else {
-                page_max
-            };
-            let current = summary
+        let mut state = PageState {
+            seen_pages: std::collections::HashSet::from([url.clone()]),
+            history_max: None,
+            newest_seen: std::collections::HashSet::new(),
+            latest: summary
                 .cursors_after
                 .get(t)
-                .and_then(|c| c.parse::<jiff::Timestamp>().ok());
-            let cursor = match (page_max, current) {
-                (Some((ts, text)), Some(cur)) if ts > cur => Some(text),
-                (Some((_, text)), None) => Some(text),
-                _ => None,
-            };
-            summary.pages += 1;
-            summary.resources += (entries.len() + deletions.len()) as u64;
-            let next = next_link(&bundle, &url);
-            if let Some(n) = &next {
-                // Credentials go to the server they were configured for, and nowhere else.
-                let why = if !same_origin(n, &self.cfg.base_url) {
-                    Some("its next link points at another server")
-                } else if !seen_pages.insert(n.clone()) {
-                    // A server that serves a page again, or pages without end: the run fails
-                    // (the connector shows degraded) rather than looping or stalling as "ok".
-                    Some("its next link repeats an earlier page")
-                } else if entries.is_empty() && deletions.is_empty() {
-                    Some("an empty page has a next link")
-                } else if seen_pages.len() > MAX_PAGES_PER_TYPE {
-                    Some("more pages than one run reads (100,000)")
-                } else {
-                    None
-                };
-                if let Some(why) = why {
-                    return Err(RunError::Pull(PullError::Paging {
-                        url: shown(&url),
-                        reason: format!("{why}; the run stops there"),
-                    }));
-                }
-            }
-            // The next page is fetched while this one is stored: the server and the store work
-            // at the same time. Its cursor still commits only with its own records.
+                .and_then(|c| c.parse::<jiff::Timestamp>().ok()),
+        };
+        let bundle = self.client.get_bundle(&url).await?;
+        let mut reported = std::time::Instant::now();
+        let mut page = self.read_page(&mut state, summary, query, bundle, url)?;
+        // The writer stores one page while the next is fetched, read and mapped: the server,
+        // the mapping and the store work at the same time. A page is handed to the writer only
+        // once the one before it is stored, so its cursor never passes records that failed.
+        loop {
+            let Page {
+                next,
+                cursor,
+                prepared,
+                ..
+            } = page;
             let store_page = async {
-                if entries.is_empty() && deletions.is_empty() {
-                    return Ok(None);
+                match prepared {
+                    Some(p) => self.ingest.store_page(&self.ctx, p).await.map(Some),
+                    None => Ok(None),
                 }
-                let update = cursor.clone().map(|value| CursorUpdate {
-                    connector: self.cfg.name.clone(),
-                    resource_type: t.clone(),
-                    value,
-                });
-                self.ingest
-                    .submit_page(&self.ctx, entries, deletions, Some(shown(&url)), update)
-                    .await
-                    .map(Some)
             };
-            let fetch_next = async {
+            let upcoming = async {
                 match &next {
-                    Some(n) => Some(self.client.get_bundle(n).await),
-                    None => None,
+                    Some(n) => {
+                        let bundle = self.client.get_bundle(n).await?;
+                        self.read_page(&mut state, summary, query, bundle, n.clone())
+                            .map(Some)
+                    }
+                    None => Ok(None),
                 }
             };
-            let (stored, fetched) = tokio::join!(store_page, fetch_next);
+            let (stored, upcoming) = tokio::join!(store_page, upcoming);
             if let Some(counts) = stored? {
                 summary.processed += counts.processed;
                 summary.duplicates += counts.duplicates;
@@ -299,15 +214,18 @@ impl Puller {
                     summary.cursors_after.insert(t.clone(), c);
                 }
             }
-            self.finish(run, summary, "running", None).await?;
-            match (next, fetched) {
-                (Some(n), Some(page)) => {
-                    bundle = page?;
-                    url = n;
-                }
-                _ => break,
+            // Progress for ops (`carehub status`, the API) about once a second, not per page:
+            // the write would hold the next page back from the writer.
+            if reported.elapsed() >= PROGRESS_EVERY {
+                reported = std::time::Instant::now();
+                self.finish(run, summary, "running", None).await?;
+            }
+            match upcoming? {
+                Some(p) => page = p,
+                None => break,
             }
         }
+        let history_max = state.history_max;
         if let Some((ts, text)) = history_max
             && summary
                 .cursors_after
@@ -327,6 +245,150 @@ impl Puller {
         Ok(())
     }
 }
+
+/// Where a resource type's pages stand within a run.
+struct PageState {
+    seen_pages: std::collections::HashSet<String>,
+    /// History: the newest change read (the cursor moves to it after the last page), and the
+    /// resources whose newest version was already taken.
+    history_max: Option<(jiff::Timestamp, String)>,
+    newest_seen: std::collections::HashSet<String>,
+    /// The latest cursor of the pages read so far (stored or on their way).
+    latest: Option<jiff::Timestamp>,
+}
+
+/// A page read and mapped, with where it leads.
+struct Page {
+    next: Option<String>,
+    /// The cursor its records commit with.
+    cursor: Option<String>,
+    prepared: Option<crate::pipeline::PreparedPage>,
+}
+
+impl Puller {
+    /// Reads a fetched page: its resources and deletions (for history, only the newest version
+    /// of each), its cursor, its next link (checked), and maps it for the writer.
+    fn read_page(
+        &self,
+        state: &mut PageState,
+        summary: &mut RunSummary,
+        query: &super::config::ResourceQuery,
+        bundle: Value,
+        url: String,
+    ) -> Result<Page, RunError> {
+        let t = &query.resource_type;
+        let history = query.history;
+        let mut entries = page_entries(&bundle);
+        let mut deletions = page_deletions(&bundle);
+        if history {
+            let when = |e: &FhirEntry| {
+                e.resource["meta"]["lastUpdated"]
+                    .as_str()
+                    .and_then(|s| s.parse::<jiff::Timestamp>().ok())
+            };
+            entries.sort_by_key(|e| std::cmp::Reverse(when(e)));
+            let key = |e: &FhirEntry| {
+                format!(
+                    "{}/{}",
+                    e.resource_type(),
+                    e.resource["id"].as_str().unwrap_or("")
+                )
+            };
+            // Deletions and versions of one resource on one page: the later one wins.
+            let mut page: Vec<(Option<jiff::Timestamp>, String, bool)> = entries
+                .iter()
+                .map(|e| (when(e), key(e), false))
+                .chain(
+                    deletions
+                        .iter()
+                        .map(|d| (d.at.parse().ok(), d.resource.clone(), true)),
+                )
+                .collect();
+            page.sort_by_key(|(ts, _, _)| std::cmp::Reverse(*ts));
+            let mut keep: std::collections::HashMap<String, bool> = std::collections::HashMap::new();
+            for (_, k, is_deletion) in page {
+                if !state.newest_seen.contains(&k) {
+                    keep.entry(k).or_insert(is_deletion);
+                }
+            }
+            let mut taken = std::collections::HashSet::new();
+            entries.retain(|e| keep.get(&key(e)) == Some(&false) && taken.insert(key(e)));
+            deletions.retain(|d| keep.get(&d.resource) == Some(&true) && taken.insert(d.resource.clone()));
+            state.newest_seen.extend(keep.into_keys());
+        }
+        // Only the matches move the cursor: an included resource of the same type may be
+        // later than matches still to come.
+        let matches = match_times(&bundle, t);
+        let page_max = matches
+            .iter()
+            .map(String::as_str)
+            .chain(deletions.iter().map(|d| d.at.as_str()))
+            .filter_map(|s| s.parse::<jiff::Timestamp>().ok().map(|ts| (ts, s.to_string())))
+            .max_by_key(|(ts, _)| *ts);
+        let page_max = if history {
+            if page_max
+                .as_ref()
+                .is_some_and(|(ts, _)| state.history_max.as_ref().is_none_or(|(m, _)| ts > m))
+            {
+                state.history_max = page_max;
+            }
+            None
+        } else {
+            page_max
+        };
+        let cursor = match (page_max, state.latest) {
+            (Some((ts, text)), Some(cur)) if ts > cur => Some((ts, text)),
+            (Some(max), None) => Some(max),
+            _ => None,
+        };
+        if let Some((ts, _)) = &cursor {
+            state.latest = Some(*ts);
+        }
+        summary.pages += 1;
+        summary.resources += (entries.len() + deletions.len()) as u64;
+        let next = next_link(&bundle, &url);
+        if let Some(n) = &next {
+            // Credentials go to the server they were configured for, and nowhere else.
+            let why = if !same_origin(n, &self.cfg.base_url) {
+                Some("its next link points at another server")
+            } else if !state.seen_pages.insert(n.clone()) {
+                // A server that serves a page again, or pages without end: the run fails
+                // (the connector shows degraded) rather than looping or stalling as "ok".
+                Some("its next link repeats an earlier page")
+            } else if entries.is_empty() && deletions.is_empty() {
+                Some("an empty page has a next link")
+            } else if state.seen_pages.len() > MAX_PAGES_PER_TYPE {
+                Some("more pages than one run reads (100,000)")
+            } else {
+                None
+            };
+            if let Some(why) = why {
+                return Err(RunError::Pull(PullError::Paging {
+                    url: shown(&url),
+                    reason: format!("{why}; the run stops there"),
+                }));
+            }
+        }
+        let cursor = cursor.map(|(_, text)| text);
+        let prepared = (!entries.is_empty() || !deletions.is_empty()).then(|| {
+            let update = cursor.clone().map(|value| CursorUpdate {
+                connector: self.cfg.name.clone(),
+                resource_type: t.clone(),
+                value,
+            });
+            self.ingest
+                .prepare_page(&self.ctx, entries, deletions, Some(shown(&url)), update)
+        });
+        Ok(Page {
+            next,
+            cursor,
+            prepared,
+        })
+    }
+}
+
+/// How often a run in progress records how far it got.
+const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Most pages one run reads for one resource type.
 const MAX_PAGES_PER_TYPE: usize = 100_000;
