@@ -189,23 +189,9 @@ impl Ingest {
         }
     }
 
-    /// Takes one page of a pull: every resource stored, mapped and applied (references within
-    /// the page followed); `cursor` is committed with the page's last record. Counts what
-    /// became of them.
-    pub async fn submit_page(
-        &self,
-        ctx: &ConnectorContext,
-        entries: Vec<FhirEntry>,
-        deletions: Vec<Deletion>,
-        origin: Option<String>,
-        cursor: Option<crate::store::CursorUpdate>,
-    ) -> Result<PageCounts, StoreError> {
-        let page = self.prepare_page(ctx, entries, deletions, origin, cursor);
-        self.store_page(ctx, page).await
-    }
-
-    /// A page mapped into records, ready for the writer (the CPU half of [`Self::submit_page`]:
-    /// a puller maps the next page while the writer stores this one).
+    /// One page of a pull mapped into records (references within the page followed), ready
+    /// for [`Self::store_page`]; `cursor` is committed with the page's last record. A puller
+    /// maps the next page while the writer stores this one.
     pub fn prepare_page(
         &self,
         ctx: &ConnectorContext,

@@ -87,12 +87,19 @@ impl Store {
         now_ms: i64,
         lease_ms: i64,
     ) -> Result<Claim, StoreError> {
-        on_backend!(self, s => s.claim_send(id, channel, now_ms, lease_ms).await)
+        let claim = SendClaim {
+            id: id.to_string(),
+            channel: channel.to_string(),
+            now_ms,
+            lease_ms,
+        };
+        let mut claims = self.send_ops(std::slice::from_ref(&claim), &[]).await?;
+        Ok(claims.pop().unwrap_or(Claim::Missing))
     }
 
     /// Records a provider call and its effect on the notification, in one transaction.
     pub async fn record_attempt(&self, o: &AttemptOutcome) -> Result<(), StoreError> {
-        on_backend!(self, s => s.record_attempt(o).await)
+        self.send_ops(&[], std::slice::from_ref(o)).await.map(|_| ())
     }
 
     /// Outcomes to record and sends to claim, in one transaction (the workers' group

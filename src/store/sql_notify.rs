@@ -527,24 +527,6 @@ macro_rules! notify_write_queries {
                 Ok(())
             }
 
-            /// A worker takes a send for `lease_ms`. Only a send staged for this channel, not
-            /// settled, and not held by another worker is handed out.
-            pub async fn claim_send(&self, id: &str, channel: &str, now_ms: i64, lease_ms: i64) -> Result<Claim, StoreError> {
-                let claim = SendClaim {
-                    id: id.to_string(),
-                    channel: channel.to_string(),
-                    now_ms,
-                    lease_ms,
-                };
-                let mut claims = self.send_ops(std::slice::from_ref(&claim), &[]).await?;
-                Ok(claims.pop().unwrap_or(Claim::Missing))
-            }
-
-            /// Records a provider call and its effect on the notification, in one transaction.
-            pub async fn record_attempt(&self, o: &AttemptOutcome) -> Result<(), StoreError> {
-                self.send_ops(&[], std::slice::from_ref(o)).await.map(|_| ())
-            }
-
             /// Outcomes to record and sends to claim, in one transaction (the workers' group
             /// commit): outcomes first, then the claims, whose answers come back in order.
             pub async fn send_ops(&self, claims: &[SendClaim], outcomes: &[AttemptOutcome]) -> Result<Vec<Claim>, StoreError> {

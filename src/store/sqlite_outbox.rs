@@ -477,27 +477,6 @@ impl SqliteStore {
         .await
     }
 
-    pub async fn claim_send(
-        &self,
-        id: &str,
-        channel: &str,
-        now_ms: i64,
-        lease_ms: i64,
-    ) -> Result<Claim, StoreError> {
-        let claim = SendClaim {
-            id: id.to_string(),
-            channel: channel.to_string(),
-            now_ms,
-            lease_ms,
-        };
-        let mut claims = self.send_ops(std::slice::from_ref(&claim), &[]).await?;
-        Ok(claims.pop().unwrap_or(Claim::Missing))
-    }
-
-    pub async fn record_attempt(&self, o: &AttemptOutcome) -> Result<(), StoreError> {
-        self.send_ops(&[], std::slice::from_ref(o)).await.map(|_| ())
-    }
-
     pub async fn send_ops(
         &self,
         claims: &[SendClaim],
@@ -563,6 +542,18 @@ mod tests {
     use super::*;
     use crate::store::sqlite_writer::SqliteWriter;
 
+    /// A migrated store in `dir`, and the path of its file.
+    async fn fresh(dir: &std::path::Path) -> (crate::store::Store, String) {
+        let path = dir.join("outbox.db");
+        let store = crate::store::Store::open(&crate::config::StoreConfig {
+            url: format!("sqlite://{}", path.display()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+        (store, path.to_str().unwrap().to_string())
+    }
+
     fn pending_notification(c: &Connection, id: &str) {
         c.execute(
             "INSERT INTO notifications (id, rule, category, person_id, dedupe_key, template, channels, context, cause,
@@ -576,15 +567,8 @@ mod tests {
     #[tokio::test]
     async fn an_operation_that_fails_fails_alone_and_the_rest_of_its_group_is_kept() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("outbox.db");
-        let url = format!("sqlite://{}", path.display());
-        let _store = crate::store::Store::open(&crate::config::StoreConfig {
-            url,
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-        let mut writer = SqliteWriter::open(path.to_str().unwrap()).unwrap();
+        let (_store, path) = fresh(dir.path()).await;
+        let mut writer = SqliteWriter::open(&path).unwrap();
         let c = writer.connection();
         pending_notification(c, "n-1");
         let push = |id: &str| {
@@ -632,15 +616,9 @@ mod tests {
     #[tokio::test]
     async fn a_staged_send_is_queued_once_and_one_no_longer_pending_is_left_alone() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("outbox.db");
-        let store = crate::store::Store::open(&crate::config::StoreConfig {
-            url: format!("sqlite://{}", path.display()),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+        let (store, path) = fresh(dir.path()).await;
         {
-            let mut writer = SqliteWriter::open(path.to_str().unwrap()).unwrap();
+            let mut writer = SqliteWriter::open(&path).unwrap();
             let c = writer.connection();
             pending_notification(c, "n-1");
             pending_notification(c, "n-2");

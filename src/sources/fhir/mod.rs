@@ -3,7 +3,7 @@
 //! `config.rs` holds the settings, `schedule.rs` the cron rules, `client.rs` the HTTP side
 //! (authentication, retries, backoff), `pull.rs` a run (search, paging, cursors committed with
 //! their page) and the schedule loop. Pulled resources go through the same pipeline as every
-//! other record (`Ingest::submit_page`).
+//! other record (`Ingest::prepare_page`, `Ingest::store_page`).
 
 mod client;
 mod config;
