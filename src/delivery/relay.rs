@@ -34,6 +34,8 @@ pub enum Decision {
 /// The frequency caps a send counts against: (sends already in the window, the cap).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct CapUse {
+    /// The person they are counted for (merges resolved).
+    pub person: String,
     pub rule: Option<(i64, u32)>,
     pub category: Option<(i64, u32)>,
 }
@@ -48,7 +50,7 @@ const SWEEP_EVERY: Duration = Duration::from_secs(30);
 pub async fn run(services: Arc<Services>, mut shutdown: watch::Receiver<bool>) {
     let interval = Duration::from_millis(services.config.relay_interval_ms.max(10));
     let mut swept = std::time::Instant::now();
-    let mut publishing: Option<(HashSet<String>, tokio::task::JoinHandle<anyhow::Result<()>>)> = None;
+    let mut publishing: Option<(InFlight, tokio::task::JoinHandle<anyhow::Result<()>>)> = None;
     loop {
         if swept.elapsed() >= SWEEP_EVERY {
             swept = std::time::Instant::now();
@@ -56,10 +58,7 @@ pub async fn run(services: Arc<Services>, mut shutdown: watch::Receiver<bool>) {
                 tracing::warn!(error = %e, "the outbox sweep failed");
             }
         }
-        let in_flight = publishing
-            .as_ref()
-            .map(|(ids, _)| ids.clone())
-            .unwrap_or_default();
+        let in_flight = publishing.as_ref().map(|(f, _)| f.clone()).unwrap_or_default();
         let prepared = prepare(&services, &in_flight).await;
         let mut idle = interval;
         if let Some((_, publish)) = publishing.take() {
@@ -78,8 +77,11 @@ pub async fn run(services: Arc<Services>, mut shutdown: watch::Receiver<bool>) {
                     idle = Duration::ZERO;
                 }
                 if !batch.sends.is_empty() {
-                    let ids = batch.sends.iter().map(|(r, _)| r.id.clone()).collect();
-                    publishing = Some((ids, tokio::spawn(publish(services.clone(), batch.sends))));
+                    let in_flight = InFlight {
+                        sends: batch.sends.len(),
+                        persons: batch.persons,
+                    };
+                    publishing = Some((in_flight, tokio::spawn(publish(services.clone(), batch.sends))));
                 }
             }
             Err(e) => {
@@ -122,33 +124,45 @@ const CHECKS_AT_ONCE: usize = 16;
 
 /// One pass: returns how many due notifications it handled.
 pub async fn pass(s: &Arc<Services>) -> anyhow::Result<usize> {
-    let batch = prepare(s, &HashSet::new()).await?;
+    let batch = prepare(s, &InFlight::default()).await?;
     publish(s.clone(), batch.sends).await?;
     Ok(batch.due)
 }
 
 /// A pass's work up to the queue: how many notifications were due, and the sends staged, each
-/// with the provider calls its row had when read.
+/// with the provider calls its row had when read, and the persons they go to.
 pub struct Prepared {
     pub due: usize,
     pub sends: Vec<(Resolved, i64)>,
+    pub persons: HashSet<String>,
 }
 
-/// Reads the due notifications (but those in `in_flight`, whose publish is under way), checks
-/// them, settles those that do not go, and stages those that do. On the embedded queue staging
-/// also queues them (one transaction): nothing is left to publish.
-pub async fn prepare(s: &Arc<Services>, in_flight: &HashSet<String>) -> anyhow::Result<Prepared> {
+/// Sends whose publish is under way while the next pass prepares.
+#[derive(Debug, Clone, Default)]
+pub struct InFlight {
+    pub sends: usize,
+    /// Their persons (as the rows name them, and as merges resolved them). Caps count staged
+    /// sends only once they are marked queued, so a person with a send in flight waits for
+    /// the next pass: their caps then count it.
+    pub persons: HashSet<String>,
+}
+
+/// Reads the due notifications (but those of persons with a send in flight), checks them,
+/// settles those that do not go, and stages those that do. On the embedded queue staging also
+/// queues them (one transaction): nothing is left to publish.
+pub async fn prepare(s: &Arc<Services>, in_flight: &InFlight) -> anyhow::Result<Prepared> {
     let now = Timestamp::now();
     let mut due = s
         .store
         .due_notifications(
             now.as_millisecond(),
-            s.config.relay_batch + in_flight.len() as i64,
+            s.config.relay_batch + in_flight.sends as i64,
         )
         .await?;
-    due.retain(|n| !in_flight.contains(&n.id));
+    // How many were due, for the pace of the passes (those held back come in the next one).
+    let count = due.len().min(s.config.relay_batch.max(1) as usize);
+    due.retain(|n| !in_flight.persons.contains(&n.person_id));
     due.truncate(s.config.relay_batch.max(1) as usize);
-    let count = due.len();
     // The persons' facts in three set-based queries (rules whose segments need visits or
     // diagnoses read theirs one by one).
     let plain: Vec<String> = due
@@ -182,6 +196,7 @@ pub async fn prepare(s: &Arc<Services>, in_flight: &HashSet<String>) -> anyhow::
         }
     }
     let mut sends = Vec::new();
+    let mut persons = HashSet::new();
     // Sends this pass already made, per (person, rule) and (person, category): a cap holds
     // within a pass too.
     let mut by_rule: HashMap<(String, String), i64> = HashMap::new();
@@ -214,7 +229,11 @@ pub async fn prepare(s: &Arc<Services>, in_flight: &HashSet<String>) -> anyhow::
             other => other,
         };
         match decision {
-            Decision::Send(r, _) => sends.push((r, n.attempts)),
+            Decision::Send(r, caps) => {
+                persons.insert(n.person_id.clone());
+                persons.insert(caps.person);
+                sends.push((r, n.attempts));
+            }
             Decision::Fail(why) => s.store.settle_pending(&n.id, "failed", None, &why).await?,
             Decision::Suppress(why) => {
                 tracing::info!(notification = %n.id, rule = %n.rule, reason = %why, "notification suppressed");
@@ -229,7 +248,11 @@ pub async fn prepare(s: &Arc<Services>, in_flight: &HashSet<String>) -> anyhow::
         }
     }
     if sends.is_empty() {
-        return Ok(Prepared { due: count, sends });
+        return Ok(Prepared {
+            due: count,
+            sends,
+            persons,
+        });
     }
     if let crate::queue::Queue::Embedded(queue) = &s.queue {
         // The queue is in the store: staged, queued and marked in one transaction.
@@ -237,11 +260,16 @@ pub async fn prepare(s: &Arc<Services>, in_flight: &HashSet<String>) -> anyhow::
         return Ok(Prepared {
             due: count,
             sends: Vec::new(),
+            persons: HashSet::new(),
         });
     }
     let staged: Vec<Resolved> = sends.iter().map(|(r, _)| r.clone()).collect();
     s.store.stage_sends(&staged).await?;
-    Ok(Prepared { due: count, sends })
+    Ok(Prepared {
+        due: count,
+        sends,
+        persons,
+    })
 }
 
 /// Publishes staged sends to the broker and marks them queued once it confirmed them.
@@ -301,7 +329,10 @@ pub async fn decide(
     if let Err(why) = checks::segment(&rule.config.segment, &facts, language, now, &tz) {
         return Ok(Decision::Suppress(why));
     }
-    let mut caps = CapUse::default();
+    let mut caps = CapUse {
+        person: facts.person_id.clone(),
+        ..CapUse::default()
+    };
     if let Some((max, per)) = rule.cap {
         let since = per.before(now, &tz).to_string();
         let sent = s
