@@ -44,9 +44,8 @@ pub struct CapUse {
 const SWEEP_EVERY: Duration = Duration::from_secs(30);
 
 /// Runs passes until shutdown. A broker's confirms take a while (tens of milliseconds for a
-/// batch): while one pass waits for them, the next one reads and checks its notifications.
-/// Only the waiting overlaps; sends are staged before the next pass reads, so its frequency
-/// caps count them.
+/// batch): while one pass waits for them, the next one reads and checks its notifications,
+/// but for the persons with a send in flight (see [`InFlight`]).
 pub async fn run(services: Arc<Services>, mut shutdown: watch::Receiver<bool>) {
     let interval = Duration::from_millis(services.config.relay_interval_ms.max(10));
     let mut swept = std::time::Instant::now();
