@@ -211,6 +211,8 @@ pub async fn prepare(s: &Arc<Services>, in_flight: &InFlight) -> anyhow::Result<
             Err(e) => return Err(e),
         };
         let decision = match decision {
+            // Merged into a person with a send in flight: the next pass, when caps count it.
+            Decision::Send(_, caps) if in_flight.persons.contains(&caps.person) => continue,
             Decision::Send(r, caps) => {
                 let rule_key = (n.person_id.clone(), n.rule.clone());
                 let cat_key = (n.person_id.clone(), n.category.clone());

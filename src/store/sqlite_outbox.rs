@@ -140,7 +140,20 @@ fn run(
             }
         }
         let (ops, replies): (Vec<Op>, Vec<Reply>) = jobs.into_iter().unzip();
-        match store.with_writer(|w| group(w.connection(), &ops)) {
+        // A bug must not end the thread (and with it every send): a group that panics is
+        // answered with an error, its transaction rolled back with the connection, which is
+        // opened afresh for the next group.
+        let grouped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            store.with_writer(|w| group(w.connection(), &ops))
+        }))
+        .unwrap_or_else(|_| {
+            tracing::error!(
+                writes = ops.len(),
+                "the outbox writer failed unexpectedly; its writes are answered with an error"
+            );
+            Err(StoreError::WriterGone)
+        });
+        match grouped {
             Ok(answers) => {
                 let mut durable = Vec::new();
                 for ((op, reply), answer) in ops.iter().zip(replies).zip(answers) {
@@ -195,27 +208,30 @@ fn group(c: &mut Connection, ops: &[Op]) -> Result<Vec<Result<Done, StoreError>>
             tx.commit()?;
             Ok(answers.into_iter().map(Ok).collect())
         }
-        Err(_) if ops.len() > 1 => {
-            tx.rollback()?;
-            let mut answers = Vec::with_capacity(ops.len());
-            for op in ops {
-                let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-                match apply(&tx, op, &at) {
-                    Ok(done) => {
-                        tx.commit()?;
-                        answers.push(Ok(done));
-                    }
-                    Err(e) => {
-                        tx.rollback()?;
-                        answers.push(Err(e));
-                    }
-                }
+        Err(e) => {
+            // SQLite may have rolled back already (a full disk): a failed rollback is no news.
+            let _ = tx.rollback();
+            if ops.len() == 1 {
+                return Ok(vec![Err(e)]);
             }
-            Ok(answers)
+            // Each alone; whatever happens to one (even its BEGIN or COMMIT failing) is its own
+            // answer, and those committed are answered as stored once synced.
+            Ok(ops.iter().map(|op| alone(c, op, &at)).collect())
+        }
+    }
+}
+
+/// One operation in a transaction of its own.
+fn alone(c: &mut Connection, op: &Op, at: &str) -> Result<Done, StoreError> {
+    let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    match apply(&tx, op, at) {
+        Ok(done) => {
+            tx.commit()?;
+            Ok(done)
         }
         Err(e) => {
-            tx.rollback()?;
-            Ok(vec![Err(e)])
+            let _ = tx.rollback();
+            Err(e)
         }
     }
 }
