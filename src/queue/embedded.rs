@@ -7,7 +7,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::Notify;
+use tokio::sync::{Notify, mpsc, oneshot};
 
 use super::{DeadLetter, QueueConfig, QueueError, QueueMessage, Received, Settle};
 use crate::store::Store;
@@ -19,7 +19,12 @@ pub struct EmbeddedQueue {
     config: Arc<QueueConfig>,
     /// Wakes this process's consumers when something is published.
     published: Arc<Notify>,
+    /// Acknowledgements deleted in groups by one task (one commit for many), for a store that
+    /// does not group its writes itself (PostgreSQL; SQLite's outbox writer does).
+    acks: Option<mpsc::Sender<Ack>>,
 }
+
+type Ack = (i64, oneshot::Sender<Result<(), String>>);
 
 fn queue_name(channel: &str) -> String {
     format!("send.{channel}")
@@ -34,12 +39,36 @@ fn store_error(e: crate::store::StoreError) -> QueueError {
 }
 
 impl EmbeddedQueue {
-    /// The queue of `store`.
+    /// The queue of `store`. On a store that does not group its writes, starts the task that
+    /// deletes acknowledged messages (it ends with the last clone of the queue); needs a Tokio
+    /// runtime then.
     pub fn new(store: Store, config: &QueueConfig) -> EmbeddedQueue {
+        let acks = (!store.groups_send_writes()).then(|| {
+            let (acks, mut rx) = mpsc::channel::<Ack>(1024);
+            let deleter = store.clone();
+            tokio::spawn(async move {
+                while let Some(first) = rx.recv().await {
+                    let mut group = vec![first];
+                    while group.len() < 512 {
+                        match rx.try_recv() {
+                            Ok(ack) => group.push(ack),
+                            Err(_) => break,
+                        }
+                    }
+                    let ids: Vec<i64> = group.iter().map(|(id, _)| *id).collect();
+                    let result = deleter.queue_ack(&ids).await.map_err(|e| e.to_string());
+                    for (_, reply) in group {
+                        let _ = reply.send(result.clone());
+                    }
+                }
+            });
+            acks
+        });
         EmbeddedQueue {
             store,
             config: Arc::new(config.clone()),
             published: Arc::new(Notify::new()),
+            acks,
         }
     }
 
@@ -204,9 +233,17 @@ impl EmbeddedDelivery {
     pub async fn settle(self, settle: Settle) -> Result<(), QueueError> {
         let store = &self.queue.store;
         match settle {
-            // On SQLite, acknowledgements from many workers share a commit (the store's outbox
-            // writer groups them).
-            Settle::Ack => store.queue_ack(&[self.id]).await,
+            // Acknowledgements from many workers share a commit: through the deleting task, or
+            // the store's own grouping (SQLite's outbox writer).
+            Settle::Ack => match &self.queue.acks {
+                Some(acks) => {
+                    let (reply, done) = oneshot::channel();
+                    let gone = || QueueError::Store("the embedded queue stopped".into());
+                    acks.send((self.id, reply)).await.map_err(|_| gone())?;
+                    return done.await.map_err(|_| gone())?.map_err(QueueError::Store);
+                }
+                None => store.queue_ack(&[self.id]).await,
+            },
             Settle::Retry { delay, reason } => {
                 let mut next = self.received.message.clone();
                 next.attempt += 1;
