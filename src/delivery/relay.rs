@@ -257,7 +257,7 @@ pub async fn prepare(s: &Arc<Services>, in_flight: &InFlight) -> anyhow::Result<
     }
     if let crate::queue::Queue::Embedded(queue) = &s.queue {
         // The queue is in the store: staged, queued and marked in one transaction.
-        queue.stage_and_publish(&sends).await?;
+        queue.stage_and_publish(&sends, &messages(&sends)).await?;
         return Ok(Prepared {
             due: count,
             sends: Vec::new(),
@@ -278,18 +278,22 @@ pub async fn publish(s: Arc<Services>, sends: Vec<(Resolved, i64)>) -> anyhow::R
     if sends.is_empty() {
         return Ok(());
     }
-    let messages: Vec<QueueMessage> = sends
+    s.queue.publish(&messages(&sends)).await?;
+    let ids: Vec<(String, i64)> = sends.into_iter().map(|(r, attempts)| (r.id, attempts)).collect();
+    s.store.mark_published(&ids).await?;
+    Ok(())
+}
+
+/// The queue messages of staged sends (first deliveries), in their order.
+fn messages(sends: &[(Resolved, i64)]) -> Vec<QueueMessage> {
+    sends
         .iter()
         .map(|(r, _)| QueueMessage {
             notification: r.id.clone(),
             channel: r.channel.clone(),
             attempt: 0,
         })
-        .collect();
-    s.queue.publish(&messages).await?;
-    let ids: Vec<(String, i64)> = sends.into_iter().map(|(r, attempts)| (r.id, attempts)).collect();
-    s.store.mark_published(&ids).await?;
-    Ok(())
+        .collect()
 }
 
 /// Whether a rule's segment reads the person's visits or diagnoses.

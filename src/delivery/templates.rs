@@ -31,7 +31,8 @@ pub struct Rendered {
 /// Every template of the templates folder, compiled once (a send renders, it never parses).
 #[derive(Debug, Clone)]
 pub struct Templates {
-    sources: HashMap<(String, String), Source>,
+    /// (name, language) → whether it has a subject line; the texts live in `compiled`.
+    sources: HashMap<(String, String), bool>,
     compiled: minijinja::Environment<'static>,
 }
 
@@ -105,15 +106,17 @@ impl Templates {
 
     /// Keeps a checked template and compiles it (`parse` checked its syntax already).
     fn add(&mut self, name: &str, lang: &str, source: Source) {
-        if let Some(title) = &source.title {
+        let has_title = source.title.is_some();
+        if let Some(title) = source.title {
             let _ = self
                 .compiled
-                .add_template_owned(compiled_name(name, lang, "#title"), title.clone());
+                .add_template_owned(compiled_name(name, lang, "#title"), title);
         }
         let _ = self
             .compiled
-            .add_template_owned(compiled_name(name, lang, ""), source.body.clone());
-        self.sources.insert((name.to_string(), lang.to_string()), source);
+            .add_template_owned(compiled_name(name, lang, ""), source.body);
+        self.sources
+            .insert((name.to_string(), lang.to_string()), has_title);
     }
 
     pub fn has(&self, name: &str) -> bool {
@@ -156,7 +159,7 @@ impl Templates {
 
     /// Renders `name` in `lang` (which must exist: see [`Self::pick`]).
     pub fn render_in(&self, name: &str, lang: &str, context: &serde_json::Value) -> Result<Rendered, String> {
-        let source = self
+        let has_title = *self
             .sources
             .get(&(name.to_string(), lang.to_string()))
             .ok_or_else(|| format!("no template {name}.{lang}"))?;
@@ -169,7 +172,7 @@ impl Templates {
                 .map_err(|e| format!("template {name}.{lang}: {e}"))
         };
         Ok(Rendered {
-            title: source.title.as_ref().map(|_| render("#title")).transpose()?,
+            title: has_title.then(|| render("#title")).transpose()?,
             body: render("")?,
             language: lang.to_string(),
         })

@@ -34,6 +34,18 @@ fn now_ms() -> i64 {
     jiff::Timestamp::now().as_millisecond()
 }
 
+/// The store's rows of these messages, available now: (queue, message id, payload, available at).
+fn rows(messages: &[QueueMessage]) -> Vec<(String, String, String, i64)> {
+    let at = now_ms();
+    messages
+        .iter()
+        .map(|m| {
+            let payload = String::from_utf8(m.to_bytes()).expect("JSON is UTF-8");
+            (queue_name(&m.channel), m.notification.clone(), payload, at)
+        })
+        .collect()
+}
+
 fn store_error(e: crate::store::StoreError) -> QueueError {
     QueueError::Store(e.to_string())
 }
@@ -75,23 +87,14 @@ impl EmbeddedQueue {
     /// The relay's publish: stages the sends, queues them and marks them queued, in one
     /// transaction where the store allows (see [`Store::stage_and_enqueue`]). Each send comes
     /// with the provider calls its row had when the relay read it.
-    pub async fn stage_and_publish(&self, sends: &[(crate::store::Resolved, i64)]) -> Result<(), QueueError> {
-        let queue: Vec<(String, String)> = sends
-            .iter()
-            .map(|(r, _)| {
-                let m = QueueMessage {
-                    notification: r.id.clone(),
-                    channel: r.channel.clone(),
-                    attempt: 0,
-                };
-                (
-                    queue_name(&r.channel),
-                    String::from_utf8(m.to_bytes()).expect("JSON is UTF-8"),
-                )
-            })
-            .collect();
+    /// `messages`: one per send, in the same order.
+    pub async fn stage_and_publish(
+        &self,
+        sends: &[(crate::store::Resolved, i64)],
+        messages: &[QueueMessage],
+    ) -> Result<(), QueueError> {
         self.store
-            .stage_and_enqueue(sends, &queue, now_ms())
+            .stage_and_enqueue(sends, &rows(messages))
             .await
             .map_err(store_error)?;
         self.published.notify_waiters();
@@ -100,15 +103,10 @@ impl EmbeddedQueue {
 
     /// Publishes in one transaction: when it returns Ok, every message is stored.
     pub async fn publish(&self, messages: &[QueueMessage]) -> Result<(), QueueError> {
-        let at = now_ms();
-        let rows: Vec<(String, String, String, i64)> = messages
-            .iter()
-            .map(|m| {
-                let payload = String::from_utf8(m.to_bytes()).expect("JSON is UTF-8");
-                (queue_name(&m.channel), m.notification.clone(), payload, at)
-            })
-            .collect();
-        self.store.queue_push(&rows).await.map_err(store_error)?;
+        self.store
+            .queue_push(&rows(messages))
+            .await
+            .map_err(store_error)?;
         self.published.notify_waiters();
         Ok(())
     }

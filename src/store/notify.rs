@@ -26,27 +26,22 @@ impl Store {
         on_backend!(self, s => s.stage_sends(sends).await)
     }
 
-    /// The embedded queue's publish: stages each send, queues its message (`queue`: the queue's
-    /// name and the message's payload, one per send) and marks it `queued`, in one
-    /// transaction on SQLite. Each send comes with the provider calls its row had when the
-    /// relay read it; a row changed since (cancelled, taken back) is neither staged nor queued.
+    /// The embedded queue's publish: stages each send, queues its message (`rows`, as
+    /// [`Self::queue_push`] takes them, one per send in the same order) and marks it `queued`,
+    /// in one transaction on SQLite. Each send comes with the provider calls its row had when
+    /// the relay read it; a row changed since (cancelled, taken back) is neither staged nor
+    /// queued.
     pub async fn stage_and_enqueue(
         &self,
         sends: &[(Resolved, i64)],
-        queue: &[(String, String)],
-        available_at: i64,
+        rows: &[(String, String, String, i64)],
     ) -> Result<(), StoreError> {
         match &self.backend {
-            Backend::Sqlite(s) => s.stage_and_enqueue(sends, queue, available_at).await,
+            Backend::Sqlite(s) => s.stage_and_enqueue(sends, rows).await,
             Backend::Postgres(s) => {
                 let staged: Vec<Resolved> = sends.iter().map(|(r, _)| r.clone()).collect();
                 s.stage_sends(&staged).await?;
-                let rows: Vec<_> = sends
-                    .iter()
-                    .zip(queue)
-                    .map(|((r, _), (q, payload))| (q.clone(), r.id.clone(), payload.clone(), available_at))
-                    .collect();
-                s.queue_push(&rows).await?;
+                s.queue_push(rows).await?;
                 let ids: Vec<(String, i64)> = sends.iter().map(|(r, a)| (r.id.clone(), *a)).collect();
                 s.mark_published(&ids).await
             }

@@ -43,11 +43,11 @@ pub(super) enum Op {
         reason: String,
     },
     StageSends(Vec<Resolved>),
-    /// The embedded queue's publish: staged, queued and marked in one transaction.
+    /// The embedded queue's publish: staged, queued and marked in one transaction (a queue
+    /// row per send, in the same order).
     StageQueue {
         sends: Vec<(Resolved, i64)>,
-        queue: Vec<(String, String)>,
-        available_at: i64,
+        rows: Vec<(String, String, String, i64)>,
     },
     MarkPublished(Vec<(String, i64)>),
     SettlePending {
@@ -239,11 +239,8 @@ fn alone(c: &mut Connection, op: &Op, at: &str) -> Result<Done, StoreError> {
 fn apply(c: &Connection, op: &Op, at: &str) -> Result<Done, StoreError> {
     match op {
         Op::QueuePush(rows) => {
-            let mut insert = c.prepare_cached(
-                "INSERT INTO queue_messages (queue, message_id, payload, available_at, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-            )?;
-            for (queue, message_id, payload, available_at) in rows {
-                insert.execute(params![queue, message_id, payload, available_at, at])?;
+            for row in rows {
+                push(c, row, at)?;
             }
             Ok(Done::Nothing)
         }
@@ -310,11 +307,7 @@ fn apply(c: &Connection, op: &Op, at: &str) -> Result<Done, StoreError> {
             }
             Ok(Done::Nothing)
         }
-        Op::StageQueue {
-            sends,
-            queue,
-            available_at,
-        } => {
+        Op::StageQueue { sends, rows } => {
             // Queued at once (the queue is in this transaction); a send no longer pending
             // (cancelled meanwhile, or taken back by a worker) is neither changed nor queued.
             let mut stage = c.prepare_cached(
@@ -322,15 +315,12 @@ fn apply(c: &Connection, op: &Op, at: &str) -> Result<Done, StoreError> {
                    updated_at = ?6, published_at = ?6, timezone = ?8, status = 'queued'
                  WHERE id = ?7 AND status = 'pending' AND attempts = ?9",
             )?;
-            let mut insert = c.prepare_cached(
-                "INSERT INTO queue_messages (queue, message_id, payload, available_at, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-            )?;
-            for ((s, attempts), (queue, payload)) in sends.iter().zip(queue) {
+            for ((s, attempts), row) in sends.iter().zip(rows) {
                 let staged = stage.execute(params![
                     s.channel, s.address, s.language, s.title, s.body, at, s.id, s.timezone, attempts
                 ])?;
                 if staged > 0 {
-                    insert.execute(params![queue, s.id, payload, available_at, at])?;
+                    push(c, row, at)?;
                 }
             }
             Ok(Done::Nothing)
@@ -369,6 +359,19 @@ fn apply(c: &Connection, op: &Op, at: &str) -> Result<Done, StoreError> {
             Ok(Done::Claims(answers))
         }
     }
+}
+
+/// One message into the embedded queue: (queue, message id, payload, available at).
+fn push(
+    c: &Connection,
+    (queue, message_id, payload, available_at): &(String, String, String, i64),
+    at: &str,
+) -> Result<(), StoreError> {
+    c.prepare_cached(
+        "INSERT INTO queue_messages (queue, message_id, payload, available_at, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?
+    .execute(params![queue, message_id, payload, available_at, at])?;
+    Ok(())
 }
 
 /// A provider call and its effect on the notification.
@@ -462,13 +465,11 @@ impl SqliteStore {
     pub async fn stage_and_enqueue(
         &self,
         sends: &[(Resolved, i64)],
-        queue: &[(String, String)],
-        available_at: i64,
+        rows: &[(String, String, String, i64)],
     ) -> Result<(), StoreError> {
         self.unit(Op::StageQueue {
             sends: sends.to_vec(),
-            queue: queue.to_vec(),
-            available_at,
+            rows: rows.to_vec(),
         })
         .await
     }
@@ -654,11 +655,11 @@ mod tests {
             body: "Nhắc lịch".into(),
         };
         let sends = [(send("n-1"), 0), (send("n-2"), 0)];
-        let queue = [
-            ("send.sms".to_string(), "{}".to_string()),
-            ("send.sms".to_string(), "{}".to_string()),
-        ];
-        store.stage_and_enqueue(&sends, &queue, 0).await.unwrap();
+        let row = |id: &str| ("send.sms".to_string(), id.to_string(), "{}".to_string(), 0);
+        store
+            .stage_and_enqueue(&sends, &[row("n-1"), row("n-2")])
+            .await
+            .unwrap();
         let counts = store.notification_counts().await.unwrap();
         assert!(counts.contains(&("queued".to_string(), 1)), "{counts:?}");
         assert!(counts.contains(&("cancelled".to_string(), 1)), "{counts:?}");
