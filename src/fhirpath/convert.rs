@@ -11,13 +11,13 @@ use super::functions::{arg_val, err, num, one};
 use super::value::Item;
 
 /// Evaluate one of the conversion/math functions on `input`.
-pub fn call(
+pub fn call<'a>(
     name: &str,
     args: &[Node],
-    input: Coll,
-    ctx: Ctx<'_>,
-    focus: &[Item],
-) -> Result<Coll, FhirPathError> {
+    input: Coll<'a>,
+    ctx: Ctx<'_, 'a>,
+    focus: &[Item<'a>],
+) -> Result<Coll<'a>, FhirPathError> {
     Ok(match name {
         "toString" | "convertsToString" => {
             let v = single(&input)?.and_then(Item::to_fp_string);
@@ -90,7 +90,7 @@ pub fn call(
     })
 }
 
-fn convert(i: &Item, to: &str) -> Option<Item> {
+fn convert<'a>(i: &Item<'a>, to: &str) -> Option<Item<'a>> {
     match (to, i) {
         ("Integer", Item::Int(v)) => Some(Item::Int(*v)),
         ("Integer", Item::Bool(b)) => Some(Item::Int(i64::from(*b))),

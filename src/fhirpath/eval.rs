@@ -9,20 +9,22 @@ use super::datetime::Dt;
 use super::functions;
 use super::value::{Item, compare, equals, equivalent};
 use serde_json::Value;
+use std::borrow::Cow;
 use std::cmp::Ordering;
 
-/// Evaluation context: the root resource and lambda variables.
+/// Evaluation context: the root resource and lambda variables. `'c` is how long the context
+/// is lent, `'a` how long the resource's JSON is (what the items borrow).
 #[derive(Clone, Copy)]
-pub struct Ctx<'a> {
-    pub root: &'a Item,
-    pub this: Option<&'a Item>,
+pub struct Ctx<'c, 'a> {
+    pub root: &'c Item<'a>,
+    pub this: Option<&'c Item<'a>>,
     pub index: Option<usize>,
 }
 
-pub type Coll = Vec<Item>;
+pub type Coll<'a> = Vec<Item<'a>>;
 
 /// Evaluate `node` against the focus collection.
-pub fn eval(node: &Node, ctx: Ctx<'_>, focus: &[Item]) -> Result<Coll, FhirPathError> {
+pub fn eval<'a>(node: &Node, ctx: Ctx<'_, 'a>, focus: &[Item<'a>]) -> Result<Coll<'a>, FhirPathError> {
     Ok(match node {
         Node::Empty => vec![],
         Node::Bool(b) => vec![Item::Bool(*b)],
@@ -100,7 +102,7 @@ fn overflow() -> FhirPathError {
     FhirPathError::Eval("integer overflow".into())
 }
 
-fn datetime_literal(s: &str) -> Item {
+fn datetime_literal(s: &str) -> Item<'static> {
     if let Some(t) = s.strip_prefix('T') {
         Item::Time(t.to_string())
     } else if s.contains('T') {
@@ -110,7 +112,7 @@ fn datetime_literal(s: &str) -> Item {
     }
 }
 
-fn variable(v: &str, ctx: Ctx<'_>) -> Result<Coll, FhirPathError> {
+fn variable<'a>(v: &str, ctx: Ctx<'_, 'a>) -> Result<Coll<'a>, FhirPathError> {
     let s = |x: &str| Ok(vec![Item::Str(x.to_string())]);
     match v {
         "resource" | "context" | "rootResource" => Ok(vec![ctx.root.clone()]),
@@ -130,38 +132,55 @@ fn variable(v: &str, ctx: Ctx<'_>) -> Result<Coll, FhirPathError> {
 }
 
 /// Push children named `name` of `item` (arrays flattened, choice types resolved).
-pub fn member(item: &Item, name: &str, out: &mut Coll) {
-    let Item::Node(Value::Object(o), _) = item else {
+pub fn member<'a>(item: &Item<'a>, name: &str, out: &mut Coll<'a>) {
+    let Item::Node(node, _) = item else {
         return;
     };
-    let push = |v: &Value, hint: Option<String>, out: &mut Coll| match v {
+    let Value::Object(o) = node.as_ref() else {
+        return;
+    };
+    // The key holding the member, and the type its choice suffix names.
+    let found = match o.get_key_value(name) {
+        Some((k, _)) => Some((k.as_str(), None)),
+        None => o.keys().find_map(|k| {
+            k.strip_prefix(name)
+                .filter(|suffix| suffix.starts_with(|c: char| c.is_ascii_uppercase()))
+                .map(|suffix| (k.as_str(), Some(Item::choice_type(suffix))))
+        }),
+    };
+    let Some((key, hint)) = found else {
+        if o.get("resourceType").and_then(Value::as_str) == Some(name) {
+            out.push(item.clone());
+        }
+        return;
+    };
+    // Borrowed JSON lends its children; JSON made during evaluation gives copies.
+    match node {
+        Cow::Borrowed(v) => push_children(&v[key], hint, out, Cow::Borrowed),
+        Cow::Owned(v) => push_children(&v[key], hint, out, |c: &Value| Cow::Owned(c.clone())),
+    }
+}
+
+/// Pushes a member's value (an array flattened, nulls left out) as items.
+fn push_children<'v, 'a>(
+    v: &'v Value,
+    hint: Option<String>,
+    out: &mut Coll<'a>,
+    lend: impl Fn(&'v Value) -> Cow<'a, Value>,
+) {
+    match v {
         Value::Array(a) => out.extend(
             a.iter()
                 .filter(|x| !x.is_null())
-                .map(|x| Item::node(x.clone(), hint.clone())),
+                .map(|x| Item::node(lend(x), hint.clone())),
         ),
         Value::Null => {}
-        v => out.push(Item::node(v.clone(), hint)),
-    };
-    if let Some(v) = o.get(name) {
-        push(v, None, out);
-        return;
-    }
-    for (k, v) in o {
-        if let Some(suffix) = k.strip_prefix(name)
-            && suffix.starts_with(|c: char| c.is_ascii_uppercase())
-        {
-            push(v, Some(Item::choice_type(suffix)), out);
-            return;
-        }
-    }
-    if o.get("resourceType").and_then(Value::as_str) == Some(name) {
-        out.push(item.clone());
+        v => out.push(Item::node(lend(v), hint)),
     }
 }
 
 /// The single item of a collection; more than one is an error.
-pub fn single(c: &[Item]) -> Result<Option<&Item>, FhirPathError> {
+pub fn single<'i, 'a>(c: &'i [Item<'a>]) -> Result<Option<&'i Item<'a>>, FhirPathError> {
     match c {
         [] => Ok(None),
         [x] => Ok(Some(x)),
@@ -180,13 +199,13 @@ pub fn to_bool(c: &[Item]) -> Result<Option<bool>, FhirPathError> {
     })
 }
 
-fn bool_coll(b: Option<bool>) -> Coll {
+fn bool_coll(b: Option<bool>) -> Coll<'static> {
     b.map(Item::Bool).into_iter().collect()
 }
 
 /// Union without duplicates (by `=`), keeping first-seen order.
-pub fn union(mut a: Coll, b: Coll) -> Coll {
-    let mut out: Coll = Vec::new();
+pub fn union<'a>(mut a: Coll<'a>, b: Coll<'a>) -> Coll<'a> {
+    let mut out: Coll<'a> = Vec::new();
     for i in a.drain(..).chain(b) {
         if !out.iter().any(|o| equals(o, &i) == Some(true)) {
             out.push(i);
@@ -195,7 +214,13 @@ pub fn union(mut a: Coll, b: Coll) -> Coll {
     out
 }
 
-fn binary(op: BinOp, l: &Node, r: &Node, ctx: Ctx<'_>, focus: &[Item]) -> Result<Coll, FhirPathError> {
+fn binary<'a>(
+    op: BinOp,
+    l: &Node,
+    r: &Node,
+    ctx: Ctx<'_, 'a>,
+    focus: &[Item<'a>],
+) -> Result<Coll<'a>, FhirPathError> {
     let a = eval(l, ctx, focus)?;
     // Short-circuit forms of the boolean operators (three-valued logic).
     match op {
@@ -295,7 +320,7 @@ fn binary(op: BinOp, l: &Node, r: &Node, ctx: Ctx<'_>, focus: &[Item]) -> Result
     })
 }
 
-fn arith(op: BinOp, x: Item, y: Item) -> Result<Option<Item>, FhirPathError> {
+fn arith<'a>(op: BinOp, x: Item<'a>, y: Item<'a>) -> Result<Option<Item<'a>>, FhirPathError> {
     use Item::{Dec, Int, Quantity, Str};
     let bad = || FhirPathError::Eval(format!("operator {} not defined for these operands", op.symbol()));
     Ok(Some(match (op, x, y) {

@@ -38,43 +38,39 @@ pub(super) fn err(m: impl Into<String>) -> FhirPathError {
     FhirPathError::Eval(m.into())
 }
 
-pub(super) fn one(b: bool) -> Coll {
+pub(super) fn one(b: bool) -> Coll<'static> {
     vec![Item::Bool(b)]
 }
 
 /// Evaluate a lambda argument for each item, with `$this`/`$index` bound.
-fn each<'a>(
-    arg: &Node,
-    input: &'a [Item],
-    ctx: Ctx<'a>,
-) -> impl Iterator<Item = Result<(&'a Item, Coll), FhirPathError>> + 'a
-where
-    Node: 'a,
-{
-    let arg = arg.clone();
+fn each<'i, 'a>(
+    arg: &'i Node,
+    input: &'i [Item<'a>],
+    ctx: Ctx<'i, 'a>,
+) -> impl Iterator<Item = Result<(&'i Item<'a>, Coll<'a>), FhirPathError>> + 'i {
     input.iter().enumerate().map(move |(i, item)| {
         let c = Ctx {
             root: ctx.root,
             this: Some(item),
             index: Some(i),
         };
-        eval(&arg, c, std::slice::from_ref(item)).map(|r| (item, r))
+        eval(arg, c, std::slice::from_ref(item)).map(|r| (item, r))
     })
 }
 
-pub(super) fn arg_val(
+pub(super) fn arg_val<'a>(
     args: &[Node],
     i: usize,
-    ctx: Ctx<'_>,
-    focus: &[Item],
-) -> Result<Option<Item>, FhirPathError> {
+    ctx: Ctx<'_, 'a>,
+    focus: &[Item<'a>],
+) -> Result<Option<Item<'a>>, FhirPathError> {
     match args.get(i) {
         None => Ok(None),
         Some(a) => Ok(single(&eval(a, ctx, focus)?)?.map(Item::prim)),
     }
 }
 
-fn arg_str(args: &[Node], i: usize, ctx: Ctx<'_>, focus: &[Item]) -> Result<Option<String>, FhirPathError> {
+fn arg_str(args: &[Node], i: usize, ctx: Ctx<'_, '_>, focus: &[Item]) -> Result<Option<String>, FhirPathError> {
     match arg_val(args, i, ctx, focus)? {
         None => Ok(None),
         Some(Item::Str(s)) => Ok(Some(s)),
@@ -82,7 +78,7 @@ fn arg_str(args: &[Node], i: usize, ctx: Ctx<'_>, focus: &[Item]) -> Result<Opti
     }
 }
 
-fn arg_int(args: &[Node], i: usize, ctx: Ctx<'_>, focus: &[Item]) -> Result<Option<i64>, FhirPathError> {
+fn arg_int(args: &[Node], i: usize, ctx: Ctx<'_, '_>, focus: &[Item]) -> Result<Option<i64>, FhirPathError> {
     match arg_val(args, i, ctx, focus)? {
         None => Ok(None),
         Some(Item::Int(n)) => Ok(Some(n)),
@@ -117,13 +113,13 @@ pub(super) fn num(i: &Item) -> Option<f64> {
 }
 
 /// Call function `name` on `input`; `focus` is what arguments are evaluated against.
-pub fn call(
+pub fn call<'a>(
     name: &str,
     args: &[Node],
-    input: Coll,
-    ctx: Ctx<'_>,
-    focus: &[Item],
-) -> Result<Coll, FhirPathError> {
+    input: Coll<'a>,
+    ctx: Ctx<'_, 'a>,
+    focus: &[Item<'a>],
+) -> Result<Coll<'a>, FhirPathError> {
     let s1 = || input_str(&input);
     Ok(match name {
         "empty" => one(input.is_empty()),
@@ -279,7 +275,9 @@ pub fn call(
             while !frontier.is_empty() {
                 let mut next = Vec::new();
                 for i in &frontier {
-                    if let Item::Node(Value::Object(o), _) = i {
+                    if let Item::Node(node, _) = i
+                        && let Value::Object(o) = node.as_ref()
+                    {
                         for k in o
                             .keys()
                             .filter(|k| !k.starts_with('_') && k.as_str() != "resourceType")

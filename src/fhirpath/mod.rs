@@ -14,6 +14,7 @@ mod lexer;
 mod parser;
 mod value;
 
+use std::borrow::Cow;
 use std::fmt;
 
 /// Errors from parsing or evaluating a FHIRPath expression.
@@ -56,8 +57,8 @@ impl Expr {
         resource: &serde_json::Value,
         focus: &serde_json::Value,
     ) -> Result<Vec<serde_json::Value>, FhirPathError> {
-        let root = value::Item::node(resource.clone(), None);
-        let start = value::Item::node(focus.clone(), None);
+        let root = value::Item::node(Cow::Borrowed(resource), None);
+        let start = value::Item::node(Cow::Borrowed(focus), None);
         let ctx = eval::Ctx {
             root: &root,
             this: None,

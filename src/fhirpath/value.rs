@@ -7,11 +7,12 @@
 use super::FhirPathError;
 use super::datetime::Dt;
 use serde_json::{Map, Number, Value};
+use std::borrow::Cow;
 use std::cmp::Ordering;
 
 /// One item of a FHIRPath collection.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Item {
+pub enum Item<'a> {
     Bool(bool),
     Int(i64),
     Dec(f64),
@@ -23,7 +24,8 @@ pub enum Item {
     /// Value and unit (UCUM code or calendar keyword).
     Quantity(f64, String),
     /// JSON taken from the input, with the FHIR type name when known (choice suffix, resourceType).
-    Node(Value, Option<String>),
+    /// Borrowed from the evaluated resource: a path step copies nothing.
+    Node(Cow<'a, Value>, Option<String>),
 }
 
 const FHIR_PRIMITIVES: [&str; 20] = [
@@ -59,9 +61,9 @@ const QUANTITY_KINDS: [&str; 7] = [
     "MoneyQuantity",
 ];
 
-impl Item {
+impl<'a> Item<'a> {
     /// Wrap input JSON, deriving the type from `resourceType` when no hint is given.
-    pub fn node(v: Value, hint: Option<String>) -> Item {
+    pub fn node(v: Cow<'a, Value>, hint: Option<String>) -> Item<'a> {
         let hint = hint.or_else(|| v.get("resourceType").and_then(Value::as_str).map(str::to_string));
         Item::Node(v, hint)
     }
@@ -81,11 +83,11 @@ impl Item {
     }
 
     /// Convert JSON primitives and quantity objects to literal form; others stay nodes.
-    pub fn prim(&self) -> Item {
+    pub fn prim(&self) -> Item<'a> {
         let Item::Node(v, hint) = self else {
             return self.clone();
         };
-        match v {
+        match v.as_ref() {
             Value::Bool(b) => Item::Bool(*b),
             Value::String(s) => Item::Str(s.clone()),
             Value::Number(n) => match n.as_i64() {
@@ -129,7 +131,7 @@ impl Item {
                 if let Some(h) = hint {
                     return Some(h.clone());
                 }
-                match v {
+                match v.as_ref() {
                     Value::String(_) => "string",
                     Value::Bool(_) => "boolean",
                     Value::Number(n) if n.is_i64() => "integer",
@@ -170,7 +172,7 @@ impl Item {
     pub fn as_str(&self) -> Option<&str> {
         match self {
             Item::Str(s) => Some(s),
-            Item::Node(Value::String(s), _) => Some(s),
+            Item::Node(v, _) => v.as_str(),
             _ => None,
         }
     }
@@ -217,7 +219,7 @@ impl Item {
                 m.insert("unit".into(), Value::String(u.clone()));
                 Value::Object(m)
             }
-            Item::Node(v, _) => v.clone(),
+            Item::Node(v, _) => v.as_ref().clone(),
         })
     }
 }
@@ -311,7 +313,7 @@ fn num(i: &Item) -> Option<f64> {
     }
 }
 
-fn text(i: &Item) -> Option<&str> {
+fn text<'i>(i: &'i Item) -> Option<&'i str> {
     match i {
         Item::Str(s) | Item::Date(s) | Item::DateTime(s) | Item::Time(s) => Some(s),
         _ => None,
@@ -382,13 +384,13 @@ mod tests {
 
     #[test]
     fn prim_and_types() {
-        let q = Item::node(json!({"value": 185, "code": "[lb_av]"}), Some("Quantity".into()));
+        let q = Item::node(Cow::Owned(json!({"value": 185, "code": "[lb_av]"})), Some("Quantity".into()));
         assert_eq!(q.prim(), Item::Quantity(185.0, "[lb_av]".into()));
         assert!(q.is_type("Quantity") && q.is_type("FHIR.Quantity"));
-        let s = Item::node(json!("x"), None);
+        let s = Item::node(Cow::Owned(json!("x")), None);
         assert!(s.is_type("string") && !s.is_type("Quantity"));
         assert!(Item::Str("x".into()).is_type("System.String"));
-        assert!(Item::node(json!({"resourceType": "Patient"}), None).is_type("Patient"));
+        assert!(Item::node(Cow::Owned(json!({"resourceType": "Patient"})), None).is_type("Patient"));
         assert_eq!(Item::choice_type("String"), "string");
         assert_eq!(Item::choice_type("Quantity"), "Quantity");
     }
@@ -397,7 +399,7 @@ mod tests {
     fn equality_rules() {
         assert_eq!(equals(&Item::Int(1), &Item::Dec(1.0)), Some(true));
         let d = Item::Date("2014-01-01".into());
-        assert_eq!(equals(&Item::node(json!("2014-01-01"), None), &d), Some(true));
+        assert_eq!(equals(&Item::node(Cow::Owned(json!("2014-01-01")), None), &d), Some(true));
         assert_eq!(equals(&Item::Date("2014".into()), &d), None);
         assert!(equivalent(&Item::Str("A  b".into()), &Item::Str("a B".into())));
         assert_eq!(
