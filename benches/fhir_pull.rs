@@ -5,6 +5,7 @@
 //!
 //!     cargo bench --bench fhir_pull
 //!     BENCH_RESOURCES=20000 BENCH_PAGE=500 cargo bench --bench fhir_pull
+//!     BENCH_MATCHING=off cargo bench --bench fhir_pull   # identifiers only, no comparisons
 //!
 //! Resources are Patients (70%) and Observations of them (30%). Prints resources/s and the
 //! process's peak RSS (VmHWM; it includes the server holding every resource in memory).
@@ -42,6 +43,7 @@ fn peak_rss_mib() -> Option<f64> {
 fn main() {
     let n = env_usize("BENCH_RESOURCES", 100_000);
     let page = env_usize("BENCH_PAGE", 500);
+    let matching = std::env::var("BENCH_MATCHING").map_or(true, |v| v != "off");
     let patients = n * 7 / 10;
     let mut resources = Vec::with_capacity(n);
     const FAMILY: [&str; 4] = ["Nguyễn", "Trần", "Lê", "Phạm"];
@@ -73,7 +75,7 @@ fn main() {
         std::fs::write(
             root.join("carehub.yaml"),
             format!(
-                "store:\n  url: \"sqlite://{}\"\napi:\n  enabled: false\nconnectors_dir: {}\nmappings_dir: {}\nnotifications: {{enabled: false, rules_dir: {}}}\n",
+                "store:\n  url: \"sqlite://{}\"\napi:\n  enabled: false\nconnectors_dir: {}\nmappings_dir: {}\nnotifications: {{enabled: false, rules_dir: {}}}\nidentity: {{matching: {matching}}}\n",
                 root.join("bench.db").display(),
                 root.join("connectors").display(),
                 concat!(env!("CARGO_MANIFEST_DIR"), "/mappings"),
@@ -95,7 +97,7 @@ fn main() {
         let secs = started.elapsed().as_secs_f64();
         assert_eq!(summary.failure, None);
         println!(
-            "fhir_pull: resources={} pages={} applied={} page_size={page} elapsed={secs:.2}s rate={:.0} resources/s peak_rss={:.0}MiB",
+            "fhir_pull: resources={} pages={} applied={} page_size={page} matching={matching} elapsed={secs:.2}s rate={:.0} resources/s peak_rss={:.0}MiB",
             summary.resources,
             summary.pages,
             summary.processed,

@@ -287,6 +287,7 @@ fn record(i: u64) -> NewRecord {
             warnings: Vec::new(),
         },
         cursor: None,
+        match_input: None,
     }
 }
 

@@ -278,6 +278,7 @@ async fn patients(store: &Store, n: usize) -> Vec<String> {
                     warnings: Vec::new(),
                 },
                 cursor: None,
+                match_input: None,
             }
         })
         .collect();

@@ -215,7 +215,9 @@ pub async fn start(settings: Settings) -> anyhow::Result<Hub> {
         settings.hub.pipeline.max_batch,
         settings.hub.pipeline.queue_depth,
     );
-    let ingest = Ingest::new(tx, Arc::new(settings.mappings.clone())).with_store(store.clone());
+    let ingest = Ingest::new(tx, Arc::new(settings.mappings.clone()))
+        .with_store(store.clone())
+        .with_matching(settings.hub.identity.matching);
     let (shutdown, shutdown_rx) = watch::channel(false);
     let mut sources = JoinSet::new();
     let mut mllp_addrs = Vec::new();
@@ -427,7 +429,9 @@ pub async fn pull_once(settings: Settings, name: &str) -> anyhow::Result<crate::
         settings.hub.pipeline.max_batch,
         settings.hub.pipeline.queue_depth,
     );
-    let ingest = Ingest::new(tx, Arc::new(settings.mappings.clone())).with_store(store.clone());
+    let ingest = Ingest::new(tx, Arc::new(settings.mappings.clone()))
+        .with_store(store.clone())
+        .with_matching(settings.hub.identity.matching);
     let puller = crate::sources::fhir::Puller::new(cfg.clone(), ctx, ingest, store)?;
     let summary = puller.run_once().await;
     drop(puller); // the writer ends once every handle is gone

@@ -176,6 +176,7 @@ async fn run<'a>(
                 warnings: Vec::new(),
             },
             cursor: None,
+            match_input: None,
         });
     }
 

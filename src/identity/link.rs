@@ -145,6 +145,7 @@ pub fn match_record(p: &ProfilePatch) -> MatchRecord {
 }
 
 /// A patch prepared for comparison, with its hashed blocking keys.
+#[derive(Debug)]
 pub struct MatchInput {
     pub prepared: Prepared,
     pub keys: Vec<i64>,

@@ -227,6 +227,8 @@ impl Ingest {
         if let Some(last) = records.last_mut() {
             last.cursor = cursor;
         }
+        // Here, while the writer stores the page before (store_page would do it later).
+        self.prepare_match(&mut records);
         PreparedPage { records, merges }
     }
 

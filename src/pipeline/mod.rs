@@ -91,6 +91,8 @@ pub struct Ingest {
     mappings: Arc<MappingSet>,
     /// For what follows a commit: merge instructions (ADT^A40).
     store: Option<crate::store::Store>,
+    /// Matching is on: records are prepared for it before they reach the writer.
+    matching: bool,
 }
 
 impl Ingest {
@@ -99,6 +101,20 @@ impl Ingest {
             tx,
             mappings,
             store: None,
+            matching: false,
+        }
+    }
+
+    /// Prepares each record for identity matching in the sender's task (see
+    /// [`NewRecord::prepare_match`]): the writer, which every record waits for, does less.
+    pub fn with_matching(mut self, matching: bool) -> Ingest {
+        self.matching = matching;
+        self
+    }
+
+    fn prepare_match(&self, records: &mut [NewRecord]) {
+        if self.matching {
+            records.iter_mut().for_each(NewRecord::prepare_match);
         }
     }
 
@@ -209,7 +225,8 @@ impl Ingest {
     }
 
     /// Hands a record to the writer; `None` when the writer is gone.
-    async fn enqueue(&self, record: NewRecord) -> Option<oneshot::Receiver<Result<Applied, StoreError>>> {
+    async fn enqueue(&self, mut record: NewRecord) -> Option<oneshot::Receiver<Result<Applied, StoreError>>> {
+        self.prepare_match(std::slice::from_mut(&mut record));
         let (reply, rx) = oneshot::channel();
         self.tx
             .send(writer::Job {
@@ -224,8 +241,9 @@ impl Ingest {
     /// Hands records to the writer to be committed together or not at all.
     async fn enqueue_unit(
         &self,
-        records: Vec<NewRecord>,
+        mut records: Vec<NewRecord>,
     ) -> Option<oneshot::Receiver<Result<Vec<Applied>, StoreError>>> {
+        self.prepare_match(&mut records);
         let (reply, rx) = oneshot::channel();
         self.tx
             .send(writer::Job {
@@ -371,6 +389,7 @@ fn refused_record(ctx: &ConnectorContext, raw: Vec<u8>, origin: Option<String>, 
         raw,
         disposition: Disposition::Error { reason },
         cursor: None,
+        match_input: None,
     }
 }
 

@@ -31,7 +31,7 @@ pub use probe::{match_result, probe};
 
 #[path = "batch_candidates.rs"]
 mod candidates;
-use candidates::{MatchLink, match_one};
+use candidates::{BatchKeys, MatchLink, match_one};
 pub use candidates::{keys_to_match, match_inputs, records_to_match};
 
 /// Notes a stored accepted message in `accepted` and `latest` (look-ups call it per row).
@@ -73,6 +73,8 @@ pub struct Lookups {
     /// Blocking key → the stored source records holding it (keys held by more than the
     /// configured `max_block` records are left out: they narrow nothing).
     pub keyed: HashMap<i64, Vec<i64>>,
+    /// The keys left out of `keyed` because more than `max_block` stored records hold them.
+    pub common_keys: HashSet<i64>,
     /// The source records named in `keyed`: id → (person id, prepared latest patch).
     pub candidates: HashMap<i64, (String, Arc<Prepared>)>,
     /// Each matched record's stored candidates, as the backend chose them (record index →
@@ -228,13 +230,13 @@ pub struct Plan<'a> {
 pub fn plan<'a>(
     records: &'a [NewRecord],
     mut l: Lookups,
-    inputs: &[Option<MatchInput>],
+    inputs: &[Option<Arc<MatchInput>>],
     matcher: &Matcher,
 ) -> Result<Plan<'a>, serde_json::Error> {
     let mut plan = Plan::default();
     // Source records written earlier in this batch, as candidates for the later records:
     // (keys, person id, index of the record whose input they are).
-    let mut batch_keyed: Vec<(usize, String)> = Vec::new();
+    let mut batch_keyed = BatchKeys::default();
     let mut keys_added: HashSet<(i64, i64)> = HashSet::new();
     let mut next_source = l.next_source_record_id;
     // Persons touched by this batch, in first-touch order, with their created_at when new.
@@ -403,7 +405,7 @@ pub fn plan<'a>(
                                     plan.match_keys.push((k, source_id));
                                 }
                             }
-                            batch_keyed.push((index, person_id.clone()));
+                            batch_keyed.add(index, &input.keys, &person_id);
                         }
                         for i in &p.identifiers {
                             let k = (i.system.clone(), i.value.clone());

@@ -1,7 +1,8 @@
 //! Candidates for a record and the comparison with them, for the batch planner: which
 //! records to match, their blocking keys and candidates, and what one comparison decides.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use super::Lookups;
 use crate::identity::{Decision, MatchInput, Matcher, Prepared};
@@ -9,11 +10,16 @@ use crate::store::types::{Disposition, NewRecord};
 
 /// Each record's match input (its patch prepared for comparison, and its blocking keys), for
 /// records that carry a patch — when matching is on.
-pub fn match_inputs(records: &[NewRecord], matcher: &Matcher) -> Vec<Option<MatchInput>> {
+/// An input its sender prepared ([`NewRecord::prepare_match`]) is taken as it is.
+pub fn match_inputs(records: &[NewRecord], matcher: &Matcher) -> Vec<Option<Arc<MatchInput>>> {
     records
         .iter()
         .map(|r| match &r.disposition {
-            Disposition::Apply { patch: Some(p), .. } if matcher.matching => Some(MatchInput::of(p)),
+            Disposition::Apply { patch: Some(p), .. } if matcher.matching => Some(
+                r.match_input
+                    .clone()
+                    .unwrap_or_else(|| Arc::new(MatchInput::of(p))),
+            ),
             _ => None,
         })
         .collect()
@@ -21,7 +27,7 @@ pub fn match_inputs(records: &[NewRecord], matcher: &Matcher) -> Vec<Option<Matc
 
 /// The records to match: those with a match input none of whose identifiers is known (a
 /// known identifier links deterministically, with no need for candidates).
-pub fn records_to_match(records: &[NewRecord], inputs: &[Option<MatchInput>], l: &Lookups) -> Vec<usize> {
+pub fn records_to_match(records: &[NewRecord], inputs: &[Option<Arc<MatchInput>>], l: &Lookups) -> Vec<usize> {
     records
         .iter()
         .zip(inputs)
@@ -40,7 +46,7 @@ pub fn records_to_match(records: &[NewRecord], inputs: &[Option<MatchInput>], l:
 }
 
 /// The blocking keys of the records to match, each once.
-pub fn keys_to_match(records: &[NewRecord], inputs: &[Option<MatchInput>], l: &Lookups) -> Vec<i64> {
+pub fn keys_to_match(records: &[NewRecord], inputs: &[Option<Arc<MatchInput>>], l: &Lookups) -> Vec<i64> {
     let mut seen = HashSet::new();
     records_to_match(records, inputs, l)
         .into_iter()
@@ -68,6 +74,51 @@ pub fn candidate_ids(input: &MatchInput, l: &Lookups, max_candidates: usize) -> 
     ids
 }
 
+/// The records planned earlier in this batch, by blocking key, as candidates for the later
+/// ones: key → (record index, person id), in arrival order.
+#[derive(Default)]
+pub(super) struct BatchKeys {
+    by_key: HashMap<i64, Vec<(usize, String)>>,
+}
+
+impl BatchKeys {
+    /// A record of the batch, linked to `person`, becomes a candidate under each of its keys.
+    pub(super) fn add(&mut self, index: usize, keys: &[i64], person: &str) {
+        for &key in keys {
+            let members = self.by_key.entry(key).or_default();
+            if members.last().is_none_or(|(i, _)| *i != index) {
+                members.push((index, person.to_string()));
+            }
+        }
+    }
+
+    /// The earlier records of the batch sharing a key with `input`, most selective key first,
+    /// at most `max_candidates`. A key held by more than `max_block` records, stored and of
+    /// this batch together, narrows nothing and is skipped, as the store's look-up skips it:
+    /// the first pull of a large server, many namesakes to a page, stays linear.
+    fn candidates(&self, input: &MatchInput, l: &Lookups, matcher: &Matcher) -> Vec<(usize, &str)> {
+        let mut out: Vec<(usize, &str)> = Vec::new();
+        for key in &input.keys {
+            if out.len() >= matcher.max_candidates {
+                break;
+            }
+            let Some(members) = self.by_key.get(key) else {
+                continue;
+            };
+            let stored = l.keyed.get(key).map_or(0, Vec::len);
+            if l.common_keys.contains(key) || stored + members.len() > matcher.max_block {
+                continue;
+            }
+            for (i, person) in members {
+                if out.len() < matcher.max_candidates && !out.iter().any(|(o, _)| o == i) {
+                    out.push((*i, person));
+                }
+            }
+        }
+        out
+    }
+}
+
 /// What matching made of one record.
 pub(super) struct MatchLink {
     /// `match` (linked to `person`), `review` (a new person; `review` names the look-alike)
@@ -84,8 +135,8 @@ pub(super) fn match_one(
     index: usize,
     input: &MatchInput,
     l: &Lookups,
-    batch_keyed: &[(usize, String)],
-    inputs: &[Option<MatchInput>],
+    batch: &BatchKeys,
+    inputs: &[Option<Arc<MatchInput>>],
     matcher: &Matcher,
 ) -> Result<MatchLink, serde_json::Error> {
     let ids = match l.record_candidates.get(&index) {
@@ -97,11 +148,9 @@ pub(super) fn match_one(
         .filter_map(|id| l.candidates.get(id))
         .map(|(person, prepared)| (person.as_str(), &**prepared))
         .collect();
-    for (i, person) in batch_keyed {
-        if let Some(Some(other)) = inputs.get(*i)
-            && other.keys.iter().any(|k| input.keys.contains(k))
-        {
-            candidates.push((person.as_str(), &other.prepared));
+    for (i, person) in batch.candidates(input, l, matcher) {
+        if let Some(Some(other)) = inputs.get(i) {
+            candidates.push((person, &other.prepared));
         }
     }
     let outcome = matcher.model.match_candidates(

@@ -28,6 +28,7 @@ pub fn probe(patch: &ProfilePatch) -> NewRecord {
             warnings: Vec::new(),
         },
         cursor: None,
+        match_input: None,
     }
 }
 

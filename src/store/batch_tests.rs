@@ -30,6 +30,7 @@ fn record(control_id: &str, mrn: &str, hash: &str) -> NewRecord {
             warnings: vec![],
         },
         cursor: None,
+        match_input: None,
     }
 }
 
@@ -140,4 +141,47 @@ fn an_update_of_a_stored_source_record_is_laid_over_what_it_said() {
     );
     assert_eq!(state.identifiers.len(), 1);
     assert!(plan.persons[0].profile.contains("\"language\":\"ru\""));
+}
+
+/// A record of `system` with a patch read from JSON.
+fn person_record(control_id: &str, system: &str, patch: serde_json::Value) -> NewRecord {
+    let mut r = record(control_id, "", control_id);
+    r.sender = Some(system.into());
+    if let Disposition::Apply {
+        patch: p,
+        source_system,
+        ..
+    } = &mut r.disposition
+    {
+        *p = Some(serde_json::from_value(patch).expect("a patch"));
+        *source_system = system.into();
+    }
+    r
+}
+
+#[test]
+fn a_record_still_finds_its_person_among_many_namesakes_of_its_batch() {
+    // A first pull: 60 patients called Nguyễn Văn An on one page (more than `max_block`
+    // share their name key, so that key is skipped), then the lab's record of the 38th, with
+    // the lab's own number but the same birth date and phone.
+    let namesake = |i: usize| {
+        serde_json::json!({
+            "identifiers": [{"system": "urn:emr", "value": format!("MRN-{i}")}],
+            "names": [{"family": "Nguyễn", "given": ["Văn", "An"]}],
+            "birth_date": format!("{}-{:02}-{:02}", 1950 + i, 1 + i % 12, 1 + i % 28),
+            "telecom": [{"system": "phone", "value": format!("+849012{i:05}")}],
+        })
+    };
+    let mut records: Vec<NewRecord> = (0..60)
+        .map(|i| person_record(&format!("emr-{i}"), "EMR", namesake(i)))
+        .collect();
+    let mut lab = namesake(37);
+    lab["identifiers"] = serde_json::json!([{"system": "urn:lis", "value": "LAB-9"}]);
+    records.push(person_record("lab-1", "LIS", lab));
+    let matcher = Matcher::default();
+    assert!(60 > matcher.max_block);
+    let inputs = match_inputs(&records, &matcher);
+    let plan = plan(&records, fresh(), &inputs, &matcher).unwrap();
+    assert_eq!(plan.persons.len(), 60, "the namesakes stay apart, the lab record joins one");
+    assert_eq!(plan.applied[60].person_id, plan.applied[37].person_id);
 }

@@ -252,7 +252,7 @@ impl PgStore {
     async fn candidate_lookup(
         tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
         records: &[NewRecord],
-        inputs: &[Option<MatchInput>],
+        inputs: &[Option<Arc<MatchInput>>],
         matcher: &Matcher,
         l: &mut Lookups,
     ) -> Result<(), StoreError> {
@@ -273,7 +273,14 @@ impl PgStore {
         for (key, id) in rows {
             l.keyed.entry(key).or_default().push(id);
         }
-        l.keyed.retain(|_, ids| ids.len() <= matcher.max_block);
+        let common = &mut l.common_keys;
+        l.keyed.retain(|key, ids| {
+            let narrow = ids.len() <= matcher.max_block;
+            if !narrow {
+                common.insert(*key);
+            }
+            narrow
+        });
         let mut ids: Vec<i64> = l.keyed.values().flatten().copied().collect();
         ids.sort_unstable();
         ids.dedup();

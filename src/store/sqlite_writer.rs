@@ -113,7 +113,7 @@ impl SqliteWriter {
 fn lookup(
     c: &Connection,
     records: &[NewRecord],
-    inputs: &[Option<MatchInput>],
+    inputs: &[Option<Arc<MatchInput>>],
     matcher: &Matcher,
     cache: &mut CandidateCache,
 ) -> Result<Lookups, StoreError> {
@@ -194,7 +194,12 @@ fn lookup(
                     .query_map([key], |r| r.get(0))?
                     .collect::<Result<_, _>>()?;
                 // A key this common narrows nothing: it is left out.
-                slot.insert(if ids.len() > cap { Vec::new() } else { ids });
+                if ids.len() > cap {
+                    l.common_keys.insert(key);
+                    slot.insert(Vec::new());
+                } else {
+                    slot.insert(ids);
+                }
             }
             for &id in &l.keyed[&key] {
                 if found.len() >= matcher.max_candidates || found.contains(&id) {

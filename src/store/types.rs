@@ -1,5 +1,7 @@
 //! What goes into the store and what comes out of it.
 
+use std::sync::Arc;
+
 use serde::Serialize;
 
 use crate::model::{ClinicalRecord, MergeInstruction, ProfilePatch};
@@ -62,6 +64,22 @@ pub struct NewRecord {
     /// A pull connector's position, committed with this record (the last of its page): a crash
     /// re-reads at most the page, whose records are then duplicates.
     pub cursor: Option<CursorUpdate>,
+    /// The patch prepared for matching, when the sender prepared it ahead (off the writer's
+    /// thread, see [`NewRecord::prepare_match`]); otherwise the writer prepares it.
+    pub match_input: Option<Arc<crate::identity::MatchInput>>,
+}
+
+impl NewRecord {
+    /// Prepares the patch for matching here rather than on the writer's thread, which every
+    /// record waits for: normalising names, phonetic codes and blocking keys.
+    pub fn prepare_match(&mut self) {
+        if self.match_input.is_some() {
+            return;
+        }
+        if let Disposition::Apply { patch: Some(p), .. } = &self.disposition {
+            self.match_input = Some(Arc::new(crate::identity::MatchInput::of(p)));
+        }
+    }
 }
 
 /// Where a pull connector stands for one resource type.

@@ -159,6 +159,7 @@ async fn many_identifiers(backend: Backend) {
             warnings: vec![],
         },
         cursor: None,
+        match_input: None,
     };
     let first = t
         .hub

@@ -386,6 +386,7 @@ pub(crate) fn store_record(
             warnings: vec![],
         },
         cursor: None,
+        match_input: None,
     }
 }
 

@@ -181,6 +181,7 @@ async fn patient(store: &Store) -> String {
             warnings: Vec::new(),
         },
         cursor: None,
+        match_input: None,
     };
     store.apply_batch(&[record]).await.unwrap()[0]
         .person_id
