@@ -188,7 +188,7 @@ struct ServerState {
     /// Type → id → current version.
     resources: HashMap<String, BTreeMap<String, Stored>>,
     /// Every version put and every deletion, in order: (when, type, id, the version or None).
-    history: Vec<(Timestamp, String, String, Option<Value>)>,
+    history: Vec<(Timestamp, String, String, Option<Arc<Value>>)>,
     /// The latest lastUpdated handed out or loaded; the next one is strictly later.
     last_stamp: Timestamp,
     /// The searches started so far, by number: what their page tokens page over.
@@ -203,13 +203,14 @@ struct ServerState {
 /// A resource's current version with its parsed lastUpdated.
 struct Stored {
     updated: Timestamp,
-    resource: Value,
+    /// Shared with the history and the searches' snapshots, never copied.
+    resource: Arc<Value>,
 }
 
 /// The resources a search matched when it started, in order, and its page size.
 struct Snapshot {
     resource_type: String,
-    matches: Vec<Value>,
+    matches: Vec<Arc<Value>>,
     count: usize,
 }
 
@@ -283,6 +284,7 @@ impl ServerState {
                 meta_of(&mut resource)["versionId"] = json!("1");
             }
             let (rtype, id) = type_and_id(&resource);
+            let resource = Arc::new(resource);
             self.history.push((updated, rtype, id, Some(resource.clone())));
             self.insert(updated, resource);
         }
@@ -301,12 +303,13 @@ impl ServerState {
         let meta = meta_of(&mut resource);
         meta["versionId"] = json!(version.to_string());
         meta["lastUpdated"] = json!(format!("{updated:.3}"));
+        let resource = Arc::new(resource);
         self.history
             .push((updated, rtype.clone(), id.clone(), Some(resource.clone())));
         self.insert(updated, resource);
     }
 
-    fn insert(&mut self, updated: Timestamp, resource: Value) {
+    fn insert(&mut self, updated: Timestamp, resource: Arc<Value>) {
         let (rtype, id) = type_and_id(&resource);
         self.resources
             .entry(rtype)
@@ -351,13 +354,13 @@ impl ServerState {
             return response;
         }
         let answer = match resource_type.strip_suffix("/_history") {
-            Some(t) => self.history_page(t, query),
+            Some(t) => self.history_page(t, query).map(|bundle| bundle.to_string()),
             None => self.search(resource_type, query),
         };
         match answer {
             Ok(bundle) => {
                 self.stats.searches_ok += 1;
-                fhir_json(StatusCode::OK, bundle)
+                fhir_text(StatusCode::OK, bundle)
             }
             Err(problem) => {
                 self.stats.searches_failed += 1;
@@ -390,7 +393,7 @@ impl ServerState {
         let offset: usize = get("_offset")
             .map_or(Ok(0), |c| c.parse())
             .map_err(|_| "_offset: not a number")?;
-        let mut items: Vec<&(Timestamp, String, String, Option<Value>)> = self
+        let mut items: Vec<&(Timestamp, String, String, Option<Arc<Value>>)> = self
             .history
             .iter()
             .filter(|(at, t, _, _)| t == resource_type && since.is_none_or(|s| *at >= s))
@@ -402,7 +405,7 @@ impl ServerState {
             .skip(offset)
             .take(count.max(1))
             .map(|(at, t, id, resource)| match resource {
-                Some(r) => json!({"fullUrl": format!("{}/{t}/{id}", self.base), "resource": r,
+                Some(r) => json!({"fullUrl": format!("{}/{t}/{id}", self.base), "resource": **r,
                                   "request": {"method": "PUT", "url": format!("{t}/{id}")},
                                   "response": {"status": "200", "lastModified": format!("{at:.3}")}}),
                 None => json!({"request": {"method": "DELETE", "url": format!("{t}/{id}")},
@@ -428,8 +431,9 @@ impl ServerState {
     }
 
     /// One page of a search: a new search on the current resources, or the next page of one
-    /// started earlier (`_page_token`), as a searchset Bundle.
-    fn search(&mut self, resource_type: &str, query: &str) -> Result<Value, String> {
+    /// started earlier (`_page_token`), as a searchset Bundle's text (written straight from
+    /// the stored resources: a page copies none of them).
+    fn search(&mut self, resource_type: &str, query: &str) -> Result<String, String> {
         let params = form_pairs(query);
         let (number, offset) = match params.iter().find(|(k, _)| k == "_page_token") {
             Some((_, token)) => parse_page_token(token)
@@ -447,17 +451,17 @@ impl ServerState {
         };
         let snapshot = &self.searches[number];
         let base = &self.base;
-        let entries: Vec<Value> = snapshot
-            .matches
-            .iter()
-            .skip(offset)
-            .take(snapshot.count)
-            .map(|resource| {
-                let id = resource["id"].as_str().unwrap_or_default();
-                json!({"fullUrl": format!("{base}/{resource_type}/{id}"), "resource": resource,
-                       "search": {"mode": "match"}})
-            })
-            .collect();
+        let mut entries = String::new();
+        for resource in snapshot.matches.iter().skip(offset).take(snapshot.count) {
+            let id = resource["id"].as_str().unwrap_or_default();
+            let full_url = Value::String(format!("{base}/{resource_type}/{id}"));
+            if !entries.is_empty() {
+                entries.push(',');
+            }
+            entries.push_str(&format!(
+                r#"{{"fullUrl":{full_url},"resource":{resource},"search":{{"mode":"match"}}}}"#
+            ));
+        }
         let mut links = vec![json!({"relation": "self", "url": format!("{base}/{resource_type}?{query}")})];
         let next_offset = offset + snapshot.count;
         if snapshot.count > 0 && next_offset < snapshot.matches.len() {
@@ -471,15 +475,17 @@ impl ServerState {
             };
             links.push(json!({"relation": "next", "url": url}));
         }
-        Ok(json!({
+        let head = json!({
             "resourceType": "Bundle",
             "id": format!("search-{number}-{offset}"),
             "meta": {"lastUpdated": format!("{:.3}", Timestamp::now())},
             "type": "searchset",
             "total": snapshot.matches.len(),
             "link": links,
-            "entry": entries,
-        }))
+        })
+        .to_string();
+        // The head's closing brace gives way to the entries.
+        Ok(format!("{},\"entry\":[{entries}]}}", &head[..head.len() - 1]))
     }
 
     /// What a new search matches now, sorted by lastUpdated then id.
@@ -601,12 +607,11 @@ fn meta_of(resource: &mut Value) -> &mut Value {
 }
 
 fn fhir_json(status: StatusCode, body: Value) -> Response {
-    (
-        status,
-        [(header::CONTENT_TYPE, "application/fhir+json")],
-        body.to_string(),
-    )
-        .into_response()
+    fhir_text(status, body.to_string())
+}
+
+fn fhir_text(status: StatusCode, body: String) -> Response {
+    (status, [(header::CONTENT_TYPE, "application/fhir+json")], body).into_response()
 }
 
 fn outcome(code: &str, text: &str) -> Value {
