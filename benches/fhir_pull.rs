@@ -10,6 +10,8 @@
 //! Resources are Patients (70%) and Observations of them (30%). Prints resources/s and the
 //! process's peak RSS (VmHWM; it includes the server holding every resource in memory).
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use serde_json::json;
@@ -38,6 +40,27 @@ fn peak_rss_mib() -> Option<f64> {
         .parse()
         .ok()?;
     Some(kb / 1024.0)
+}
+
+/// CPU seconds spent so far by this process's threads named `name` (Linux), the writer's
+/// share being what bounds the rate when the other threads wait for it.
+fn thread_cpu_secs(name: &str) -> Option<f64> {
+    let ticks = 100.0; // USER_HZ on Linux
+    let mut total = 0.0;
+    for task in std::fs::read_dir("/proc/self/task").ok()?.flatten() {
+        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        if comm.trim() != name {
+            continue;
+        }
+        let stat = std::fs::read_to_string(task.path().join("stat")).ok()?;
+        // Fields after the parenthesised name: state is the 3rd field, utime the 14th.
+        let rest = stat.rsplit_once(')')?.1;
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let utime: f64 = fields.get(11)?.parse().ok()?;
+        let stime: f64 = fields.get(12)?.parse().ok()?;
+        total += (utime + stime) / ticks;
+    }
+    Some(total)
 }
 
 fn main() {
@@ -92,17 +115,30 @@ fn main() {
         )
         .unwrap();
         let settings = carehub::config::load_with_env(&root.join("carehub.yaml"), &[]).expect("config");
+        // The writer thread ends with the run: its CPU time is sampled while it lives.
+        let writer_ms = Arc::new(AtomicU64::new(0));
+        let sampled = writer_ms.clone();
+        std::thread::spawn(move || {
+            loop {
+                if let Some(secs) = thread_cpu_secs("carehub-writer") {
+                    sampled.fetch_max((secs * 1000.0) as u64, Ordering::Relaxed);
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+        });
         let started = Instant::now();
         let summary = carehub::app::pull_once(settings, "bench").await.expect("run");
         let secs = started.elapsed().as_secs_f64();
+        let writer_cpu = writer_ms.load(Ordering::Relaxed) as f64 / 1000.0;
         assert_eq!(summary.failure, None);
         println!(
-            "fhir_pull: resources={} pages={} applied={} page_size={page} matching={matching} elapsed={secs:.2}s rate={:.0} resources/s peak_rss={:.0}MiB",
+            "fhir_pull: resources={} pages={} applied={} page_size={page} matching={matching} elapsed={secs:.2}s rate={:.0} resources/s peak_rss={:.0}MiB writer_cpu={:.1}µs/resource",
             summary.resources,
             summary.pages,
             summary.processed,
             summary.resources as f64 / secs,
-            peak_rss_mib().unwrap_or(f64::NAN)
+            peak_rss_mib().unwrap_or(f64::NAN),
+            writer_cpu * 1e6 / summary.resources.max(1) as f64,
         );
     });
 }

@@ -70,7 +70,12 @@ pub(super) fn arg_val<'a>(
     }
 }
 
-fn arg_str(args: &[Node], i: usize, ctx: Ctx<'_, '_>, focus: &[Item]) -> Result<Option<String>, FhirPathError> {
+fn arg_str(
+    args: &[Node],
+    i: usize,
+    ctx: Ctx<'_, '_>,
+    focus: &[Item],
+) -> Result<Option<String>, FhirPathError> {
     match arg_val(args, i, ctx, focus)? {
         None => Ok(None),
         Some(Item::Str(s)) => Ok(Some(s)),

@@ -384,7 +384,10 @@ mod tests {
 
     #[test]
     fn prim_and_types() {
-        let q = Item::node(Cow::Owned(json!({"value": 185, "code": "[lb_av]"})), Some("Quantity".into()));
+        let q = Item::node(
+            Cow::Owned(json!({"value": 185, "code": "[lb_av]"})),
+            Some("Quantity".into()),
+        );
         assert_eq!(q.prim(), Item::Quantity(185.0, "[lb_av]".into()));
         assert!(q.is_type("Quantity") && q.is_type("FHIR.Quantity"));
         let s = Item::node(Cow::Owned(json!("x")), None);
@@ -399,7 +402,10 @@ mod tests {
     fn equality_rules() {
         assert_eq!(equals(&Item::Int(1), &Item::Dec(1.0)), Some(true));
         let d = Item::Date("2014-01-01".into());
-        assert_eq!(equals(&Item::node(Cow::Owned(json!("2014-01-01")), None), &d), Some(true));
+        assert_eq!(
+            equals(&Item::node(Cow::Owned(json!("2014-01-01")), None), &d),
+            Some(true)
+        );
         assert_eq!(equals(&Item::Date("2014".into()), &d), None);
         assert!(equivalent(&Item::Str("A  b".into()), &Item::Str("a B".into())));
         assert_eq!(

@@ -27,7 +27,11 @@ pub fn match_inputs(records: &[NewRecord], matcher: &Matcher) -> Vec<Option<Arc<
 
 /// The records to match: those with a match input none of whose identifiers is known (a
 /// known identifier links deterministically, with no need for candidates).
-pub fn records_to_match(records: &[NewRecord], inputs: &[Option<Arc<MatchInput>>], l: &Lookups) -> Vec<usize> {
+pub fn records_to_match(
+    records: &[NewRecord],
+    inputs: &[Option<Arc<MatchInput>>],
+    l: &Lookups,
+) -> Vec<usize> {
     records
         .iter()
         .zip(inputs)

@@ -182,6 +182,10 @@ fn a_record_still_finds_its_person_among_many_namesakes_of_its_batch() {
     assert!(60 > matcher.max_block);
     let inputs = match_inputs(&records, &matcher);
     let plan = plan(&records, fresh(), &inputs, &matcher).unwrap();
-    assert_eq!(plan.persons.len(), 60, "the namesakes stay apart, the lab record joins one");
+    assert_eq!(
+        plan.persons.len(),
+        60,
+        "the namesakes stay apart, the lab record joins one"
+    );
     assert_eq!(plan.applied[60].person_id, plan.applied[37].person_id);
 }

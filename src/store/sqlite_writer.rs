@@ -190,11 +190,17 @@ fn lookup(
                 break;
             }
             if let Entry::Vacant(slot) = l.keyed.entry(key) {
+                // A key this common narrows nothing: it is left out.
+                if cache.common_keys.contains(&key) {
+                    l.common_keys.insert(key);
+                    slot.insert(Vec::new());
+                    continue;
+                }
                 let ids: Vec<i64> = by_match_key
                     .query_map([key], |r| r.get(0))?
                     .collect::<Result<_, _>>()?;
-                // A key this common narrows nothing: it is left out.
                 if ids.len() > cap {
+                    cache.note_common(key);
                     l.common_keys.insert(key);
                     slot.insert(Vec::new());
                 } else {
@@ -304,15 +310,30 @@ fn stored_sources(c: &Connection, plan: &Plan<'_>) -> Result<Vec<batch::StoredSo
 /// when it is full it becomes `previous` and the old `previous` is dropped on another thread
 /// (freeing 100,000 prepared records takes most of a second: done here, it stalled the record
 /// that happened to fill the cache). A hit in `previous` moves the entry back to `current`.
+///
+/// It also remembers the blocking keys found too common (held by more than `max_block`
+/// stored records): keys only gain records, so such a key is skipped from then on without
+/// reading its records again at every batch (a frequent name and year, read for each of its
+/// namesakes, was a good part of a first pull).
 #[derive(Default)]
 pub struct CandidateCache {
     current: HashMap<i64, Arc<Prepared>>,
     previous: HashMap<i64, Arc<Prepared>>,
+    common_keys: std::collections::HashSet<i64>,
 }
 
 impl CandidateCache {
     /// Most entries kept in one generation (a few hundred MB at worst for both).
     const GENERATION: usize = 100_000;
+    /// Most common keys remembered (8 bytes each); past it the set starts again.
+    const COMMON_KEYS: usize = 1_000_000;
+
+    fn note_common(&mut self, key: i64) {
+        if self.common_keys.len() >= Self::COMMON_KEYS {
+            self.common_keys.clear();
+        }
+        self.common_keys.insert(key);
+    }
 
     fn get(&mut self, id: i64) -> Option<Arc<Prepared>> {
         if let Some(p) = self.current.get(&id) {
