@@ -158,6 +158,29 @@ async fn with_name_frequencies(
     Ok(matcher.with_name_frequencies(&sample))
 }
 
+/// The matcher as the store's contents make it: name frequencies counted from the stored
+/// records, thresholds raised for the store's size. `carehub run` and `carehub pull --once`
+/// both take it, so a record links the same way whichever of them reads it.
+async fn fitted_to_store(
+    store: &Store,
+    matcher: crate::identity::Matcher,
+    identity: &crate::identity::IdentityConfig,
+) -> anyhow::Result<crate::identity::Matcher> {
+    let matcher = with_name_frequencies(store, matcher, identity).await?;
+    let persons = store.person_count().await.context("counting persons")?;
+    let (matcher, shift) = matcher.with_store_size(u64::try_from(persons).unwrap_or(0));
+    if shift > 0.0 {
+        let t = matcher.model.thresholds();
+        tracing::info!(
+            persons,
+            link = t.link,
+            review = t.review,
+            "match thresholds raised for the store's size"
+        );
+    }
+    Ok(matcher)
+}
+
 /// Starts everything the settings describe.
 pub async fn start(settings: Settings) -> anyhow::Result<Hub> {
     let matcher = crate::identity::Matcher::new(&settings.hub.identity)
@@ -172,18 +195,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<Hub> {
     let store = Store::open(&settings.hub.store)
         .await
         .context("opening the store")?;
-    let matcher = with_name_frequencies(&store, matcher, &settings.hub.identity).await?;
-    let persons = store.person_count().await.context("counting persons")?;
-    let (matcher, shift) = matcher.with_store_size(u64::try_from(persons).unwrap_or(0));
-    if shift > 0.0 {
-        let t = matcher.model.thresholds();
-        tracing::info!(
-            persons,
-            link = t.link,
-            review = t.review,
-            "match thresholds raised for the store's size"
-        );
-    }
+    let matcher = fitted_to_store(&store, matcher, &settings.hub.identity).await?;
     let store = store.with_matcher(matcher).with_rules(rules.clone());
     // Before any source starts: golden records follow the survivorship rules as configured now.
     let rederived = store
@@ -420,9 +432,9 @@ pub async fn pull_once(settings: Settings, name: &str) -> anyhow::Result<crate::
     };
     let store = Store::open(&settings.hub.store)
         .await
-        .context("opening the store")?
-        .with_matcher(matcher)
-        .with_rules(rules);
+        .context("opening the store")?;
+    let matcher = fitted_to_store(&store, matcher, &settings.hub.identity).await?;
+    let store = store.with_matcher(matcher).with_rules(rules);
     let ctx = connector_context(&settings, &ConnectorConfig::Fhir(cfg.clone()))?;
     let (tx, writer) = spawn_writer(
         store.clone(),
