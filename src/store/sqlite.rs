@@ -22,7 +22,7 @@ use super::sql_pull::pull_queries;
 use super::sql_queue::queue_queries;
 use super::sql_schedule::schedule_queries;
 use super::sqlite_outbox::OutboxWriter;
-use super::sqlite_writer::SqliteWriter;
+use super::sqlite_writer::{Checkpointer, SqliteWriter};
 use super::types::*;
 use crate::config::SqliteSync;
 use crate::identity::Matcher;
@@ -45,6 +45,8 @@ pub struct SqliteStore {
     /// The thread the outbox's and the embedded queue's writes go through, started on first
     /// use (see `sqlite_outbox.rs`).
     outbox: Arc<std::sync::OnceLock<OutboxWriter>>,
+    /// Checkpoints the write-ahead log off the writer's thread, started with the writer.
+    checkpointer: Arc<std::sync::OnceLock<Option<Checkpointer>>>,
 }
 
 impl SqliteStore {
@@ -97,6 +99,7 @@ impl SqliteStore {
             sync_failed: Arc::new(std::sync::atomic::AtomicBool::new(false)),
             wal: Arc::new(std::sync::OnceLock::new()),
             outbox: Arc::new(std::sync::OnceLock::new()),
+            checkpointer: Arc::new(std::sync::OnceLock::new()),
         })
     }
 
@@ -200,7 +203,15 @@ impl SqliteStore {
             Some(w) => w,
             none => none.insert(SqliteWriter::open(&self.path)?),
         };
-        f(writer)
+        let result = f(writer);
+        drop(guard);
+        if result.is_ok() && !self.path.starts_with(':') {
+            let checkpointer = self.checkpointer.get_or_init(|| Checkpointer::start(&self.path));
+            if let Some(c) = checkpointer {
+                c.poke();
+            }
+        }
+        result
     }
 
     /// What ingest would do with this patch, on the writer's connection (and its cache of

@@ -47,7 +47,7 @@ impl SqliteWriter {
         conn.execute_batch(
             "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;
              PRAGMA cache_size = -65536; PRAGMA mmap_size = 268435456; PRAGMA temp_store = memory;
-             PRAGMA wal_autocheckpoint = 10000;",
+             PRAGMA wal_autocheckpoint = 40000;",
         )?;
         // Ingest's statements and the outbox writer's (`sqlite_outbox.rs`) all stay prepared.
         conn.set_prepared_statement_cache_capacity(64);
@@ -301,6 +301,56 @@ fn stored_sources(c: &Connection, plan: &Plan<'_>) -> Result<Vec<batch::StoredSo
         }
     }
     Ok(out)
+}
+
+/// Copies the write-ahead log into the database on a thread and connection of its own, so
+/// that the writer does not stop for it: SQLite's automatic checkpoint runs inside the commit
+/// that crosses the threshold, holding every waiting record up while tens of megabytes are
+/// copied and the database file synced. Passive: it never waits for the writer nor blocks it.
+/// The writer's own automatic checkpoint stays on, four times further out, as a net (and it
+/// finds little left to copy).
+#[derive(Debug)]
+pub struct Checkpointer {
+    wake: std::sync::mpsc::SyncSender<()>,
+}
+
+impl Checkpointer {
+    /// At most this often.
+    const EVERY: std::time::Duration = std::time::Duration::from_millis(250);
+
+    /// Starts the thread; `None` when it cannot start (the writer then checkpoints, as before).
+    pub fn start(path: &str) -> Option<Checkpointer> {
+        let (wake, woken) = std::sync::mpsc::sync_channel::<()>(1);
+        let path = path.to_string();
+        let spawned = std::thread::Builder::new()
+            .name("carehub-checkpoint".into())
+            .spawn(move || {
+                let conn = match Connection::open(&path) {
+                    Ok(c) => c,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "no checkpoint connection; the writer checkpoints itself");
+                        return;
+                    }
+                };
+                // Ends when the store's last handle (and with it the sender) is gone.
+                while woken.recv().is_ok() {
+                    let done = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+                        Ok((r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
+                    });
+                    match done {
+                        Ok((frames, copied)) => tracing::trace!(frames, copied, "checkpoint"),
+                        Err(e) => tracing::debug!(error = %e, "a checkpoint did not run; the next one will"),
+                    }
+                    std::thread::sleep(Self::EVERY);
+                }
+            });
+        spawned.ok().map(|_| Checkpointer { wake })
+    }
+
+    /// Asks for a checkpoint soon (a commit happened); never waits.
+    pub fn poke(&self) {
+        let _ = self.wake.try_send(());
+    }
 }
 
 /// Prepared patches of stored source records, kept between batches: a record is compared
