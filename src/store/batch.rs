@@ -405,7 +405,7 @@ pub fn plan<'a>(
                                     plan.match_keys.push((k, source_id));
                                 }
                             }
-                            batch_keyed.add(index, &input.keys, &person_id);
+                            batch_keyed.add(index, source_id, &input.keys, &person_id);
                         }
                         for i in &p.identifiers {
                             let k = (i.system.clone(), i.value.clone());

@@ -78,20 +78,38 @@ pub fn candidate_ids(input: &MatchInput, l: &Lookups, max_candidates: usize) -> 
     ids
 }
 
-/// The records planned earlier in this batch, by blocking key, as candidates for the later
-/// ones: key → (record index, person id), in arrival order.
+/// The source records planned earlier in this batch, by blocking key, as candidates for the
+/// later records. Counted per source record, as the store's `match_keys` are: thirty messages
+/// of one patient in a batch are one record under its keys, not thirty.
 #[derive(Default)]
 pub(super) struct BatchKeys {
-    by_key: HashMap<i64, Vec<(usize, String)>>,
+    by_key: HashMap<i64, Vec<BatchMember>>,
+}
+
+struct BatchMember {
+    source_record: i64,
+    /// The batch record with its latest patch.
+    index: usize,
+    person: String,
 }
 
 impl BatchKeys {
-    /// A record of the batch, linked to `person`, becomes a candidate under each of its keys.
-    pub(super) fn add(&mut self, index: usize, keys: &[i64], person: &str) {
+    /// A record of the batch (`index`), written as `source_record` of `person`, becomes a
+    /// candidate under each of its keys; a later message of the same source record replaces
+    /// the earlier one there.
+    pub(super) fn add(&mut self, index: usize, source_record: i64, keys: &[i64], person: &str) {
         for &key in keys {
             let members = self.by_key.entry(key).or_default();
-            if members.last().is_none_or(|(i, _)| *i != index) {
-                members.push((index, person.to_string()));
+            match members.iter_mut().find(|m| m.source_record == source_record) {
+                Some(m) => {
+                    m.index = index;
+                    m.person = person.to_string();
+                }
+                None => members.push(BatchMember {
+                    source_record,
+                    index,
+                    person: person.to_string(),
+                }),
             }
         }
     }
@@ -109,16 +127,22 @@ impl BatchKeys {
             let Some(members) = self.by_key.get(key) else {
                 continue;
             };
-            let stored = l.keyed.get(key).map_or(0, Vec::len);
-            if l.common_keys.contains(key) || stored + members.len() > matcher.max_block {
+            let stored = l.keyed.get(key).map(Vec::as_slice).unwrap_or_default();
+            let new = members
+                .iter()
+                .filter(|m| !stored.contains(&m.source_record))
+                .count();
+            if l.common_keys.contains(key) || stored.len() + new > matcher.max_block {
                 continue;
             }
-            for (i, person) in members {
-                if out.len() < matcher.max_candidates && !out.iter().any(|(o, _)| o == i) {
-                    out.push((*i, person));
+            for m in members {
+                if out.len() < matcher.max_candidates && !out.iter().any(|(o, _)| *o == m.index) {
+                    out.push((m.index, &m.person));
                 }
             }
         }
+        // In arrival order, as before the keys indexed them: equal scores keep the earlier.
+        out.sort_by_key(|(i, _)| *i);
         out
     }
 }

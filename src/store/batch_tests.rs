@@ -189,3 +189,28 @@ fn a_record_still_finds_its_person_among_many_namesakes_of_its_batch() {
     );
     assert_eq!(plan.applied[60].person_id, plan.applied[37].person_id);
 }
+
+#[test]
+fn many_messages_of_one_patient_in_a_batch_count_once_under_its_keys() {
+    // A burst of 30 messages about one patient (one source record, more messages than
+    // `max_block`), then the lab's first record of her, with the lab's own number: her keys
+    // are still narrow, so the lab record links to her.
+    let patient = serde_json::json!({
+        "identifiers": [{"system": "urn:emr", "value": "MRN-7"}],
+        "names": [{"family": "Trần", "given": ["Thị", "Mai"]}],
+        "birth_date": "1984-03-17",
+        "telecom": [{"system": "phone", "value": "+84901234567"}],
+    });
+    let mut records: Vec<NewRecord> = (0..30)
+        .map(|i| person_record(&format!("adt-{i}"), "EMR", patient.clone()))
+        .collect();
+    let mut lab = patient.clone();
+    lab["identifiers"] = serde_json::json!([{"system": "urn:lis", "value": "LAB-1"}]);
+    records.push(person_record("lab-1", "LIS", lab));
+    let matcher = Matcher::default();
+    assert!(30 > matcher.max_block);
+    let inputs = match_inputs(&records, &matcher);
+    let plan = plan(&records, fresh(), &inputs, &matcher).unwrap();
+    assert_eq!(plan.persons.len(), 1, "the lab record is the same patient");
+    assert_eq!(plan.applied[30].person_id, plan.applied[0].person_id);
+}

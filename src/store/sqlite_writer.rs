@@ -318,20 +318,18 @@ impl Checkpointer {
     /// At most this often.
     const EVERY: std::time::Duration = std::time::Duration::from_millis(250);
 
-    /// Starts the thread; `None` when it cannot start (the writer then checkpoints, as before).
+    /// Starts the thread; `None` when its connection or the thread cannot start (the writer's
+    /// own automatic checkpoint, at 40,000 pages, then keeps the log bounded).
     pub fn start(path: &str) -> Option<Checkpointer> {
+        let conn = Connection::open(path)
+            .inspect_err(
+                |e| tracing::warn!(error = %e, "no checkpoint connection; the writer checkpoints itself"),
+            )
+            .ok()?;
         let (wake, woken) = std::sync::mpsc::sync_channel::<()>(1);
-        let path = path.to_string();
         let spawned = std::thread::Builder::new()
             .name("carehub-checkpoint".into())
             .spawn(move || {
-                let conn = match Connection::open(&path) {
-                    Ok(c) => c,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "no checkpoint connection; the writer checkpoints itself");
-                        return;
-                    }
-                };
                 // Ends when the store's last handle (and with it the sender) is gone.
                 while woken.recv().is_ok() {
                     let done = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
