@@ -159,6 +159,14 @@ fn person_record(control_id: &str, system: &str, patch: serde_json::Value) -> Ne
     r
 }
 
+/// The plan of `records` with matching on, the default limits checked to be below `over`.
+fn plan_matched(records: &[NewRecord], over: usize) -> Plan<'_> {
+    let matcher = Matcher::default();
+    assert!(over > matcher.max_block);
+    let inputs = match_inputs(records, &matcher);
+    plan(records, fresh(), &inputs, &matcher).unwrap()
+}
+
 #[test]
 fn a_record_still_finds_its_person_among_many_namesakes_of_its_batch() {
     // A first pull: 60 patients called Nguyễn Văn An on one page (more than `max_block`
@@ -178,10 +186,7 @@ fn a_record_still_finds_its_person_among_many_namesakes_of_its_batch() {
     let mut lab = namesake(37);
     lab["identifiers"] = serde_json::json!([{"system": "urn:lis", "value": "LAB-9"}]);
     records.push(person_record("lab-1", "LIS", lab));
-    let matcher = Matcher::default();
-    assert!(60 > matcher.max_block);
-    let inputs = match_inputs(&records, &matcher);
-    let plan = plan(&records, fresh(), &inputs, &matcher).unwrap();
+    let plan = plan_matched(&records, 60);
     assert_eq!(
         plan.persons.len(),
         60,
@@ -207,10 +212,7 @@ fn many_messages_of_one_patient_in_a_batch_count_once_under_its_keys() {
     let mut lab = patient.clone();
     lab["identifiers"] = serde_json::json!([{"system": "urn:lis", "value": "LAB-1"}]);
     records.push(person_record("lab-1", "LIS", lab));
-    let matcher = Matcher::default();
-    assert!(30 > matcher.max_block);
-    let inputs = match_inputs(&records, &matcher);
-    let plan = plan(&records, fresh(), &inputs, &matcher).unwrap();
+    let plan = plan_matched(&records, 30);
     assert_eq!(plan.persons.len(), 1, "the lab record is the same patient");
     assert_eq!(plan.applied[30].person_id, plan.applied[0].person_id);
 }
