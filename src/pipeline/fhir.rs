@@ -43,6 +43,50 @@ pub struct PreparedPage {
     merges: Vec<Option<crate::model::MergeInstruction>>,
 }
 
+/// The pages of one pull, written in order (see [`Ingest::submit_page`]).
+pub type PageChain = super::writer::Chain;
+
+/// A page in the writer's hands.
+pub struct SubmittedPage {
+    reply: PageReply,
+    merges: Vec<Option<crate::model::MergeInstruction>>,
+}
+
+impl SubmittedPage {
+    /// Waits until the page is stored (on disk), counts its outcomes and carries out the
+    /// merges its resources asked for.
+    pub async fn finish(self, ingest: &Ingest, ctx: &ConnectorContext) -> Result<PageCounts, StoreError> {
+        let mut counts = PageCounts::default();
+        let applied = match self.reply {
+            PageReply::Empty => return Ok(counts),
+            PageReply::Waiting(rx) => rx.await.unwrap_or(Err(StoreError::WriterGone))?,
+            PageReply::Gone => return Err(StoreError::WriterGone),
+        };
+        for (applied, merge) in applied.iter().zip(self.merges) {
+            match applied.status {
+                MessageStatus::Processed => counts.processed += 1,
+                MessageStatus::Duplicate => counts.duplicates += 1,
+                MessageStatus::Unmapped => counts.unmapped += 1,
+                _ => counts.errors += 1,
+            }
+            if let Some(merge) = merge
+                && applied.status == MessageStatus::Processed
+            {
+                ingest.carry_out_merge(ctx, applied, &merge).await;
+            }
+        }
+        Ok(counts)
+    }
+}
+
+enum PageReply {
+    /// The page had no records.
+    Empty,
+    /// The writer is gone.
+    Gone,
+    Waiting(tokio::sync::oneshot::Receiver<Result<Vec<crate::store::Applied>, StoreError>>),
+}
+
 /// What became of the resources of a pulled page.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PageCounts {
@@ -156,7 +200,7 @@ impl Ingest {
             records.push(record);
             extras.push((index, entry.resource_type().to_string(), error, warnings, merge));
         }
-        let committed = match self.enqueue_unit(records).await {
+        let committed = match self.enqueue_unit(records, None).await {
             Some(rx) => rx.await.unwrap_or(Err(StoreError::WriterGone)),
             None => Err(StoreError::WriterGone),
         };
@@ -239,29 +283,31 @@ impl Ingest {
         ctx: &ConnectorContext,
         page: PreparedPage,
     ) -> Result<PageCounts, StoreError> {
+        self.submit_page(page, None).await.finish(self, ctx).await
+    }
+
+    /// Hands a prepared page to the writer and returns without waiting for it, so that the
+    /// next page can wait its turn in the writer's queue while this one is written. The pages
+    /// of one `chain` are written in the order submitted; once one fails, the later ones are
+    /// refused unwritten (their cursors never pass the failed records).
+    pub async fn submit_page(&self, page: PreparedPage, chain: Option<&PageChain>) -> SubmittedPage {
         let PreparedPage { records, merges } = page;
-        let mut counts = PageCounts::default();
-        if records.is_empty() {
-            return Ok(counts);
-        }
-        let applied = match self.enqueue_unit(records).await {
-            Some(rx) => rx.await.unwrap_or(Err(StoreError::WriterGone))?,
-            None => return Err(StoreError::WriterGone),
+        let reply = if records.is_empty() {
+            PageReply::Empty
+        } else {
+            match self.enqueue_unit(records, chain.cloned()).await {
+                Some(rx) => PageReply::Waiting(rx),
+                None => PageReply::Gone,
+            }
         };
-        for (applied, merge) in applied.iter().zip(merges) {
-            match applied.status {
-                MessageStatus::Processed => counts.processed += 1,
-                MessageStatus::Duplicate => counts.duplicates += 1,
-                MessageStatus::Unmapped => counts.unmapped += 1,
-                _ => counts.errors += 1,
-            }
-            if let Some(merge) = merge
-                && applied.status == MessageStatus::Processed
-            {
-                self.carry_out_merge(ctx, applied, &merge).await;
-            }
-        }
-        Ok(counts)
+        SubmittedPage { reply, merges }
+    }
+
+    /// Whether the page's resources ask for merges. Those are carried out once the page is
+    /// stored; a puller waits for that before it submits the next page, whose records may
+    /// link to the persons they change.
+    pub fn has_merges(page: &PreparedPage) -> bool {
+        page.merges.iter().any(Option::is_some)
     }
 
     /// A body that is no document: kept as refused, with the reason.

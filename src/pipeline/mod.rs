@@ -19,7 +19,7 @@ use crate::mapping::{Mapping, MappingSet, TransformEnv};
 use crate::model::MergeInstruction;
 use crate::store::{Applied, Disposition, MessageStatus, NewRecord, StoreError};
 
-pub use fhir::{Deletion, FhirEntryOutcome, FhirOutcome, PageCounts, PreparedPage};
+pub use fhir::{Deletion, FhirEntryOutcome, FhirOutcome, PageChain, PageCounts, PreparedPage, SubmittedPage};
 pub use writer::spawn_writer;
 
 /// How a connector's records are read and mapped.
@@ -232,6 +232,7 @@ impl Ingest {
             .send(writer::Job {
                 records: vec![record],
                 reply: writer::Reply::One(reply),
+                chain: None,
             })
             .await
             .ok()?;
@@ -242,6 +243,7 @@ impl Ingest {
     async fn enqueue_unit(
         &self,
         mut records: Vec<NewRecord>,
+        chain: Option<writer::Chain>,
     ) -> Option<oneshot::Receiver<Result<Vec<Applied>, StoreError>>> {
         self.prepare_match(&mut records);
         let (reply, rx) = oneshot::channel();
@@ -249,6 +251,7 @@ impl Ingest {
             .send(writer::Job {
                 records,
                 reply: writer::Reply::Unit(reply),
+                chain,
             })
             .await
             .ok()?;

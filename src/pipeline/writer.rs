@@ -21,6 +21,29 @@ use crate::store::{Applied, BlockingWriter, NewRecord, Store, StoreError};
 pub struct Job {
     pub records: Vec<NewRecord>,
     pub reply: Reply,
+    /// The jobs of one ordered stream (a pull's pages): once one of them fails, the later ones
+    /// are refused unwritten, so that a sender may queue the next job before hearing of this one
+    /// and still never commit a cursor past records that failed.
+    pub chain: Option<Chain>,
+}
+
+/// Shared by the jobs of one ordered stream; see [`Job::chain`].
+#[derive(Clone, Debug, Default)]
+pub struct Chain(std::sync::Arc<std::sync::atomic::AtomicBool>);
+
+impl Chain {
+    fn broken(&self) -> bool {
+        self.0.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    fn break_off(&self) {
+        self.0.store(true, std::sync::atomic::Ordering::Release);
+    }
+}
+
+/// A job refused because an earlier job of its chain failed.
+fn after_failure() -> StoreError {
+    StoreError::Failed("an earlier page of this run could not be stored".into())
 }
 
 pub enum Reply {
@@ -115,25 +138,45 @@ fn commit_group(
 ) -> Answers {
     let mut all: Vec<NewRecord> = Vec::with_capacity(jobs.len());
     let mut units = Vec::with_capacity(jobs.len());
+    let mut refused = Vec::new();
     for job in jobs {
+        if job.chain.as_ref().is_some_and(Chain::broken) {
+            refused.push((job.reply, Err(after_failure())));
+            continue;
+        }
         let start = all.len();
         all.extend(job.records);
-        units.push((start..all.len(), job.reply));
+        units.push((start..all.len(), job.reply, job.chain));
     }
-    let answers = match apply(&all) {
+    if units.is_empty() {
+        return Answers(refused);
+    }
+    let mut answers: Vec<_> = match apply(&all) {
         Ok(applied) => {
             let mut applied = applied.into_iter();
             units
                 .into_iter()
-                .map(|(range, reply)| (reply, Ok(applied.by_ref().take(range.len()).collect())))
+                .map(|(range, reply, _)| (reply, Ok(applied.by_ref().take(range.len()).collect())))
                 .collect()
         }
         Err(e) if units.len() > 1 => {
-            // One bad job must not sink the others: retry them one by one (each job whole).
+            // One bad job must not sink the others: retry them one by one (each job whole), in
+            // order, so that a failure still stops the rest of its chain.
             tracing::warn!(error = %e, records = all.len(), "a group commit failed; retrying its jobs one by one");
             units
                 .into_iter()
-                .map(|(range, reply)| (reply, apply(&all[range])))
+                .map(|(range, reply, chain)| {
+                    if chain.as_ref().is_some_and(Chain::broken) {
+                        return (reply, Err(after_failure()));
+                    }
+                    let outcome = apply(&all[range]);
+                    if outcome.is_err()
+                        && let Some(chain) = &chain
+                    {
+                        chain.break_off();
+                    }
+                    (reply, outcome)
+                })
                 .collect()
         }
         Err(e) => {
@@ -141,10 +184,16 @@ fn commit_group(
             let reason = e.to_string();
             units
                 .into_iter()
-                .map(|(_, reply)| (reply, Err(StoreError::Sql(sqlx::Error::Protocol(reason.clone())))))
+                .map(|(_, reply, chain)| {
+                    if let Some(chain) = &chain {
+                        chain.break_off();
+                    }
+                    (reply, Err(StoreError::Sql(sqlx::Error::Protocol(reason.clone()))))
+                })
                 .collect()
         }
     };
+    answers.append(&mut refused);
     Answers(answers)
 }
 
@@ -223,5 +272,106 @@ fn answer_after_sync(writer: &BlockingWriter, groups: Vec<Answers>) {
             };
             reply.send(outcome);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{Applied, Disposition, MessageStatus};
+
+    fn page(control_id: &str) -> NewRecord {
+        NewRecord {
+            connector: "pull".into(),
+            origin: None,
+            received_at: "2026-11-24T00:00:00Z".into(),
+            sender: None,
+            control_id: Some(control_id.into()),
+            message_type: None,
+            charset: None,
+            content_hash: control_id.into(),
+            raw: Vec::new(),
+            disposition: Disposition::Unmapped {
+                reason: String::new(),
+            },
+            cursor: None,
+            match_input: None,
+        }
+    }
+
+    fn job(
+        control_id: &str,
+        chain: Option<&Chain>,
+    ) -> (Job, oneshot::Receiver<Result<Vec<Applied>, StoreError>>) {
+        let (reply, rx) = oneshot::channel();
+        let job = Job {
+            records: vec![page(control_id)],
+            reply: Reply::Unit(reply),
+            chain: chain.cloned(),
+        };
+        (job, rx)
+    }
+
+    /// A store that fails every group holding a record with control id "bad", and remembers
+    /// what it stored.
+    fn store(
+        written: &std::sync::Mutex<Vec<String>>,
+    ) -> impl Fn(&[NewRecord]) -> Result<Vec<Applied>, StoreError> + '_ {
+        move |records: &[NewRecord]| {
+            let ids: Vec<String> = records.iter().filter_map(|r| r.control_id.clone()).collect();
+            if ids.iter().any(|id| id == "bad") {
+                return Err(StoreError::Failed("disk full".into()));
+            }
+            written.lock().unwrap().extend(ids);
+            Ok(records
+                .iter()
+                .map(|_| Applied {
+                    message_id: 1,
+                    status: MessageStatus::Unmapped,
+                    person_id: None,
+                })
+                .collect())
+        }
+    }
+
+    #[test]
+    fn a_page_queued_behind_a_failed_page_of_its_pull_is_not_written() {
+        let written = std::sync::Mutex::new(Vec::new());
+        let apply = store(&written);
+        let pull = Chain::default();
+        let other = Chain::default();
+        let (first, mut first_rx) = job("bad", Some(&pull));
+        let (second, mut second_rx) = job("page-2", Some(&pull));
+        let (unrelated, mut unrelated_rx) = job("other-1", Some(&other));
+        // All three arrive together: one group, which fails, then one by one.
+        commit_group(&apply, vec![first, second, unrelated]).send();
+        assert!(first_rx.try_recv().unwrap().is_err());
+        let refused = second_rx.try_recv().unwrap().unwrap_err();
+        assert!(refused.to_string().contains("earlier page"), "{refused}");
+        assert!(
+            unrelated_rx.try_recv().unwrap().is_ok(),
+            "another pull is not held up"
+        );
+        // A later page of the failed pull, in a group of its own, is refused too.
+        let (third, mut third_rx) = job("page-3", Some(&pull));
+        commit_group(&apply, vec![third]).send();
+        assert!(third_rx.try_recv().unwrap().is_err());
+        assert_eq!(*written.lock().unwrap(), vec!["other-1".to_string()]);
+    }
+
+    #[test]
+    fn pages_of_a_pull_that_do_not_fail_are_written_in_order() {
+        let written = std::sync::Mutex::new(Vec::new());
+        let apply = store(&written);
+        let pull = Chain::default();
+        let (a, mut a_rx) = job("page-1", Some(&pull));
+        let (b, mut b_rx) = job("page-2", Some(&pull));
+        commit_group(&apply, vec![a, b]).send();
+        assert!(a_rx.try_recv().unwrap().is_ok());
+        assert!(b_rx.try_recv().unwrap().is_ok());
+        assert_eq!(
+            *written.lock().unwrap(),
+            vec!["page-1".to_string(), "page-2".to_string()]
+        );
     }
 }

@@ -18,6 +18,7 @@ mod sql_pull;
 mod sql_queue;
 mod sql_schedule;
 mod sqlite;
+mod sqlite_keys;
 mod sqlite_outbox;
 mod sqlite_writer;
 mod types;

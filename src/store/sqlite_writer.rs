@@ -18,6 +18,7 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use super::StoreError;
 use super::batch::{self, Lookups, Plan};
+use super::sqlite_keys::RecentKeys;
 use super::types::*;
 use crate::identity::link::match_record;
 use crate::identity::{Decision, MatchInput, Matcher, Prepared};
@@ -28,6 +29,7 @@ use crate::rules::{NotificationRow, Prior, RuleSet, StopRow};
 pub struct SqliteWriter {
     conn: Connection,
     cache: CandidateCache,
+    keys: RecentKeys,
 }
 
 impl std::fmt::Debug for SqliteWriter {
@@ -54,6 +56,7 @@ impl SqliteWriter {
         Ok(SqliteWriter {
             conn,
             cache: CandidateCache::default(),
+            keys: RecentKeys::default(),
         })
     }
 
@@ -75,17 +78,19 @@ impl SqliteWriter {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let lookups = lookup(&tx, records, &inputs, matcher, &mut self.cache)?;
+        let lookups = lookup(&tx, records, &inputs, matcher, &mut self.cache, &mut self.keys)?;
         let mut plan = batch::plan(records, lookups, &inputs, matcher)?;
         let stored = stored_sources(&tx, &plan)?;
         batch::settle(&mut plan, &stored, &matcher.survivorship)?;
         let priors = clinical_priors(&tx, &batch::watched(&plan, rules))?;
         write(&tx, &plan)?;
+        self.keys.write(&tx, &plan.match_keys)?;
         let (notifications, stops) = batch::outbox(&plan, &priors, rules, jiff::Timestamp::now())?;
         write_outbox(&tx, &notifications, &stops)?;
         // Before the commit: should it fail, the forgotten entries are merely read again.
         self.cache.forget(&plan);
         tx.commit()?;
+        self.keys.committed();
         Ok(plan.applied)
     }
 
@@ -101,7 +106,7 @@ impl SqliteWriter {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Deferred)?;
-        let lookups = lookup(&tx, &records, &inputs, matcher, &mut self.cache)?;
+        let lookups = lookup(&tx, &records, &inputs, matcher, &mut self.cache, &mut self.keys)?;
         let plan = batch::plan(&records, lookups, &inputs, matcher)?;
         let result = batch::match_result(&plan)?;
         tx.rollback()?;
@@ -116,6 +121,7 @@ fn lookup(
     inputs: &[Option<Arc<MatchInput>>],
     matcher: &Matcher,
     cache: &mut CandidateCache,
+    recent: &mut RecentKeys,
 ) -> Result<Lookups, StoreError> {
     let keys = batch::lookup_keys(records);
     let mut l = Lookups {
@@ -174,12 +180,6 @@ fn lookup(
     // Candidates for the records no identifier links: the source records under their
     // blocking keys, most selective key first, until `max_candidates` are found.
     let cap = matcher.max_block;
-    // The limit is written into the SQL, not bound: SQLite plans `LIMIT ?` with the bound
-    // value, so each new binding (one per key) would compile the statement again.
-    let mut by_match_key = c.prepare_cached(&format!(
-        "SELECT source_record_id FROM match_keys WHERE key = ?1 LIMIT {}",
-        cap + 1
-    ))?;
     let mut person_of = c.prepare_cached("SELECT person_id FROM source_records WHERE id = ?1")?;
     let mut patch_of = c.prepare_cached("SELECT person_id, patch FROM source_records WHERE id = ?1")?;
     for index in batch::records_to_match(records, inputs, &l) {
@@ -196,9 +196,7 @@ fn lookup(
                     slot.insert(Vec::new());
                     continue;
                 }
-                let ids: Vec<i64> = by_match_key
-                    .query_map([key], |r| r.get(0))?
-                    .collect::<Result<_, _>>()?;
+                let ids = recent.source_records_under(c, key, cap + 1)?;
                 if ids.len() > cap {
                     cache.note_common(key);
                     l.common_keys.insert(key);
@@ -507,12 +505,6 @@ fn write(c: &Connection, plan: &Plan<'_>) -> Result<(), StoreError> {
             s.link_score,
             s.link_detail
         ])?;
-    }
-    let mut key = c.prepare_cached(
-        "INSERT INTO match_keys (key, source_record_id) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
-    )?;
-    for (k, source_record) in &plan.match_keys {
-        key.execute(params![k, source_record])?;
     }
     if let Some(through) = plan.keys_through {
         c.prepare_cached("UPDATE identity_state SET keys_through = ?1 WHERE id = 1 AND keys_through < ?1")?

@@ -15,7 +15,7 @@ use serde_json::Value;
 use super::client::{FhirClient, PullError, shown};
 use super::config::FhirConfig;
 use crate::mapping::FhirEntry;
-use crate::pipeline::{ConnectorContext, Ingest};
+use crate::pipeline::{ConnectorContext, Ingest, PageCounts};
 use crate::store::{CursorUpdate, Store, StoreError};
 
 /// What a run did.
@@ -120,6 +120,19 @@ impl Puller {
         Ok(summary)
     }
 
+    /// Counts a stored page into the run's summary, and moves the type's cursor to it.
+    fn count_page(&self, t: &str, summary: &mut RunSummary, stored: Option<(PageCounts, Option<String>)>) {
+        if let Some((counts, cursor)) = stored {
+            summary.processed += counts.processed;
+            summary.duplicates += counts.duplicates;
+            summary.unmapped += counts.unmapped;
+            summary.errors += counts.errors;
+            if let Some(c) = cursor {
+                summary.cursors_after.insert(t.to_string(), c);
+            }
+        }
+    }
+
     async fn finish(
         &self,
         run: i64,
@@ -179,8 +192,12 @@ impl Puller {
         let mut reported = std::time::Instant::now();
         let mut page = self.read_page(&mut state, summary, query, bundle, url)?;
         // The writer stores one page while the next is fetched, read and mapped: the server,
-        // the mapping and the store work at the same time. A page is handed to the writer only
-        // once the one before it is stored, so its cursor never passes records that failed.
+        // the mapping and the store work at the same time. The next page is handed over as soon
+        // as it is ready and waits in the writer's queue, so that the writer goes on with it
+        // while the disk syncs the one before. The pages form a chain: should one fail, the
+        // writer refuses the later ones unwritten, so a cursor never passes records that failed.
+        let chain = crate::pipeline::PageChain::default();
+        let mut in_flight: Option<(crate::pipeline::SubmittedPage, Option<String>)> = None;
         loop {
             let Page {
                 next,
@@ -188,9 +205,18 @@ impl Puller {
                 prepared,
                 ..
             } = page;
-            let store_page = async {
-                match prepared {
-                    Some(p) => self.ingest.store_page(&self.ctx, p).await.map(Some),
+            let waits_for_merges = prepared.as_ref().is_some_and(crate::pipeline::Ingest::has_merges);
+            let submitted = match prepared {
+                Some(p) => Some(self.ingest.submit_page(p, Some(&chain)).await),
+                None => None,
+            };
+            let earlier = in_flight.take();
+            let stored = async {
+                match earlier {
+                    Some((page, cursor)) => page
+                        .finish(&self.ingest, &self.ctx)
+                        .await
+                        .map(|c| Some((c, cursor))),
                     None => Ok(None),
                 }
             };
@@ -204,15 +230,12 @@ impl Puller {
                     None => Ok(None),
                 }
             };
-            let (stored, upcoming) = tokio::join!(store_page, upcoming);
-            if let Some(counts) = stored? {
-                summary.processed += counts.processed;
-                summary.duplicates += counts.duplicates;
-                summary.unmapped += counts.unmapped;
-                summary.errors += counts.errors;
-                if let Some(c) = cursor {
-                    summary.cursors_after.insert(t.clone(), c);
-                }
+            let (stored, upcoming) = tokio::join!(stored, upcoming);
+            self.count_page(t, summary, stored?);
+            in_flight = submitted.map(|s| (s, cursor));
+            if waits_for_merges && let Some((page, cursor)) = in_flight.take() {
+                let counts = page.finish(&self.ingest, &self.ctx).await?;
+                self.count_page(t, summary, Some((counts, cursor)));
             }
             // Progress for ops (`carehub status`, the API) about once a second, not per page:
             // the write would hold the next page back from the writer.
@@ -224,6 +247,10 @@ impl Puller {
                 Some(p) => page = p,
                 None => break,
             }
+        }
+        if let Some((page, cursor)) = in_flight {
+            let counts = page.finish(&self.ingest, &self.ctx).await?;
+            self.count_page(t, summary, Some((counts, cursor)));
         }
         let history_max = state.history_max;
         if let Some((ts, text)) = history_max
