@@ -243,7 +243,20 @@ impl Puller {
                 reported = std::time::Instant::now();
                 self.finish(run, summary, "running", None).await?;
             }
-            match upcoming? {
+            let upcoming = match upcoming {
+                Ok(upcoming) => upcoming,
+                Err(e) => {
+                    // The page in the writer's hands is stored all the same: the run's history
+                    // counts it, and its cursor, before the run ends on the error.
+                    if let Some((page, cursor)) = in_flight.take()
+                        && let Ok(counts) = page.finish(&self.ingest, &self.ctx).await
+                    {
+                        self.count_page(t, summary, Some((counts, cursor)));
+                    }
+                    return Err(e);
+                }
+            };
+            match upcoming {
                 Some(p) => page = p,
                 None => break,
             }
