@@ -37,7 +37,7 @@ pub use decide::{Decision, Thresholds};
 pub use em::{EmOptions, Training, train};
 pub use link::{IdentityConfig, MatchInput, Matcher};
 pub use model::{
-    ConfigError, FieldScore, LevelProbs, MatchOutcome, Model, ModelConfig, ScoreBreakdown, TfConfig,
+    ConfigError, FieldScore, LevelProbs, MatchOutcome, Model, ModelConfig, ScoreBreakdown, Scored, TfConfig,
 };
 pub use prepare::{MatchRecord, Prepared, Sex, prepare};
 pub use survivorship::{SourceState, Survivorship, SurvivorshipConfig};

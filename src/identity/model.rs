@@ -74,6 +74,14 @@ pub struct ScoreBreakdown {
     pub fields: Vec<FieldScore>,
 }
 
+/// A candidate's score against an incoming record ([`Model::score_candidate`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Scored {
+    pub score: f64,
+    /// The veto field that bars the link, if any.
+    pub veto: Option<Field>,
+}
+
 /// What [`Model::match_candidates`] found.
 #[derive(Clone, Debug, PartialEq)]
 pub struct MatchOutcome<K> {
@@ -426,13 +434,29 @@ impl Model {
         incoming: &Prepared,
         candidates: impl IntoIterator<Item = (K, &'a Prepared)>,
     ) -> MatchOutcome<K> {
+        self.choose(
+            candidates
+                .into_iter()
+                .map(|(k, r)| (k, self.score_candidate(incoming, r))),
+        )
+    }
+
+    /// How `candidate` scores against `incoming`, and the veto field that bars the link.
+    pub fn score_candidate(&self, incoming: &Prepared, candidate: &Prepared) -> Scored {
+        let c = self.compare(incoming, candidate);
+        Scored {
+            score: self.score_comparison(incoming, &c),
+            veto: self.vetoed_by(&c),
+        }
+    }
+
+    /// [`Self::match_candidates`] over candidates already scored, in the same order (on an
+    /// exact tie the earlier candidate wins).
+    pub fn choose<K>(&self, scored: impl IntoIterator<Item = (K, Scored)>) -> MatchOutcome<K> {
         let link = self.config.thresholds.link;
         let mut best: Option<(K, f64, Option<Field>)> = None;
         let mut best_linkable: Option<(K, f64)> = None;
-        for (k, r) in candidates {
-            let c = self.compare(incoming, r);
-            let s = self.score_comparison(incoming, &c);
-            let veto = self.vetoed_by(&c);
+        for (k, Scored { score: s, veto }) in scored {
             if s >= link && veto.is_none() {
                 if best_linkable.as_ref().is_none_or(|(_, b)| s > *b) {
                     best_linkable = Some((k, s));

@@ -5,7 +5,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use super::Lookups;
-use crate::identity::{Decision, MatchInput, Matcher, Prepared};
+use crate::identity::{Decision, MatchInput, Matcher, Prepared, Scored};
 use crate::store::types::{Disposition, NewRecord};
 
 /// Each record's match input (its patch prepared for comparison, and its blocking keys), for
@@ -169,22 +169,32 @@ pub(super) fn match_one(
 ) -> Result<MatchLink, serde_json::Error> {
     let ids = match l.record_candidates.get(&index) {
         Some(ids) => ids.clone(),
-        None => candidate_ids(input, l, matcher.max_candidates),
+        None => candidate_ids(input, l, matcher.max_candidates)
+            .into_iter()
+            .map(|id| (id, None))
+            .collect(),
     };
-    let mut candidates: Vec<(&str, &Prepared)> = ids
+    // The stored candidates (scored by the look-up already, when it compared them), then the
+    // batch's own.
+    let mut candidates: Vec<(&str, &Prepared, Option<Scored>)> = ids
         .iter()
-        .filter_map(|id| l.candidates.get(id))
-        .map(|(person, prepared)| (person.as_str(), &**prepared))
+        .filter_map(|(id, scored)| {
+            let (person, prepared) = l.candidates.get(id)?;
+            Some((person.as_str(), &**prepared, *scored))
+        })
         .collect();
     for (i, person) in batch.candidates(input, l, matcher) {
         if let Some(Some(other)) = inputs.get(i) {
-            candidates.push((person, &other.prepared));
+            candidates.push((person, &other.prepared, None));
         }
     }
-    let outcome = matcher.model.match_candidates(
-        &input.prepared,
-        candidates.iter().enumerate().map(|(i, (_, p))| (i, *p)),
-    );
+    let model = &matcher.model;
+    let outcome = model.choose(candidates.iter().enumerate().map(|(i, (_, p, scored))| {
+        (
+            i,
+            scored.unwrap_or_else(|| model.score_candidate(&input.prepared, p)),
+        )
+    }));
     let Some((best, score)) = outcome.best else {
         return Ok(MatchLink {
             method: "new",
@@ -194,7 +204,7 @@ pub(super) fn match_one(
             detail: None,
         });
     };
-    let (person, stored) = candidates[best];
+    let (person, stored, _) = candidates[best];
     let detail = || serde_json::to_string(&matcher.explain(&input.prepared, stored));
     // A link adds to the person's golden record, which must have been read: the backend
     // reads it for every person a look-up already links to. Otherwise (never expected) a

@@ -6,7 +6,7 @@
 //! `match_keys_recent` instead: a table small enough that a batch's keys share its few pages.
 //! Once it holds [`MERGE_AT`] keys, the writer moves them into `match_keys` in key order within
 //! a batch's transaction, so each leaf of the large index is written once for many keys.
-//! Look-ups read both tables ([`RecentKeys::source_records_under`]). A key already in `match_keys` (a
+//! Look-ups read both tables ([`RecentKeys::lookup`]). A key already in `match_keys` (a
 //! record stated again) may be written to `match_keys_recent` too: reading both removes the
 //! repeat, and the move skips it.
 
@@ -111,35 +111,52 @@ impl RecentKeys {
         }
     }
 
-    /// The source records under a blocking key, in id order, at most `limit` (more than
-    /// `limit` only says "more").
-    pub(super) fn source_records_under(
+    /// The look-up of the source records under a key: reads `match_keys`, and
+    /// `match_keys_recent` for the keys it holds. `limit`: see [`KeyLookup::under`].
+    pub(super) fn lookup<'c>(
         &mut self,
-        c: &Connection,
-        key: i64,
+        c: &'c Connection,
         limit: usize,
-    ) -> Result<Vec<i64>, StoreError> {
-        let recent = self.known(c)?.keys.contains(&key);
-        let tables: &[&str] = if recent {
-            &["match_keys", "match_keys_recent"]
-        } else {
-            &["match_keys"]
-        };
+    ) -> Result<KeyLookup<'_, 'c>, StoreError> {
         // The limit is written into the SQL, not bound: SQLite plans `LIMIT ?` with the bound
         // value, so each new binding (one per key) would compile the statement again.
-        let mut ids: Vec<i64> = Vec::new();
-        for table in tables {
-            let mut under = c.prepare_cached(&format!(
+        let under = |table: &str| {
+            c.prepare_cached(&format!(
                 "SELECT source_record_id FROM {table} WHERE key = ?1 LIMIT {limit}"
-            ))?;
-            for id in under.query_map([key], |r| r.get(0))? {
+            ))
+        };
+        Ok(KeyLookup {
+            main: under("match_keys")?,
+            recent: under("match_keys_recent")?,
+            held: &self.known(c)?.keys,
+            limit,
+        })
+    }
+}
+
+/// Reads the source records under blocking keys (see [`RecentKeys::lookup`]).
+pub(super) struct KeyLookup<'k, 'c> {
+    main: rusqlite::CachedStatement<'c>,
+    recent: rusqlite::CachedStatement<'c>,
+    held: &'k HashSet<i64>,
+    limit: usize,
+}
+
+impl KeyLookup<'_, '_> {
+    /// The source records under `key`, in id order, at most `limit` (more than `limit` only
+    /// says "more").
+    pub(super) fn under(&mut self, key: i64) -> Result<Vec<i64>, StoreError> {
+        let mut ids: Vec<i64> = Vec::new();
+        for id in self.main.query_map([key], |r| r.get(0))? {
+            ids.push(id?);
+        }
+        if self.held.contains(&key) {
+            for id in self.recent.query_map([key], |r| r.get(0))? {
                 ids.push(id?);
             }
-        }
-        if recent {
             ids.sort_unstable();
             ids.dedup();
-            ids.truncate(limit);
+            ids.truncate(self.limit);
         }
         Ok(ids)
     }
@@ -159,6 +176,10 @@ mod tests {
         )
         .unwrap();
         c
+    }
+
+    fn under(c: &Connection, keys: &mut RecentKeys, key: i64, limit: usize) -> Result<Vec<i64>, StoreError> {
+        keys.lookup(c, limit)?.under(key)
     }
 
     fn count(c: &Connection, table: &str) -> i64 {
@@ -181,23 +202,23 @@ mod tests {
         // A record stated again repeats its keys: found once.
         c.execute("INSERT INTO match_keys VALUES (7, 1)", []).unwrap();
         batch(&mut c, &mut keys, &[(7, 1), (7, 3), (9, 2)]);
-        assert_eq!(keys.source_records_under(&c, 7, 26).unwrap(), vec![1, 3]);
-        assert_eq!(keys.source_records_under(&c, 9, 26).unwrap(), vec![2]);
-        assert_eq!(keys.source_records_under(&c, 8, 26).unwrap(), Vec::<i64>::new());
+        assert_eq!(under(&c, &mut keys, 7, 26).unwrap(), vec![1, 3]);
+        assert_eq!(under(&c, &mut keys, 9, 26).unwrap(), vec![2]);
+        assert_eq!(under(&c, &mut keys, 8, 26).unwrap(), Vec::<i64>::new());
         // The limit holds across both tables.
-        assert_eq!(keys.source_records_under(&c, 7, 1).unwrap(), vec![1]);
+        assert_eq!(under(&c, &mut keys, 7, 1).unwrap(), vec![1]);
 
         // Enough keys to move them all into the main index.
         let many: Vec<(i64, i64)> = (0..MERGE_AT as i64).map(|i| (1_000 + i, 10 + i)).collect();
         batch(&mut c, &mut keys, &many);
         assert_eq!(count(&c, "match_keys_recent"), 0);
         assert_eq!(count(&c, "match_keys") as usize, MERGE_AT + 3, "moved once each");
-        assert_eq!(keys.source_records_under(&c, 7, 26).unwrap(), vec![1, 3]);
-        assert_eq!(keys.source_records_under(&c, 1_000, 26).unwrap(), vec![10]);
+        assert_eq!(under(&c, &mut keys, 7, 26).unwrap(), vec![1, 3]);
+        assert_eq!(under(&c, &mut keys, 1_000, 26).unwrap(), vec![10]);
         // And the next keys go to the small table again.
         batch(&mut c, &mut keys, &[(7, 4)]);
         assert_eq!(count(&c, "match_keys_recent"), 1);
-        assert_eq!(keys.source_records_under(&c, 7, 26).unwrap(), vec![1, 3, 4]);
+        assert_eq!(under(&c, &mut keys, 7, 26).unwrap(), vec![1, 3, 4]);
     }
 
     #[test]
@@ -210,10 +231,10 @@ mod tests {
             keys.write(&tx, &[(6, 2)]).unwrap();
             // The batch fails after its keys were written: rolled back, never committed.
         }
-        assert_eq!(keys.source_records_under(&c, 6, 26).unwrap(), Vec::<i64>::new());
-        assert_eq!(keys.source_records_under(&c, 5, 26).unwrap(), vec![1]);
+        assert_eq!(under(&c, &mut keys, 6, 26).unwrap(), Vec::<i64>::new());
+        assert_eq!(under(&c, &mut keys, 5, 26).unwrap(), vec![1]);
         // Written again by a batch that commits, it is found.
         batch(&mut c, &mut keys, &[(6, 2)]);
-        assert_eq!(keys.source_records_under(&c, 6, 26).unwrap(), vec![2]);
+        assert_eq!(under(&c, &mut keys, 6, 26).unwrap(), vec![2]);
     }
 }

@@ -21,7 +21,7 @@ use super::batch::{self, Lookups, Plan};
 use super::sqlite_keys::RecentKeys;
 use super::types::*;
 use crate::identity::link::match_record;
-use crate::identity::{Decision, MatchInput, Matcher, Prepared};
+use crate::identity::{Decision, MatchInput, Matcher, Prepared, Scored};
 use crate::model::ProfilePatch;
 use crate::rules::{NotificationRow, Prior, RuleSet, StopRow};
 
@@ -180,6 +180,7 @@ fn lookup(
     // Candidates for the records no identifier links: the source records under their
     // blocking keys, most selective key first, until `max_candidates` are found.
     let cap = matcher.max_block;
+    let mut under_key = recent.lookup(c, cap + 1)?;
     let mut person_of = c.prepare_cached("SELECT person_id FROM source_records WHERE id = ?1")?;
     let mut patch_of = c.prepare_cached("SELECT person_id, patch FROM source_records WHERE id = ?1")?;
     for index in batch::records_to_match(records, inputs, &l) {
@@ -196,7 +197,7 @@ fn lookup(
                     slot.insert(Vec::new());
                     continue;
                 }
-                let ids = recent.source_records_under(c, key, cap + 1)?;
+                let ids = under_key.under(key)?;
                 if ids.len() > cap {
                     cache.note_common(key);
                     l.common_keys.insert(key);
@@ -240,16 +241,22 @@ fn lookup(
         }
         // The golden record of the person this record will be linked to (if any) is read now:
         // the others are never needed. The plan decides again, with this batch's records too.
-        l.record_candidates.insert(index, found.clone());
-        let ids = found;
-        let stored: Vec<(&String, &Arc<Prepared>)> = ids
+        // Each compared once: the plan takes these scores and compares only the batch's own.
+        let scored: Vec<(i64, Option<Scored>)> = found
             .iter()
-            .filter_map(|id| l.candidates.get(id))
-            .map(|(p, prep)| (p, prep))
+            .map(|id| {
+                let scored = l
+                    .candidates
+                    .get(id)
+                    .map(|(_, prep)| matcher.model.score_candidate(&input.prepared, prep));
+                (*id, scored)
+            })
             .collect();
-        let outcome = matcher
-            .model
-            .match_candidates(&input.prepared, stored.iter().map(|(p, prep)| (*p, &***prep)));
+        let outcome = matcher.model.choose(
+            scored
+                .iter()
+                .filter_map(|(id, s)| Some((&l.candidates.get(id)?.0, (*s)?))),
+        );
         if let (Decision::Link, Some((person, _))) = (outcome.decision, outcome.best)
             && let Entry::Vacant(slot) = l.profiles.entry(person.clone())
         {
@@ -258,6 +265,7 @@ fn lookup(
                 slot.insert(serde_json::from_str::<ProfilePatch>(&text)?);
             }
         }
+        l.record_candidates.insert(index, scored);
     }
     Ok(l)
 }
