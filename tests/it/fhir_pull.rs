@@ -207,6 +207,39 @@ async fn a_rate_limited_server_is_waited_for_and_an_outage_degrades_then_recover
 }
 
 #[tokio::test]
+async fn a_run_cut_off_mid_way_counts_every_page_it_stored_and_the_next_run_reads_the_rest() {
+    let server = FhirServer::start(sample()).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let conn = [("ehr", "max_attempts: 2\n")];
+
+    // Patients come in pages of 3: the first two pages are served, then the server fails. The
+    // second page is still being stored when the third fails to come.
+    server.fail_after(2, 10, 503, None);
+    let cut = pull(dir, &server, "ehr", &conn).await;
+    assert!(
+        cut.failure.as_deref().is_some_and(|f| f.contains("503")),
+        "{cut:?}"
+    );
+    assert_eq!(
+        (cut.resources, cut.processed),
+        (6, 6),
+        "both stored pages are counted: {cut:?}"
+    );
+    assert!(cut.cursors_after.contains_key("Patient"), "{cut:?}");
+    let store = store_of(dir, &server).await;
+    let runs = store.runs("ehr", 10).await.unwrap();
+    assert_eq!((runs[0].outcome.as_str(), runs[0].resources), ("failed", 6));
+
+    // Back in service: the next run reads from the cursor on, and every resource is applied
+    // exactly once over the two runs.
+    server.fail_next(0, 503, None);
+    let rest = pull(dir, &server, "ehr", &conn).await;
+    assert_eq!(rest.failure, None, "{rest:?}");
+    assert_eq!(cut.processed + rest.processed, 12, "{rest:?}");
+}
+
+#[tokio::test]
 async fn oauth2_tokens_are_cached_and_fetched_again_when_they_expire() {
     let server = FhirServer::start(sample()).await;
     server.require_oauth("carehub", "s3cret", 3600);

@@ -109,8 +109,15 @@ impl FhirServer {
     /// with `status` (e.g. 429 or 500) and, when given, a `Retry-After: secs` header, before
     /// normal service resumes. They fail whatever their credentials.
     pub fn fail_next(&self, n: usize, status: u16, retry_after_secs: Option<u64>) {
+        self.fail_after(0, n, status, retry_after_secs);
+    }
+
+    /// As [`Self::fail_next`], after `ok` more search requests are answered normally (an
+    /// outage in the middle of a run).
+    pub fn fail_after(&self, ok: usize, n: usize, status: u16, retry_after_secs: Option<u64>) {
         let status = StatusCode::from_u16(status).expect("fail_next takes an HTTP status");
         lock(&self.shared).failures = Failures {
+            ok,
             left: n,
             status,
             retry_after_secs,
@@ -216,6 +223,8 @@ struct Snapshot {
 
 /// Failures still to inject into searches.
 struct Failures {
+    /// Searches still answered normally before the failures start.
+    ok: usize,
     left: usize,
     status: StatusCode,
     retry_after_secs: Option<u64>,
@@ -250,6 +259,7 @@ impl ServerState {
             last_stamp: Timestamp::UNIX_EPOCH,
             searches: Vec::new(),
             failures: Failures {
+                ok: 0,
                 left: 0,
                 status: StatusCode::OK,
                 retry_after_secs: None,
@@ -329,7 +339,9 @@ impl ServerState {
     /// The answer to a search request, failures and auth first.
     fn answer_search(&mut self, resource_type: &str, query: &str, headers: &HeaderMap) -> Response {
         self.stats.queries.push(query.to_string());
-        if self.failures.left > 0 {
+        if self.failures.left > 0 && self.failures.ok > 0 {
+            self.failures.ok -= 1;
+        } else if self.failures.left > 0 {
             self.failures.left -= 1;
             self.stats.searches_failed += 1;
             let mut response = fhir_json(
