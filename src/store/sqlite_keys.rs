@@ -4,13 +4,11 @@
 //! index, so a batch's few thousand keys dirtied about as many pages, and every commit copied
 //! them all to the write-ahead log (and the checkpoint copied them again). New keys go to
 //! `match_keys_recent` instead: a table small enough that a batch's keys share its few pages.
-//! Once it holds [`MERGE_AT`] keys, the writer moves them into `match_keys` in key order within
+//! Once it holds [`MERGE_AT`] rows, the writer moves them into `match_keys` in key order within
 //! a batch's transaction, so each leaf of the large index is written once for many keys.
-//! Look-ups read both tables ([`RecentKeys::lookup`]). A key already in `match_keys` (a
-//! record stated again) may be written to `match_keys_recent` too: reading both removes the
-//! repeat, and the move skips it.
-
-use std::collections::HashSet;
+//! Look-ups read both tables ([`lookup`]). A key already in `match_keys` (a record stated
+//! again) may be written to `match_keys_recent` too: reading both removes the repeat, and the
+//! move skips it.
 
 use rusqlite::{Connection, params};
 
@@ -19,52 +17,39 @@ use super::StoreError;
 /// Rows held in `match_keys_recent` before they are moved.
 pub(super) const MERGE_AT: usize = 50_000;
 
-/// What the writer knows of `match_keys_recent`, as of its last commit. Only the writer
-/// writes the table, so this stays true (a batch that rolls back never changes it); it is
-/// read from the table at the first batch (the pool migrates the schema after the writer
-/// opens).
+/// How many rows `match_keys_recent` holds as far as this writer knows, as of its last commit
+/// (a batch that rolls back never changes it); counted at the first batch (the pool migrates
+/// the schema after the writer opens). The count only times the move: a writer of another
+/// process on the same file (`carehub pull --once` beside a running hub) may add rows unseen,
+/// and look-ups always read the table itself.
 #[derive(Debug, Default)]
 pub(super) struct RecentKeys {
-    known: Option<Known>,
+    rows: Option<usize>,
     /// What the batch being written changes, applied when it commits.
     pending: Option<Pending>,
-}
-
-#[derive(Debug, Default)]
-struct Known {
-    rows: usize,
-    /// The keys in the table: a look-up reads the table only for these.
-    keys: HashSet<i64>,
 }
 
 #[derive(Debug)]
 struct Pending {
     moved: bool,
     rows: usize,
-    keys: Vec<i64>,
 }
 
 impl RecentKeys {
-    fn known(&mut self, c: &Connection) -> Result<&Known, StoreError> {
-        if self.known.is_none() {
-            let mut keys = HashSet::new();
-            let mut rows = 0;
-            let mut all = c.prepare_cached("SELECT key FROM match_keys_recent")?;
-            for key in all.query_map([], |r| r.get(0))? {
-                keys.insert(key?);
-                rows += 1;
-            }
-            self.known = Some(Known { rows, keys });
-        }
-        Ok(self.known.get_or_insert_default())
-    }
-
     /// Writes a batch's keys (inside its transaction), and moves the recent keys into
     /// `match_keys` when there are enough of them.
     pub(super) fn write(&mut self, c: &Connection, keys: &[(i64, i64)]) -> Result<(), StoreError> {
         // A batch that failed after its write left its changes here, never applied.
         self.pending = None;
-        let held = self.known(c)?.rows;
+        let held = match self.rows {
+            Some(n) => n,
+            None => {
+                let n: i64 = c.query_row("SELECT COUNT(*) FROM match_keys_recent", [], |r| r.get(0))?;
+                let n = n.max(0) as usize;
+                self.rows = Some(n);
+                n
+            }
+        };
         // Sorted, the inserts walk the small index in order.
         let mut sorted = keys.to_vec();
         sorted.sort_unstable();
@@ -86,63 +71,44 @@ impl RecentKeys {
             )?;
             tracing::debug!(keys = held + added, "blocking keys moved into the main index");
         }
-        self.pending = Some(Pending {
-            moved,
-            rows: added,
-            keys: if moved {
-                Vec::new()
-            } else {
-                sorted.into_iter().map(|(k, _)| k).collect()
-            },
-        });
+        self.pending = Some(Pending { moved, rows: added });
         Ok(())
     }
 
     /// The batch committed: what it wrote holds.
     pub(super) fn committed(&mut self) {
-        let (Some(pending), Some(known)) = (self.pending.take(), self.known.as_mut()) else {
+        let (Some(pending), Some(rows)) = (self.pending.take(), self.rows.as_mut()) else {
             return;
         };
-        if pending.moved {
-            *known = Known::default();
-        } else {
-            known.rows += pending.rows;
-            known.keys.extend(pending.keys);
-        }
-    }
-
-    /// The look-up of the source records under a key: reads `match_keys`, and
-    /// `match_keys_recent` for the keys it holds. `limit`: see [`KeyLookup::under`].
-    pub(super) fn lookup<'c>(
-        &mut self,
-        c: &'c Connection,
-        limit: usize,
-    ) -> Result<KeyLookup<'_, 'c>, StoreError> {
-        // The limit is written into the SQL, not bound: SQLite plans `LIMIT ?` with the bound
-        // value, so each new binding (one per key) would compile the statement again.
-        let under = |table: &str| {
-            c.prepare_cached(&format!(
-                "SELECT source_record_id FROM {table} WHERE key = ?1 LIMIT {limit}"
-            ))
-        };
-        Ok(KeyLookup {
-            main: under("match_keys")?,
-            recent: under("match_keys_recent")?,
-            held: &self.known(c)?.keys,
-            limit,
-        })
+        *rows = if pending.moved { 0 } else { *rows + pending.rows };
     }
 }
 
-/// Reads the source records under blocking keys (see [`RecentKeys::lookup`]).
-pub(super) struct KeyLookup<'k, 'c> {
+/// The look-up of the source records under a key, in both tables. `limit`: see
+/// [`KeyLookup::under`].
+pub(super) fn lookup(c: &Connection, limit: usize) -> Result<KeyLookup<'_>, StoreError> {
+    // The limit is written into the SQL, not bound: SQLite plans `LIMIT ?` with the bound
+    // value, so each new binding (one per key) would compile the statement again.
+    let under = |table: &str| {
+        c.prepare_cached(&format!(
+            "SELECT source_record_id FROM {table} WHERE key = ?1 LIMIT {limit}"
+        ))
+    };
+    Ok(KeyLookup {
+        main: under("match_keys")?,
+        recent: under("match_keys_recent")?,
+        limit,
+    })
+}
+
+/// Reads the source records under blocking keys (see [`lookup`]).
+pub(super) struct KeyLookup<'c> {
     main: rusqlite::CachedStatement<'c>,
     recent: rusqlite::CachedStatement<'c>,
-    held: &'k HashSet<i64>,
     limit: usize,
 }
 
-impl KeyLookup<'_, '_> {
+impl KeyLookup<'_> {
     /// The source records under `key`, in id order, at most `limit` (more than `limit` only
     /// says "more").
     pub(super) fn under(&mut self, key: i64) -> Result<Vec<i64>, StoreError> {
@@ -150,10 +116,11 @@ impl KeyLookup<'_, '_> {
         for id in self.main.query_map([key], |r| r.get(0))? {
             ids.push(id?);
         }
-        if self.held.contains(&key) {
-            for id in self.recent.query_map([key], |r| r.get(0))? {
-                ids.push(id?);
-            }
+        let stored = ids.len();
+        for id in self.recent.query_map([key], |r| r.get(0))? {
+            ids.push(id?);
+        }
+        if ids.len() > stored {
             ids.sort_unstable();
             ids.dedup();
             ids.truncate(self.limit);
@@ -178,8 +145,8 @@ mod tests {
         c
     }
 
-    fn under(c: &Connection, keys: &mut RecentKeys, key: i64, limit: usize) -> Result<Vec<i64>, StoreError> {
-        keys.lookup(c, limit)?.under(key)
+    fn under(c: &Connection, key: i64, limit: usize) -> Vec<i64> {
+        lookup(c, limit).unwrap().under(key).unwrap()
     }
 
     fn count(c: &Connection, table: &str) -> i64 {
@@ -202,39 +169,45 @@ mod tests {
         // A record stated again repeats its keys: found once.
         c.execute("INSERT INTO match_keys VALUES (7, 1)", []).unwrap();
         batch(&mut c, &mut keys, &[(7, 1), (7, 3), (9, 2)]);
-        assert_eq!(under(&c, &mut keys, 7, 26).unwrap(), vec![1, 3]);
-        assert_eq!(under(&c, &mut keys, 9, 26).unwrap(), vec![2]);
-        assert_eq!(under(&c, &mut keys, 8, 26).unwrap(), Vec::<i64>::new());
+        assert_eq!(under(&c, 7, 26), vec![1, 3]);
+        assert_eq!(under(&c, 9, 26), vec![2]);
+        assert_eq!(under(&c, 8, 26), Vec::<i64>::new());
         // The limit holds across both tables.
-        assert_eq!(under(&c, &mut keys, 7, 1).unwrap(), vec![1]);
+        assert_eq!(under(&c, 7, 1), vec![1]);
 
         // Enough keys to move them all into the main index.
         let many: Vec<(i64, i64)> = (0..MERGE_AT as i64).map(|i| (1_000 + i, 10 + i)).collect();
         batch(&mut c, &mut keys, &many);
         assert_eq!(count(&c, "match_keys_recent"), 0);
         assert_eq!(count(&c, "match_keys") as usize, MERGE_AT + 3, "moved once each");
-        assert_eq!(under(&c, &mut keys, 7, 26).unwrap(), vec![1, 3]);
-        assert_eq!(under(&c, &mut keys, 1_000, 26).unwrap(), vec![10]);
+        assert_eq!(under(&c, 7, 26), vec![1, 3]);
+        assert_eq!(under(&c, 1_000, 26), vec![10]);
         // And the next keys go to the small table again.
         batch(&mut c, &mut keys, &[(7, 4)]);
         assert_eq!(count(&c, "match_keys_recent"), 1);
-        assert_eq!(under(&c, &mut keys, 7, 26).unwrap(), vec![1, 3, 4]);
+        assert_eq!(under(&c, 7, 26), vec![1, 3, 4]);
     }
 
     #[test]
-    fn keys_of_a_batch_that_rolled_back_are_not_looked_for() {
+    fn a_batch_that_rolls_back_changes_neither_the_keys_nor_when_they_move() {
         let mut c = store();
         let mut keys = RecentKeys::default();
-        batch(&mut c, &mut keys, &[(5, 1)]);
+        let almost: Vec<(i64, i64)> = (0..MERGE_AT as i64 - 1).map(|i| (1_000 + i, 10 + i)).collect();
+        batch(&mut c, &mut keys, &almost);
         {
+            // This batch's key reaches the threshold: the move runs, then the batch fails and
+            // everything it did is rolled back.
             let tx = c.transaction().unwrap();
             keys.write(&tx, &[(6, 2)]).unwrap();
-            // The batch fails after its keys were written: rolled back, never committed.
+            assert_eq!(count(&tx, "match_keys_recent"), 0, "moved within the batch");
         }
-        assert_eq!(under(&c, &mut keys, 6, 26).unwrap(), Vec::<i64>::new());
-        assert_eq!(under(&c, &mut keys, 5, 26).unwrap(), vec![1]);
-        // Written again by a batch that commits, it is found.
+        assert_eq!(under(&c, 6, 26), Vec::<i64>::new(), "its key is gone");
+        assert_eq!(under(&c, 1_000, 26), vec![10], "the earlier keys are still found");
+        assert_eq!(count(&c, "match_keys") as usize, 0);
+        // The count was kept: the next batch that commits reaches the threshold and moves.
         batch(&mut c, &mut keys, &[(6, 2)]);
-        assert_eq!(under(&c, &mut keys, 6, 26).unwrap(), vec![2]);
+        assert_eq!(count(&c, "match_keys_recent"), 0);
+        assert_eq!(count(&c, "match_keys") as usize, MERGE_AT);
+        assert_eq!(under(&c, 6, 26), vec![2]);
     }
 }

@@ -78,7 +78,7 @@ impl SqliteWriter {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let lookups = lookup(&tx, records, &inputs, matcher, &mut self.cache, &mut self.keys)?;
+        let lookups = lookup(&tx, records, &inputs, matcher, &mut self.cache)?;
         let mut plan = batch::plan(records, lookups, &inputs, matcher)?;
         let stored = stored_sources(&tx, &plan)?;
         batch::settle(&mut plan, &stored, &matcher.survivorship)?;
@@ -106,7 +106,7 @@ impl SqliteWriter {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Deferred)?;
-        let lookups = lookup(&tx, &records, &inputs, matcher, &mut self.cache, &mut self.keys)?;
+        let lookups = lookup(&tx, &records, &inputs, matcher, &mut self.cache)?;
         let plan = batch::plan(&records, lookups, &inputs, matcher)?;
         let result = batch::match_result(&plan)?;
         tx.rollback()?;
@@ -121,7 +121,6 @@ fn lookup(
     inputs: &[Option<Arc<MatchInput>>],
     matcher: &Matcher,
     cache: &mut CandidateCache,
-    recent: &mut RecentKeys,
 ) -> Result<Lookups, StoreError> {
     let keys = batch::lookup_keys(records);
     let mut l = Lookups {
@@ -180,7 +179,7 @@ fn lookup(
     // Candidates for the records no identifier links: the source records under their
     // blocking keys, most selective key first, until `max_candidates` are found.
     let cap = matcher.max_block;
-    let mut under_key = recent.lookup(c, cap + 1)?;
+    let mut under_key = super::sqlite_keys::lookup(c, cap + 1)?;
     let mut person_of = c.prepare_cached("SELECT person_id FROM source_records WHERE id = ?1")?;
     let mut patch_of = c.prepare_cached("SELECT person_id, patch FROM source_records WHERE id = ?1")?;
     for index in batch::records_to_match(records, inputs, &l) {

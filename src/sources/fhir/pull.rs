@@ -120,6 +120,23 @@ impl Puller {
         Ok(summary)
     }
 
+    /// Waits for a page the writer holds when the run is ending on an error, and counts it
+    /// if it was stored. Should it fail too, that is logged: the run's error stays the first.
+    async fn settle_in_flight(
+        &self,
+        t: &str,
+        summary: &mut RunSummary,
+        page: Option<(crate::pipeline::SubmittedPage, Option<String>)>,
+    ) {
+        let Some((page, cursor)) = page else { return };
+        match page.finish(&self.ingest, &self.ctx).await {
+            Ok(counts) => self.count_page(t, summary, Some((counts, cursor))),
+            Err(e) => {
+                tracing::warn!(connector = %self.cfg.name, resource_type = t, error = %e, "a page queued behind the failure was not stored")
+            }
+        }
+    }
+
     /// Counts a stored page into the run's summary, and moves the type's cursor to it.
     fn count_page(&self, t: &str, summary: &mut RunSummary, stored: Option<(PageCounts, Option<String>)>) {
         if let Some((counts, cursor)) = stored {
@@ -231,8 +248,17 @@ impl Puller {
                 }
             };
             let (stored, upcoming) = tokio::join!(stored, upcoming);
-            self.count_page(t, summary, stored?);
-            in_flight = submitted.map(|s| (s, cursor));
+            let submitted = submitted.map(|s| (s, cursor));
+            match stored {
+                Ok(stored) => self.count_page(t, summary, stored),
+                Err(e) => {
+                    // The page after it is refused by the writer, or (when only the sync of
+                    // the failed one went wrong) stored: either way its outcome is counted.
+                    self.settle_in_flight(t, summary, submitted).await;
+                    return Err(e.into());
+                }
+            }
+            in_flight = submitted;
             if waits_for_merges && let Some((page, cursor)) = in_flight.take() {
                 let counts = page.finish(&self.ingest, &self.ctx).await?;
                 self.count_page(t, summary, Some((counts, cursor)));
@@ -241,18 +267,17 @@ impl Puller {
             // the write would hold the next page back from the writer.
             if reported.elapsed() >= PROGRESS_EVERY {
                 reported = std::time::Instant::now();
-                self.finish(run, summary, "running", None).await?;
+                if let Err(e) = self.finish(run, summary, "running", None).await {
+                    self.settle_in_flight(t, summary, in_flight.take()).await;
+                    return Err(e.into());
+                }
             }
             let upcoming = match upcoming {
                 Ok(upcoming) => upcoming,
                 Err(e) => {
                     // The page in the writer's hands is stored all the same: the run's history
                     // counts it, and its cursor, before the run ends on the error.
-                    if let Some((page, cursor)) = in_flight.take()
-                        && let Ok(counts) = page.finish(&self.ingest, &self.ctx).await
-                    {
-                        self.count_page(t, summary, Some((counts, cursor)));
-                    }
+                    self.settle_in_flight(t, summary, in_flight.take()).await;
                     return Err(e);
                 }
             };
