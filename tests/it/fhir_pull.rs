@@ -242,7 +242,10 @@ async fn a_run_cut_off_mid_way_counts_every_page_it_stored_and_the_next_run_read
         "it starts where the cut-off run's stored pages end"
     );
     // The last Patient, the one at the cursor's instant again (a duplicate), five Observations.
-    assert!(rest.resources <= 7, "the stored pages are not read again: {rest:?}");
+    assert!(
+        rest.resources <= 7,
+        "the stored pages are not read again: {rest:?}"
+    );
     assert_eq!(cut.processed + rest.processed, 12, "{rest:?}");
 }
 
