@@ -43,6 +43,15 @@ pub struct PreparedPage {
     merges: Vec<Option<crate::model::MergeInstruction>>,
 }
 
+impl PreparedPage {
+    /// Whether the page's resources ask for merges. Those are carried out once the page is
+    /// stored; a puller waits for that before it submits the next page, whose records may
+    /// link to the persons they change.
+    pub fn has_merges(&self) -> bool {
+        self.merges.iter().any(Option::is_some)
+    }
+}
+
 /// The pages of one pull, written in order (see [`Ingest::submit_page`]).
 pub type PageChain = super::writer::Chain;
 
@@ -301,13 +310,6 @@ impl Ingest {
             }
         };
         SubmittedPage { reply, merges }
-    }
-
-    /// Whether the page's resources ask for merges. Those are carried out once the page is
-    /// stored; a puller waits for that before it submits the next page, whose records may
-    /// link to the persons they change.
-    pub fn has_merges(page: &PreparedPage) -> bool {
-        page.merges.iter().any(Option::is_some)
     }
 
     /// A body that is no document: kept as refused, with the reason.

@@ -78,9 +78,9 @@ pub struct Lookups {
     /// The source records named in `keyed`: id → (person id, prepared latest patch).
     pub candidates: HashMap<i64, (String, Arc<Prepared>)>,
     /// Each matched record's stored candidates, as the backend chose them (record index →
-    /// source record ids, each with its score when the backend compared it already); records
-    /// without an entry take theirs from `keyed`.
-    pub record_candidates: HashMap<usize, Vec<(i64, Option<crate::identity::Scored>)>>,
+    /// the source records it read, each with its score against the record); records without
+    /// an entry take theirs from `keyed` and are compared in the plan.
+    pub record_candidates: HashMap<usize, Vec<(i64, crate::identity::Scored)>>,
 }
 
 /// What the backend must look up before planning.

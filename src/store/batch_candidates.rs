@@ -167,16 +167,16 @@ pub(super) fn match_one(
     inputs: &[Option<Arc<MatchInput>>],
     matcher: &Matcher,
 ) -> Result<MatchLink, serde_json::Error> {
-    let ids = match l.record_candidates.get(&index) {
-        Some(ids) => ids.clone(),
+    // The stored candidates (scored by the look-up already, when the backend compared them),
+    // then the batch's own.
+    let stored: Vec<(i64, Option<Scored>)> = match l.record_candidates.get(&index) {
+        Some(scored) => scored.iter().map(|(id, s)| (*id, Some(*s))).collect(),
         None => candidate_ids(input, l, matcher.max_candidates)
             .into_iter()
             .map(|id| (id, None))
             .collect(),
     };
-    // The stored candidates (scored by the look-up already, when it compared them), then the
-    // batch's own.
-    let mut candidates: Vec<(&str, &Prepared, Option<Scored>)> = ids
+    let mut candidates: Vec<(&str, &Prepared, Option<Scored>)> = stored
         .iter()
         .filter_map(|(id, scored)| {
             let (person, prepared) = l.candidates.get(id)?;

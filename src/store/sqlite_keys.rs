@@ -25,14 +25,8 @@ pub(super) const MERGE_AT: usize = 50_000;
 #[derive(Debug, Default)]
 pub(super) struct RecentKeys {
     rows: Option<usize>,
-    /// What the batch being written changes, applied when it commits.
-    pending: Option<Pending>,
-}
-
-#[derive(Debug)]
-struct Pending {
-    moved: bool,
-    rows: usize,
+    /// The count once the batch being written commits.
+    pending: Option<usize>,
 }
 
 impl RecentKeys {
@@ -71,16 +65,15 @@ impl RecentKeys {
             )?;
             tracing::debug!(keys = held + added, "blocking keys moved into the main index");
         }
-        self.pending = Some(Pending { moved, rows: added });
+        self.pending = Some(if moved { 0 } else { held + added });
         Ok(())
     }
 
     /// The batch committed: what it wrote holds.
     pub(super) fn committed(&mut self) {
-        let (Some(pending), Some(rows)) = (self.pending.take(), self.rows.as_mut()) else {
-            return;
-        };
-        *rows = if pending.moved { 0 } else { *rows + pending.rows };
+        if let Some(rows) = self.pending.take() {
+            self.rows = Some(rows);
+        }
     }
 }
 

@@ -241,21 +241,20 @@ fn lookup(
         // The golden record of the person this record will be linked to (if any) is read now:
         // the others are never needed. The plan decides again, with this batch's records too.
         // Each compared once: the plan takes these scores and compares only the batch's own.
-        let scored: Vec<(i64, Option<Scored>)> = found
+        let scored: Vec<(i64, &String, Scored)> = found
             .iter()
-            .map(|id| {
-                let scored = l
-                    .candidates
-                    .get(id)
-                    .map(|(_, prep)| matcher.model.score_candidate(&input.prepared, prep));
-                (*id, scored)
+            .filter_map(|id| {
+                let (person, prepared) = l.candidates.get(id)?;
+                Some((
+                    *id,
+                    person,
+                    matcher.model.score_candidate(&input.prepared, prepared),
+                ))
             })
             .collect();
-        let outcome = matcher.model.choose(
-            scored
-                .iter()
-                .filter_map(|(id, s)| Some((&l.candidates.get(id)?.0, (*s)?))),
-        );
+        let outcome = matcher
+            .model
+            .choose(scored.iter().map(|(_, person, s)| (*person, *s)));
         if let (Decision::Link, Some((person, _))) = (outcome.decision, outcome.best)
             && let Entry::Vacant(slot) = l.profiles.entry(person.clone())
         {
@@ -264,6 +263,7 @@ fn lookup(
                 slot.insert(serde_json::from_str::<ProfilePatch>(&text)?);
             }
         }
+        let scored = scored.iter().map(|(id, _, s)| (*id, *s)).collect();
         l.record_candidates.insert(index, scored);
     }
     Ok(l)

@@ -15,8 +15,11 @@ use serde_json::Value;
 use super::client::{FhirClient, PullError, shown};
 use super::config::FhirConfig;
 use crate::mapping::FhirEntry;
-use crate::pipeline::{ConnectorContext, Ingest, PageCounts};
+use crate::pipeline::{ConnectorContext, Ingest, PageCounts, PreparedPage, SubmittedPage};
 use crate::store::{CursorUpdate, Store, StoreError};
+
+/// A page in the writer's hands, with the cursor it moves its type to.
+type InFlight = (SubmittedPage, Option<String>);
 
 /// What a run did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -120,20 +123,20 @@ impl Puller {
         Ok(summary)
     }
 
-    /// Waits for a page the writer holds when the run is ending on an error, and counts it
-    /// if it was stored. Should it fail too, that is logged: the run's error stays the first.
-    async fn settle_in_flight(
-        &self,
-        t: &str,
-        summary: &mut RunSummary,
-        page: Option<(crate::pipeline::SubmittedPage, Option<String>)>,
-    ) {
-        let Some((page, cursor)) = page else { return };
-        match page.finish(&self.ingest, &self.ctx).await {
-            Ok(counts) => self.count_page(t, summary, Some((counts, cursor))),
-            Err(e) => {
-                tracing::warn!(connector = %self.cfg.name, resource_type = t, error = %e, "a page queued behind the failure was not stored")
-            }
+    /// Waits until a page the writer holds is stored, and counts it.
+    async fn finish_page(&self, t: &str, summary: &mut RunSummary, page: InFlight) -> Result<(), StoreError> {
+        let (page, cursor) = page;
+        let counts = page.finish(&self.ingest, &self.ctx).await?;
+        self.count_page(t, summary, Some((counts, cursor)));
+        Ok(())
+    }
+
+    /// [`Self::finish_page`] when the run is ending on an error: should the page fail too,
+    /// that is logged, and the run's error stays the first.
+    async fn settle_in_flight(&self, t: &str, summary: &mut RunSummary, page: Option<InFlight>) {
+        let Some(page) = page else { return };
+        if let Err(e) = self.finish_page(t, summary, page).await {
+            tracing::warn!(connector = %self.cfg.name, resource_type = t, error = %e, "a page queued behind the failure was not stored");
         }
     }
 
@@ -214,7 +217,7 @@ impl Puller {
         // while the disk syncs the one before. The pages form a chain: should one fail, the
         // writer refuses the later ones unwritten, so a cursor never passes records that failed.
         let chain = crate::pipeline::PageChain::default();
-        let mut in_flight: Option<(crate::pipeline::SubmittedPage, Option<String>)> = None;
+        let mut in_flight: Option<InFlight> = None;
         loop {
             let Page {
                 next,
@@ -222,7 +225,7 @@ impl Puller {
                 prepared,
                 ..
             } = page;
-            let waits_for_merges = prepared.as_ref().is_some_and(crate::pipeline::Ingest::has_merges);
+            let waits_for_merges = prepared.as_ref().is_some_and(PreparedPage::has_merges);
             let submitted = match prepared {
                 Some(p) => Some(self.ingest.submit_page(p, Some(&chain)).await),
                 None => None,
@@ -259,9 +262,8 @@ impl Puller {
                 }
             }
             in_flight = submitted;
-            if waits_for_merges && let Some((page, cursor)) = in_flight.take() {
-                let counts = page.finish(&self.ingest, &self.ctx).await?;
-                self.count_page(t, summary, Some((counts, cursor)));
+            if waits_for_merges && let Some(page) = in_flight.take() {
+                self.finish_page(t, summary, page).await?;
             }
             // Progress for ops (`carehub status`, the API) about once a second, not per page:
             // the write would hold the next page back from the writer.
@@ -286,9 +288,8 @@ impl Puller {
                 None => break,
             }
         }
-        if let Some((page, cursor)) = in_flight {
-            let counts = page.finish(&self.ingest, &self.ctx).await?;
-            self.count_page(t, summary, Some((counts, cursor)));
+        if let Some(page) = in_flight {
+            self.finish_page(t, summary, page).await?;
         }
         let history_max = state.history_max;
         if let Some((ts, text)) = history_max
