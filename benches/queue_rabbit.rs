@@ -1,10 +1,14 @@
 //! RabbitMQ queue benchmark: publishes 100,000 messages in confirmed batches of 1,000 through
-//! `RabbitQueue::publish`, then consumes and acks them one by one through `RabbitConsumer`.
+//! `RabbitQueue::publish`, then consumes and settles them one by one through `RabbitConsumer`
+//! (which gathers the acks).
 //! Prints messages/s for each side. Needs RabbitMQ at 127.0.0.1:5672 (guest/guest), or
 //! `BENCH_RABBIT_URL`; skips with a message without it.
 //!
 //!     cargo bench --bench queue_rabbit
 //!     BENCH_MESSAGES=20000 BENCH_BATCH=200 BENCH_PREFETCH=256 cargo bench --bench queue_rabbit
+
+#[path = "support/broker_cpu.rs"]
+mod broker_cpu;
 
 use std::time::{Duration, Instant};
 
@@ -46,6 +50,7 @@ async fn main() {
     let channels = vec!["sms".to_string()];
     queue.declare(&channels).await.expect("declare");
 
+    let broker_start = broker_cpu::broker_cpu_seconds();
     let started = Instant::now();
     for first in (0..total).step_by(batch) {
         let messages: Vec<QueueMessage> = (first..(first + batch).min(total))
@@ -58,6 +63,7 @@ async fn main() {
         queue.publish(&messages).await.expect("confirmed");
     }
     let publish = started.elapsed();
+    let broker_published = broker_cpu::broker_cpu_seconds();
 
     let mut consumer = queue.consume("sms").await.expect("consume");
     let started = Instant::now();
@@ -69,7 +75,8 @@ async fn main() {
         delivery.settle(Settle::Ack).await.expect("ack");
     }
     let consume = started.elapsed();
-    drop(consumer);
+    let broker_consumed = broker_cpu::broker_cpu_seconds();
+    consumer.close().await;
     let left = queue.depth("sms").await.expect("depth");
     queue.delete_topology(&channels).await.expect("cleanup");
 
@@ -80,9 +87,16 @@ async fn main() {
         publish.as_secs_f64()
     );
     println!(
-        "  consume + ack one by one:        {:>8.0} msgs/s  ({:.2} s)",
+        "  consume + settle one by one:     {:>8.0} msgs/s  ({:.2} s)",
         total as f64 / consume.as_secs_f64(),
         consume.as_secs_f64()
     );
     println!("  left in the queue: {left}");
+    if let (Some(a), Some(b), Some(c)) = (broker_start, broker_published, broker_consumed) {
+        println!(
+            "  the local broker's CPU per message: publish {:.0} µs, consume + ack {:.0} µs",
+            (b - a) * 1e6 / total as f64,
+            (c - b) * 1e6 / total as f64
+        );
+    }
 }

@@ -27,6 +27,8 @@ pub async fn run(s: Arc<Services>, channel: Arc<Channel>, mut shutdown: watch::R
         Ledger::grouped(s.store.clone())
     };
     let mut tasks = JoinSet::new();
+    // The consumer at shutdown, closed once the sends in flight have settled.
+    let mut last = None;
     'connect: loop {
         let mut consumer = match s.queue.consume(channel.name()).await {
             Ok(c) => c,
@@ -41,11 +43,18 @@ pub async fn run(s: Arc<Services>, channel: Arc<Channel>, mut shutdown: watch::R
         loop {
             let permit = tokio::select! {
                 p = permits.clone().acquire_owned() => p.expect("the semaphore is never closed"),
-                _ = shutdown.wait_for(|s| *s) => break 'connect,
+                _ = shutdown.wait_for(|s| *s) => {
+                    last = Some(consumer);
+                    break 'connect;
+                }
             };
             let delivery = tokio::select! {
-                d = consumer.next() => d,
-                _ = shutdown.wait_for(|s| *s) => break 'connect,
+                d = consumer.next() => Some(d),
+                _ = shutdown.wait_for(|s| *s) => None,
+            };
+            let Some(delivery) = delivery else {
+                last = Some(consumer);
+                break 'connect;
             };
             match delivery {
                 Ok(delivery) => {
@@ -68,8 +77,11 @@ pub async fn run(s: Arc<Services>, channel: Arc<Channel>, mut shutdown: watch::R
             while tasks.try_join_next().is_some() {}
         }
     }
-    // Sends in flight finish and record their outcome.
+    // Sends in flight finish and record their outcome; then their acks go out.
     while tasks.join_next().await.is_some() {}
+    if let Some(consumer) = last {
+        consumer.close().await;
+    }
 }
 
 /// The zone quiet hours are read in for a send: the person's, as the relay staged it, or the

@@ -93,6 +93,15 @@ impl Consumer {
             Consumer::Rabbit(c) => c.next().await.map(Delivery::Rabbit),
         }
     }
+
+    /// Stops consuming once the deliveries are settled: RabbitMQ's gathered acks are sent
+    /// before its connection closes (the embedded queue settles each in the store at once).
+    pub async fn close(self) {
+        match self {
+            Consumer::Embedded(_) => {}
+            Consumer::Rabbit(c) => c.close().await,
+        }
+    }
 }
 
 impl Delivery {

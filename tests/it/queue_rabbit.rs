@@ -95,7 +95,10 @@ async fn next(consumer: &mut RabbitConsumer) -> RabbitDelivery {
 /// Nothing more arrives within `wait`.
 async fn assert_quiet(consumer: &mut RabbitConsumer, wait: Duration) {
     if let Ok(got) = timeout(wait, consumer.next()).await {
-        panic!("expected no delivery, got {:?}", got.map(|d| d.received.message));
+        panic!(
+            "expected no delivery, got {:?}",
+            got.map(|d| d.received.message.clone())
+        );
     }
 }
 
@@ -132,6 +135,100 @@ async fn rabbit_publish_consume_ack_delivers_each_message_once_in_order() {
         assert_eq!(t.queue.depth(channel).await.unwrap(), 0);
     }
     assert!(t.queue.dead_letters("sms").await.unwrap().is_empty());
+    t.cleanup().await;
+}
+
+/// Publishes `n` sms messages `<tag>-NNN` and waits until the broker has them all.
+async fn publish_n(t: &TestQueue, tag: &str, n: usize) -> Vec<String> {
+    let messages: Vec<QueueMessage> = (0..n).map(|i| msg(&format!("{tag}-{i:03}"), "sms")).collect();
+    t.queue.publish(&messages).await.expect("confirmed");
+    messages.into_iter().map(|m| m.notification).collect()
+}
+
+#[tokio::test]
+async fn rabbit_deliveries_settled_out_of_order_are_all_acknowledged_and_none_comes_back() {
+    let Some(t) = rabbit(&["sms"], 8).await else {
+        return;
+    };
+    let sent = publish_n(&t, "n", 48).await;
+    let mut consumer = t.queue.consume("sms").await.unwrap();
+    let mut got = Vec::new();
+    // Eight at a time (the window is 16), settled last first, as concurrent sends finish.
+    for _ in 0..6 {
+        let mut held = Vec::new();
+        for _ in 0..8 {
+            held.push(next(&mut consumer).await);
+        }
+        for d in held.into_iter().rev() {
+            got.push(d.received.message.notification.clone());
+            d.settle(Settle::Ack).await.unwrap();
+        }
+    }
+    // A clean stop sends the acks still gathered before the connection closes.
+    consumer.close().await;
+    got.sort();
+    assert_eq!(got, sent);
+
+    let mut again = t.queue.consume("sms").await.unwrap();
+    assert_quiet(&mut again, Duration::from_millis(800)).await;
+    assert_eq!(t.queue.depth("sms").await.unwrap(), 0);
+    t.cleanup().await;
+}
+
+#[tokio::test]
+async fn rabbit_a_slow_send_does_not_hold_up_the_deliveries_behind_it() {
+    let Some(t) = rabbit(&["sms"], 8).await else {
+        return;
+    };
+    publish_n(&t, "n", 60).await;
+    let mut consumer = t.queue.consume("sms").await.unwrap();
+    // The first send's provider call hangs; the window is 16 deliveries.
+    let slow = next(&mut consumer).await;
+    assert_eq!(slow.received.message.notification, "n-000");
+    for i in 1..60 {
+        let d = next(&mut consumer).await;
+        assert_eq!(d.received.message.notification, format!("n-{i:03}"));
+        d.settle(Settle::Ack).await.unwrap();
+    }
+    slow.settle(Settle::Ack).await.unwrap();
+    consumer.close().await;
+
+    let mut again = t.queue.consume("sms").await.unwrap();
+    assert_quiet(&mut again, Duration::from_millis(800)).await;
+    assert_eq!(t.queue.depth("sms").await.unwrap(), 0);
+    t.cleanup().await;
+}
+
+#[tokio::test]
+async fn rabbit_a_delivery_dropped_unsettled_comes_back_while_the_rest_flow_on() {
+    let Some(t) = rabbit(&["sms"], 8).await else {
+        return;
+    };
+    let sent = publish_n(&t, "n", 30).await;
+    let mut consumer = t.queue.consume("sms").await.unwrap();
+    // The task handling the first delivery failed: its delivery is dropped, not settled.
+    let lost = next(&mut consumer).await;
+    assert_eq!(lost.received.message.notification, "n-000");
+    drop(lost);
+    let mut got = BTreeSet::new();
+    let mut came_back = false;
+    while got.len() < sent.len() {
+        let d = next(&mut consumer).await;
+        if d.received.message.notification == "n-000" {
+            assert!(
+                d.received.redelivered,
+                "returned to the queue, marked redelivered"
+            );
+            came_back = true;
+        }
+        got.insert(d.received.message.notification.clone());
+        d.settle(Settle::Ack).await.unwrap();
+    }
+    assert!(came_back);
+    consumer.close().await;
+    let mut again = t.queue.consume("sms").await.unwrap();
+    assert_quiet(&mut again, Duration::from_millis(800)).await;
+    assert_eq!(t.queue.depth("sms").await.unwrap(), 0);
     t.cleanup().await;
 }
 
@@ -404,7 +501,10 @@ async fn rabbit_a_poison_message_is_dead_lettered_and_does_not_block_the_next() 
     let poison = timeout(PATIENCE, consumer.next()).await.expect("an answer");
     let reason = match poison {
         Err(QueueError::Poison(reason)) => reason,
-        other => panic!("expected poison, got {:?}", other.map(|d| d.received.message)),
+        other => panic!(
+            "expected poison, got {:?}",
+            other.map(|d| d.received.message.clone())
+        ),
     };
     assert!(reason.contains("unreadable"), "{reason}");
     assert!(

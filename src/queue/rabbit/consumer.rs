@@ -6,10 +6,10 @@ use std::time::Duration;
 
 use backon::Retryable;
 use futures_core::Stream;
-use lapin::Acker;
-use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicQosOptions, BasicRejectOptions};
+use lapin::options::{BasicConsumeOptions, BasicQosOptions};
 use lapin::types::FieldTable;
 
+use super::acks::Acks;
 use super::{BROKER_PATIENCE, Link, Outgoing, Shared, backoff, broker, delay_tier_ms, properties};
 use crate::queue::types::{QueueError, QueueMessage, Received, Settle};
 
@@ -41,9 +41,20 @@ pub struct RabbitConsumer {
 
 struct ConsumerLink {
     /// Held for its connection: dropping the consumer closes it, and the broker then returns
-    /// the unsettled deliveries to the queue.
-    _link: Link,
+    /// the unacknowledged deliveries to the queue.
+    link: Link,
     deliveries: lapin::Consumer,
+    /// The subscription's acknowledgements and the task that sends them.
+    acks: Arc<Acks>,
+    flusher: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for RabbitConsumer {
+    fn drop(&mut self) {
+        if let Some(link) = &self.link {
+            link.acks.close();
+        }
+    }
 }
 
 impl RabbitConsumer {
@@ -79,16 +90,38 @@ impl RabbitConsumer {
             };
             let next = std::future::poll_fn(|cx| Pin::new(&mut link.deliveries).poll_next(cx)).await;
             match next {
-                Some(Ok(delivery)) => return self.receive(delivery).await,
+                Some(Ok(delivery)) => {
+                    let acks = link.acks.clone();
+                    acks.hold(delivery.delivery_tag, delivery.acker.clone());
+                    return self.receive(delivery, acks).await;
+                }
                 Some(Err(e)) => {
                     tracing::warn!(channel = %self.channel, error = %e, "the RabbitMQ consumer failed; reconnecting");
-                    self.link = None;
+                    self.drop_link();
                 }
                 None => {
                     tracing::warn!(channel = %self.channel, "the RabbitMQ consumer was cancelled; reconnecting");
-                    self.link = None;
+                    self.drop_link();
                 }
             }
+        }
+    }
+
+    /// Leaves a failed link: its unsent acks are lost with it (the broker delivers those
+    /// messages again).
+    fn drop_link(&mut self) {
+        if let Some(link) = self.link.take() {
+            link.acks.close();
+        }
+    }
+
+    /// Stops consuming: sends the acks of every settled delivery, then closes the connection
+    /// (deliveries still held go back to the queue). Waits at most 5 s for the acks.
+    pub async fn close(mut self) {
+        if let Some(link) = self.link.take() {
+            link.acks.close();
+            let _ = tokio::time::timeout(Duration::from_secs(5), link.flusher).await;
+            link.link.close().await;
         }
     }
 
@@ -115,10 +148,16 @@ impl RabbitConsumer {
             }
             .await;
             match subscribed {
-                Ok(deliveries) => Ok(ConsumerLink {
-                    _link: link,
-                    deliveries,
-                }),
+                Ok(deliveries) => {
+                    let acks = Acks::new(self.shared.prefetch);
+                    let flusher = tokio::spawn(acks.clone().flush());
+                    Ok(ConsumerLink {
+                        link,
+                        deliveries,
+                        acks,
+                        flusher,
+                    })
+                }
                 Err(e) => {
                     link.close().await;
                     Err(broker(format!("cannot consume from {queue}: {e}")))
@@ -135,15 +174,22 @@ impl RabbitConsumer {
         }
     }
 
-    async fn receive(&mut self, delivery: lapin::message::Delivery) -> Result<RabbitDelivery, QueueError> {
+    async fn receive(
+        &mut self,
+        delivery: lapin::message::Delivery,
+        acks: Arc<Acks>,
+    ) -> Result<RabbitDelivery, QueueError> {
+        let tag = delivery.delivery_tag;
         match QueueMessage::from_bytes(&delivery.data) {
             Ok(message) => Ok(RabbitDelivery {
                 received: Received {
                     message,
                     redelivered: delivery.redelivered,
                 },
-                acker: delivery.acker,
+                tag,
+                acks,
                 shared: self.shared.clone(),
+                settled: false,
             }),
             Err(_) => {
                 let reason = unreadable(&delivery.data);
@@ -159,14 +205,10 @@ impl RabbitConsumer {
                     body: delivery.data,
                 };
                 if let Err(e) = self.shared.publish(std::slice::from_ref(&dead)).await {
-                    let _ = delivery.acker.reject(BasicRejectOptions { requeue: true }).await;
+                    acks.requeue(tag).await;
                     return Err(e);
                 }
-                delivery
-                    .acker
-                    .ack(BasicAckOptions::default())
-                    .await
-                    .map_err(broker)?;
+                acks.settled(tag);
                 tracing::warn!(channel = %self.channel, message_id = id.as_deref().unwrap_or("-"), "moved an unreadable queue message to the dead-letter queue");
                 Err(QueueError::Poison(reason))
             }
@@ -175,20 +217,39 @@ impl RabbitConsumer {
 }
 
 /// A delivery to settle exactly once with [`RabbitDelivery::settle`]; dropped unsettled, it is
-/// redelivered when its consumer's connection closes.
+/// returned to the queue (and so redelivered).
 pub struct RabbitDelivery {
     pub received: Received,
-    acker: Acker,
+    tag: u64,
+    acks: Arc<Acks>,
     shared: Arc<Shared>,
+    settled: bool,
+}
+
+impl Drop for RabbitDelivery {
+    fn drop(&mut self) {
+        // Left unsettled (its task failed): back to the queue now, so the acks behind it go on.
+        if !self.settled
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            let (acks, tag) = (self.acks.clone(), self.tag);
+            runtime.spawn(async move { acks.requeue(tag).await });
+        }
+    }
 }
 
 impl RabbitDelivery {
     /// Ack removes it. Retry publishes a copy with `attempt + 1` to the delay tier (confirmed),
     /// then acks; at `max_attempts` it is dead-lettered instead, as "gave up after N attempts:
     /// <reason>". DeadLetter publishes it to the channel's dead-letter queue with the header
-    /// `x-carehub-reason` (confirmed), then acks. If the ack fails after a confirmed copy, the
-    /// original comes back too: at least once.
-    pub async fn settle(self, settle: Settle) -> Result<(), QueueError> {
+    /// `x-carehub-reason` (confirmed), then acks. If the copy cannot be published, the
+    /// delivery is returned to the queue and the error returned.
+    ///
+    /// The ack itself is sent by the subscription's flusher, gathered with others into one
+    /// `multiple` ack (see `acks.rs`): Ok means the outcome is settled here, not yet that the
+    /// broker has the ack; should the link drop first, the broker delivers the message again
+    /// (at least once, as ever).
+    pub async fn settle(mut self, settle: Settle) -> Result<(), QueueError> {
         let message = &self.received.message;
         let shared = &self.shared;
         let copy = match settle {
@@ -216,11 +277,22 @@ impl RabbitDelivery {
             }
             Settle::DeadLetter { reason } => Some(dead_letter(shared, message, &reason)),
         };
-        if let Some(copy) = copy {
-            shared.publish(std::slice::from_ref(&copy)).await?;
+        let published = match copy {
+            Some(copy) => shared.publish(std::slice::from_ref(&copy)).await,
+            None => Ok(()),
+        };
+        // Cancelled before this point, the delivery is dropped unsettled and requeued.
+        self.settled = true;
+        match published {
+            Ok(()) => {
+                self.acks.settled(self.tag);
+                Ok(())
+            }
+            Err(e) => {
+                self.acks.requeue(self.tag).await;
+                Err(e)
+            }
         }
-        self.acker.ack(BasicAckOptions::default()).await.map_err(broker)?;
-        Ok(())
     }
 }
 

@@ -28,6 +28,7 @@ use tokio::time::Instant;
 
 use super::types::{DeadLetter, QueueConfig, QueueError, QueueMessage};
 
+mod acks;
 mod consumer;
 mod topology;
 
