@@ -9,7 +9,7 @@ use futures_core::Stream;
 use lapin::options::{BasicConsumeOptions, BasicQosOptions};
 use lapin::types::FieldTable;
 
-use super::acks::Acks;
+use super::acks::{Acks, Hold};
 use super::{BROKER_PATIENCE, Link, Outgoing, Shared, backoff, broker, delay_tier_ms, properties};
 use crate::queue::types::{QueueError, QueueMessage, Received, Settle};
 
@@ -91,9 +91,8 @@ impl RabbitConsumer {
             let next = std::future::poll_fn(|cx| Pin::new(&mut link.deliveries).poll_next(cx)).await;
             match next {
                 Some(Ok(delivery)) => {
-                    let acks = link.acks.clone();
-                    acks.hold(delivery.delivery_tag, delivery.acker.clone());
-                    return self.receive(delivery, acks).await;
+                    let hold = link.acks.hold(delivery.delivery_tag);
+                    return self.receive(delivery, hold).await;
                 }
                 Some(Err(e)) => {
                     tracing::warn!(channel = %self.channel, error = %e, "the RabbitMQ consumer failed; reconnecting");
@@ -116,12 +115,12 @@ impl RabbitConsumer {
     }
 
     /// Stops consuming: sends the acks of every settled delivery, then closes the connection
-    /// (deliveries still held go back to the queue). Waits at most 5 s for the acks.
+    /// (deliveries still held go back to the queue). Waits at most 5 s for each.
     pub async fn close(mut self) {
         if let Some(link) = self.link.take() {
             link.acks.close();
             let _ = tokio::time::timeout(Duration::from_secs(5), link.flusher).await;
-            link.link.close().await;
+            let _ = tokio::time::timeout(Duration::from_secs(5), link.link.close()).await;
         }
     }
 
@@ -149,7 +148,7 @@ impl RabbitConsumer {
             .await;
             match subscribed {
                 Ok(deliveries) => {
-                    let acks = Acks::new(self.shared.prefetch);
+                    let acks = Acks::new(link.channel.clone(), self.shared.prefetch);
                     let flusher = tokio::spawn(acks.clone().flush());
                     Ok(ConsumerLink {
                         link,
@@ -177,19 +176,16 @@ impl RabbitConsumer {
     async fn receive(
         &mut self,
         delivery: lapin::message::Delivery,
-        acks: Arc<Acks>,
+        hold: Hold,
     ) -> Result<RabbitDelivery, QueueError> {
-        let tag = delivery.delivery_tag;
         match QueueMessage::from_bytes(&delivery.data) {
             Ok(message) => Ok(RabbitDelivery {
                 received: Received {
                     message,
                     redelivered: delivery.redelivered,
                 },
-                tag,
-                acks,
+                hold,
                 shared: self.shared.clone(),
-                settled: false,
             }),
             Err(_) => {
                 let reason = unreadable(&delivery.data);
@@ -204,11 +200,12 @@ impl RabbitConsumer {
                     properties: properties(id.as_deref().unwrap_or(""), Some(&reason)),
                     body: delivery.data,
                 };
+                // Cancelled while moving it, the hold is dropped: the message goes back.
                 if let Err(e) = self.shared.publish(std::slice::from_ref(&dead)).await {
-                    acks.requeue(tag).await;
+                    hold.requeue();
                     return Err(e);
                 }
-                acks.settled(tag);
+                hold.settle();
                 tracing::warn!(channel = %self.channel, message_id = id.as_deref().unwrap_or("-"), "moved an unreadable queue message to the dead-letter queue");
                 Err(QueueError::Poison(reason))
             }
@@ -216,26 +213,12 @@ impl RabbitConsumer {
     }
 }
 
-/// A delivery to settle exactly once with [`RabbitDelivery::settle`]; dropped unsettled, it is
-/// returned to the queue (and so redelivered).
+/// A delivery to settle exactly once with [`RabbitDelivery::settle`]; dropped unsettled (its
+/// task failed), it is returned to the queue at once, so the acks behind it go on.
 pub struct RabbitDelivery {
     pub received: Received,
-    tag: u64,
-    acks: Arc<Acks>,
+    hold: Hold,
     shared: Arc<Shared>,
-    settled: bool,
-}
-
-impl Drop for RabbitDelivery {
-    fn drop(&mut self) {
-        // Left unsettled (its task failed): back to the queue now, so the acks behind it go on.
-        if !self.settled
-            && let Ok(runtime) = tokio::runtime::Handle::try_current()
-        {
-            let (acks, tag) = (self.acks.clone(), self.tag);
-            runtime.spawn(async move { acks.requeue(tag).await });
-        }
-    }
 }
 
 impl RabbitDelivery {
@@ -249,7 +232,7 @@ impl RabbitDelivery {
     /// `multiple` ack (see `acks.rs`): Ok means the outcome is settled here, not yet that the
     /// broker has the ack; should the link drop first, the broker delivers the message again
     /// (at least once, as ever).
-    pub async fn settle(mut self, settle: Settle) -> Result<(), QueueError> {
+    pub async fn settle(self, settle: Settle) -> Result<(), QueueError> {
         let message = &self.received.message;
         let shared = &self.shared;
         let copy = match settle {
@@ -282,14 +265,13 @@ impl RabbitDelivery {
             None => Ok(()),
         };
         // Cancelled before this point, the delivery is dropped unsettled and requeued.
-        self.settled = true;
         match published {
             Ok(()) => {
-                self.acks.settled(self.tag);
+                self.hold.settle();
                 Ok(())
             }
             Err(e) => {
-                self.acks.requeue(self.tag).await;
+                self.hold.requeue();
                 Err(e)
             }
         }
