@@ -134,6 +134,7 @@ async fn run(label: &str, n: usize, queue_config: QueueConfig) {
     // The ceiling: the channel's HTTP calls alone, as many at once as the worker makes.
     if label.starts_with("embedded") {
         let channel = services.channels["sms"].clone();
+        let cpu_before = cpu_seconds();
         let started = Instant::now();
         let next = Arc::new(AtomicUsize::new(0));
         let mut calls = tokio::task::JoinSet::new();
@@ -158,11 +159,13 @@ async fn run(label: &str, n: usize, queue_config: QueueConfig) {
         }
         while calls.join_next().await.is_some() {}
         let took = started.elapsed();
+        let cpu = cpu_seconds() - cpu_before;
         println!(
-            "provider calls alone (sms_webhook → local gateway, {} at once): {n} in {:.2} s = {:.0}/s",
+            "provider calls alone (sms_webhook → local gateway, {} at once): {n} in {:.2} s = {:.0}/s, {:.0} µs of CPU per call (client and gateway)",
             services.config.concurrency,
             took.as_secs_f64(),
-            n as f64 / took.as_secs_f64()
+            n as f64 / took.as_secs_f64(),
+            cpu * 1e6 / n as f64
         );
         received.store(0, Ordering::Relaxed);
     }
