@@ -20,6 +20,10 @@ use serde_json::json;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[allow(dead_code)]
+#[path = "support/proc_cpu.rs"]
+mod proc_cpu;
+
+#[allow(dead_code)]
 #[path = "../tests/it/fhir_server.rs"]
 mod fhir_server;
 
@@ -45,22 +49,7 @@ fn peak_rss_mib() -> Option<f64> {
 /// CPU seconds spent so far by this process's threads named `name` (Linux), the writer's
 /// share being what bounds the rate when the other threads wait for it.
 fn thread_cpu_secs(name: &str) -> Option<f64> {
-    let ticks = 100.0; // USER_HZ on Linux
-    let mut total = 0.0;
-    for task in std::fs::read_dir("/proc/self/task").ok()?.flatten() {
-        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
-        if comm.trim() != name {
-            continue;
-        }
-        let stat = std::fs::read_to_string(task.path().join("stat")).ok()?;
-        // Fields after the parenthesised name: state is the 3rd field, utime the 14th.
-        let rest = stat.rsplit_once(')')?.1;
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        let utime: f64 = fields.get(11)?.parse().ok()?;
-        let stime: f64 = fields.get(12)?.parse().ok()?;
-        total += (utime + stime) / ticks;
-    }
-    Some(total)
+    proc_cpu::named_cpu_seconds("/proc/self/task", name)
 }
 
 fn main() {

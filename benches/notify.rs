@@ -16,8 +16,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
-#[path = "support/broker_cpu.rs"]
-mod broker_cpu;
+#[path = "support/proc_cpu.rs"]
+mod proc_cpu;
 
 use carehub::channels::{Channel, ChannelConfig};
 use carehub::config::{Document, StoreConfig};
@@ -185,7 +185,7 @@ async fn run(label: &str, n: usize, queue_config: QueueConfig) {
 
     let (stop, stop_rx) = tokio::sync::watch::channel(false);
     let cpu_before = cpu_seconds();
-    let broker_before = broker_cpu::broker_cpu_seconds();
+    let broker_before = proc_cpu::broker_cpu_seconds();
     let started = Instant::now();
     let worker = tokio::spawn(worker::run(
         services.clone(),
@@ -217,7 +217,7 @@ async fn run(label: &str, n: usize, queue_config: QueueConfig) {
     }
     let total = started.elapsed();
     let cpu = cpu_seconds() - cpu_before;
-    let broker = broker_cpu::broker_cpu_seconds()
+    let broker = proc_cpu::broker_cpu_seconds()
         .zip(broker_before)
         .map(|(after, before)| after - before);
     let _ = stop.send(true);
@@ -249,16 +249,7 @@ async fn run(label: &str, n: usize, queue_config: QueueConfig) {
 
 /// This process's user + system CPU time so far (Linux: /proc/self/stat; 0 elsewhere).
 fn cpu_seconds() -> f64 {
-    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
-        return 0.0;
-    };
-    // Fields after the command name (which may hold spaces) closed by ')'.
-    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
-    // utime and stime are fields 14 and 15 of the line: 11 and 12 counted from the state (0)
-    // after the name. The clock ticks 100 times a second on Linux.
-    (ticks(11) + ticks(12)) / 100.0
+    proc_cpu::stat_cpu_seconds(std::path::Path::new("/proc/self/stat")).unwrap_or(0.0)
 }
 
 async fn patients(store: &Store, n: usize) -> Vec<String> {

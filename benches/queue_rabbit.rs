@@ -7,8 +7,8 @@
 //!     cargo bench --bench queue_rabbit
 //!     BENCH_MESSAGES=20000 BENCH_BATCH=200 BENCH_PREFETCH=256 cargo bench --bench queue_rabbit
 
-#[path = "support/broker_cpu.rs"]
-mod broker_cpu;
+#[path = "support/proc_cpu.rs"]
+mod proc_cpu;
 
 use std::time::{Duration, Instant};
 
@@ -50,7 +50,7 @@ async fn main() {
     let channels = vec!["sms".to_string()];
     queue.declare(&channels).await.expect("declare");
 
-    let broker_start = broker_cpu::broker_cpu_seconds();
+    let broker_start = proc_cpu::broker_cpu_seconds();
     let started = Instant::now();
     for first in (0..total).step_by(batch) {
         let messages: Vec<QueueMessage> = (first..(first + batch).min(total))
@@ -63,7 +63,7 @@ async fn main() {
         queue.publish(&messages).await.expect("confirmed");
     }
     let publish = started.elapsed();
-    let broker_published = broker_cpu::broker_cpu_seconds();
+    let broker_published = proc_cpu::broker_cpu_seconds();
 
     let mut consumer = queue.consume("sms").await.expect("consume");
     let started = Instant::now();
@@ -75,7 +75,7 @@ async fn main() {
         delivery.settle(Settle::Ack).await.expect("ack");
     }
     let consume = started.elapsed();
-    let broker_consumed = broker_cpu::broker_cpu_seconds();
+    let broker_consumed = proc_cpu::broker_cpu_seconds();
     consumer.close().await;
     let left = queue.depth("sms").await.expect("depth");
     queue.delete_topology(&channels).await.expect("cleanup");

@@ -28,33 +28,28 @@ pub async fn run(s: Arc<Services>, channel: Arc<Channel>, mut shutdown: watch::R
     };
     let mut tasks = JoinSet::new();
     // The consumer at shutdown, closed once the sends in flight have settled.
-    let mut last = None;
-    'connect: loop {
+    let last = 'connect: loop {
         let mut consumer = match s.queue.consume(channel.name()).await {
             Ok(c) => c,
             Err(e) => {
                 tracing::warn!(channel = channel.name(), error = %e, "cannot consume; retrying");
                 tokio::select! {
                     _ = tokio::time::sleep(Duration::from_secs(2)) => continue 'connect,
-                    _ = shutdown.wait_for(|s| *s) => break 'connect,
+                    _ = shutdown.wait_for(|s| *s) => break 'connect None,
                 }
             }
         };
         loop {
             let permit = tokio::select! {
                 p = permits.clone().acquire_owned() => p.expect("the semaphore is never closed"),
-                _ = shutdown.wait_for(|s| *s) => {
-                    last = Some(consumer);
-                    break 'connect;
-                }
+                _ = shutdown.wait_for(|s| *s) => break 'connect Some(consumer),
             };
             let delivery = tokio::select! {
                 d = consumer.next() => Some(d),
                 _ = shutdown.wait_for(|s| *s) => None,
             };
             let Some(delivery) = delivery else {
-                last = Some(consumer);
-                break 'connect;
+                break 'connect Some(consumer);
             };
             match delivery {
                 Ok(delivery) => {
@@ -76,7 +71,7 @@ pub async fn run(s: Arc<Services>, channel: Arc<Channel>, mut shutdown: watch::R
             }
             while tasks.try_join_next().is_some() {}
         }
-    }
+    };
     // Sends in flight finish and record their outcome; then their acks go out.
     while tasks.join_next().await.is_some() {}
     if let Some(consumer) = last {

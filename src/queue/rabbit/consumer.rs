@@ -51,9 +51,7 @@ struct ConsumerLink {
 
 impl Drop for RabbitConsumer {
     fn drop(&mut self) {
-        if let Some(link) = &self.link {
-            link.acks.close();
-        }
+        self.drop_link();
     }
 }
 
