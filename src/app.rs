@@ -25,6 +25,8 @@ use crate::store::Store;
 pub struct Hub {
     /// Where the API listens, when enabled.
     pub api_addr: Option<SocketAddr>,
+    /// Every route the API serves, with its access rule.
+    pub api_routes: Vec<(axum::http::Method, String, &'static crate::api::RouteRule)>,
     /// Where each MLLP connector listens, by connector name.
     pub mllp_addrs: Vec<(String, SocketAddr)>,
     pub store: Store,
@@ -330,24 +332,28 @@ pub async fn start(settings: Settings) -> anyhow::Result<Hub> {
         crate::api::NotifyApi::default()
     };
 
+    let mut api_routes = Vec::new();
     let (api_addr, api) = if settings.hub.api.enabled {
         let listener = TcpListener::bind(&settings.hub.api.listen)
             .await
             .with_context(|| format!("the API cannot listen on {}", settings.hub.api.listen))?;
         let addr = listener.local_addr()?;
-        let router = crate::api::router(
+        bootstrap_admin(&store, &settings.hub.api.auth).await?;
+        let api = crate::api::router(
             store.clone(),
             Duration::from_secs(settings.hub.api.request_timeout_secs),
             settings.hub.api.max_body_bytes,
             fhir_endpoints,
             notify_api,
+            None,
         );
+        api_routes = api.routes;
         tracing::info!(%addr, "API listening");
         (
             Some(addr),
             Some(tokio::spawn(crate::api::serve(
                 listener,
-                router,
+                api.router,
                 shutdown_rx.clone(),
             ))),
         )
@@ -357,6 +363,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<Hub> {
 
     Ok(Hub {
         api_addr,
+        api_routes,
         mllp_addrs,
         store,
         shutdown,
@@ -366,6 +373,29 @@ pub async fn start(settings: Settings) -> anyhow::Result<Hub> {
         writer,
         ingest: Some(ingest),
     })
+}
+
+/// Makes sure an admin can get in (see `api::tokens::ensure_admin`), saying where the first
+/// admin token was written — never the token.
+async fn bootstrap_admin(store: &Store, auth: &crate::config::AuthConfig) -> anyhow::Result<()> {
+    let from_env = auth
+        .admin_token
+        .as_ref()
+        .map(|t| t.expose())
+        .filter(|t| !t.is_empty());
+    let file = std::path::Path::new(&auth.admin_token_file);
+    match crate::api::tokens::ensure_admin(store, from_env, file).await? {
+        crate::api::tokens::Bootstrap::Written(path) => tracing::warn!(
+            file = %path.display(),
+            "no admin token existed: one was made and written to this file (readable by its owner only); \
+             use it to make the tokens people and systems need (carehub token create), then keep it safe or revoke it"
+        ),
+        crate::api::tokens::Bootstrap::FromEnvironment => {
+            tracing::info!("the admin token given by api.auth.admin_token was stored")
+        }
+        crate::api::tokens::Bootstrap::Present => {}
+    }
+    Ok(())
 }
 
 /// Runs until SIGINT or SIGTERM, then shuts down gracefully.

@@ -27,10 +27,12 @@
 //!   Zalo, WhatsApp.
 //! - [`linkage`], [`estimate`]: `carehub linkage-eval` (matching quality on a labelled CSV)
 //!   and `carehub estimate-model` (m/u from the store's records, EM).
-//! - [`api`]: the HTTP API. [`app`]: the composition root. [`cli`]: the `carehub` command.
+//! - [`audit`]: the audit log's rows and hash chain (pure); written by the API's access layer.
+//! - [`api`]: the HTTP API (roles on every route: `api/access.rs`). [`app`]: the composition root. [`cli`]: the `carehub` command.
 
 pub mod api;
 pub mod app;
+pub mod audit;
 pub mod channels;
 pub mod cli;
 pub mod config;

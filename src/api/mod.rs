@@ -1,15 +1,17 @@
-//! The HTTP API (axum): health, patients, the message log, connectors.
+//! The HTTP API (axum): health, patients, the message log, connectors, tokens, the audit log.
 //!
-//! Routes are grouped so that authentication (a later issue) is one `route_layer` on the
-//! `/api/v1` router. Store errors map to HTTP status in one place ([`ApiError`]). Responses
-//! never echo request values into logs.
+//! Every route is registered with its rule from the one table in `access.rs`; the access layer
+//! (`auth.rs`) checks the credential and role of every request before its handler runs and
+//! audits the routes that carry patient data. Store errors map to HTTP status in one place
+//! ([`ApiError`]). Responses never echo request values into logs.
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::extract::{Extension, Path, Query, State};
+use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
@@ -18,9 +20,16 @@ use tokio::sync::watch;
 
 use crate::store::{MessageFilter, MessageStatus, Store, StoreError};
 
+pub mod access;
+mod admin;
+pub mod auth;
 mod fhir;
 mod notify;
+pub mod tokens;
 
+pub use access::{Role, RouteRule};
+use auth::carrying;
+pub use auth::{AuditLog, JwtVerifier, Principal};
 pub use fhir::FhirEndpoint;
 pub use notify::Channels;
 
@@ -40,44 +49,78 @@ pub struct NotifyApi {
     pub channels: Channels,
 }
 
-/// Builds the router, with the POST endpoint of each FHIR push connector.
+/// The router with the list of its routes and their rules.
+pub struct Api {
+    pub router: Router,
+    /// Every route the router has: method, path and rule (the route test walks them).
+    pub routes: Vec<(Method, String, &'static RouteRule)>,
+}
+
+/// Builds the router, with the POST endpoint of each FHIR push connector, every route behind
+/// the access layer.
 pub fn router(
     store: Store,
     request_timeout: Duration,
     max_body_bytes: usize,
     fhir_endpoints: Vec<FhirEndpoint>,
     notify_api: NotifyApi,
-) -> Router {
-    let v1 = Router::new()
-        .route("/patients", get(find_patients))
-        .route("/patients/{id}", get(get_patient))
-        .route("/patients/{id}/timeline", get(get_timeline))
-        .route("/messages", get(list_messages))
-        .route("/messages/{id}", get(get_message))
-        .route("/connectors", get(list_connectors))
-        .route("/match", post(match_patient))
-        .route("/review", get(list_reviews))
-        .route("/review/{id}/link", post(link_review))
-        .route("/review/{id}/reject", post(reject_review))
-        .route("/patients/{id}/merge", post(merge_patient))
-        .route("/patients/{id}/unmerge", post(unmerge_patient))
-        .route("/patients/{id}/interactions", get(notify::interactions))
-        .route(
-            "/patients/{id}/consents",
-            get(notify::consents).post(notify::set_consent),
+    oidc: Option<Arc<dyn JwtVerifier>>,
+) -> Api {
+    use Method as M;
+    let mut routes = access::Routes::<AppState>::new()
+        .add(M::GET, "/healthz", get(healthz))
+        .add(M::GET, "/readyz", get(readyz))
+        .add(M::GET, "/api/v1/patients", get(find_patients))
+        .add(M::GET, "/api/v1/patients/{id}", get(get_patient))
+        .add(M::GET, "/api/v1/patients/{id}/timeline", get(get_timeline))
+        .add(M::GET, "/api/v1/messages", get(list_messages))
+        .add(M::GET, "/api/v1/messages/{id}", get(get_message))
+        .add(M::GET, "/api/v1/connectors", get(list_connectors))
+        .add(M::POST, "/api/v1/match", post(match_patient))
+        .add(M::GET, "/api/v1/review", get(list_reviews))
+        .add(M::POST, "/api/v1/review/{id}/link", post(link_review))
+        .add(M::POST, "/api/v1/review/{id}/reject", post(reject_review))
+        .add(M::POST, "/api/v1/patients/{id}/merge", post(merge_patient))
+        .add(M::POST, "/api/v1/patients/{id}/unmerge", post(unmerge_patient))
+        .add(
+            M::GET,
+            "/api/v1/patients/{id}/interactions",
+            get(notify::interactions),
         )
-        .route("/patients/{id}/unsubscribe", post(notify::unsubscribe))
-        .route(
-            "/patients/{id}/preferences",
-            get(notify::preferences).put(notify::set_preferences),
+        .add(M::GET, "/api/v1/patients/{id}/consents", get(notify::consents))
+        .add(
+            M::POST,
+            "/api/v1/patients/{id}/consents",
+            post(notify::set_consent),
         )
-        .route("/reports/channels", get(notify::channel_report))
-        .route("/notifications", get(notify::queue_state))
-        .route("/webhooks/{channel}", post(notify::webhook));
-    let mut root = Router::new().route("/healthz", get(healthz)).nest("/api/v1", v1);
+        .add(
+            M::POST,
+            "/api/v1/patients/{id}/unsubscribe",
+            post(notify::unsubscribe),
+        )
+        .add(
+            M::GET,
+            "/api/v1/patients/{id}/preferences",
+            get(notify::preferences),
+        )
+        .add(
+            M::PUT,
+            "/api/v1/patients/{id}/preferences",
+            put(notify::set_preferences),
+        )
+        .add(M::GET, "/api/v1/reports/channels", get(notify::channel_report))
+        .add(M::GET, "/api/v1/notifications", get(notify::queue_state))
+        .add(M::POST, "/api/v1/webhooks/{channel}", post(notify::webhook))
+        .add(M::GET, "/api/v1/tokens", get(admin::list_tokens))
+        .add(M::POST, "/api/v1/tokens", post(admin::create_token))
+        .add(M::DELETE, "/api/v1/tokens/{id}", delete(admin::revoke_token))
+        .add(M::GET, "/api/v1/audit", get(admin::audit))
+        .add(M::GET, "/api/v1/whoami", get(admin::whoami));
+    let push_rule = access::rule_for(&M::POST, access::FHIR_PUSH).expect("the FHIR push rule");
     for endpoint in fhir_endpoints {
         let path = endpoint.path.clone();
-        root = root.route(
+        routes = routes.add_ruled(
+            M::POST,
             &path,
             post(
                 move |axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<std::net::SocketAddr>,
@@ -86,20 +129,29 @@ pub fn router(
                     async move { fhir::push(endpoint, Some(peer.to_string()), body).await }
                 },
             ),
+            push_rule,
         );
     }
-    root.layer(tower_http::timeout::TimeoutLayer::with_status_code(
-        StatusCode::REQUEST_TIMEOUT,
-        request_timeout,
-    ))
-    .layer(tower_http::limit::RequestBodyLimitLayer::new(max_body_bytes))
-    // Body extractors have their own 2 MB default; the configured limit is the one.
-    .layer(axum::extract::DefaultBodyLimit::max(max_body_bytes))
-    .with_state(AppState {
-        store,
-        queue: notify_api.queue,
-        channels: notify_api.channels,
-    })
+    let (router, registered) = routes.into_parts();
+    let access = auth::Access::new(store.clone(), AuditLog::start(store.clone()), oidc, &registered);
+    let router = router
+        .layer(axum::middleware::from_fn_with_state(access, auth::authorize))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            request_timeout,
+        ))
+        .layer(tower_http::limit::RequestBodyLimitLayer::new(max_body_bytes))
+        // Body extractors have their own 2 MB default; the configured limit is the one.
+        .layer(axum::extract::DefaultBodyLimit::max(max_body_bytes))
+        .with_state(AppState {
+            store,
+            queue: notify_api.queue,
+            channels: notify_api.channels,
+        });
+    Api {
+        router,
+        routes: registered,
+    }
 }
 
 /// Serves the API on `listener` until `shutdown` turns true.
@@ -154,6 +206,19 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// Ready to take work: the store answers and is writable. (Connector and queue checks join it
+/// with the operator console.)
+async fn readyz(State(s): State<AppState>) -> Response {
+    match s.store.ping().await {
+        Ok(()) => Json(json!({"status": "ready"})).into_response(),
+        Err(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "store unavailable"})),
+        )
+            .into_response(),
+    }
+}
+
 async fn healthz(State(s): State<AppState>) -> Response {
     match s.store.ping().await {
         Ok(()) => Json(json!({"status": "ok"})).into_response(),
@@ -181,12 +246,16 @@ async fn find_patients(
         ));
     };
     let items = s.store.find_persons(&value, q.system.as_deref()).await?;
-    Ok(Json(json!({ "items": items })).into_response())
+    let persons = items.iter().map(|p| p.id.clone()).collect();
+    Ok(carrying(Json(json!({ "items": items })).into_response(), persons))
 }
 
 async fn get_patient(State(s): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
     match s.store.person(&id).await? {
-        Some(p) => Ok(Json(p).into_response()),
+        Some(p) => {
+            let persons = vec![p.id.clone()];
+            Ok(carrying(Json(p).into_response(), persons))
+        }
         None => Err(ApiError::NotFound("patient")),
     }
 }
@@ -216,10 +285,12 @@ async fn get_timeline(
         .store
         .timeline(&id, q.kind.as_deref(), q.limit.unwrap_or(200).clamp(1, 1000))
         .await?;
-    Ok(
+    let persons = vec![person.id.clone()];
+    Ok(carrying(
         Json(json!({ "person_id": person.id, "merged_into": person.merged_into, "items": items }))
             .into_response(),
-    )
+        persons,
+    ))
 }
 
 #[derive(Deserialize)]
@@ -240,17 +311,25 @@ async fn list_reviews(State(s): State<AppState>, Query(q): Query<ReviewQuery>) -
         .store
         .reviews(&status, q.limit.unwrap_or(100).clamp(1, 1000))
         .await?;
-    Ok(Json(json!({ "items": items })).into_response())
+    let persons = items
+        .iter()
+        .flat_map(|i| [i.person_id.clone(), i.candidate_id.clone()])
+        .collect();
+    Ok(carrying(Json(json!({ "items": items })).into_response(), persons))
 }
 
 /// The two are one person: the new one is merged into the existing one.
 async fn link_review(State(s): State<AppState>, Path(id): Path<i64>) -> Result<Response, ApiError> {
-    Ok(Json(s.store.decide_review(id, true).await?).into_response())
+    let item = s.store.decide_review(id, true).await?;
+    let persons = vec![item.person_id.clone(), item.candidate_id.clone()];
+    Ok(carrying(Json(item).into_response(), persons))
 }
 
 /// The two are different people: the item is closed, both stay.
 async fn reject_review(State(s): State<AppState>, Path(id): Path<i64>) -> Result<Response, ApiError> {
-    Ok(Json(s.store.decide_review(id, false).await?).into_response())
+    let item = s.store.decide_review(id, false).await?;
+    let persons = vec![item.person_id.clone(), item.candidate_id.clone()];
+    Ok(carrying(Json(item).into_response(), persons))
 }
 
 #[derive(Deserialize)]
@@ -264,7 +343,9 @@ async fn merge_patient(
     Path(id): Path<String>,
     Json(body): Json<MergeBody>,
 ) -> Result<Response, ApiError> {
-    Ok(Json(s.store.merge(&id, &body.merge, "api").await?).into_response())
+    let view = s.store.merge(&id, &body.merge, "api").await?;
+    let persons = vec![view.survivor_id.clone(), view.merged_id.clone()];
+    Ok(carrying(Json(view).into_response(), persons))
 }
 
 /// What ingest would do with this record (a profile in the canonical form: identifiers,
@@ -279,12 +360,21 @@ async fn match_patient(
             "the record names nothing to match on (identifiers, names, birth_date, telecom…)".into(),
         ));
     }
-    Ok(Json(s.store.match_patch(&patch).await?).into_response())
+    let found = s.store.match_patch(&patch).await?;
+    let persons = found
+        .person_id
+        .iter()
+        .chain(found.candidate_id.iter())
+        .cloned()
+        .collect();
+    Ok(carrying(Json(found).into_response(), persons))
 }
 
 /// Undoes the latest merge into this person: both persons are as they were.
 async fn unmerge_patient(State(s): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
-    Ok(Json(s.store.unmerge(&id).await?).into_response())
+    let view = s.store.unmerge(&id).await?;
+    let persons = vec![view.survivor_id.clone(), view.merged_id.clone()];
+    Ok(carrying(Json(view).into_response(), persons))
 }
 
 #[derive(Deserialize)]
@@ -320,15 +410,29 @@ async fn list_messages(
     Ok(Json(json!({ "items": items, "next_before": next })).into_response())
 }
 
-async fn get_message(State(s): State<AppState>, Path(id): Path<i64>) -> Result<Response, ApiError> {
-    match s.store.message(id).await? {
-        Some(m) => {
-            let mut body = serde_json::to_value(&m).unwrap_or_default();
-            body["raw"] = json!(String::from_utf8_lossy(&m.raw));
-            Ok(Json(body).into_response())
-        }
-        None => Err(ApiError::NotFound("message")),
+/// A message's metadata; its raw body too for roles that see message bodies (ops never does).
+async fn get_message(
+    State(s): State<AppState>,
+    Extension(who): Extension<Principal>,
+    Path(id): Path<i64>,
+) -> Result<Response, ApiError> {
+    let Some(m) = s.store.message(id).await? else {
+        return Err(ApiError::NotFound("message"));
+    };
+    let mut body = serde_json::to_value(&m).unwrap_or_default();
+    if !who.role.sees_message_bodies() {
+        body["raw"] = serde_json::Value::Null;
+        body["raw_withheld"] = json!(format!("the {} role does not see message bodies", who.role));
+        return Ok(Json(body).into_response());
     }
+    body["raw"] = json!(String::from_utf8_lossy(&m.raw));
+    let persons = m.summary.person_id.iter().cloned().collect::<Vec<_>>();
+    let mut resp = carrying(Json(body).into_response(), persons);
+    // A body is patient data even when it names no stored person.
+    if let Some(a) = resp.extensions_mut().get_mut::<auth::AuditPersons>() {
+        a.count = a.count.max(1);
+    }
+    Ok(resp)
 }
 
 async fn list_connectors(State(s): State<AppState>) -> Result<Response, ApiError> {

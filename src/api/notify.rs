@@ -13,6 +13,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
 
+use super::auth::carrying;
 use super::{ApiError, AppState};
 use crate::channels::{Channel, WebhookEvent};
 use crate::store::{ConsentView, Preferences, Store};
@@ -69,7 +70,8 @@ pub(super) async fn interactions(
 ) -> Result<Response, ApiError> {
     existing(&s.store, &id).await?;
     let limit = q.limit.unwrap_or(100).clamp(1, 1000);
-    Ok(Json(json!({"interactions": s.store.interactions(&id, limit).await?})).into_response())
+    let body = json!({"interactions": s.store.interactions(&id, limit).await?});
+    Ok(carrying(Json(body).into_response(), vec![id]))
 }
 
 pub(super) async fn consents(
@@ -77,7 +79,8 @@ pub(super) async fn consents(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let id = survivor(&s.store, &id).await?;
-    Ok(Json(json!({"consents": s.store.consents(&id).await?})).into_response())
+    let body = json!({"consents": s.store.consents(&id).await?});
+    Ok(carrying(Json(body).into_response(), vec![id]))
 }
 
 #[derive(Deserialize)]
@@ -113,7 +116,8 @@ pub(super) async fn set_consent(
         at: jiff::Timestamp::now().to_string(),
     };
     let cancelled = s.store.set_consent(&id, &c).await?;
-    Ok(Json(json!({"consent": c, "cancelled": cancelled})).into_response())
+    let body = json!({"consent": c, "cancelled": cancelled});
+    Ok(carrying(Json(body).into_response(), vec![id]))
 }
 
 #[derive(Deserialize, Default)]
@@ -151,7 +155,8 @@ pub(super) async fn unsubscribe(
         at: jiff::Timestamp::now().to_string(),
     };
     let cancelled = s.store.set_consent(&id, &c).await?;
-    Ok(Json(json!({"consent": c, "cancelled": cancelled})).into_response())
+    let body = json!({"consent": c, "cancelled": cancelled});
+    Ok(carrying(Json(body).into_response(), vec![id]))
 }
 
 pub(super) async fn preferences(
@@ -159,7 +164,8 @@ pub(super) async fn preferences(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let id = survivor(&s.store, &id).await?;
-    Ok(Json(s.store.preferences(&id).await?).into_response())
+    let body = s.store.preferences(&id).await?;
+    Ok(carrying(Json(body).into_response(), vec![id]))
 }
 
 pub(super) async fn set_preferences(
@@ -193,7 +199,7 @@ pub(super) async fn set_preferences(
     }
     let id = survivor(&s.store, &id).await?;
     s.store.set_preferences(&id, &p).await?;
-    Ok(Json(p).into_response())
+    Ok(carrying(Json(p).into_response(), vec![id]))
 }
 
 #[derive(Deserialize)]

@@ -176,6 +176,38 @@ pub struct ApiConfig {
     /// Largest request body accepted.
     #[serde(default = "default_max_body_bytes")]
     pub max_body_bytes: usize,
+    /// Who may call the API: tokens, the first admin token, the identity provider.
+    #[serde(default)]
+    pub auth: AuthConfig,
+}
+
+/// API access (docs/security.md). Every route but the health checks and provider webhooks
+/// needs a token; there is no switch to turn that off.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    /// Where the first start writes the admin token it makes when no active admin token
+    /// exists (mode 0600), relative to the working directory.
+    #[serde(default = "default_admin_token_file")]
+    pub admin_token_file: String,
+    /// An admin token given from the environment (`${CAREHUB_ADMIN_TOKEN}`, at least 32
+    /// characters), stored (hashed) on start: for deployments whose automation must know it.
+    /// Empty means none.
+    #[serde(default)]
+    pub admin_token: Option<super::Secret>,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            admin_token_file: default_admin_token_file(),
+            admin_token: None,
+        }
+    }
+}
+
+fn default_admin_token_file() -> String {
+    "data/admin.token".into()
 }
 
 impl Default for ApiConfig {
@@ -185,6 +217,7 @@ impl Default for ApiConfig {
             listen: default_api_listen(),
             request_timeout_secs: default_request_timeout_secs(),
             max_body_bytes: default_max_body_bytes(),
+            auth: AuthConfig::default(),
         }
     }
 }
@@ -289,6 +322,15 @@ impl HubConfig {
                     "expected HOST:PORT such as 127.0.0.1:8080, got \"{}\"",
                     self.api.listen
                 ),
+            ));
+        }
+        if let Some(t) = &self.api.auth.admin_token
+            && !t.expose().is_empty()
+            && t.expose().len() < 32
+        {
+            problems.push(doc.problem(
+                "api.auth.admin_token",
+                "must be at least 32 characters (make one with `openssl rand -base64 32`)",
             ));
         }
         if jiff::tz::TimeZone::get(&self.timezone).is_err() {

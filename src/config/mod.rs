@@ -13,8 +13,8 @@ mod yaml;
 use std::path::{Path, PathBuf};
 
 pub use hub::{
-    ApiConfig, HubConfig, LogConfig, LogFormat, PipelineConfig, SqliteSync, StoreConfig, is_region,
-    redact_url,
+    ApiConfig, AuthConfig, HubConfig, LogConfig, LogFormat, PipelineConfig, SqliteSync, StoreConfig,
+    is_region, redact_url,
 };
 pub use secret::{Secret, interpolate};
 pub use yaml::{Document, LineMap, Problem, deserialize_value};

@@ -11,6 +11,7 @@ mod batch;
 mod postgres;
 mod postgres_stats;
 mod sql;
+mod sql_access;
 mod sql_clinical;
 mod sql_identity;
 mod sql_notify;
@@ -23,6 +24,7 @@ mod sqlite_outbox;
 mod sqlite_writer;
 mod types;
 
+pub use sql_access::{AuditFilter, TokenRecord};
 pub use types::*;
 
 use std::sync::Arc;
@@ -411,5 +413,57 @@ impl Store {
 
     pub async fn files(&self, connector: &str) -> Result<Vec<FileOutcome>, StoreError> {
         on_backend!(self, s => s.files(connector).await)
+    }
+
+    /// Stores a new API token (its secret only as `token_hash`).
+    pub async fn create_token(&self, record: &TokenRecord, token_hash: &str) -> Result<(), StoreError> {
+        on_backend!(self, s => s.create_token(record, token_hash).await)
+    }
+
+    /// Every API token, revoked and expired ones included, oldest first.
+    pub async fn tokens(&self) -> Result<Vec<TokenRecord>, StoreError> {
+        on_backend!(self, s => s.tokens().await)
+    }
+
+    /// The token whose secret hashes to `token_hash`.
+    pub async fn token_by_hash(&self, token_hash: &str) -> Result<Option<TokenRecord>, StoreError> {
+        on_backend!(self, s => s.token_by_hash(token_hash).await)
+    }
+
+    /// Revokes the token with this id or name; returns how many were revoked.
+    pub async fn revoke_token(&self, id_or_name: &str) -> Result<u64, StoreError> {
+        on_backend!(self, s => s.revoke_token(id_or_name).await)
+    }
+
+    /// Appends audit rows, chained, in one transaction; returns their ids.
+    pub async fn append_audit(&self, entries: &[crate::audit::AuditEntry]) -> Result<Vec<i64>, StoreError> {
+        on_backend!(self, s => s.append_audit(entries).await)
+    }
+
+    /// Audit rows matching a filter, newest first.
+    pub async fn audit_rows(&self, filter: &AuditFilter) -> Result<Vec<crate::audit::AuditRow>, StoreError> {
+        on_backend!(self, s => s.audit_rows(filter).await)
+    }
+
+    /// One page of the audit log in id order after `after_id`.
+    pub async fn audit_page(
+        &self,
+        after_id: i64,
+        limit: i64,
+    ) -> Result<Vec<crate::audit::AuditRow>, StoreError> {
+        on_backend!(self, s => s.audit_page(after_id, limit).await)
+    }
+
+    /// Walks the whole audit log in id order and checks its hash chain (`carehub audit verify`).
+    pub async fn verify_audit(&self) -> Result<crate::audit::Verifier, StoreError> {
+        let mut v = crate::audit::Verifier::default();
+        let mut after = 0;
+        loop {
+            let page = self.audit_page(after, 5_000).await?;
+            let Some(last) = page.last() else { break };
+            after = last.id;
+            page.iter().for_each(|r| v.check(r));
+        }
+        Ok(v)
     }
 }

@@ -18,6 +18,7 @@ use super::StoreError;
 use super::batch::{self, Lookups, Plan};
 use super::postgres_stats::Statistics;
 use super::sql::{CHUNK, LOOKUP_VALUES, like_escape, now, store_queries};
+use super::sql_access::{AuditFilter, TokenRecord, access_queries};
 use super::sql_clinical::clinical_queries;
 use super::sql_identity::identity_queries;
 use super::sql_notify::{notify_queries, notify_write_queries};
@@ -589,3 +590,11 @@ schedule_queries!(PgStore);
 queue_queries!(PgStore);
 queue_write_queries!(PgStore, "FOR UPDATE SKIP LOCKED");
 pull_queries!(PgStore, sqlx::postgres::PgRow);
+
+access_queries!(
+    PgStore,
+    sqlx::Postgres,
+    sqlx::postgres::PgRow,
+    "BEGIN ISOLATION LEVEL READ COMMITTED",
+    "SELECT pg_advisory_xact_lock(27432146867350631)"
+);

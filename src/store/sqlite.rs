@@ -15,6 +15,7 @@ use sqlx::sqlite::{
 
 use super::StoreError;
 use super::sql::{CHUNK, like_escape, now, store_queries};
+use super::sql_access::{AuditFilter, TokenRecord, access_queries};
 use super::sql_clinical::clinical_queries;
 use super::sql_identity::identity_queries;
 use super::sql_notify::notify_queries;
@@ -256,3 +257,10 @@ notify_queries!(SqliteStore);
 schedule_queries!(SqliteStore);
 queue_queries!(SqliteStore);
 pull_queries!(SqliteStore, sqlx::sqlite::SqliteRow);
+access_queries!(
+    SqliteStore,
+    sqlx::Sqlite,
+    sqlx::sqlite::SqliteRow,
+    "BEGIN IMMEDIATE",
+    "SELECT 1"
+);

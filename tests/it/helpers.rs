@@ -21,6 +21,8 @@ pub fn mappings_dir() -> PathBuf {
 pub struct TestHub {
     pub hub: Hub,
     pub dir: tempfile::TempDir,
+    /// The store's URL (a temp SQLite file or a fresh PostgreSQL schema).
+    pub store_url: String,
 }
 
 impl TestHub {
@@ -141,6 +143,9 @@ pub struct HubOptions {
     /// More top-level YAML for carehub.yaml (`channels:`, `queue:`, `notifications:` keys
     /// other than the folders).
     pub hub_extra: String,
+    /// Start as a first run does: no admin token given, so the hub makes one and writes it to
+    /// `<tmp>/admin.token` (the default is [`ADMIN_TOKEN`], given from the environment).
+    pub first_run_admin: bool,
 }
 
 pub async fn spawn_hub() -> TestHub {
@@ -160,8 +165,9 @@ pub async fn try_spawn_hub_with(opts: HubOptions) -> Option<TestHub> {
     let store_url = fresh_store_url(opts.backend, root).await?;
     std::fs::create_dir_all(root.join("connectors")).unwrap();
     let config = format!(
-        "store:\n  url: \"{db}\"\napi:\n  listen: 127.0.0.1:0\nconnectors_dir: {conn}\nmappings_dir: {maps}\ntimezone: Asia/Ho_Chi_Minh\nphone_region: VN\npipeline:\n  max_batch: 64\n{extra}",
+        "store:\n  url: \"{db}\"\napi:\n  listen: 127.0.0.1:0\n  auth:\n    admin_token: \"${{CAREHUB_ADMIN_TOKEN}}\"\n    admin_token_file: {token_file}\nconnectors_dir: {conn}\nmappings_dir: {maps}\ntimezone: Asia/Ho_Chi_Minh\nphone_region: VN\npipeline:\n  max_batch: 64\n{extra}",
         db = store_url,
+        token_file = root.join("admin.token").display(),
         conn = root.join("connectors").display(),
         maps = mappings_dir().display(),
         extra = notifications_yaml(root, &opts.hub_extra),
@@ -202,12 +208,14 @@ pub async fn try_spawn_hub_with(opts: HubOptions) -> Option<TestHub> {
     for (file, yaml) in &opts.connectors {
         std::fs::write(root.join("connectors").join(file), yaml).unwrap();
     }
-    let settings = match carehub::config::load_with_env(&root.join("carehub.yaml"), &[]) {
+    let given = if opts.first_run_admin { "" } else { ADMIN_TOKEN };
+    let env = [("CAREHUB_ADMIN_TOKEN".to_string(), given.to_string())];
+    let settings = match carehub::config::load_with_env(&root.join("carehub.yaml"), &env) {
         Ok(s) => s,
         Err(problems) => panic!("test config invalid: {problems:#?}"),
     };
     let hub = carehub::app::start(settings).await.expect("hub starts");
-    Some(TestHub { hub, dir })
+    Some(TestHub { hub, dir, store_url })
 }
 
 /// The `notifications:` folders of a test hub (its own rules, the shipped templates) and the
@@ -359,11 +367,37 @@ pub async fn messages_with(
         .expect("the message log answers")
 }
 
-/// An HTTP client for the tests. reqwest is built with rustls and no built-in crypto provider
-/// (the hub installs ring's); the first client installs it for the test process.
+/// The admin token every test hub is given (as `api.auth.admin_token`, from the environment).
+pub const ADMIN_TOKEN: &str = "chk_test-admin-token-for-carehub-integration-tests";
+
+/// An HTTP client for the tests, sending the test hubs' admin token. reqwest is built with
+/// rustls and no built-in crypto provider (the hub installs ring's); the first client installs
+/// it for the test process.
 pub fn http() -> reqwest::Client {
+    http_as(ADMIN_TOKEN)
+}
+
+/// An HTTP client sending `token` as its bearer token.
+pub fn http_as(token: &str) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        format!("Bearer {token}").parse().expect("a header value"),
+    );
+    anonymous_http_builder()
+        .default_headers(headers)
+        .build()
+        .expect("an HTTP client")
+}
+
+/// An HTTP client with no credential.
+pub fn anonymous_http() -> reqwest::Client {
+    anonymous_http_builder().build().expect("an HTTP client")
+}
+
+fn anonymous_http_builder() -> reqwest::ClientBuilder {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::new()
+    reqwest::Client::builder()
 }
 
 /// Every file under `dir` (recursively, sorted by path) that `keep` accepts.

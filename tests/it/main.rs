@@ -1,5 +1,6 @@
 //! carehub's integration tests: one binary, a real hub per test (temp SQLite store, port 0).
 
+mod access;
 mod api;
 mod backends;
 mod channels;

@@ -1,7 +1,10 @@
-//! The `carehub` command: `run`, `validate`, `map`, `test-mappings`, `replay`, `status`, `migrate`.
+//! The `carehub` command: `run`, `validate`, `map`, `test-mappings`, `replay`, `status`, `migrate`,
+//! `token`, `audit` (`access.rs`).
 //!
 //! Exit codes: 0 success; 1 a runtime failure (printed with its cause chain); 2 a configuration
 //! or input problem (each printed as `file:line: field: problem`).
+
+mod access;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -90,6 +93,20 @@ pub enum Command {
         #[arg(long)]
         once: bool,
         #[arg(long, default_value = config::DEFAULT_CONFIG)]
+        config: PathBuf,
+    },
+    /// API tokens: create (printed once), list, revoke (docs/security.md).
+    Token {
+        #[command(subcommand)]
+        command: access::TokenCommand,
+        #[arg(long, default_value = config::DEFAULT_CONFIG, global = true)]
+        config: PathBuf,
+    },
+    /// The audit log: `verify` checks its hash chain.
+    Audit {
+        #[command(subcommand)]
+        command: access::AuditCommand,
+        #[arg(long, default_value = config::DEFAULT_CONFIG, global = true)]
         config: PathBuf,
     },
     /// Create or upgrade the store's schema.
@@ -236,6 +253,26 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             })?;
             print!("{text}");
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Token { command, config } => {
+            let settings = match config::load(&config) {
+                Ok(s) => s,
+                Err(problems) => return Ok(print_problems(&problems)),
+            };
+            runtime()?.block_on(async {
+                let store = crate::store::Store::open(&settings.hub.store).await?;
+                access::token(&store, command).await
+            })
+        }
+        Command::Audit { command, config } => {
+            let settings = match config::load(&config) {
+                Ok(s) => s,
+                Err(problems) => return Ok(print_problems(&problems)),
+            };
+            runtime()?.block_on(async {
+                let store = crate::store::Store::open_existing(&settings.hub.store).await?;
+                access::audit(&store, command).await
+            })
         }
         Command::Migrate { config } => {
             let settings = match config::load(&config) {

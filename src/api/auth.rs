@@ -1,0 +1,290 @@
+//! The access layer: every request's credential, role and audit.
+//!
+//! For each route it finds the route's rule (`access.rs`), reads `Authorization: Bearer …` —
+//! a carehub token (looked up by its hash) or, when an identity provider is configured, a JWT
+//! from it (`oidc.rs`) — and answers 401 (no or bad credential) or 403 (role not allowed)
+//! before any handler runs. For audited routes it writes the audit row — who, role, route,
+//! the persons the answer carries, purpose of use, client — and only then lets the answer go:
+//! an answer whose audit cannot be written is withheld (503). Nothing here logs a token or a
+//! patient value.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{ConnectInfo, MatchedPath, Request, State};
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+use tokio::sync::{mpsc, oneshot};
+
+use super::access::{Audit, Role, RouteRule};
+use crate::audit::AuditEntry;
+use crate::store::Store;
+
+/// Who is calling, once authenticated.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    /// `token:<id>` or `oidc:<subject>`.
+    pub subject: String,
+    /// The role the request is allowed under.
+    pub role: Role,
+}
+
+/// The persons an answer carries, set by handlers on their response for the audit row;
+/// `count` is how many records of patient data it carries (persons, messages…).
+#[derive(Debug, Clone, Default)]
+pub struct AuditPersons {
+    pub persons: Vec<String>,
+    pub count: i64,
+}
+
+/// `response` marked as carrying these persons' data.
+pub fn carrying(mut response: Response, persons: Vec<String>) -> Response {
+    let count = persons.len() as i64;
+    response.extensions_mut().insert(AuditPersons { persons, count });
+    response
+}
+
+/// Checks a bearer JWT from the clinic's identity provider: its subject and the carehub
+/// role names it holds, or the reason it is refused (fit for a 401 and a log line: never the
+/// token or its claims' values).
+pub trait JwtVerifier: Send + Sync {
+    fn verify<'a>(
+        &'a self,
+        token: &'a str,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(String, Vec<String>), String>> + Send + 'a>>;
+}
+
+/// What the access layer needs.
+#[derive(Clone)]
+pub struct Access {
+    store: Store,
+    audit: AuditLog,
+    oidc: Option<Arc<dyn JwtVerifier>>,
+    /// (method, route path) → rule, for every route the router has.
+    rules: Arc<HashMap<(Method, String), &'static RouteRule>>,
+}
+
+impl Access {
+    pub fn new(
+        store: Store,
+        audit: AuditLog,
+        oidc: Option<Arc<dyn JwtVerifier>>,
+        routes: &[(Method, String, &'static RouteRule)],
+    ) -> Access {
+        let rules = routes
+            .iter()
+            .map(|(m, p, r)| ((m.clone(), p.clone()), *r))
+            .collect();
+        Access {
+            store,
+            audit,
+            oidc,
+            rules: Arc::new(rules),
+        }
+    }
+}
+
+fn refuse(status: StatusCode, message: &str) -> Response {
+    let mut resp = (status, axum::Json(json!({ "error": message }))).into_response();
+    if status == StatusCode::UNAUTHORIZED {
+        resp.headers_mut()
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    }
+    resp
+}
+
+/// Who holds `bearer`, with every role they hold; `Err` with the reason for a 401.
+async fn authenticate(access: &Access, bearer: &str) -> Result<(String, Vec<Role>), String> {
+    if bearer.starts_with(super::tokens::PREFIX) || access.oidc.is_none() || bearer.matches('.').count() != 2
+    {
+        let record = access
+            .store
+            .token_by_hash(&super::tokens::hash(bearer))
+            .await
+            .map_err(|e| {
+                tracing::error!(error = %e, "token look-up failed");
+                "the token cannot be checked now".to_string()
+            })?
+            .ok_or("unknown token")?;
+        if record.revoked_at.is_some() {
+            return Err("token revoked".into());
+        }
+        if !record.is_active(&jiff::Timestamp::now()) {
+            return Err("token expired".into());
+        }
+        let role = Role::parse(&record.role).ok_or("token has an unknown role")?;
+        return Ok((format!("token:{}", record.id), vec![role]));
+    }
+    let Some(oidc) = &access.oidc else {
+        return Err("unknown token".into());
+    };
+    let (subject, names) = oidc.verify(bearer).await?;
+    let roles: Vec<Role> = names.iter().filter_map(|r| Role::parse(r)).collect();
+    if roles.is_empty() {
+        return Err("the identity provider's token names no carehub role".into());
+    }
+    Ok((format!("oidc:{subject}"), roles))
+}
+
+/// The access layer as axum middleware (`from_fn_with_state`).
+pub async fn authorize(State(access): State<Access>, mut req: Request, next: Next) -> Response {
+    let Some(path) = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_string())
+    else {
+        return refuse(StatusCode::NOT_FOUND, "no such route");
+    };
+    let method = req.method().clone();
+    let Some(rule) = access.rules.get(&(method.clone(), path.clone())).copied() else {
+        // Deny by default: a route without a rule is nobody's.
+        return refuse(StatusCode::FORBIDDEN, "this route has no access rule");
+    };
+    if rule.public {
+        return next.run(req).await;
+    }
+    let bearer = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .map(|v| v.trim().to_string());
+    let client = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.to_string());
+    let Some(bearer) = bearer.filter(|b| !b.is_empty()) else {
+        return refuse(
+            StatusCode::UNAUTHORIZED,
+            "this route needs a token: Authorization: Bearer <token>",
+        );
+    };
+    let (subject, roles) = match authenticate(&access, &bearer).await {
+        Ok(who) => who,
+        Err(reason) => {
+            tracing::warn!(route = %path, %method, client = client.as_deref().unwrap_or("-"), %reason, "request refused: not authenticated");
+            return refuse(StatusCode::UNAUTHORIZED, &reason);
+        }
+    };
+    let purpose = req
+        .headers()
+        .get("x-purpose-of-use")
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.chars().take(64).collect::<String>());
+    let allowed = roles.iter().copied().find(|r| rule.allows(*r));
+    let action = format!("{method} {path}");
+    let Some(role) = allowed else {
+        let shown = roles.first().map(|r| r.as_str()).unwrap_or("none");
+        tracing::warn!(route = %path, %method, %subject, role = shown, "request refused: role not allowed");
+        if rule.audit != Audit::No {
+            // A refused attempt at patient data is worth a row too.
+            let entry = AuditEntry {
+                at: jiff::Timestamp::now().to_string(),
+                subject,
+                role: shown.to_string(),
+                action,
+                status: 403,
+                persons: Vec::new(),
+                person_count: 0,
+                purpose,
+                client,
+            };
+            if let Err(e) = access.audit.record(entry).await {
+                tracing::error!(error = %e, "audit row of a refused request not written");
+            }
+        }
+        return refuse(
+            StatusCode::FORBIDDEN,
+            &format!("the {} role may not use this route", shown),
+        );
+    };
+    req.extensions_mut().insert(Principal {
+        subject: subject.clone(),
+        role,
+    });
+    let response = next.run(req).await;
+    if rule.audit == Audit::No {
+        return response;
+    }
+    let carried = response
+        .extensions()
+        .get::<AuditPersons>()
+        .cloned()
+        .unwrap_or_default();
+    let entry = AuditEntry {
+        at: jiff::Timestamp::now().to_string(),
+        subject,
+        role: role.as_str().to_string(),
+        action,
+        status: i64::from(response.status().as_u16()),
+        person_count: carried.count.max(carried.persons.len() as i64),
+        persons: carried.persons,
+        purpose,
+        client,
+    };
+    match access.audit.record(entry).await {
+        Ok(()) => response,
+        Err(e) => {
+            tracing::error!(error = %e, route = %path, "audit row not written: the answer is withheld");
+            let mut resp = refuse(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the audit log cannot be written now; the answer is withheld",
+            );
+            *resp.body_mut() =
+                Body::from(r#"{"error":"the audit log cannot be written now; the answer is withheld"}"#);
+            resp
+        }
+    }
+}
+
+/// Writes audit rows in groups: each request waits for its own row's commit, and the rows of
+/// requests arriving together share one transaction.
+#[derive(Clone)]
+pub struct AuditLog {
+    tx: mpsc::Sender<(AuditEntry, oneshot::Sender<Result<(), String>>)>,
+}
+
+/// Rows written in one transaction at most.
+const AUDIT_GROUP: usize = 256;
+
+impl AuditLog {
+    /// Starts the writer task; it ends when the last handle is dropped.
+    pub fn start(store: Store) -> AuditLog {
+        let (tx, mut rx) = mpsc::channel::<(AuditEntry, oneshot::Sender<Result<(), String>>)>(4096);
+        tokio::spawn(async move {
+            while let Some(first) = rx.recv().await {
+                let mut group = vec![first];
+                while group.len() < AUDIT_GROUP {
+                    match rx.try_recv() {
+                        Ok(next) => group.push(next),
+                        Err(_) => break,
+                    }
+                }
+                let entries: Vec<AuditEntry> = group.iter().map(|(e, _)| e.clone()).collect();
+                let outcome = store
+                    .append_audit(&entries)
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| e.to_string());
+                for (_, reply) in group {
+                    let _ = reply.send(outcome.clone());
+                }
+            }
+        });
+        AuditLog { tx }
+    }
+
+    /// Records one row; returns once it is committed.
+    pub async fn record(&self, entry: AuditEntry) -> Result<(), String> {
+        let (reply, answer) = oneshot::channel();
+        self.tx
+            .send((entry, reply))
+            .await
+            .map_err(|_| "the audit writer stopped".to_string())?;
+        answer.await.map_err(|_| "the audit writer stopped".to_string())?
+    }
+}
