@@ -293,6 +293,37 @@ mod tests {
     }
 
     #[test]
+    fn docs_security_lists_every_rule() {
+        let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/security.md"))
+            .expect("docs/security.md");
+        for r in RULES {
+            let route = format!("| `{} {}", r.method, r.path);
+            let row = doc
+                .lines()
+                .find(|l| l.starts_with(&route))
+                .unwrap_or_else(|| panic!("docs/security.md has no row for {} {}", r.method, r.path));
+            let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+            let roles = cells.get(2).copied().unwrap_or_default();
+            if r.public {
+                assert!(roles.starts_with("open"), "{row}");
+            } else {
+                let listed: Vec<&str> = roles.split(", ").collect();
+                let mut expected: Vec<&str> = r.roles.iter().map(|r| r.as_str()).collect();
+                let mut listed_sorted = listed.clone();
+                expected.sort();
+                listed_sorted.sort();
+                assert_eq!(listed_sorted, expected, "{row}");
+            }
+            let audited = match r.audit {
+                Audit::No => "no",
+                Audit::PhiRead => "patient data",
+                Audit::Action => "action",
+            };
+            assert_eq!(cells.get(3).copied(), Some(audited), "{row}");
+        }
+    }
+
+    #[test]
     fn roles_read_back() {
         for r in Role::ALL {
             assert_eq!(Role::parse(r.as_str()), Some(r));

@@ -423,3 +423,89 @@ async fn a_first_start_writes_an_admin_token_only_its_owner_can_read() {
     );
     t.hub.shutdown().await;
 }
+
+#[tokio::test]
+async fn the_command_line_makes_lists_and_revokes_tokens_and_verifies_the_audit_log() {
+    let (t, person, _) = seeded_hub().await;
+    let config = t.dir.path().join("carehub.yaml");
+    let carehub = |args: &[&str]| {
+        let mut c = tokio::process::Command::new(env!("CARGO_BIN_EXE_carehub"));
+        c.args(args).arg("--config").arg(&config);
+        c
+    };
+    let out = carehub(&[
+        "token",
+        "create",
+        "--name",
+        "lab system",
+        "--role",
+        "sender",
+        "--expires",
+        "30d",
+    ])
+    .output()
+    .await
+    .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let token = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    assert!(token.starts_with("chk_"), "{token}");
+    let who: Value = http_as(&token)
+        .get(format!("{}/api/v1/whoami", t.api()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(who["role"], "sender");
+    // A sender may push records, not read patients.
+    let resp = http_as(&token)
+        .get(format!("{}/api/v1/patients/{person}", t.api()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 403);
+
+    let out = carehub(&["token", "list"]).output().await.unwrap();
+    let listing = String::from_utf8(out.stdout).unwrap();
+    let line = listing
+        .lines()
+        .find(|l| l.ends_with("lab system"))
+        .expect("the token listed");
+    assert!(line.contains("sender") && line.contains("active"), "{listing}");
+    assert!(!listing.contains(&token), "a listing never shows a token");
+
+    let out = carehub(&["token", "revoke", "lab system"])
+        .output()
+        .await
+        .unwrap();
+    assert!(out.status.success());
+    let resp = http_as(&token)
+        .get(format!("{}/api/v1/whoami", t.api()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 401);
+    let out = carehub(&["token", "revoke", "lab system"])
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "nothing left to revoke");
+
+    let out = carehub(&["audit", "verify"]).output().await.unwrap();
+    let said = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(out.status.success(), "{said}");
+    assert!(said.contains("audit log intact"), "{said}");
+    let rows = t.hub.store.audit_page(0, 100).await.unwrap();
+    assert!(
+        rows.iter()
+            .any(|r| r.entry.subject.starts_with("cli:") && r.entry.action.starts_with("token revoke")),
+        "{rows:?}"
+    );
+    sql(&t, "UPDATE audit_log SET subject = 'someone-else' WHERE id = 1").await;
+    let out = carehub(&["audit", "verify"]).output().await.unwrap();
+    let said = String::from_utf8_lossy(&out.stdout).to_string();
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(said.contains("BROKEN: row 1"), "{said}");
+    t.hub.shutdown().await;
+}

@@ -165,7 +165,7 @@ pub async fn try_spawn_hub_with(opts: HubOptions) -> Option<TestHub> {
     let store_url = fresh_store_url(opts.backend, root).await?;
     std::fs::create_dir_all(root.join("connectors")).unwrap();
     let config = format!(
-        "store:\n  url: \"{db}\"\napi:\n  listen: 127.0.0.1:0\n  auth:\n    admin_token: \"${{CAREHUB_ADMIN_TOKEN}}\"\n    admin_token_file: {token_file}\nconnectors_dir: {conn}\nmappings_dir: {maps}\ntimezone: Asia/Ho_Chi_Minh\nphone_region: VN\npipeline:\n  max_batch: 64\n{extra}",
+        "store:\n  url: \"{db}\"\napi:\n  listen: 127.0.0.1:0\n  auth:\n    admin_token: \"${{CAREHUB_ADMIN_TOKEN:-}}\"\n    admin_token_file: {token_file}\nconnectors_dir: {conn}\nmappings_dir: {maps}\ntimezone: Asia/Ho_Chi_Minh\nphone_region: VN\npipeline:\n  max_batch: 64\n{extra}",
         db = store_url,
         token_file = root.join("admin.token").display(),
         conn = root.join("connectors").display(),
