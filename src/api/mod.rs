@@ -20,6 +20,7 @@ use crate::store::{MessageFilter, MessageStatus, Store, StoreError};
 
 mod fhir;
 mod notify;
+pub mod oidc;
 
 pub use fhir::FhirEndpoint;
 pub use notify::Channels;
