@@ -870,7 +870,7 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn config(yaml: &str) -> (Option<OidcConfig>, Vec<String>) {
+    fn read(yaml: &str) -> (Option<OidcConfig>, Vec<String>) {
         let doc = Document::parse("config/carehub.yaml", yaml).expect("valid YAML");
         let value = doc.value["oidc"].clone();
         let (config, mut problems) =
@@ -884,7 +884,7 @@ mod tests {
     #[test]
     fn a_minimal_config_reads_with_defaults() {
         let (config, problems) =
-            config("oidc:\n  issuer: https://id.example.org/realms/clinic\n  audience: carehub\n");
+            read("oidc:\n  issuer: https://id.example.org/realms/clinic\n  audience: carehub\n");
         assert_eq!(problems, Vec::<String>::new());
         let c = config.expect("a config");
         assert_eq!(c.audience.as_slice(), ["carehub".to_string()]);
@@ -897,7 +897,7 @@ mod tests {
 
     #[test]
     fn audiences_may_be_a_list() {
-        let (config, problems) = config(
+        let (config, problems) = read(
             "oidc:\n  issuer: https://id.example.org\n  audience: [carehub, api://carehub]\n",
         );
         assert_eq!(problems, Vec::<String>::new());
@@ -906,14 +906,14 @@ mod tests {
 
     #[test]
     fn plain_http_is_refused_except_for_loopback() {
-        let (_, problems) = config("oidc:\n  issuer: http://id.example.org\n  audience: a\n");
+        let (_, problems) = read("oidc:\n  issuer: http://id.example.org\n  audience: a\n");
         assert_eq!(problems.len(), 1, "{problems:?}");
         assert!(problems[0].starts_with("config/carehub.yaml:2: oidc.issuer: expected an https://"));
         for ok in ["http://127.0.0.1:8080/realms/x", "http://localhost:9000", "http://[::1]:1"] {
-            let (_, problems) = config(&format!("oidc:\n  issuer: {ok}\n  audience: a\n"));
+            let (_, problems) = read(&format!("oidc:\n  issuer: {ok}\n  audience: a\n"));
             assert_eq!(problems, Vec::<String>::new(), "{ok}");
         }
-        let (_, problems) = config(
+        let (_, problems) = read(
             "oidc:\n  issuer: https://id.example.org\n  audience: a\n  jwks_url: ftp://x/keys\n",
         );
         assert!(problems[0].contains("oidc.jwks_url: expected an https:// URL"), "{problems:?}");
@@ -921,12 +921,12 @@ mod tests {
 
     #[test]
     fn none_and_hmac_algorithms_are_refused_with_a_reason() {
-        let (config, problems) = config(
+        let (config, problems) = read(
             "oidc:\n  issuer: https://id.example.org\n  audience: a\n  algorithms: [RS256, HS256]\n",
         );
         assert!(config.is_none());
         assert!(problems[0].contains("HS256 is never accepted"), "{problems:?}");
-        let (_, problems) = config(
+        let (_, problems) = read(
             "oidc:\n  issuer: https://id.example.org\n  audience: a\n  algorithms: [none]\n",
         );
         assert!(problems[0].contains("`none` (unsigned tokens) is never accepted"), "{problems:?}");
@@ -934,11 +934,11 @@ mod tests {
 
     #[test]
     fn unknown_keys_and_bad_role_map_targets_are_reported() {
-        let (_, problems) = config(
+        let (_, problems) = read(
             "oidc:\n  issuer: https://id.example.org\n  audience: a\n  roles_claim: x\n",
         );
         assert!(problems.iter().any(|p| p.contains("oidc.roles_claim")), "{problems:?}");
-        let (_, problems) = config(
+        let (_, problems) = read(
             "oidc:\n  issuer: https://id.example.org\n  audience: a\n  role_map:\n    carehub-admin: admin\n    nurse: clincian\n",
         );
         assert_eq!(problems.len(), 1, "{problems:?}");
