@@ -34,9 +34,7 @@ struct Idp {
 impl Idp {
     /// Starts the provider serving `keys` as its JWKS.
     async fn start(keys: &[&Signer]) -> Arc<Idp> {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let issuer = format!("http://{}", listener.local_addr().expect("addr"));
         let idp = Arc::new(Idp {
             issuer,
@@ -135,10 +133,7 @@ impl Signer {
         let b64: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
         let der = STANDARD.decode(b64).expect("base64 PEM body");
         let key = RsaKeyPair::from_pkcs8(&der).expect("a PKCS#8 RSA key");
-        Signer::Rsa {
-            kid: kid.into(),
-            key,
-        }
+        Signer::Rsa { kid: kid.into(), key }
     }
 
     /// A P-256 key made now.
@@ -148,10 +143,7 @@ impl Signer {
             .expect("generate a P-256 key");
         let key = EcdsaKeyPair::from_pkcs8(&sig::ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng)
             .expect("read it back");
-        Signer::Ec {
-            kid: kid.into(),
-            key,
-        }
+        Signer::Ec { kid: kid.into(), key }
     }
 
     fn kid(&self) -> &str {
@@ -261,12 +253,12 @@ async fn an_expired_token_is_refused_and_the_leeway_holds() {
     let verifier = idp.verifier(json!({}));
     let mut claims = idp.claims();
     claims["exp"] = json!(now() - 3600);
-    assert_eq!(
-        verifier.verify(&ec.token(&claims)).await,
-        Err(OidcError::Expired)
-    );
+    assert_eq!(verifier.verify(&ec.token(&claims)).await, Err(OidcError::Expired));
     claims["exp"] = json!(now() - 10);
-    assert!(verifier.verify(&ec.token(&claims)).await.is_ok(), "within the 60 s leeway");
+    assert!(
+        verifier.verify(&ec.token(&claims)).await.is_ok(),
+        "within the 60 s leeway"
+    );
     let mut claims = idp.claims();
     claims.as_object_mut().unwrap().remove("exp");
     assert_eq!(
@@ -288,15 +280,9 @@ async fn a_wrong_issuer_or_audience_is_refused() {
     let verifier = idp.verifier(json!({}));
     let mut claims = idp.claims();
     claims["iss"] = json!(format!("{}/", idp.issuer));
-    assert_eq!(
-        verifier.verify(&rsa.token(&claims)).await,
-        Err(OidcError::Issuer)
-    );
+    assert_eq!(verifier.verify(&rsa.token(&claims)).await, Err(OidcError::Issuer));
     claims["iss"] = json!([idp.issuer]);
-    assert_eq!(
-        verifier.verify(&rsa.token(&claims)).await,
-        Err(OidcError::Issuer)
-    );
+    assert_eq!(verifier.verify(&rsa.token(&claims)).await, Err(OidcError::Issuer));
     let mut claims = idp.claims();
     claims["aud"] = json!("another-app");
     assert_eq!(
@@ -393,7 +379,11 @@ async fn a_rotated_key_is_fetched_when_a_token_names_it() {
     idp.serve_keys(&[&new]);
     let identity = verifier.verify(&new.token(&idp.claims())).await;
     assert_eq!(identity.map(|i| i.subject), Ok("user-7".to_string()));
-    assert_eq!(idp.jwks_fetches(), 2, "one fetch at first use, one for the new kid");
+    assert_eq!(
+        idp.jwks_fetches(),
+        2,
+        "one fetch at first use, one for the new kid"
+    );
 }
 
 #[tokio::test]
@@ -455,7 +445,9 @@ async fn cached_keys_stay_in_use_while_the_provider_is_down() {
     // An unknown kid while down: the refetch fails, the cached key set is kept.
     let header = json!({"alg": "RS256", "typ": "JWT", "kid": "rsa-2"});
     assert_eq!(
-        verifier.verify(&rsa.token_with_header(&header, &idp.claims())).await,
+        verifier
+            .verify(&rsa.token_with_header(&header, &idp.claims()))
+            .await,
         Err(OidcError::UnknownKey)
     );
     assert!(verifier.verify(&rsa.token(&idp.claims())).await.is_ok());
@@ -485,7 +477,8 @@ async fn keycloak_realm_roles_map_to_carehub_roles() {
     claims.as_object_mut().unwrap().remove("roles");
     claims["azp"] = json!(AUDIENCE);
     claims["preferred_username"] = json!("dr.lan");
-    claims["realm_access"] = json!({"roles": ["offline_access", "carehub-admin", "nurse", "uma_authorization"]});
+    claims["realm_access"] =
+        json!({"roles": ["offline_access", "carehub-admin", "nurse", "uma_authorization"]});
     let identity = verifier.verify(&rsa.token(&claims)).await.expect("accepted");
     assert_eq!(identity.subject, "dr.lan");
     assert_eq!(identity.roles, vec!["admin", "clinician"]);
