@@ -339,13 +339,29 @@ pub async fn start(settings: Settings) -> anyhow::Result<Hub> {
             .with_context(|| format!("the API cannot listen on {}", settings.hub.api.listen))?;
         let addr = listener.local_addr()?;
         bootstrap_admin(&store, &settings.hub.api.auth).await?;
+        let oidc = match &settings.hub.api.auth.oidc {
+            Some(config) => {
+                let _ = rustls::crypto::ring::default_provider().install_default();
+                let http = reqwest::Client::builder()
+                    .timeout(Duration::from_secs(config.http_timeout_secs))
+                    .user_agent(concat!("carehub/", env!("CARGO_PKG_VERSION")))
+                    .build()
+                    .context("HTTP client for the identity provider")?;
+                tracing::info!(issuer = %config.issuer, "bearer tokens from the identity provider accepted");
+                Some(Arc::new(crate::api::oidc::OidcVerifier::new(
+                    config.clone(),
+                    http,
+                )))
+            }
+            None => None,
+        };
         let api = crate::api::router(
             store.clone(),
             Duration::from_secs(settings.hub.api.request_timeout_secs),
             settings.hub.api.max_body_bytes,
             fhir_endpoints,
             notify_api,
-            None,
+            oidc,
         );
         api_routes = api.routes;
         tracing::info!(%addr, "API listening");

@@ -324,6 +324,12 @@ mod tests {
     }
 
     #[test]
+    fn the_identity_providers_role_names_are_these_roles() {
+        let names: Vec<&str> = Role::ALL.iter().map(|r| r.as_str()).collect();
+        assert_eq!(super::super::oidc::ROLE_NAMES, names.as_slice());
+    }
+
+    #[test]
     fn roles_read_back() {
         for r in Role::ALL {
             assert_eq!(Role::parse(r.as_str()), Some(r));

@@ -21,6 +21,7 @@ use serde_json::json;
 use tokio::sync::{mpsc, oneshot};
 
 use super::access::{Audit, Role, RouteRule};
+use super::oidc::{OidcVerifier, looks_like_jwt};
 use crate::audit::AuditEntry;
 use crate::store::Store;
 
@@ -48,22 +49,12 @@ pub fn carrying(mut response: Response, persons: Vec<String>) -> Response {
     response
 }
 
-/// Checks a bearer JWT from the clinic's identity provider: its subject and the carehub
-/// role names it holds, or the reason it is refused (fit for a 401 and a log line: never the
-/// token or its claims' values).
-pub trait JwtVerifier: Send + Sync {
-    fn verify<'a>(
-        &'a self,
-        token: &'a str,
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(String, Vec<String>), String>> + Send + 'a>>;
-}
-
 /// What the access layer needs.
 #[derive(Clone)]
 pub struct Access {
     store: Store,
     audit: AuditLog,
-    oidc: Option<Arc<dyn JwtVerifier>>,
+    oidc: Option<Arc<OidcVerifier>>,
     /// (method, route path) → rule, for every route the router has.
     rules: Arc<HashMap<(Method, String), &'static RouteRule>>,
 }
@@ -72,7 +63,7 @@ impl Access {
     pub fn new(
         store: Store,
         audit: AuditLog,
-        oidc: Option<Arc<dyn JwtVerifier>>,
+        oidc: Option<Arc<OidcVerifier>>,
         routes: &[(Method, String, &'static RouteRule)],
     ) -> Access {
         let rules = routes
@@ -97,17 +88,29 @@ fn refuse(status: StatusCode, message: &str) -> Response {
     resp
 }
 
-/// Who holds `bearer`, with every role they hold; `Err` with the reason for a 401.
-async fn authenticate(access: &Access, bearer: &str) -> Result<(String, Vec<Role>), String> {
-    if bearer.starts_with(super::tokens::PREFIX) || access.oidc.is_none() || bearer.matches('.').count() != 2
-    {
+/// Why a credential was not taken: the answer's status and reason.
+struct Refusal(StatusCode, String);
+
+impl From<&str> for Refusal {
+    fn from(reason: &str) -> Self {
+        Refusal(StatusCode::UNAUTHORIZED, reason.to_string())
+    }
+}
+
+/// Who holds `bearer`, with every role they hold; `Err` with the status (401, or 503 when
+/// the token cannot be checked now) and the reason.
+async fn authenticate(access: &Access, bearer: &str) -> Result<(String, Vec<Role>), Refusal> {
+    if bearer.starts_with(super::tokens::PREFIX) || access.oidc.is_none() || !looks_like_jwt(bearer) {
         let record = access
             .store
             .token_by_hash(&super::tokens::hash(bearer))
             .await
             .map_err(|e| {
                 tracing::error!(error = %e, "token look-up failed");
-                "the token cannot be checked now".to_string()
+                Refusal(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "the token cannot be checked now".into(),
+                )
             })?
             .ok_or("unknown token")?;
         if record.revoked_at.is_some() {
@@ -122,8 +125,15 @@ async fn authenticate(access: &Access, bearer: &str) -> Result<(String, Vec<Role
     let Some(oidc) = &access.oidc else {
         return Err("unknown token".into());
     };
-    let (subject, names) = oidc.verify(bearer).await?;
-    let roles: Vec<Role> = names.iter().filter_map(|r| Role::parse(r)).collect();
+    let identity = oidc.verify(bearer).await.map_err(|e| {
+        let status = match e.is_unavailable() {
+            true => StatusCode::SERVICE_UNAVAILABLE,
+            false => StatusCode::UNAUTHORIZED,
+        };
+        Refusal(status, e.to_string())
+    })?;
+    let subject = identity.subject;
+    let roles: Vec<Role> = identity.roles.iter().filter_map(|r| Role::parse(r)).collect();
     if roles.is_empty() {
         return Err("the identity provider's token names no carehub role".into());
     }
@@ -165,9 +175,9 @@ pub async fn authorize(State(access): State<Access>, mut req: Request, next: Nex
     };
     let (subject, roles) = match authenticate(&access, &bearer).await {
         Ok(who) => who,
-        Err(reason) => {
+        Err(Refusal(status, reason)) => {
             tracing::warn!(route = %path, %method, client = client.as_deref().unwrap_or("-"), %reason, "request refused: not authenticated");
-            return refuse(StatusCode::UNAUTHORIZED, &reason);
+            return refuse(status, &reason);
         }
     };
     let purpose = req

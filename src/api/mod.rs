@@ -25,11 +25,12 @@ mod admin;
 pub mod auth;
 mod fhir;
 mod notify;
+pub mod oidc;
 pub mod tokens;
 
 pub use access::{Role, RouteRule};
 use auth::carrying;
-pub use auth::{AuditLog, JwtVerifier, Principal};
+pub use auth::{AuditLog, Principal};
 pub use fhir::FhirEndpoint;
 pub use notify::Channels;
 
@@ -64,7 +65,7 @@ pub fn router(
     max_body_bytes: usize,
     fhir_endpoints: Vec<FhirEndpoint>,
     notify_api: NotifyApi,
-    oidc: Option<Arc<dyn JwtVerifier>>,
+    oidc: Option<Arc<oidc::OidcVerifier>>,
 ) -> Api {
     use Method as M;
     let mut routes = access::Routes::<AppState>::new()

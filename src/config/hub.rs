@@ -195,6 +195,10 @@ pub struct AuthConfig {
     /// Empty means none.
     #[serde(default)]
     pub admin_token: Option<super::Secret>,
+    /// Bearer JWTs from the clinic's identity provider (Keycloak, Azure AD…), verified
+    /// against its keys; the role comes from a configured claim (docs/security.md#oidc).
+    #[serde(default)]
+    pub oidc: Option<crate::api::oidc::OidcConfig>,
 }
 
 impl Default for AuthConfig {
@@ -202,6 +206,7 @@ impl Default for AuthConfig {
         AuthConfig {
             admin_token_file: default_admin_token_file(),
             admin_token: None,
+            oidc: None,
         }
     }
 }
@@ -332,6 +337,9 @@ impl HubConfig {
                 "api.auth.admin_token",
                 "must be at least 32 characters (make one with `openssl rand -base64 32`)",
             ));
+        }
+        if let Some(oidc) = &self.api.auth.oidc {
+            problems.extend(oidc.check(doc, "api.auth.oidc"));
         }
         if jiff::tz::TimeZone::get(&self.timezone).is_err() {
             problems.push(doc.problem(

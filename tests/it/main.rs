@@ -19,6 +19,7 @@ mod helpers;
 mod identity;
 mod mllp;
 mod notify;
+mod oidc;
 mod queue;
 mod queue_rabbit;
 mod replay;
