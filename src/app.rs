@@ -239,6 +239,8 @@ pub async fn start(settings: Settings) -> anyhow::Result<Hub> {
         let ctx = connector_context(&settings, c)?;
         match c {
             ConnectorConfig::Mllp(cfg) => {
+                let tls = mllp::tls_acceptor(cfg)
+                    .with_context(|| format!("connector {}: tls", cfg.name))?;
                 let listener = TcpListener::bind(&cfg.listen)
                     .await
                     .with_context(|| format!("connector {}: cannot listen on {}", cfg.name, cfg.listen))?;
@@ -252,10 +254,11 @@ pub async fn start(settings: Settings) -> anyhow::Result<Hub> {
                         Some(&format!("listening on {addr}")),
                     )
                     .await?;
-                tracing::info!(connector = %cfg.name, %addr, "MLLP listener started");
+                tracing::info!(connector = %cfg.name, %addr, tls = cfg.tls.is_some(), "MLLP listener started");
                 sources.spawn(mllp::serve(
                     listener,
                     cfg.clone(),
+                    tls,
                     ctx,
                     ingest.clone(),
                     shutdown_rx.clone(),
@@ -331,6 +334,13 @@ pub async fn start(settings: Settings) -> anyhow::Result<Hub> {
     };
 
     let (api_addr, api) = if settings.hub.api.enabled {
+        let tls = match &settings.hub.api.tls {
+            Some(tls) => Some(tokio_rustls::TlsAcceptor::from(
+                tls.server_config().context("api.tls")?,
+            )),
+            None => None,
+        };
+        let https = tls.is_some();
         let listener = TcpListener::bind(&settings.hub.api.listen)
             .await
             .with_context(|| format!("the API cannot listen on {}", settings.hub.api.listen))?;
@@ -342,12 +352,13 @@ pub async fn start(settings: Settings) -> anyhow::Result<Hub> {
             fhir_endpoints,
             notify_api,
         );
-        tracing::info!(%addr, "API listening");
+        tracing::info!(%addr, https, "API listening");
         (
             Some(addr),
             Some(tokio::spawn(crate::api::serve(
                 listener,
                 router,
+                tls,
                 shutdown_rx.clone(),
             ))),
         )

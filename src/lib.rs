@@ -27,6 +27,7 @@
 //!   Zalo, WhatsApp.
 //! - [`linkage`], [`estimate`]: `carehub linkage-eval` (matching quality on a labelled CSV)
 //!   and `carehub estimate-model` (m/u from the store's records, EM).
+//! - [`net`]: server TLS (rustls, ring) and peer allow-lists for the listeners.
 //! - [`api`]: the HTTP API. [`app`]: the composition root. [`cli`]: the `carehub` command.
 
 pub mod api;
@@ -42,6 +43,7 @@ pub mod identity;
 pub mod linkage;
 pub mod mapping;
 pub mod model;
+pub mod net;
 pub mod pipeline;
 pub mod queue;
 pub mod replay;

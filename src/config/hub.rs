@@ -176,6 +176,9 @@ pub struct ApiConfig {
     /// Largest request body accepted.
     #[serde(default = "default_max_body_bytes")]
     pub max_body_bytes: usize,
+    /// Serve HTTPS instead of HTTP (PEM paths; optional client certificates).
+    #[serde(default)]
+    pub tls: Option<crate::net::TlsConfig>,
 }
 
 impl Default for ApiConfig {
@@ -185,6 +188,7 @@ impl Default for ApiConfig {
             listen: default_api_listen(),
             request_timeout_secs: default_request_timeout_secs(),
             max_body_bytes: default_max_body_bytes(),
+            tls: None,
         }
     }
 }
@@ -290,6 +294,9 @@ impl HubConfig {
                     self.api.listen
                 ),
             ));
+        }
+        if let Some(tls) = &self.api.tls {
+            problems.extend(tls.check(doc, "api.tls"));
         }
         if jiff::tz::TimeZone::get(&self.timezone).is_err() {
             problems.push(doc.problem(
