@@ -141,6 +141,8 @@ pub struct HubOptions {
     /// More top-level YAML for carehub.yaml (`channels:`, `queue:`, `notifications:` keys
     /// other than the folders).
     pub hub_extra: String,
+    /// More keys under `api:` (each line indented by two spaces), e.g. `  tls:\n    cert_path: …`.
+    pub api_extra: String,
 }
 
 pub async fn spawn_hub() -> TestHub {
@@ -160,11 +162,12 @@ pub async fn try_spawn_hub_with(opts: HubOptions) -> Option<TestHub> {
     let store_url = fresh_store_url(opts.backend, root).await?;
     std::fs::create_dir_all(root.join("connectors")).unwrap();
     let config = format!(
-        "store:\n  url: \"{db}\"\napi:\n  listen: 127.0.0.1:0\nconnectors_dir: {conn}\nmappings_dir: {maps}\ntimezone: Asia/Ho_Chi_Minh\nphone_region: VN\npipeline:\n  max_batch: 64\n{extra}",
+        "store:\n  url: \"{db}\"\napi:\n  listen: 127.0.0.1:0\n{api_extra}connectors_dir: {conn}\nmappings_dir: {maps}\ntimezone: Asia/Ho_Chi_Minh\nphone_region: VN\npipeline:\n  max_batch: 64\n{extra}",
         db = store_url,
         conn = root.join("connectors").display(),
         maps = mappings_dir().display(),
         extra = notifications_yaml(root, &opts.hub_extra),
+        api_extra = opts.api_extra,
     );
     if !opts.rules.is_empty() {
         std::fs::create_dir_all(root.join("rules")).unwrap();

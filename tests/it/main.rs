@@ -22,3 +22,4 @@ mod queue;
 mod queue_rabbit;
 mod replay;
 mod survivorship;
+mod tls;
