@@ -239,8 +239,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<Hub> {
         let ctx = connector_context(&settings, c)?;
         match c {
             ConnectorConfig::Mllp(cfg) => {
-                let tls = mllp::tls_acceptor(cfg)
-                    .with_context(|| format!("connector {}: tls", cfg.name))?;
+                let tls = mllp::tls_acceptor(cfg).with_context(|| format!("connector {}: tls", cfg.name))?;
                 let listener = TcpListener::bind(&cfg.listen)
                     .await
                     .with_context(|| format!("connector {}: cannot listen on {}", cfg.name, cfg.listen))?;

@@ -47,7 +47,10 @@ pub(super) async fn serve(
     .await
 }
 
-type Handshake = (SocketAddr, Result<std::io::Result<TlsStream<TcpStream>>, tokio::time::error::Elapsed>);
+type Handshake = (
+    SocketAddr,
+    Result<std::io::Result<TlsStream<TcpStream>>, tokio::time::error::Elapsed>,
+);
 
 struct TlsListener {
     tcp: TcpListener,

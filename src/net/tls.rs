@@ -77,7 +77,11 @@ impl TlsConfig {
         if self.key_path.trim().is_empty() {
             problems.push(doc.problem(&at("key_path"), "must name a PEM file"));
         }
-        if self.client_ca_path.as_deref().is_some_and(|p| p.trim().is_empty()) {
+        if self
+            .client_ca_path
+            .as_deref()
+            .is_some_and(|p| p.trim().is_empty())
+        {
             problems.push(doc.problem(&at("client_ca_path"), "must name a PEM file"));
         }
         if self.client_ca_path.is_none() && self.require_client_cert == Some(true) {

@@ -393,7 +393,10 @@ async fn three_hundred_idle_connections_do_not_hold_up_a_real_sender() {
             closed += 1;
         }
     }
-    assert!(closed >= 300 - 64, "the longest-idle connections were closed: {closed}");
+    assert!(
+        closed >= 300 - 64,
+        "the longest-idle connections were closed: {closed}"
+    );
     t.hub.shutdown().await;
 }
 
@@ -401,7 +404,8 @@ async fn three_hundred_idle_connections_do_not_hold_up_a_real_sender() {
 async fn a_connection_without_a_whole_first_frame_is_closed_after_first_frame_timeout() {
     let t = spawn_hub_with(HubOptions {
         mllp_extra: "first_frame_timeout_secs: 1
-".into(),
+"
+        .into(),
         ..Default::default()
     })
     .await;
@@ -410,16 +414,35 @@ async fn a_connection_without_a_whole_first_frame_is_closed_after_first_frame_ti
     let f = frame(&adt("SLOW-1", "MRN-SLOW", "Kim"));
     half.write_all(&f[..f.len() / 2]).await.unwrap();
     let mut talker = TcpStream::connect(t.mllp()).await.unwrap();
-    talker.write_all(&frame(&adt("FAST-1", "MRN-F1", "Kim"))).await.unwrap();
+    talker
+        .write_all(&frame(&adt("FAST-1", "MRN-F1", "Kim")))
+        .await
+        .unwrap();
     assert_eq!(field(&read_frame(&mut talker).await.unwrap(), "MSA", 1), "AA");
 
-    assert!(closed_by_hub(&mut silent, Duration::from_secs(5)).await, "a silent connection is closed");
-    assert!(closed_by_hub(&mut half, Duration::from_secs(5)).await, "a half frame is not enough");
+    assert!(
+        closed_by_hub(&mut silent, Duration::from_secs(5)).await,
+        "a silent connection is closed"
+    );
+    assert!(
+        closed_by_hub(&mut half, Duration::from_secs(5)).await,
+        "a half frame is not enough"
+    );
     // A connection that has sent a frame is held to idle_timeout_secs (300 s) only.
     tokio::time::sleep(Duration::from_millis(500)).await;
-    talker.write_all(&frame(&adt("FAST-2", "MRN-F2", "Kim"))).await.unwrap();
+    talker
+        .write_all(&frame(&adt("FAST-2", "MRN-F2", "Kim")))
+        .await
+        .unwrap();
     assert_eq!(field(&read_frame(&mut talker).await.unwrap(), "MSA", 1), "AA");
-    assert!(t.hub.store.find_persons("MRN-SLOW", None).await.unwrap().is_empty());
+    assert!(
+        t.hub
+            .store
+            .find_persons("MRN-SLOW", None)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     t.hub.shutdown().await;
 }
 
@@ -427,24 +450,44 @@ async fn a_connection_without_a_whole_first_frame_is_closed_after_first_frame_ti
 async fn at_max_connections_the_longest_idle_connection_makes_room() {
     let t = spawn_hub_with(HubOptions {
         mllp_extra: "max_connections: 2
-".into(),
+"
+        .into(),
         ..Default::default()
     })
     .await;
     let mut first = TcpStream::connect(t.mllp()).await.unwrap();
-    first.write_all(&frame(&adt("LIM-1", "MRN-L1", "Chu"))).await.unwrap();
+    first
+        .write_all(&frame(&adt("LIM-1", "MRN-L1", "Chu")))
+        .await
+        .unwrap();
     assert_eq!(field(&read_frame(&mut first).await.unwrap(), "MSA", 1), "AA");
     let mut second = TcpStream::connect(t.mllp()).await.unwrap();
-    second.write_all(&frame(&adt("LIM-2", "MRN-L2", "Chu"))).await.unwrap();
+    second
+        .write_all(&frame(&adt("LIM-2", "MRN-L2", "Chu")))
+        .await
+        .unwrap();
     assert_eq!(field(&read_frame(&mut second).await.unwrap(), "MSA", 1), "AA");
 
     let mut third = TcpStream::connect(t.mllp()).await.unwrap();
-    third.write_all(&frame(&adt("LIM-3", "MRN-L3", "Chu"))).await.unwrap();
+    third
+        .write_all(&frame(&adt("LIM-3", "MRN-L3", "Chu")))
+        .await
+        .unwrap();
     let ack = read_frame(&mut third).await.expect("the newcomer is served");
     assert_eq!(field(&ack, "MSA", 2), "LIM-3");
-    assert!(closed_by_hub(&mut first, Duration::from_secs(2)).await, "the longest idle is closed");
-    second.write_all(&frame(&adt("LIM-4", "MRN-L4", "Chu"))).await.unwrap();
-    assert_eq!(field(&read_frame(&mut second).await.unwrap(), "MSA", 1), "AA", "the other stays");
+    assert!(
+        closed_by_hub(&mut first, Duration::from_secs(2)).await,
+        "the longest idle is closed"
+    );
+    second
+        .write_all(&frame(&adt("LIM-4", "MRN-L4", "Chu")))
+        .await
+        .unwrap();
+    assert_eq!(
+        field(&read_frame(&mut second).await.unwrap(), "MSA", 1),
+        "AA",
+        "the other stays"
+    );
     t.hub.shutdown().await;
 }
 
@@ -452,7 +495,8 @@ async fn at_max_connections_the_longest_idle_connection_makes_room() {
 async fn a_newcomer_is_refused_only_when_no_connection_is_idle() {
     let t = spawn_hub_with(HubOptions {
         mllp_extra: "max_connections: 1
-".into(),
+"
+        .into(),
         ..Default::default()
     })
     .await;
@@ -461,9 +505,14 @@ async fn a_newcomer_is_refused_only_when_no_connection_is_idle() {
     busy.write_all(&f[..20]).await.unwrap();
     tokio::time::sleep(Duration::from_millis(200)).await;
     let mut newcomer = TcpStream::connect(t.mllp()).await.unwrap();
-    assert!(closed_by_hub(&mut newcomer, Duration::from_secs(2)).await, "refused: the only connection is inside a frame");
+    assert!(
+        closed_by_hub(&mut newcomer, Duration::from_secs(2)).await,
+        "refused: the only connection is inside a frame"
+    );
     busy.write_all(&f[20..]).await.unwrap();
-    let ack = read_frame(&mut busy).await.expect("the frame in progress is finished");
+    let ack = read_frame(&mut busy)
+        .await
+        .expect("the frame in progress is finished");
     assert_eq!(field(&ack, "MSA", 1), "AA");
     t.hub.shutdown().await;
 }
@@ -472,7 +521,8 @@ async fn a_newcomer_is_refused_only_when_no_connection_is_idle() {
 async fn one_peer_cannot_take_more_than_max_connections_per_peer() {
     let t = spawn_hub_with(HubOptions {
         mllp_extra: "max_connections_per_peer: 2
-".into(),
+"
+        .into(),
         ..Default::default()
     })
     .await;
@@ -485,10 +535,20 @@ async fn one_peer_cannot_take_more_than_max_connections_per_peer() {
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
     let mut third = connect_from("127.0.0.2", t.mllp()).await;
-    assert!(closed_by_hub(&mut third, Duration::from_secs(2)).await, "a third from the same address is refused");
+    assert!(
+        closed_by_hub(&mut third, Duration::from_secs(2)).await,
+        "a third from the same address is refused"
+    );
     let mut other = connect_from("127.0.0.3", t.mllp()).await;
-    other.write_all(&frame(&adt("PEER-2", "MRN-P2", "Ta"))).await.unwrap();
-    assert_eq!(field(&read_frame(&mut other).await.unwrap(), "MSA", 1), "AA", "another address is served");
+    other
+        .write_all(&frame(&adt("PEER-2", "MRN-P2", "Ta")))
+        .await
+        .unwrap();
+    assert_eq!(
+        field(&read_frame(&mut other).await.unwrap(), "MSA", 1),
+        "AA",
+        "another address is served"
+    );
     for s in &mut busy {
         s.write_all(&f[20..]).await.unwrap();
         assert_eq!(field(&read_frame(s).await.unwrap(), "MSA", 1), "AA");

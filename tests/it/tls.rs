@@ -33,7 +33,10 @@ impl Certs {
             self.path("server.key").display()
         );
         if mtls {
-            out.push_str(&format!("{pad}  client_ca_path: {}\n", self.path("ca.pem").display()));
+            out.push_str(&format!(
+                "{pad}  client_ca_path: {}\n",
+                self.path("ca.pem").display()
+            ));
         }
         out
     }
@@ -41,7 +44,11 @@ impl Certs {
 
 /// True when a command can be run; otherwise a loud skip (or a panic when tools are required).
 pub fn tool(name: &str, probe: &[&str], install: &str) -> bool {
-    if Command::new(name).args(probe).output().is_ok_and(|o| o.status.success()) {
+    if Command::new(name)
+        .args(probe)
+        .output()
+        .is_ok_and(|o| o.status.success())
+    {
         return true;
     }
     if required() {
@@ -85,11 +92,25 @@ pub fn make_certs() -> Option<Certs> {
         openssl(
             d,
             &[
-                "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-                "-keyout", &format!("{ca}.key"), "-out", &format!("{ca}.pem"), "-days", "2",
-                "-subj", &format!("/CN=carehub test {ca}"),
-                "-addext", "basicConstraints=critical,CA:TRUE",
-                "-addext", "keyUsage=critical,keyCertSign,cRLSign",
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-nodes",
+                "-keyout",
+                &format!("{ca}.key"),
+                "-out",
+                &format!("{ca}.pem"),
+                "-days",
+                "2",
+                "-subj",
+                &format!("/CN=carehub test {ca}"),
+                "-addext",
+                "basicConstraints=critical,CA:TRUE",
+                "-addext",
+                "keyUsage=critical,keyCertSign,cRLSign",
             ],
         );
     }
@@ -101,17 +122,38 @@ pub fn make_certs() -> Option<Certs> {
         openssl(
             d,
             &[
-                "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-                "-keyout", &format!("{name}.key"), "-out", &format!("{name}.csr"),
-                "-subj", &format!("/CN={name}"),
+                "req",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-nodes",
+                "-keyout",
+                &format!("{name}.key"),
+                "-out",
+                &format!("{name}.csr"),
+                "-subj",
+                &format!("/CN={name}"),
             ],
         );
         openssl(
             d,
             &[
-                "x509", "-req", "-in", &format!("{name}.csr"), "-CA", &format!("{ca}.pem"),
-                "-CAkey", &format!("{ca}.key"), "-CAcreateserial", "-out", &format!("{name}.pem"),
-                "-days", "2", "-extfile", ext,
+                "x509",
+                "-req",
+                "-in",
+                &format!("{name}.csr"),
+                "-CA",
+                &format!("{ca}.pem"),
+                "-CAkey",
+                &format!("{ca}.key"),
+                "-CAcreateserial",
+                "-out",
+                &format!("{name}.pem"),
+                "-days",
+                "2",
+                "-extfile",
+                ext,
             ],
         );
     }
@@ -200,7 +242,11 @@ impl Logs {
 
     /// The lines that say `needle`.
     pub fn lines_with(&self, needle: &str) -> Vec<String> {
-        self.text().lines().filter(|l| l.contains(needle)).map(str::to_string).collect()
+        self.text()
+            .lines()
+            .filter(|l| l.contains(needle))
+            .map(str::to_string)
+            .collect()
     }
 }
 
@@ -219,7 +265,13 @@ async fn python_ssl_with_the_clinic_certificate_gets_aa_over_mllp_tls() {
         return;
     }
     let t = mtls_hub(&certs).await;
-    let (ok, ack, err) = python_send(t.mllp().port(), &certs, Some("client"), &adt("TLS-1", "MRN-TLS", "Nguyen")).await;
+    let (ok, ack, err) = python_send(
+        t.mllp().port(),
+        &certs,
+        Some("client"),
+        &adt("TLS-1", "MRN-TLS", "Nguyen"),
+    )
+    .await;
     assert!(ok, "python failed: {err}");
     assert_eq!(field(&ack, "MSA", 1), "AA", "{ack}");
     assert_eq!(field(&ack, "MSA", 2), "TLS-1");
@@ -235,15 +287,31 @@ async fn a_client_without_a_certificate_is_refused_and_the_log_names_no_patient(
     }
     let (logs, _guard) = Logs::capture();
     let t = mtls_hub(&certs).await;
-    let (ok, ack, err) = python_send(t.mllp().port(), &certs, None, &adt("NOCERT-1", "MRN-NOCERT", "Pham")).await;
+    let (ok, ack, err) = python_send(
+        t.mllp().port(),
+        &certs,
+        None,
+        &adt("NOCERT-1", "MRN-NOCERT", "Pham"),
+    )
+    .await;
     assert!(!ok, "refused: {ack}");
     assert!(ack.is_empty(), "no ACK: {ack}");
-    assert!(err.to_lowercase().contains("certificate"), "the client is told why: {err}");
+    assert!(
+        err.to_lowercase().contains("certificate"),
+        "the client is told why: {err}"
+    );
     assert_eq!(t.hub.store.person_count().await.unwrap(), 0);
     let refusals = logs.lines_with("TLS handshake failed");
     assert_eq!(refusals.len(), 1, "{}", logs.text());
-    assert!(refusals[0].contains("127.0.0.1:"), "the peer is named: {}", refusals[0]);
-    assert!(!logs.text().contains("MRN-NOCERT") && !logs.text().contains("Pham"), "no PHI in logs");
+    assert!(
+        refusals[0].contains("127.0.0.1:"),
+        "the peer is named: {}",
+        refusals[0]
+    );
+    assert!(
+        !logs.text().contains("MRN-NOCERT") && !logs.text().contains("Pham"),
+        "no PHI in logs"
+    );
     t.hub.shutdown().await;
 }
 
@@ -255,12 +323,22 @@ async fn a_certificate_from_another_ca_is_refused() {
     }
     let (logs, _guard) = Logs::capture();
     let t = mtls_hub(&certs).await;
-    let (ok, ack, err) = python_send(t.mllp().port(), &certs, Some("stranger"), &adt("OTHER-1", "MRN-OTHER", "Ly")).await;
+    let (ok, ack, err) = python_send(
+        t.mllp().port(),
+        &certs,
+        Some("stranger"),
+        &adt("OTHER-1", "MRN-OTHER", "Ly"),
+    )
+    .await;
     assert!(!ok && ack.is_empty(), "refused: {ack} {err}");
     assert_eq!(t.hub.store.person_count().await.unwrap(), 0);
     let refusals = logs.lines_with("TLS handshake failed");
     assert_eq!(refusals.len(), 1, "{}", logs.text());
-    assert!(refusals[0].contains("UnknownIssuer"), "the reason: {}", refusals[0]);
+    assert!(
+        refusals[0].contains("UnknownIssuer"),
+        "the reason: {}",
+        refusals[0]
+    );
     t.hub.shutdown().await;
 }
 
@@ -284,7 +362,10 @@ async fn openssl_s_client_gets_aa_over_mllp_tls() {
         .spawn()
         .expect("run openssl s_client");
     let mut stdin = child.stdin.take().unwrap();
-    stdin.write_all(&frame(&adt("SCLIENT-1", "MRN-SC", "Do"))).await.unwrap();
+    stdin
+        .write_all(&frame(&adt("SCLIENT-1", "MRN-SC", "Do")))
+        .await
+        .unwrap();
     stdin.flush().await.unwrap();
     let mut stdout = child.stdout.take().unwrap();
     let mut got = Vec::new();
@@ -299,7 +380,9 @@ async fn openssl_s_client_gets_aa_over_mllp_tls() {
         }
     })
     .await;
-    let ack = String::from_utf8_lossy(&got).trim_matches(['\x0b', '\x1c', '\r']).to_string();
+    let ack = String::from_utf8_lossy(&got)
+        .trim_matches(['\x0b', '\x1c', '\r'])
+        .to_string();
     assert!(read.is_ok(), "an ACK within 10 s: {ack:?}");
     assert_eq!(field(&ack, "MSA", 1), "AA", "{ack}");
     assert_eq!(field(&ack, "MSA", 2), "SCLIENT-1");
@@ -322,12 +405,23 @@ async fn a_peer_outside_allow_from_is_refused_before_anything_is_read() {
     let read = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut rest))
         .await
         .expect("the hub closes the connection");
-    assert!(read.is_err() || rest.is_empty(), "no ACK: {:?}", String::from_utf8_lossy(&rest));
+    assert!(
+        read.is_err() || rest.is_empty(),
+        "no ACK: {:?}",
+        String::from_utf8_lossy(&rest)
+    );
     assert_eq!(t.hub.store.person_count().await.unwrap(), 0);
     let refusals = logs.lines_with("refused an MLLP connection");
     assert_eq!(refusals.len(), 1, "{}", logs.text());
-    assert!(refusals[0].contains("not in allow_from") && refusals[0].contains("127.0.0.1:"), "{}", refusals[0]);
-    assert!(!logs.text().contains("MRN-DENY") && !logs.text().contains("Trinh"), "no PHI in logs");
+    assert!(
+        refusals[0].contains("not in allow_from") && refusals[0].contains("127.0.0.1:"),
+        "{}",
+        refusals[0]
+    );
+    assert!(
+        !logs.text().contains("MRN-DENY") && !logs.text().contains("Trinh"),
+        "no PHI in logs"
+    );
     t.hub.shutdown().await;
 }
 
@@ -371,7 +465,11 @@ async fn the_api_serves_https_and_refuses_plain_http() {
     assert!(plain.is_err(), "plain HTTP to the TLS port fails: {plain:?}");
     // The failed handshake did not stop the server.
     let again = tokio::process::Command::new("python3")
-        .args(["-c", PY_HTTPS_GET, &format!("https://127.0.0.1:{}/healthz", addr.port())])
+        .args([
+            "-c",
+            PY_HTTPS_GET,
+            &format!("https://127.0.0.1:{}/healthz", addr.port()),
+        ])
         .arg(certs.path("ca.pem"))
         .output()
         .await
@@ -403,5 +501,8 @@ async fn a_missing_certificate_file_stops_the_start_with_its_name() {
         Ok(_) => panic!("the hub must not start without its certificate"),
         Err(e) => format!("{e:#}"),
     };
-    assert!(err.contains("api.tls") && err.contains("cert_path") && err.contains("nowhere.pem"), "{err}");
+    assert!(
+        err.contains("api.tls") && err.contains("cert_path") && err.contains("nowhere.pem"),
+        "{err}"
+    );
 }

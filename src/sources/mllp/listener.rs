@@ -58,7 +58,10 @@ pub async fn serve(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let allow = AllowList::new(&config.allow_from);
-    let seats = Arc::new(Seats::new(config.max_connections, config.max_connections_per_peer));
+    let seats = Arc::new(Seats::new(
+        config.max_connections,
+        config.max_connections_per_peer,
+    ));
     let config = Arc::new(config);
     let ctx = Arc::new(ctx);
     let mut connections = JoinSet::new();
@@ -310,10 +313,7 @@ impl Seats {
 
     /// Lets `peer` in, closing the longest-idle connection when a cap is reached; refuses it
     /// (with the reason) when none under that cap is idle.
-    fn admit(
-        self: &Arc<Self>,
-        peer: SocketAddr,
-    ) -> Result<(Admitted, oneshot::Receiver<()>), &'static str> {
+    fn admit(self: &Arc<Self>, peer: SocketAddr) -> Result<(Admitted, oneshot::Receiver<()>), &'static str> {
         let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
         let ip = peer.ip().to_canonical();
         let same_peer = |o: &Occupant| o.peer.ip().to_canonical() == ip;
@@ -323,8 +323,8 @@ impl Seats {
                 .ok_or("max_connections_per_peer reached and none of this peer's connections is idle")?;
             made_room = Some((victim, "max_connections_per_peer reached"));
         } else if open.len() >= self.max_total {
-            let victim = longest_idle(&open, |_| true)
-                .ok_or("max_connections reached and no connection is idle")?;
+            let victim =
+                longest_idle(&open, |_| true).ok_or("max_connections reached and no connection is idle")?;
             made_room = Some((victim, "max_connections reached"));
         }
         let made_room = made_room.and_then(|(id, reason)| {
@@ -351,10 +351,7 @@ impl Seats {
 }
 
 /// The connection idle the longest among those `pick` selects.
-fn longest_idle(
-    open: &HashMap<u64, Occupant>,
-    pick: impl Fn(&Occupant) -> bool,
-) -> Option<u64> {
+fn longest_idle(open: &HashMap<u64, Occupant>, pick: impl Fn(&Occupant) -> bool) -> Option<u64> {
     open.iter()
         .filter(|(_, o)| pick(o))
         .filter_map(|(id, o)| o.idle_since.map(|since| (since, *id)))
