@@ -503,7 +503,8 @@ async fn a_newcomer_is_refused_only_when_no_connection_is_idle() {
     let mut busy = TcpStream::connect(t.mllp()).await.unwrap();
     let f = frame(&adt("MID-1", "MRN-MID", "Luu"));
     busy.write_all(&f[..20]).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Give the hub time to read the partial frame (then the connection is busy, not idle).
+    tokio::time::sleep(Duration::from_millis(500)).await;
     let mut newcomer = TcpStream::connect(t.mllp()).await.unwrap();
     assert!(
         closed_by_hub(&mut newcomer, Duration::from_secs(2)).await,
@@ -533,7 +534,8 @@ async fn one_peer_cannot_take_more_than_max_connections_per_peer() {
         s.write_all(&f[..20]).await.unwrap();
         busy.push(s);
     }
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Give the hub time to read the partial frames (then the connections are busy, not idle).
+    tokio::time::sleep(Duration::from_millis(500)).await;
     let mut third = connect_from("127.0.0.2", t.mllp()).await;
     assert!(
         closed_by_hub(&mut third, Duration::from_secs(2)).await,

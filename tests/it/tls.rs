@@ -425,14 +425,42 @@ async fn a_peer_outside_allow_from_is_refused_before_anything_is_read() {
     t.hub.shutdown().await;
 }
 
-/// GETs `url` with Python's `urllib`, trusting `ca`; prints the status and the body.
-const PY_HTTPS_GET: &str = r#"
+/// Calls `url` with Python's `urllib`, trusting `ca`, optionally with a client certificate
+/// and a FHIR JSON body to POST; prints the status and the body.
+const PY_HTTPS: &str = r#"
 import ssl, sys, urllib.request
-url, ca = sys.argv[1:3]
+url, ca, cert, key, body = sys.argv[1:6]
 ctx = ssl.create_default_context(cafile=ca)
-with urllib.request.urlopen(url, context=ctx, timeout=10) as r:
+if cert:
+    ctx.load_cert_chain(cert, key)
+req = urllib.request.Request(url, data=body.encode() if body else None,
+                             headers={"Content-Type": "application/fhir+json"})
+with urllib.request.urlopen(req, context=ctx, timeout=10) as r:
     sys.stdout.write(str(r.status) + "\n" + r.read().decode())
 "#;
+
+/// (status ok, stdout, stderr) of [`PY_HTTPS`].
+async fn python_https(url: &str, certs: &Certs, client: Option<&str>, body: &str) -> (bool, String, String) {
+    let (cert, key) = match client {
+        Some(c) => (
+            certs.path(&format!("{c}.pem")).display().to_string(),
+            certs.path(&format!("{c}.key")).display().to_string(),
+        ),
+        None => (String::new(), String::new()),
+    };
+    let out = tokio::process::Command::new("python3")
+        .args(["-c", PY_HTTPS, url])
+        .arg(certs.path("ca.pem"))
+        .args([cert, key, body.to_string()])
+        .output()
+        .await
+        .expect("run python3");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
 
 #[tokio::test]
 async fn the_api_serves_https_and_refuses_plain_http() {
@@ -442,39 +470,68 @@ async fn the_api_serves_https_and_refuses_plain_http() {
     }
     let t = spawn_hub_with(HubOptions {
         api_extra: certs.server_yaml(2, false),
+        fhir_push: true,
         ..Default::default()
     })
     .await;
     let addr = t.hub.api_addr.unwrap();
     for host in ["127.0.0.1", "localhost"] {
         let url = format!("https://{host}:{}/healthz", addr.port());
-        let out = tokio::process::Command::new("python3")
-            .args(["-c", PY_HTTPS_GET, &url])
-            .arg(certs.path("ca.pem"))
-            .output()
-            .await
-            .unwrap();
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            out.status.success() && stdout.starts_with("200\n"),
-            "GET {url}: {stdout} {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let (ok, out, err) = python_https(&url, &certs, None, "").await;
+        assert!(ok && out.starts_with("200\n"), "GET {url}: {out} {err}");
     }
     let plain = http().get(format!("http://{addr}/healthz")).send().await;
     assert!(plain.is_err(), "plain HTTP to the TLS port fails: {plain:?}");
-    // The failed handshake did not stop the server.
-    let again = tokio::process::Command::new("python3")
-        .args([
-            "-c",
-            PY_HTTPS_GET,
-            &format!("https://127.0.0.1:{}/healthz", addr.port()),
-        ])
-        .arg(certs.path("ca.pem"))
-        .output()
+
+    // The server goes on after the failed handshake, and handlers still see the peer address
+    // (the FHIR push endpoint records it as the message's origin).
+    let patient = r#"{"resourceType": "Patient", "id": "p1", "identifier": [{"system": "urn:oid:1.2.704.9", "value": "F-TLS"}], "name": [{"family": "Pham", "given": ["Thu"]}], "gender": "female", "birthDate": "1990-04-12"}"#;
+    let url = format!("https://127.0.0.1:{}/fhir/r4", addr.port());
+    let (ok, out, err) = python_https(&url, &certs, None, patient).await;
+    assert!(ok && out.starts_with("20"), "POST {url}: {out} {err}");
+    let logged = t
+        .hub
+        .store
+        .messages(&carehub::store::MessageFilter {
+            limit: 10,
+            ..Default::default()
+        })
         .await
         .unwrap();
-    assert!(again.status.success());
+    assert_eq!(logged.len(), 1);
+    assert!(
+        logged[0]
+            .origin
+            .as_deref()
+            .unwrap_or("")
+            .starts_with("127.0.0.1:"),
+        "the peer address: {:?}",
+        logged[0].origin
+    );
+    t.hub.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_api_with_client_certificates_lets_in_only_the_clinics_clients() {
+    let Some(certs) = make_certs() else { return };
+    if !have_python() {
+        return;
+    }
+    let t = spawn_hub_with(HubOptions {
+        api_extra: certs.server_yaml(2, true),
+        ..Default::default()
+    })
+    .await;
+    let url = format!("https://127.0.0.1:{}/healthz", t.hub.api_addr.unwrap().port());
+    let (ok, out, err) = python_https(&url, &certs, Some("client"), "").await;
+    assert!(
+        ok && out.starts_with("200\n"),
+        "with the clinic's certificate: {out} {err}"
+    );
+    for client in [None, Some("stranger")] {
+        let (ok, out, _) = python_https(&url, &certs, client, "").await;
+        assert!(!ok && out.is_empty(), "{client:?} is refused: {out}");
+    }
     t.hub.shutdown().await;
 }
 
