@@ -41,11 +41,11 @@ fn default_min_version() -> String {
 /// Why a TLS configuration could not be built. Each names the file and the reason.
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
-    #[error("{field}: {path}: cannot read: {source}")]
+    #[error("{field}: {path}: cannot read: {error}")]
     Read {
         field: &'static str,
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("{field}: {path}: {problem}")]
     Pem {
@@ -188,10 +188,10 @@ fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
 }
 
 fn read(field: &'static str, path: &Path) -> Result<Vec<u8>, TlsError> {
-    std::fs::read(path).map_err(|source| TlsError::Read {
+    std::fs::read(path).map_err(|error| TlsError::Read {
         field,
         path: path.to_path_buf(),
-        source,
+        error,
     })
 }
 
