@@ -110,10 +110,16 @@ async fn run_once(run: usize, total: usize, reading: bool) {
         }
     }
     let ids = Arc::new(ids);
-    let (_, clinician) = carehub::api::tokens::create(&hub.store, "bench", carehub::api::Role::Clinician, None)
+    let (_, clinician) =
+        carehub::api::tokens::create(&hub.store, "bench", carehub::api::Role::Clinician, None)
+            .await
+            .expect("a token");
+    let audit_before = hub
+        .store
+        .audit_page(0, i64::MAX)
         .await
-        .expect("a token");
-    let audit_before = hub.store.audit_page(0, i64::MAX).await.map(|r| r.len()).unwrap_or(0);
+        .map(|r| r.len())
+        .unwrap_or(0);
 
     let stop = Arc::new(AtomicBool::new(false));
     let mut readers = Vec::new();
@@ -123,8 +129,13 @@ async fn run_once(run: usize, total: usize, reading: bool) {
         let n_readers = 8;
         let pause = reads_per_sec().map(|r| Duration::from_secs_f64(n_readers as f64 / r));
         for r in 0..n_readers {
-            let (client, api, ids, stop, token) =
-                (client.clone(), api.clone(), ids.clone(), stop.clone(), clinician.clone());
+            let (client, api, ids, stop, token) = (
+                client.clone(),
+                api.clone(),
+                ids.clone(),
+                stop.clone(),
+                clinician.clone(),
+            );
             readers.push(tokio::spawn(async move {
                 let mut latencies = Vec::new();
                 let mut k = r;
@@ -184,7 +195,13 @@ async fn run_once(run: usize, total: usize, reading: bool) {
     }
     acks.sort();
     reads.sort();
-    let audit_rows = hub.store.audit_page(0, i64::MAX).await.map(|r| r.len()).unwrap_or(0) - audit_before;
+    let audit_rows = hub
+        .store
+        .audit_page(0, i64::MAX)
+        .await
+        .map(|r| r.len())
+        .unwrap_or(0)
+        - audit_before;
     println!(
         "audited_reads: reads={} ingest={:.0} msg/s ack_p50={:.2}ms ack_p99={:.2}ms reads_done={} reads_per_s={:.0} read_p50={:.2}ms read_p99={:.2}ms audit_rows={audit_rows} messages={} elapsed={:.2}s",
         match (reading, reads_per_sec()) {

@@ -241,6 +241,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<Hub> {
         let ctx = connector_context(&settings, c)?;
         match c {
             ConnectorConfig::Mllp(cfg) => {
+                let tls = mllp::tls_acceptor(cfg).with_context(|| format!("connector {}: tls", cfg.name))?;
                 let listener = TcpListener::bind(&cfg.listen)
                     .await
                     .with_context(|| format!("connector {}: cannot listen on {}", cfg.name, cfg.listen))?;
@@ -254,10 +255,11 @@ pub async fn start(settings: Settings) -> anyhow::Result<Hub> {
                         Some(&format!("listening on {addr}")),
                     )
                     .await?;
-                tracing::info!(connector = %cfg.name, %addr, "MLLP listener started");
+                tracing::info!(connector = %cfg.name, %addr, tls = cfg.tls.is_some(), "MLLP listener started");
                 sources.spawn(mllp::serve(
                     listener,
                     cfg.clone(),
+                    tls,
                     ctx,
                     ingest.clone(),
                     shutdown_rx.clone(),
@@ -334,6 +336,13 @@ pub async fn start(settings: Settings) -> anyhow::Result<Hub> {
 
     let mut api_routes = Vec::new();
     let (api_addr, api) = if settings.hub.api.enabled {
+        let tls = match &settings.hub.api.tls {
+            Some(tls) => Some(tokio_rustls::TlsAcceptor::from(
+                tls.server_config().context("api.tls")?,
+            )),
+            None => None,
+        };
+        let https = tls.is_some();
         let listener = TcpListener::bind(&settings.hub.api.listen)
             .await
             .with_context(|| format!("the API cannot listen on {}", settings.hub.api.listen))?;
@@ -364,12 +373,13 @@ pub async fn start(settings: Settings) -> anyhow::Result<Hub> {
             oidc,
         );
         api_routes = api.routes;
-        tracing::info!(%addr, "API listening");
+        tracing::info!(%addr, https, "API listening");
         (
             Some(addr),
             Some(tokio::spawn(crate::api::serve(
                 listener,
                 api.router,
+                tls,
                 shutdown_rx.clone(),
             ))),
         )

@@ -27,6 +27,7 @@
 //!   Zalo, WhatsApp.
 //! - [`linkage`], [`estimate`]: `carehub linkage-eval` (matching quality on a labelled CSV)
 //!   and `carehub estimate-model` (m/u from the store's records, EM).
+//! - [`net`]: server TLS (rustls, ring) and peer allow-lists for the listeners.
 //! - [`audit`]: the audit log's rows and hash chain (pure); written by the API's access layer.
 //! - [`api`]: the HTTP API (roles on every route: `api/access.rs`). [`app`]: the composition root. [`cli`]: the `carehub` command.
 
@@ -44,6 +45,7 @@ pub mod identity;
 pub mod linkage;
 pub mod mapping;
 pub mod model;
+pub mod net;
 pub mod pipeline;
 pub mod queue;
 pub mod replay;

@@ -26,6 +26,7 @@ pub mod auth;
 mod fhir;
 mod notify;
 pub mod oidc;
+mod tls_serve;
 pub mod tokens;
 
 pub use access::{Role, RouteRule};
@@ -155,12 +156,16 @@ pub fn router(
     }
 }
 
-/// Serves the API on `listener` until `shutdown` turns true.
+/// Serves the API on `listener` until `shutdown` turns true; HTTPS when `tls` is given.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     mut shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
+    if let Some(tls) = tls {
+        return tls_serve::serve(listener, router, tls, shutdown).await;
+    }
     axum::serve(
         listener,
         router.into_make_service_with_connect_info::<std::net::SocketAddr>(),

@@ -179,6 +179,9 @@ pub struct ApiConfig {
     /// Who may call the API: tokens, the first admin token, the identity provider.
     #[serde(default)]
     pub auth: AuthConfig,
+    /// Serve HTTPS instead of HTTP (PEM paths; optional client certificates).
+    #[serde(default)]
+    pub tls: Option<crate::net::TlsConfig>,
 }
 
 /// API access (docs/security.md). Every route but the health checks and provider webhooks
@@ -223,6 +226,7 @@ impl Default for ApiConfig {
             request_timeout_secs: default_request_timeout_secs(),
             max_body_bytes: default_max_body_bytes(),
             auth: AuthConfig::default(),
+            tls: None,
         }
     }
 }
@@ -340,6 +344,9 @@ impl HubConfig {
         }
         if let Some(oidc) = &self.api.auth.oidc {
             problems.extend(oidc.check(doc, "api.auth.oidc"));
+        }
+        if let Some(tls) = &self.api.tls {
+            problems.extend(tls.check(doc, "api.tls"));
         }
         if jiff::tz::TimeZone::get(&self.timezone).is_err() {
             problems.push(doc.problem(

@@ -143,8 +143,10 @@ pub struct HubOptions {
     /// More top-level YAML for carehub.yaml (`channels:`, `queue:`, `notifications:` keys
     /// other than the folders).
     pub hub_extra: String,
-    /// More keys under `api.auth:` (indented four spaces), e.g. an `oidc:` block.
+    /// More keys under `api:` (each line indented by two spaces), e.g. `  tls:\n    cert_path: …`.
     pub api_extra: String,
+    /// More keys under `api.auth:` (each line indented by four spaces), e.g. an `oidc:` block.
+    pub auth_extra: String,
     /// Start as a first run does: no admin token given, so the hub makes one and writes it to
     /// `<tmp>/admin.token` (the default is [`ADMIN_TOKEN`], given from the environment).
     pub first_run_admin: bool,
@@ -167,13 +169,14 @@ pub async fn try_spawn_hub_with(opts: HubOptions) -> Option<TestHub> {
     let store_url = fresh_store_url(opts.backend, root).await?;
     std::fs::create_dir_all(root.join("connectors")).unwrap();
     let config = format!(
-        "store:\n  url: \"{db}\"\napi:\n  listen: 127.0.0.1:0\n  auth:\n    admin_token: \"${{CAREHUB_ADMIN_TOKEN:-}}\"\n    admin_token_file: {token_file}\n{api_extra}connectors_dir: {conn}\nmappings_dir: {maps}\ntimezone: Asia/Ho_Chi_Minh\nphone_region: VN\npipeline:\n  max_batch: 64\n{extra}",
+        "store:\n  url: \"{db}\"\napi:\n  listen: 127.0.0.1:0\n{api_extra}  auth:\n    admin_token: \"${{CAREHUB_ADMIN_TOKEN:-}}\"\n    admin_token_file: {token_file}\n{auth_extra}connectors_dir: {conn}\nmappings_dir: {maps}\ntimezone: Asia/Ho_Chi_Minh\nphone_region: VN\npipeline:\n  max_batch: 64\n{extra}",
         db = store_url,
         token_file = root.join("admin.token").display(),
         api_extra = opts.api_extra,
         conn = root.join("connectors").display(),
         maps = mappings_dir().display(),
         extra = notifications_yaml(root, &opts.hub_extra),
+        auth_extra = opts.auth_extra,
     );
     if !opts.rules.is_empty() {
         std::fs::create_dir_all(root.join("rules")).unwrap();

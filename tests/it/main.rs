@@ -24,3 +24,4 @@ mod queue;
 mod queue_rabbit;
 mod replay;
 mod survivorship;
+mod tls;

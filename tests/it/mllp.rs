@@ -352,10 +352,106 @@ async fn an_idle_connection_is_closed() {
     t.hub.shutdown().await;
 }
 
+/// True when the hub has closed `s` (EOF or reset) within `within`.
+async fn closed_by_hub(s: &mut TcpStream, within: Duration) -> bool {
+    let mut byte = [0u8; 1];
+    matches!(
+        tokio::time::timeout(within, tokio::io::AsyncReadExt::read(s, &mut byte)).await,
+        Ok(Ok(0) | Err(_))
+    )
+}
+
+/// A TCP connection to `addr` from the loopback address `from` (127.0.0.2, 127.0.0.3, …).
+async fn connect_from(from: &str, addr: std::net::SocketAddr) -> TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(format!("{from}:0").parse().unwrap()).unwrap();
+    socket.connect(addr).await.unwrap()
+}
+
+/// The user's report: 193 idle connections left a real sender without an ACK for over 5 s.
+/// 300 sockets stay below the usual 1024 file descriptors per process (the hub keeps at
+/// most `max_connections` of them open on its side).
 #[tokio::test]
-async fn connections_over_the_limit_wait_for_a_free_slot() {
+async fn three_hundred_idle_connections_do_not_hold_up_a_real_sender() {
+    let t = spawn_hub().await;
+    let mut idle = Vec::new();
+    for _ in 0..300 {
+        idle.push(TcpStream::connect(t.mllp()).await.unwrap());
+    }
+    let started = std::time::Instant::now();
+    let ack = send(t.mllp(), &adt("REAL-1", "MRN-REAL", "Quach")).await;
+    let waited = started.elapsed();
+    eprintln!("a real sender behind 300 idle connections got its ACK in {waited:?}");
+    assert_eq!(field(&ack, "MSA", 1), "AA", "{ack}");
+    assert!(
+        waited < Duration::from_secs(1),
+        "the real sender waited {waited:?} behind idle connections"
+    );
+    let mut closed = 0;
+    for s in &mut idle {
+        if closed_by_hub(s, Duration::from_millis(20)).await {
+            closed += 1;
+        }
+    }
+    assert!(
+        closed >= 300 - 64,
+        "the longest-idle connections were closed: {closed}"
+    );
+    t.hub.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_connection_without_a_whole_first_frame_is_closed_after_first_frame_timeout() {
     let t = spawn_hub_with(HubOptions {
-        mllp_extra: "max_connections: 1\n".into(),
+        mllp_extra: "first_frame_timeout_secs: 1
+"
+        .into(),
+        ..Default::default()
+    })
+    .await;
+    let mut silent = TcpStream::connect(t.mllp()).await.unwrap();
+    let mut half = TcpStream::connect(t.mllp()).await.unwrap();
+    let f = frame(&adt("SLOW-1", "MRN-SLOW", "Kim"));
+    half.write_all(&f[..f.len() / 2]).await.unwrap();
+    let mut talker = TcpStream::connect(t.mllp()).await.unwrap();
+    talker
+        .write_all(&frame(&adt("FAST-1", "MRN-F1", "Kim")))
+        .await
+        .unwrap();
+    assert_eq!(field(&read_frame(&mut talker).await.unwrap(), "MSA", 1), "AA");
+
+    assert!(
+        closed_by_hub(&mut silent, Duration::from_secs(5)).await,
+        "a silent connection is closed"
+    );
+    assert!(
+        closed_by_hub(&mut half, Duration::from_secs(5)).await,
+        "a half frame is not enough"
+    );
+    // A connection that has sent a frame is held to idle_timeout_secs (300 s) only.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    talker
+        .write_all(&frame(&adt("FAST-2", "MRN-F2", "Kim")))
+        .await
+        .unwrap();
+    assert_eq!(field(&read_frame(&mut talker).await.unwrap(), "MSA", 1), "AA");
+    assert!(
+        t.hub
+            .store
+            .find_persons("MRN-SLOW", None)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    t.hub.shutdown().await;
+}
+
+#[tokio::test]
+async fn at_max_connections_the_longest_idle_connection_makes_room() {
+    let t = spawn_hub_with(HubOptions {
+        mllp_extra: "max_connections: 2
+"
+        .into(),
         ..Default::default()
     })
     .await;
@@ -365,22 +461,99 @@ async fn connections_over_the_limit_wait_for_a_free_slot() {
         .await
         .unwrap();
     assert_eq!(field(&read_frame(&mut first).await.unwrap(), "MSA", 1), "AA");
-
     let mut second = TcpStream::connect(t.mllp()).await.unwrap();
     second
         .write_all(&frame(&adt("LIM-2", "MRN-L2", "Chu")))
         .await
         .unwrap();
-    let early = tokio::time::timeout(Duration::from_millis(500), read_frame(&mut second)).await;
-    assert!(
-        early.is_err(),
-        "the second connection is not served while the first holds the only slot"
-    );
+    assert_eq!(field(&read_frame(&mut second).await.unwrap(), "MSA", 1), "AA");
 
-    drop(first);
-    let ack = read_frame(&mut second)
+    let mut third = TcpStream::connect(t.mllp()).await.unwrap();
+    third
+        .write_all(&frame(&adt("LIM-3", "MRN-L3", "Chu")))
         .await
-        .expect("served once the slot is free");
-    assert_eq!(field(&ack, "MSA", 2), "LIM-2");
+        .unwrap();
+    let ack = read_frame(&mut third).await.expect("the newcomer is served");
+    assert_eq!(field(&ack, "MSA", 2), "LIM-3");
+    assert!(
+        closed_by_hub(&mut first, Duration::from_secs(2)).await,
+        "the longest idle is closed"
+    );
+    second
+        .write_all(&frame(&adt("LIM-4", "MRN-L4", "Chu")))
+        .await
+        .unwrap();
+    assert_eq!(
+        field(&read_frame(&mut second).await.unwrap(), "MSA", 1),
+        "AA",
+        "the other stays"
+    );
+    t.hub.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_newcomer_is_refused_only_when_no_connection_is_idle() {
+    let t = spawn_hub_with(HubOptions {
+        mllp_extra: "max_connections: 1
+"
+        .into(),
+        ..Default::default()
+    })
+    .await;
+    let mut busy = TcpStream::connect(t.mllp()).await.unwrap();
+    let f = frame(&adt("MID-1", "MRN-MID", "Luu"));
+    busy.write_all(&f[..20]).await.unwrap();
+    // Give the hub time to read the partial frame (then the connection is busy, not idle).
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut newcomer = TcpStream::connect(t.mllp()).await.unwrap();
+    assert!(
+        closed_by_hub(&mut newcomer, Duration::from_secs(2)).await,
+        "refused: the only connection is inside a frame"
+    );
+    busy.write_all(&f[20..]).await.unwrap();
+    let ack = read_frame(&mut busy)
+        .await
+        .expect("the frame in progress is finished");
+    assert_eq!(field(&ack, "MSA", 1), "AA");
+    t.hub.shutdown().await;
+}
+
+#[tokio::test]
+async fn one_peer_cannot_take_more_than_max_connections_per_peer() {
+    let t = spawn_hub_with(HubOptions {
+        mllp_extra: "max_connections_per_peer: 2
+"
+        .into(),
+        ..Default::default()
+    })
+    .await;
+    let f = frame(&adt("PEER-1", "MRN-P1", "Ta"));
+    let mut busy = Vec::new();
+    for _ in 0..2 {
+        let mut s = connect_from("127.0.0.2", t.mllp()).await;
+        s.write_all(&f[..20]).await.unwrap();
+        busy.push(s);
+    }
+    // Give the hub time to read the partial frames (then the connections are busy, not idle).
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut third = connect_from("127.0.0.2", t.mllp()).await;
+    assert!(
+        closed_by_hub(&mut third, Duration::from_secs(2)).await,
+        "a third from the same address is refused"
+    );
+    let mut other = connect_from("127.0.0.3", t.mllp()).await;
+    other
+        .write_all(&frame(&adt("PEER-2", "MRN-P2", "Ta")))
+        .await
+        .unwrap();
+    assert_eq!(
+        field(&read_frame(&mut other).await.unwrap(), "MSA", 1),
+        "AA",
+        "another address is served"
+    );
+    for s in &mut busy {
+        s.write_all(&f[20..]).await.unwrap();
+        assert_eq!(field(&read_frame(s).await.unwrap(), "MSA", 1), "AA");
+    }
     t.hub.shutdown().await;
 }

@@ -498,7 +498,7 @@ async fn the_hub_takes_the_providers_tokens_with_their_roles() {
     let ec = Signer::ec("hub-1");
     let idp = Idp::start(&[&ec]).await;
     let t = crate::helpers::spawn_hub_with(crate::helpers::HubOptions {
-        api_extra: format!(
+        auth_extra: format!(
             "    oidc:\n      issuer: {issuer}\n      audience: {AUDIENCE}\n      role_claim: realm_access.roles\n      role_map: {{doctor: clinician, carehub-ops: ops}}\n      subject_claim: preferred_username\n",
             issuer = idp.issuer
         ),

@@ -3,6 +3,7 @@
 use serde::Deserialize;
 
 use crate::config::{Document, Problem};
+use crate::net::{AllowList, TlsConfig};
 
 /// An HL7 v2 listener speaking MLLP over TCP.
 #[derive(Debug, Clone, Deserialize)]
@@ -36,9 +37,26 @@ pub struct MllpConfig {
     /// A connection silent this long is closed.
     #[serde(default = "default_idle_timeout_secs")]
     pub idle_timeout_secs: u64,
-    /// Connections served at once; more wait in the accept queue.
+    /// Connections open at once. At the cap a newcomer is still accepted and the connection
+    /// idle the longest (not inside a frame, not awaiting its ACK) is closed; the newcomer is
+    /// refused only when none is idle.
     #[serde(default = "default_max_connections")]
     pub max_connections: usize,
+    /// Connections open at once from one peer IP address, with the same rule as
+    /// `max_connections`: that peer's longest-idle connection makes room, if it has one.
+    #[serde(default = "default_max_connections_per_peer")]
+    pub max_connections_per_peer: usize,
+    /// A connection that has not sent a whole first frame this long after it was accepted
+    /// (TLS handshake included) is closed.
+    #[serde(default = "default_first_frame_timeout_secs")]
+    pub first_frame_timeout_secs: u64,
+    /// Peer addresses or CIDR networks allowed to connect (`10.0.0.0/8`, `192.168.1.5`);
+    /// empty lets anyone connect. Others are closed before anything is read.
+    #[serde(default)]
+    pub allow_from: Vec<String>,
+    /// MLLP over TLS, with optional client certificates (docs/hl7.md).
+    #[serde(default)]
+    pub tls: Option<TlsConfig>,
 }
 
 fn yes() -> bool {
@@ -58,6 +76,12 @@ fn default_idle_timeout_secs() -> u64 {
 }
 fn default_max_connections() -> usize {
     64
+}
+fn default_max_connections_per_peer() -> usize {
+    32
+}
+fn default_first_frame_timeout_secs() -> u64 {
+    10
 }
 
 impl MllpConfig {
@@ -80,6 +104,16 @@ impl MllpConfig {
         }
         if self.idle_timeout_secs == 0 {
             problems.push(doc.problem("idle_timeout_secs", "must be at least 1"));
+        }
+        if self.max_connections_per_peer == 0 {
+            problems.push(doc.problem("max_connections_per_peer", "must be at least 1"));
+        }
+        if self.first_frame_timeout_secs == 0 {
+            problems.push(doc.problem("first_frame_timeout_secs", "must be at least 1"));
+        }
+        problems.extend(AllowList::check(&self.allow_from, doc, "allow_from"));
+        if let Some(tls) = &self.tls {
+            problems.extend(tls.check(doc, "tls"));
         }
         problems
     }

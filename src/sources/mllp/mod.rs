@@ -5,4 +5,4 @@ mod listener;
 
 pub use config::MllpConfig;
 pub(crate) use config::default_charset;
-pub use listener::serve;
+pub use listener::{serve, tls_acceptor};
