@@ -324,7 +324,15 @@ async fn get_message(State(s): State<AppState>, Path(id): Path<i64>) -> Result<R
     match s.store.message(id).await? {
         Some(m) => {
             let mut body = serde_json::to_value(&m).unwrap_or_default();
-            body["raw"] = json!(String::from_utf8_lossy(&m.raw));
+            body["raw"] = match &m.summary.body_pruned_at {
+                // Retention emptied it: say so rather than show an empty message.
+                Some(at) => {
+                    body["body_note"] =
+                        json!(format!("the raw body was pruned by the retention policy at {at}"));
+                    serde_json::Value::Null
+                }
+                None => json!(String::from_utf8_lossy(&m.raw)),
+            };
             Ok(Json(body).into_response())
         }
         None => Err(ApiError::NotFound("message")),

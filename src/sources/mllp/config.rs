@@ -39,6 +39,10 @@ pub struct MllpConfig {
     /// Connections served at once; more wait in the accept queue.
     #[serde(default = "default_max_connections")]
     pub max_connections: usize,
+    /// How long this connector's raw message bodies are kept; each field absent takes the
+    /// hub's `retention:` value (docs/operations.md).
+    #[serde(default)]
+    pub retention: crate::config::RetentionPolicy,
 }
 
 fn yes() -> bool {
