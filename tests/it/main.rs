@@ -21,4 +21,5 @@ mod notify;
 mod queue;
 mod queue_rabbit;
 mod replay;
+mod retention;
 mod survivorship;
