@@ -250,11 +250,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             print!("{text}");
             Ok(ExitCode::SUCCESS)
         }
-        Command::Prune {
-            dry_run,
-            config,
-            now,
-        } => {
+        Command::Prune { dry_run, config, now } => {
             let settings = match config::load(&config) {
                 Ok(s) => s,
                 Err(problems) => return Ok(print_problems(&problems)),

@@ -100,9 +100,17 @@ pub fn render(report: &PruneReport) -> String {
         let _ = writeln!(out, "nothing to prune ({verb} 0 message bodies)");
         return out;
     }
-    let _ = writeln!(out, "{:<24} {:<10} {:>10} {:>14}", "connector", "status", "messages", "bytes");
+    let _ = writeln!(
+        out,
+        "{:<24} {:<10} {:>10} {:>14}",
+        "connector", "status", "messages", "bytes"
+    );
     for ((connector, status), c) in &report.counts {
-        let _ = writeln!(out, "{connector:<24} {status:<10} {:>10} {:>14}", c.messages, c.bytes);
+        let _ = writeln!(
+            out,
+            "{connector:<24} {status:<10} {:>10} {:>14}",
+            c.messages, c.bytes
+        );
     }
     let total = report.total();
     let _ = writeln!(

@@ -36,7 +36,9 @@ where
     S: tracing::Subscriber + for<'a> LookupSpan<'a>,
     W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
 {
-    let layer = tracing_subscriber::fmt::layer().with_ansi(ansi).with_writer(writer);
+    let layer = tracing_subscriber::fmt::layer()
+        .with_ansi(ansi)
+        .with_writer(writer);
     match format {
         LogFormat::Json => Box::new(layer.json()),
         LogFormat::Text => Box::new(layer),

@@ -263,7 +263,11 @@ async fn an_end_to_end_scenario_logs_no_patient_value() {
 
     // File drop: one good file, one malformed.
     std::fs::write(t.inbox().join("a.hl7"), russian_file()).unwrap();
-    std::fs::write(t.inbox().join("b.hl7"), "PID|1||MRN-PHI-9999^^^CLINIC^MR||Lê Bí Mật\r").unwrap();
+    std::fs::write(
+        t.inbox().join("b.hl7"),
+        "PID|1||MRN-PHI-9999^^^CLINIC^MR||Lê Bí Mật\r",
+    )
+    .unwrap();
 
     // FHIR push.
     let resp = http()
@@ -284,12 +288,22 @@ async fn an_end_to_end_scenario_logs_no_patient_value() {
         .await;
     }
     eventually("both inbox files are done", || async {
-        std::fs::read_dir(t.inbox()).map(|d| d.filter_map(Result::ok).filter(|e| e.path().is_file()).count() == 0).unwrap_or(false)
+        std::fs::read_dir(t.inbox())
+            .map(|d| d.filter_map(Result::ok).filter(|e| e.path().is_file()).count() == 0)
+            .unwrap_or(false)
     })
     .await;
     // Notifications: the booking's confirmation (sms, email) and the result notice.
-    let sent = || files_under(outbox.path(), &|p| p.extension().is_some_and(|e| e == "txt" || e == "eml" || e == "json"));
-    eventually("notifications are written by the file channel", || async { sent().len() >= 2 }).await;
+    let sent = || {
+        files_under(outbox.path(), &|p| {
+            p.extension()
+                .is_some_and(|e| e == "txt" || e == "eml" || e == "json")
+        })
+    };
+    eventually("notifications are written by the file channel", || async {
+        sent().len() >= 2
+    })
+    .await;
 
     // API reads.
     let (code, found) = get_json(&format!("{api}/api/v1/patients?identifier=MRN-PHI-7731")).await;
@@ -322,12 +336,21 @@ async fn an_end_to_end_scenario_logs_no_patient_value() {
     }
     // The capture saw the scenario: it can fail.
     for log in [&text, &json_log] {
-        assert!(log.contains("MLLP listener started"), "the capture misses the hub's lines");
-        assert!(log.contains("files processed"), "the file connector's counts are logged");
+        assert!(
+            log.contains("MLLP listener started"),
+            "the capture misses the hub's lines"
+        );
+        assert!(
+            log.contains("files processed"),
+            "the file connector's counts are logged"
+        );
         assert!(log.contains("A send failed."), "the refused send is logged");
         assert!(log.lines().count() > 20, "{} lines only", log.lines().count());
     }
-    assert!(json_log.lines().all(|l| serde_json::from_str::<Value>(l).is_ok()), "JSON lines");
+    assert!(
+        json_log.lines().all(|l| serde_json::from_str::<Value>(l).is_ok()),
+        "JSON lines"
+    );
 
     let mut found = leaks(&text, PHI);
     found.extend(leaks(&json_log, PHI));
@@ -344,11 +367,17 @@ async fn an_end_to_end_scenario_logs_no_patient_value() {
     );
 
     // A planted value is caught, in both formats, through the same subscriber and search.
-    tracing::warn!(connector = "mllp", patient = "Щербакова Анастасия", "planted to prove the check");
+    tracing::warn!(
+        connector = "mllp",
+        patient = "Щербакова Анастасия",
+        "planted to prove the check"
+    );
     for log in [text_cap.text(), json_cap.text()] {
         let caught = leaks(&log, PHI);
         assert!(
-            caught.iter().any(|(v, l)| v == "Щербакова" && l.contains("planted")),
+            caught
+                .iter()
+                .any(|(v, l)| v == "Щербакова" && l.contains("planted")),
             "the planted value is not found: {caught:?}"
         );
     }

@@ -237,6 +237,9 @@ mod tests {
         assert_eq!(c.for_status("unmapped"), c.error);
         assert_eq!(c.for_status("received"), None);
         let d = default.cutoffs(now);
-        assert_eq!(d.for_status("duplicate"), Some("2026-11-07T00:00:00Z".parse().unwrap()));
+        assert_eq!(
+            d.for_status("duplicate"),
+            Some("2026-11-07T00:00:00Z".parse().unwrap())
+        );
     }
 }

@@ -48,9 +48,7 @@ impl PrunePlan {
         let Some(cutoff) = self.cutoffs(connector).for_status(status) else {
             return false;
         };
-        received_at
-            .parse::<jiff::Timestamp>()
-            .is_ok_and(|at| at < cutoff)
+        received_at.parse::<jiff::Timestamp>().is_ok_and(|at| at < cutoff)
     }
 }
 
@@ -72,10 +70,12 @@ pub struct PruneReport {
 impl PruneReport {
     /// Every connector's messages and bytes added up.
     pub fn total(&self) -> PruneCount {
-        self.counts.values().fold(PruneCount::default(), |a, c| PruneCount {
-            messages: a.messages + c.messages,
-            bytes: a.bytes + c.bytes,
-        })
+        self.counts
+            .values()
+            .fold(PruneCount::default(), |a, c| PruneCount {
+                messages: a.messages + c.messages,
+                bytes: a.bytes + c.bytes,
+            })
     }
 }
 

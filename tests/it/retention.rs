@@ -58,7 +58,14 @@ async fn old_processed_bodies_go_errored_ones_wait_for_their_own_limit_and_metad
     assert_eq!(field(&send(t.mllp(), "not HL7 at all").await, "MSA", 1), "AR");
     // Received strictly later than the two above: the cut-off falls between them.
     tokio::time::sleep(Duration::from_millis(20)).await;
-    assert_eq!(field(&send(t.mllp(), &adt("RET-NEW", "MRN-RET-2", "Tran")).await, "MSA", 1), "AA");
+    assert_eq!(
+        field(
+            &send(t.mllp(), &adt("RET-NEW", "MRN-RET-2", "Tran")).await,
+            "MSA",
+            1
+        ),
+        "AA"
+    );
     let store = &t.hub.store;
     let before = by_control_id(store, "RET-OLD").await;
     let newer = by_control_id(store, "RET-NEW").await;
@@ -67,7 +74,9 @@ async fn old_processed_bodies_go_errored_ones_wait_for_their_own_limit_and_metad
     // 30 days after the newer message arrived, to the instant: the older one is past 30 days,
     // the newer one exactly at it (kept), the error far from its 90.
     let now = at(&newer, 30);
-    let dry = carehub::retention::prune(store, &settings, now, true).await.unwrap();
+    let dry = carehub::retention::prune(store, &settings, now, true)
+        .await
+        .unwrap();
     assert_eq!(counts(&dry), [row("mllp", "processed", 1)]);
     assert_eq!(
         dry.counts[&("mllp".to_string(), "processed".to_string())].bytes,
@@ -78,11 +87,16 @@ async fn old_processed_bodies_go_errored_ones_wait_for_their_own_limit_and_metad
     assert_eq!(untouched.raw, old.as_bytes(), "a dry run changes nothing");
     assert!(untouched.summary.body_pruned_at.is_none());
 
-    let real = carehub::retention::prune(store, &settings, now, false).await.unwrap();
+    let real = carehub::retention::prune(store, &settings, now, false)
+        .await
+        .unwrap();
     assert_eq!(real.counts, dry.counts, "the run does what the dry run said");
     let pruned = store.message(before.id).await.unwrap().unwrap();
     assert!(pruned.raw.is_empty(), "the old processed body is gone");
-    assert_eq!(pruned.summary.body_pruned_at.as_deref(), Some(now.to_string().as_str()));
+    assert_eq!(
+        pruned.summary.body_pruned_at.as_deref(),
+        Some(now.to_string().as_str())
+    );
     // Every metadata column stays.
     assert_eq!(pruned.summary.control_id.as_deref(), Some("RET-OLD"));
     assert_eq!(pruned.summary.message_type, before.message_type);
@@ -91,9 +105,20 @@ async fn old_processed_bodies_go_errored_ones_wait_for_their_own_limit_and_metad
     assert_eq!(pruned.summary.person_id, before.person_id);
     assert_eq!(pruned.summary.sender, before.sender);
     assert_eq!(pruned.content_hash.len(), 64, "the content hash stays");
-    assert_eq!(store.message(newer.id).await.unwrap().unwrap().raw.len(), newer.size_bytes as usize);
+    assert_eq!(
+        store.message(newer.id).await.unwrap().unwrap().raw.len(),
+        newer.size_bytes as usize
+    );
     let error = &messages_with(store, MessageStatus::Error).await[0];
-    assert!(store.message(error.id).await.unwrap().unwrap().raw.starts_with(b"not HL7"));
+    assert!(
+        store
+            .message(error.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .raw
+            .starts_with(b"not HL7")
+    );
     assert!(error.error.is_some(), "the error text stays");
 
     // The API says the body was pruned, and when, instead of an empty message.
@@ -105,13 +130,20 @@ async fn old_processed_bodies_go_errored_ones_wait_for_their_own_limit_and_metad
     assert_eq!(body["control_id"], "RET-OLD");
 
     // A second run at the same time has nothing left to do.
-    let again = carehub::retention::prune(store, &settings, now, false).await.unwrap();
+    let again = carehub::retention::prune(store, &settings, now, false)
+        .await
+        .unwrap();
     assert!(again.counts.is_empty(), "{again:?}");
 
     // 91 days on: the error's 90 days are over too, and so are the newer one's 30.
     let later = at(&newer, 91);
-    let report = carehub::retention::prune(store, &settings, later, false).await.unwrap();
-    assert_eq!(counts(&report), [row("mllp", "error", 1), row("mllp", "processed", 1)]);
+    let report = carehub::retention::prune(store, &settings, later, false)
+        .await
+        .unwrap();
+    assert_eq!(
+        counts(&report),
+        [row("mllp", "error", 1), row("mllp", "processed", 1)]
+    );
     assert!(store.message(error.id).await.unwrap().unwrap().raw.is_empty());
 
     // A resend of the pruned message is still known: dedupe works on the kept hash.
@@ -133,7 +165,14 @@ async fn a_connectors_own_retention_beats_the_hub_default() {
         ..Default::default()
     })
     .await;
-    assert_eq!(field(&send(t.mllp(), &adt("OWN-1", "MRN-OWN-1", "Pham")).await, "MSA", 1), "AA");
+    assert_eq!(
+        field(
+            &send(t.mllp(), &adt("OWN-1", "MRN-OWN-1", "Pham")).await,
+            "MSA",
+            1
+        ),
+        "AA"
+    );
     std::fs::write(t.inbox().join("adt.hl7"), adt("OWN-2", "MRN-OWN-2", "Vo")).unwrap();
     eventually("the inbox file is processed", || async {
         messages_with(&t.hub.store, MessageStatus::Processed).await.len() == 2
@@ -144,20 +183,42 @@ async fn a_connectors_own_retention_beats_the_hub_default() {
     let settings = settings(&t);
 
     // Six days on: the MLLP connector keeps 5 days, the file connector the hub's 30.
-    let report = carehub::retention::prune(store, &settings, at(&last, 6), false).await.unwrap();
+    let report = carehub::retention::prune(store, &settings, at(&last, 6), false)
+        .await
+        .unwrap();
     assert_eq!(counts(&report), [row("mllp", "processed", 1)]);
-    assert!(store.message(by_control_id(store, "OWN-2").await.id).await.unwrap().unwrap().raw.len() > 0);
+    assert!(
+        !store
+            .message(by_control_id(store, "OWN-2").await.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .raw
+            .is_empty(),
+        "the file connector keeps the hub's 30 days"
+    );
     // Its own error_body_days does not touch the hub's processed_body_days.
-    let report = carehub::retention::prune(store, &settings, at(&last, 31), false).await.unwrap();
+    let report = carehub::retention::prune(store, &settings, at(&last, 31), false)
+        .await
+        .unwrap();
     assert_eq!(counts(&report), [row("inbox", "processed", 1)]);
-    assert_eq!(report.total(), PruneCount { messages: 1, bytes: report.total().bytes });
+    assert_eq!(
+        report.total(),
+        PruneCount {
+            messages: 1,
+            bytes: report.total().bytes
+        }
+    );
     t.hub.shutdown().await;
 }
 
 #[tokio::test]
 async fn without_a_limit_nothing_is_pruned() {
     let t = spawn_hub().await;
-    assert_eq!(field(&send(t.mllp(), &adt("KEEP-1", "MRN-K", "Ho")).await, "MSA", 1), "AA");
+    assert_eq!(
+        field(&send(t.mllp(), &adt("KEEP-1", "MRN-K", "Ho")).await, "MSA", 1),
+        "AA"
+    );
     let m = by_control_id(&t.hub.store, "KEEP-1").await;
     let settings = settings(&t);
     assert!(!carehub::retention::any_limit(&settings), "no job is started");
@@ -201,11 +262,17 @@ async fn carehub_prune_says_what_it_would_do_then_does_it() {
     let (ok, dry, err) = carehub_prune(&config, &["--dry-run", "--now", &now]);
     assert!(ok, "{dry}{err}");
     assert!(dry.contains("connector"), "a table: {dry}");
-    let line = dry.lines().find(|l| l.starts_with("mllp")).unwrap_or_else(|| panic!("{dry}"));
+    let line = dry
+        .lines()
+        .find(|l| l.starts_with("mllp"))
+        .unwrap_or_else(|| panic!("{dry}"));
     let cols: Vec<&str> = line.split_whitespace().collect();
     assert_eq!(cols, ["mllp", "processed", "1", &msg.len().to_string()], "{dry}");
     assert!(dry.contains("would prune 1 message body"), "{dry}");
-    assert!(!store.message(m.id).await.unwrap().unwrap().raw.is_empty(), "the dry run changed nothing");
+    assert!(
+        !store.message(m.id).await.unwrap().unwrap().raw.is_empty(),
+        "the dry run changed nothing"
+    );
 
     let (ok, done, err) = carehub_prune(&config, &["--now", &now]);
     assert!(ok, "{done}{err}");
@@ -238,13 +305,15 @@ fn a_bad_retention_is_reported_with_file_and_line() {
     )
     .unwrap();
     let problems: Vec<String> = carehub::config::load_with_env(&root.join("carehub.yaml"), &[])
-        .err()
-        .expect("problems")
+        .expect_err("problems")
         .iter()
         .map(|p| p.to_string())
         .collect();
     let text = problems.join("\n");
-    assert!(text.contains("carehub.yaml:4: retention.processed_body_days: must be from 1"), "{text}");
+    assert!(
+        text.contains("carehub.yaml:4: retention.processed_body_days: must be from 1"),
+        "{text}"
+    );
     assert!(text.contains("carehub.yaml:5: retention.schedule:"), "{text}");
     assert!(text.contains("lab.yaml:4: retention.error_body_days:"), "{text}");
 }
