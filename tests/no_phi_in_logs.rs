@@ -293,7 +293,8 @@ async fn an_end_to_end_scenario_logs_no_patient_value() {
             .unwrap_or(false)
     })
     .await;
-    // Notifications: the booking's confirmation (sms, email) and the result notice.
+    // Notifications: the booking's confirmation (refused by the gateway, then the sms file
+    // channel) and the result notice (the email file channel).
     let sent = || {
         files_under(outbox.path(), &|p| {
             p.extension()
