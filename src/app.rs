@@ -32,7 +32,7 @@ pub struct Hub {
     pub store: Store,
     shutdown: watch::Sender<bool>,
     sources: JoinSet<()>,
-    /// The outbox relay, channel workers and scheduler.
+    /// The outbox relay, channel workers and scheduler; the retention job.
     delivery: JoinSet<()>,
     api: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
     writer: tokio::task::JoinHandle<()>,
@@ -190,7 +190,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<Hub> {
     let clinic_tz = jiff::tz::TimeZone::get(&settings.hub.timezone).context("time zone")?;
     let notifying = settings.hub.notifications.enabled;
     let rules = if notifying {
-        crate::rules::RuleSet::new(&settings.rules, clinic_tz)
+        crate::rules::RuleSet::new(&settings.rules, clinic_tz.clone())
     } else {
         crate::rules::RuleSet::default()
     };
@@ -328,6 +328,15 @@ pub async fn start(settings: Settings) -> anyhow::Result<Hub> {
     }
 
     let mut delivery = JoinSet::new();
+    if crate::retention::any_limit(&settings) {
+        tracing::info!(schedule = %settings.hub.retention.schedule, "retention: raw bodies pruned on schedule");
+        delivery.spawn(crate::retention::run_schedule(
+            store.clone(),
+            settings.clone(),
+            clinic_tz.clone(),
+            shutdown_rx.clone(),
+        ));
+    }
     let notify_api = if notifying {
         start_delivery(&settings, &store, rules, &shutdown_rx, &mut delivery).await?
     } else {

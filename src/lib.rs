@@ -17,6 +17,7 @@
 //! - [`sources`]: connectors that receive records and hand them to the [`pipeline`].
 //! - [`identity`]: probabilistic matching (Fellegi–Sunter) of incoming records to persons (pure).
 //! - [`store`]: all SQL, SQLite and PostgreSQL behind one type.
+//! - [`retention`]: raw message bodies pruned after their connector's retention (daily job, `carehub prune`).
 //! - [`replay`]: shadow replay — a changed mapping over the stored messages, compared (reads only).
 //! - [`rules`]: notification rules — which change or moment owes which notification (pure);
 //!   the store writes them into the outbox in the change's own transaction.
@@ -49,6 +50,7 @@ pub mod net;
 pub mod pipeline;
 pub mod queue;
 pub mod replay;
+pub mod retention;
 pub mod retry_after;
 pub mod rules;
 pub mod sources;

@@ -431,6 +431,12 @@ async fn get_message(
         body["raw_withheld"] = json!(format!("the {} role does not see message bodies", who.role));
         return Ok(Json(body).into_response());
     }
+    if let Some(at) = &m.summary.body_pruned_at {
+        // Retention emptied it: say so rather than show an empty message.
+        body["raw"] = serde_json::Value::Null;
+        body["body_note"] = json!(format!("the raw body was pruned by the retention policy at {at}"));
+        return Ok(Json(body).into_response());
+    }
     body["raw"] = json!(String::from_utf8_lossy(&m.raw));
     let persons = m.summary.person_id.iter().cloned().collect::<Vec<_>>();
     let mut resp = carrying(Json(body).into_response(), persons);

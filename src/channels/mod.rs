@@ -166,7 +166,8 @@ impl Channel {
                 tracing::debug!(channel = %self.name, notification = %m.id, "The provider took the send.")
             }
             Err(e) => {
-                tracing::warn!(channel = %self.name, notification = %m.id, error = %e, "A send failed.")
+                // The summary: a provider's error text may echo the patient (see `SendError::summary`).
+                tracing::warn!(channel = %self.name, notification = %m.id, error = %e.summary(), "A send failed.")
             }
         }
         result

@@ -46,6 +46,22 @@ pub enum SendError {
     Unknown { reason: String },
 }
 
+impl SendError {
+    /// The failure for a log line: its kind and the hub's own words, without the provider's
+    /// error text that follows the first `": "` (`HTTP 400: …`, `Zalo error 12: …`) — a
+    /// provider may echo the number in another format or part of the message, which
+    /// `redacted` cannot know. The whole (redacted) reason stays in the delivery record.
+    pub fn summary(&self) -> String {
+        let (kind, reason) = match self {
+            SendError::Retry { reason, .. } => ("temporary failure", reason),
+            SendError::Permanent { reason } => ("permanent failure", reason),
+            SendError::Unknown { reason } => ("outcome unknown", reason),
+        };
+        let head = reason.split(": ").next().unwrap_or_default();
+        format!("{kind}: {head}")
+    }
+}
+
 /// Which contact of a patient a channel sends to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -74,4 +90,22 @@ pub enum WebhookEvent {
     OptOut { address: String },
     /// The person asked to receive again (START, UNSTOP).
     OptIn { address: String },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SendError;
+
+    #[test]
+    fn a_summary_leaves_out_what_the_provider_said() {
+        let e = SendError::Permanent {
+            reason: "HTTP 400: cannot deliver to 0912 345 678 (Nguyễn Thị Hằng)".into(),
+        };
+        assert_eq!(e.summary(), "permanent failure: HTTP 400");
+        let e = SendError::Retry {
+            reason: "connection failed".into(),
+            after: None,
+        };
+        assert_eq!(e.summary(), "temporary failure: connection failed");
+    }
 }

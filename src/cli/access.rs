@@ -50,7 +50,8 @@ fn cli_subject() -> String {
     format!("cli:{user}")
 }
 
-async fn audit_action(store: &Store, action: &str) -> anyhow::Result<()> {
+/// Writes an admin action of the command line to the audit log.
+pub(super) async fn audit_action(store: &Store, action: &str) -> anyhow::Result<()> {
     store
         .append_audit(&[AuditEntry {
             at: jiff::Timestamp::now().to_string(),

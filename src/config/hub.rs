@@ -47,6 +47,9 @@ pub struct HubConfig {
     /// `crate::channels::ChannelConfig::from_value`.
     #[serde(default)]
     pub channels: std::collections::BTreeMap<String, serde_json::Value>,
+    /// How long raw message bodies are kept, and when the prune runs (docs/operations.md).
+    #[serde(default)]
+    pub retention: super::retention::RetentionConfig,
 }
 
 impl Default for HubConfig {
@@ -64,6 +67,7 @@ impl Default for HubConfig {
             notifications: Default::default(),
             queue: Default::default(),
             channels: Default::default(),
+            retention: Default::default(),
         }
     }
 }
@@ -387,6 +391,7 @@ impl HubConfig {
         if self.identity.max_block == 0 {
             problems.push(doc.problem("identity.max_block", "must be at least 1"));
         }
+        problems.extend(self.retention.check(doc));
         problems
     }
 }

@@ -7,6 +7,7 @@
 //! references are resolved from the environment; nothing here opens a socket or a database.
 
 mod hub;
+mod retention;
 mod secret;
 mod yaml;
 
@@ -16,6 +17,7 @@ pub use hub::{
     ApiConfig, AuthConfig, HubConfig, LogConfig, LogFormat, PipelineConfig, SqliteSync, StoreConfig,
     is_region, redact_url,
 };
+pub use retention::{Cutoffs, KeepBody, RetentionConfig, RetentionPolicy};
 pub use secret::{Secret, interpolate};
 pub use yaml::{Document, LineMap, Problem, deserialize_value};
 

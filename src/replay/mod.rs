@@ -181,6 +181,9 @@ impl<'a> Replay<'a> {
     }
 
     fn replay_one(&self, message: &StoredMessage, report: &mut Report) {
+        if message.body_pruned_at.is_some() {
+            return report.skip(report::SKIP_PRUNED);
+        }
         match self.new.input {
             Input::Hl7v2 => self.replay_hl7(message, report),
             Input::Fhir => self.replay_fhir(message, report),

@@ -10,6 +10,7 @@ use super::diff::Change;
 
 pub(super) const SKIP_UNREADABLE: &str = "unreadable (the hub refused its bytes)";
 pub(super) const SKIP_REFUSED: &str = "refused before mapping (no MSH-9 or MSH-10)";
+pub(super) const SKIP_PRUNED: &str = "body pruned by the retention policy";
 pub(super) const SKIP_OTHER_TYPE: &str = "of a type the new mapping does not take";
 
 /// Where a message ends up under one mapping.

@@ -121,6 +121,7 @@ impl ConnectorConfig {
                     format!("unknown time zone \"{tz}\" (use an IANA name such as Asia/Ho_Chi_Minh)"),
                 ));
             }
+            problems.extend(c.retention().check(doc, "retention"));
             if crate::hl7::Charset::from_hl7(c.default_charset()).is_none() {
                 problems.push(doc.problem(
                     "default_charset",
@@ -140,6 +141,16 @@ impl ConnectorConfig {
             ConnectorConfig::File(c) => &c.name,
             ConnectorConfig::Fhir(c) => &c.name,
             ConnectorConfig::FhirPush(c) => &c.name,
+        }
+    }
+
+    /// The connector's own `retention:` (each absent field takes the hub's).
+    pub fn retention(&self) -> &crate::config::RetentionPolicy {
+        match self {
+            ConnectorConfig::Mllp(c) => &c.retention,
+            ConnectorConfig::File(c) => &c.retention,
+            ConnectorConfig::Fhir(c) => &c.retention,
+            ConnectorConfig::FhirPush(c) => &c.retention,
         }
     }
 

@@ -17,6 +17,7 @@ mod sql_identity;
 mod sql_notify;
 mod sql_pull;
 mod sql_queue;
+mod sql_retention;
 mod sql_schedule;
 mod sqlite;
 mod sqlite_keys;
@@ -25,6 +26,7 @@ mod sqlite_writer;
 mod types;
 
 pub use sql_access::{AuditFilter, TokenRecord};
+pub use sql_retention::{PRUNE_PAGE_ROWS, PruneCount, PrunePlan, PruneReport};
 pub use types::*;
 
 use std::sync::Arc;
@@ -293,6 +295,12 @@ impl Store {
     /// log with it, page after page, passing the last id it read as `after_id`). Reads only.
     pub async fn scan_messages(&self, scan: &MessageScan) -> Result<Vec<StoredMessage>, StoreError> {
         on_backend!(self, s => s.scan_messages(scan).await)
+    }
+
+    /// Empties the raw bodies of logged messages past their retention (metadata and content
+    /// hash stay; `body_pruned_at` says when), in bounded batches; a dry run only counts.
+    pub async fn prune_bodies(&self, plan: &PrunePlan) -> Result<PruneReport, StoreError> {
+        on_backend!(self, s => s.prune_bodies(plan).await)
     }
 
     /// Review items with this status (`open`, `linked`, `rejected`), newest first.

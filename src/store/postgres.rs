@@ -24,6 +24,7 @@ use super::sql_identity::identity_queries;
 use super::sql_notify::{notify_queries, notify_write_queries};
 use super::sql_pull::pull_queries;
 use super::sql_queue::{queue_queries, queue_write_queries};
+use super::sql_retention::{PrunePlan, PruneReport, retention_queries};
 use super::sql_schedule::schedule_queries;
 use super::types::*;
 use crate::identity::link::match_record;
@@ -598,3 +599,4 @@ access_queries!(
     "BEGIN ISOLATION LEVEL READ COMMITTED",
     "SELECT pg_advisory_xact_lock(27432146867350631)"
 );
+retention_queries!(PgStore, sqlx::Postgres);

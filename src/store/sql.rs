@@ -167,7 +167,7 @@ macro_rules! store_queries {
             pub async fn messages(&self, f: &MessageFilter) -> Result<Vec<MessageSummary>, StoreError> {
                 let mut q = sqlx::QueryBuilder::<$db>::new(
                     "SELECT id, connector, origin, received_at, sender, control_id, message_type, status, error, warnings, \
-                     mapping, person_id, duplicate_of, CAST(length(raw) AS BIGINT) AS size_bytes FROM messages WHERE 1 = 1",
+                     mapping, person_id, duplicate_of, CAST(length(raw) AS BIGINT) AS size_bytes, body_pruned_at FROM messages WHERE 1 = 1",
                 );
                 if let Some(status) = f.status {
                     // A literal from a closed set, so that the planner can use the partial status index.
@@ -187,7 +187,7 @@ macro_rules! store_queries {
             pub async fn message(&self, id: i64) -> Result<Option<MessageDetail>, StoreError> {
                 let row = sqlx::query(
                     "SELECT id, connector, origin, received_at, sender, control_id, message_type, status, error, warnings,
-                            mapping, person_id, duplicate_of, CAST(length(raw) AS BIGINT) AS size_bytes, charset, content_hash, raw
+                            mapping, person_id, duplicate_of, CAST(length(raw) AS BIGINT) AS size_bytes, body_pruned_at, charset, content_hash, raw
                      FROM messages WHERE id = $1",
                 )
                 .bind(id)
@@ -204,7 +204,7 @@ macro_rules! store_queries {
 
             pub async fn scan_messages(&self, scan: &MessageScan) -> Result<Vec<StoredMessage>, StoreError> {
                 let mut q = sqlx::QueryBuilder::<$db>::new(
-                    "SELECT id, connector, received_at, message_type, status, mapping, raw FROM messages WHERE id > ",
+                    "SELECT id, connector, received_at, message_type, status, mapping, raw, body_pruned_at FROM messages WHERE id > ",
                 );
                 q.push_bind(scan.after_id);
                 if scan.skip_duplicates {
@@ -244,6 +244,7 @@ macro_rules! store_queries {
                         status: MessageStatus::parse(r.get("status")).unwrap_or(MessageStatus::Received),
                         mapping: r.get("mapping"),
                         raw: r.get("raw"),
+                        body_pruned_at: r.get("body_pruned_at"),
                     })
                     .collect())
             }
@@ -393,6 +394,7 @@ macro_rules! store_queries {
                 person_id: r.get("person_id"),
                 duplicate_of: r.get("duplicate_of"),
                 size_bytes: r.get("size_bytes"),
+                body_pruned_at: r.get("body_pruned_at"),
             })
         }
     };

@@ -21,6 +21,7 @@ use super::sql_identity::identity_queries;
 use super::sql_notify::notify_queries;
 use super::sql_pull::pull_queries;
 use super::sql_queue::queue_queries;
+use super::sql_retention::{PrunePlan, PruneReport, retention_queries};
 use super::sql_schedule::schedule_queries;
 use super::sqlite_outbox::OutboxWriter;
 use super::sqlite_writer::{Checkpointer, SqliteWriter};
@@ -264,3 +265,4 @@ access_queries!(
     "BEGIN IMMEDIATE",
     "SELECT 1"
 );
+retention_queries!(SqliteStore, sqlx::Sqlite);

@@ -297,6 +297,8 @@ pub struct StoredMessage {
     /// The mapping that processed it, when one did.
     pub mapping: Option<String>,
     pub raw: Vec<u8>,
+    /// When retention emptied `raw` (RFC 3339); `None` while the body is kept.
+    pub body_pruned_at: Option<String>,
 }
 
 /// A message-log row without its bytes.
@@ -316,6 +318,9 @@ pub struct MessageSummary {
     pub person_id: Option<String>,
     pub duplicate_of: Option<i64>,
     pub size_bytes: i64,
+    /// When retention emptied the raw body (RFC 3339); absent while the body is kept.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub body_pruned_at: Option<String>,
 }
 
 /// A message-log row with its raw bytes.

@@ -23,5 +23,6 @@ mod oidc;
 mod queue;
 mod queue_rabbit;
 mod replay;
+mod retention;
 mod survivorship;
 mod tls;

@@ -53,6 +53,10 @@ pub struct FhirConfig {
     /// IANA time zone for the schedule and for times without an offset; by default the hub's.
     #[serde(default)]
     pub timezone: Option<String>,
+    /// How long this connector's raw message bodies are kept; each field absent takes the
+    /// hub's `retention:` value (docs/operations.md).
+    #[serde(default)]
+    pub retention: crate::config::RetentionPolicy,
 }
 
 /// One resource type to pull.

@@ -31,6 +31,10 @@ pub struct FhirPushConfig {
     /// Most resources one request may carry; a larger Bundle is refused whole (413).
     #[serde(default = "default_max_resources")]
     pub max_resources: usize,
+    /// How long this connector's raw message bodies are kept; each field absent takes the
+    /// hub's `retention:` value (docs/operations.md).
+    #[serde(default)]
+    pub retention: crate::config::RetentionPolicy,
 }
 
 fn yes() -> bool {

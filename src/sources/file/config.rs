@@ -54,6 +54,10 @@ pub struct FileConfig {
     /// Character set assumed when MSH-18 is empty and the bytes are not UTF-8.
     #[serde(default = "crate::sources::mllp::default_charset")]
     pub default_charset: String,
+    /// How long this connector's raw message bodies are kept; each field absent takes the
+    /// hub's `retention:` value (docs/operations.md).
+    #[serde(default)]
+    pub retention: crate::config::RetentionPolicy,
 }
 
 #[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]

@@ -57,6 +57,10 @@ pub struct MllpConfig {
     /// MLLP over TLS, with optional client certificates (docs/hl7.md).
     #[serde(default)]
     pub tls: Option<TlsConfig>,
+    /// How long this connector's raw message bodies are kept; each field absent takes the
+    /// hub's `retention:` value (docs/operations.md).
+    #[serde(default)]
+    pub retention: crate::config::RetentionPolicy,
 }
 
 fn yes() -> bool {
