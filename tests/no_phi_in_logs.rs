@@ -1,4 +1,4 @@
-//! No PHI in logs, proven (docs/security-logs.md): one end-to-end scenario — MLLP ADT, ORU and
+//! No PHI in logs, proven (docs/security.md): one end-to-end scenario — MLLP ADT, ORU and
 //! SIU, a file dropped in the inbox and a malformed one, a FHIR pull, a FHIR push,
 //! notifications through the `file` channel, and the API reads a clinic's app makes — logged at
 //! `debug` through the hub's own formatting (`carehub::telemetry::fmt_layer`, text and JSON at

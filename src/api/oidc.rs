@@ -11,7 +11,7 @@
 //!
 //! JWT parsing and the claim checks (`exp`, `nbf`, `iss`, `aud`, leeway) are the
 //! `jsonwebtoken` crate's; the signature arithmetic is `ring`'s, plugged into `jsonwebtoken` as
-//! its crypto provider (see `oidc/ring_provider.rs` and docs/security-oidc.md for why).
+//! its crypto provider (see `oidc/ring_provider.rs` and docs/security.md for why).
 //!
 //! This room must not: accept an unsigned (`alg: none`) or HMAC-signed token, use a key of
 //! another type than the token's algorithm asks for, or put a token or any claim's value in an
