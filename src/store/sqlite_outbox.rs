@@ -585,7 +585,7 @@ mod tests {
     async fn an_operation_that_fails_fails_alone_and_the_rest_of_its_group_is_kept() {
         let dir = tempfile::tempdir().unwrap();
         let (_store, path) = fresh(dir.path()).await;
-        let mut writer = SqliteWriter::open(&path).unwrap();
+        let mut writer = SqliteWriter::open(&path, None).unwrap();
         let c = writer.connection();
         pending_notification(c, "n-1");
         let push = |id: &str| {
@@ -635,7 +635,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (store, path) = fresh(dir.path()).await;
         {
-            let mut writer = SqliteWriter::open(&path).unwrap();
+            let mut writer = SqliteWriter::open(&path, None).unwrap();
             let c = writer.connection();
             pending_notification(c, "n-1");
             pending_notification(c, "n-2");

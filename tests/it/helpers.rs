@@ -141,6 +141,11 @@ pub struct HubOptions {
     /// More top-level YAML for carehub.yaml (`channels:`, `queue:`, `notifications:` keys
     /// other than the folders).
     pub hub_extra: String,
+    /// More keys of the `store:` section, each line indented by two spaces
+    /// (`"  encryption_key: …\n"`).
+    pub store_extra: String,
+    /// Use this store URL instead of a fresh one (a test reopening its own store).
+    pub store_url: Option<String>,
 }
 
 pub async fn spawn_hub() -> TestHub {
@@ -157,11 +162,15 @@ pub async fn spawn_hub_with(opts: HubOptions) -> TestHub {
 pub async fn try_spawn_hub_with(opts: HubOptions) -> Option<TestHub> {
     let dir = tempfile::tempdir().expect("temp dir");
     let root = dir.path();
-    let store_url = fresh_store_url(opts.backend, root).await?;
+    let store_url = match &opts.store_url {
+        Some(url) => url.clone(),
+        None => fresh_store_url(opts.backend, root).await?,
+    };
     std::fs::create_dir_all(root.join("connectors")).unwrap();
     let config = format!(
-        "store:\n  url: \"{db}\"\napi:\n  listen: 127.0.0.1:0\nconnectors_dir: {conn}\nmappings_dir: {maps}\ntimezone: Asia/Ho_Chi_Minh\nphone_region: VN\npipeline:\n  max_batch: 64\n{extra}",
+        "store:\n  url: \"{db}\"\n{store_extra}api:\n  listen: 127.0.0.1:0\nconnectors_dir: {conn}\nmappings_dir: {maps}\ntimezone: Asia/Ho_Chi_Minh\nphone_region: VN\npipeline:\n  max_batch: 64\n{extra}",
         db = store_url,
+        store_extra = opts.store_extra,
         conn = root.join("connectors").display(),
         maps = mappings_dir().display(),
         extra = notifications_yaml(root, &opts.hub_extra),

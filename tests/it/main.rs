@@ -1,7 +1,9 @@
 //! carehub's integration tests: one binary, a real hub per test (temp SQLite store, port 0).
 
 mod api;
+mod at_rest;
 mod backends;
+mod backup;
 mod channels;
 mod cli;
 mod clinical;
