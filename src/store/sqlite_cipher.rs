@@ -60,6 +60,9 @@ pub fn check_key(path: &str, key: Option<&StoreKey>) -> Result<(), StoreError> {
         ))),
         (Some(false), Some(k)) => {
             let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE)?;
+            // SQLCipher would also print its own complaint on stderr (process-wide, outside
+            // carehub's log): the error below says it better.
+            conn.execute_batch("PRAGMA cipher_log_level = NONE;")?;
             apply_key(&conn, Some(k))?;
             readable(&conn).map_err(|_| {
                 StoreError::KeyMismatch(format!(
@@ -76,10 +79,14 @@ fn readable(conn: &Connection) -> rusqlite::Result<()> {
         .map(|_| ())
 }
 
-/// Opens a store file with the key, checked; no creation.
+/// Opens an existing store file with the key, checked. The connection may create files:
+/// `ATTACH` (the snapshot [`export`] writes) takes its flags from it.
 fn open_keyed(path: &str, key: Option<&StoreKey>) -> Result<Connection, StoreError> {
+    if !Path::new(path).is_file() {
+        return Err(StoreError::Missing(path.to_string()));
+    }
     check_key(path, key)?;
-    let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE)?;
+    let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE)?;
     apply_key(&conn, key)?;
     conn.busy_timeout(Duration::from_secs(10))?;
     readable(&conn)?;
@@ -232,7 +239,7 @@ fn alone(conn: &Connection) -> Result<(), StoreError> {
 /// the file only once it checks clean.
 pub fn rekey(path: &str, old: Option<&StoreKey>, new: &StoreKey) -> Result<u64, StoreError> {
     check_key(path, old)?;
-    let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE)?;
+    let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE)?;
     apply_key(&conn, old)?;
     alone(&conn)?;
     // Everything in the database file itself, nothing left in a log.
