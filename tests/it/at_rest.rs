@@ -124,6 +124,8 @@ async fn an_encrypted_sqlite_store_shows_no_patient_data() {
 async fn a_plain_sqlite_store_shows_it_until_rekeyed() {
     let t = helpers::spawn_hub_with(HubOptions {
         backend: Backend::Sqlite,
+        // Not empty: a plain store even under CAREHUB_TEST_STORE_KEY.
+        store_extra: "  sqlite_synchronous: full\n".into(),
         ..Default::default()
     })
     .await;

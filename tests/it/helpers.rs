@@ -162,6 +162,11 @@ pub async fn spawn_hub_with(opts: HubOptions) -> TestHub {
 pub async fn try_spawn_hub_with(opts: HubOptions) -> Option<TestHub> {
     let dir = tempfile::tempdir().expect("temp dir");
     let root = dir.path();
+    // CAREHUB_TEST_STORE_KEY runs every test hub on an encrypted store (docs/security-at-rest.md).
+    let store_extra = match std::env::var("CAREHUB_TEST_STORE_KEY") {
+        Ok(key) if opts.store_extra.is_empty() => format!("  encryption_key: \"{key}\"\n"),
+        _ => opts.store_extra.clone(),
+    };
     let store_url = match &opts.store_url {
         Some(url) => url.clone(),
         None => fresh_store_url(opts.backend, root).await?,
@@ -170,7 +175,7 @@ pub async fn try_spawn_hub_with(opts: HubOptions) -> Option<TestHub> {
     let config = format!(
         "store:\n  url: \"{db}\"\n{store_extra}api:\n  listen: 127.0.0.1:0\nconnectors_dir: {conn}\nmappings_dir: {maps}\ntimezone: Asia/Ho_Chi_Minh\nphone_region: VN\npipeline:\n  max_batch: 64\n{extra}",
         db = store_url,
-        store_extra = opts.store_extra,
+        store_extra = store_extra,
         conn = root.join("connectors").display(),
         maps = mappings_dir().display(),
         extra = notifications_yaml(root, &opts.hub_extra),
