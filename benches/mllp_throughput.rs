@@ -114,7 +114,9 @@ async fn run_once(run: usize, senders: usize, window: usize, total: usize, match
     let per_sender = total / senders;
     {
         let dir = tempfile::tempdir().expect("temp dir");
-        let kept = std::env::var("BENCH_STORE_DIR").ok().map(std::path::PathBuf::from);
+        let kept = std::env::var("BENCH_STORE_DIR")
+            .ok()
+            .map(std::path::PathBuf::from);
         let root = kept.as_deref().unwrap_or(dir.path());
         let key = std::env::var("BENCH_STORE_KEY")
             .map(|k| format!(", encryption_key: \"{k}\""))

@@ -279,14 +279,22 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::from(2));
             }
             let started = std::time::Instant::now();
-            eprintln!("backing up {} to {} …", config::redact_url(&store.url), to.display());
+            eprintln!(
+                "backing up {} to {} …",
+                config::redact_url(&store.url),
+                to.display()
+            );
             let size = crate::store::backup_sqlite(store, &to)?;
             println!(
                 "backup {} written: {} in {:.1} s ({})",
                 to.display(),
                 crate::store::megabytes(size),
                 started.elapsed().as_secs_f64(),
-                if store.encryption_key.is_some() { "encrypted with the store's key" } else { "not encrypted: no store.encryption_key" }
+                if store.encryption_key.is_some() {
+                    "encrypted with the store's key"
+                } else {
+                    "not encrypted: no store.encryption_key"
+                }
             );
             Ok(ExitCode::SUCCESS)
         }
@@ -297,7 +305,9 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             let store = &settings.hub.store;
             if crate::store::sqlite_path(&store.url).is_none() {
-                eprintln!("carehub restore writes SQLite stores; restore PostgreSQL with pg_restore (docs/operations.md)");
+                eprintln!(
+                    "carehub restore writes SQLite stores; restore PostgreSQL with pg_restore (docs/operations.md)"
+                );
                 return Ok(ExitCode::from(2));
             }
             let started = std::time::Instant::now();
@@ -310,11 +320,17 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 started.elapsed().as_secs_f64(),
                 match version.cmp(&expected) {
                     std::cmp::Ordering::Equal => " (current)".to_string(),
-                    std::cmp::Ordering::Less => format!(" (older than {expected}: carehub migrates it at start)"),
-                    std::cmp::Ordering::Greater => format!(" (newer than this carehub's {expected}: run the carehub that wrote it)"),
+                    std::cmp::Ordering::Less =>
+                        format!(" (older than {expected}: carehub migrates it at start)"),
+                    std::cmp::Ordering::Greater =>
+                        format!(" (newer than this carehub's {expected}: run the carehub that wrote it)"),
                 }
             );
-            Ok(if version > expected { ExitCode::from(1) } else { ExitCode::SUCCESS })
+            Ok(if version > expected {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            })
         }
         Command::Rekey { config, new_key_env } => {
             let settings = match config::load(&config) {
@@ -331,7 +347,9 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                     return Ok(ExitCode::from(2));
                 }
                 Err(_) => {
-                    eprintln!("{new_key_env} is not set: put the new key there (the current one stays in store.encryption_key)");
+                    eprintln!(
+                        "{new_key_env} is not set: put the new key there (the current one stays in store.encryption_key)"
+                    );
                     return Ok(ExitCode::from(2));
                 }
             };
@@ -349,7 +367,9 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                     started.elapsed().as_secs_f64()
                 ),
             }
-            println!("now give the new key to store.encryption_key (e.g. CAREHUB_STORE_KEY) before starting carehub");
+            println!(
+                "now give the new key to store.encryption_key (e.g. CAREHUB_STORE_KEY) before starting carehub"
+            );
             Ok(ExitCode::SUCCESS)
         }
         Command::Migrate { config } => {

@@ -175,7 +175,11 @@ pub fn open(key: Option<&StoreKey>, column: &str, value: Vec<u8>) -> Result<Vec<
 }
 
 /// [`open`] for a text column.
-pub fn open_text(key: Option<&StoreKey>, column: &str, value: Option<String>) -> Result<Option<String>, StoreError> {
+pub fn open_text(
+    key: Option<&StoreKey>,
+    column: &str,
+    value: Option<String>,
+) -> Result<Option<String>, StoreError> {
     let Some(value) = value else { return Ok(None) };
     let Some(sealed) = text_bytes(&value) else {
         return Ok(Some(value));
@@ -220,7 +224,10 @@ mod tests {
         let b = key("another-random-secret-of-32-characters!!");
         let sealed = a.seal("messages.raw", b"MSH|^~\\&|Nguyen Van A");
         assert!(!sealed.windows(6).any(|w| w == b"Nguyen"));
-        assert_eq!(open(Some(&a), "messages.raw", sealed.clone()).unwrap(), b"MSH|^~\\&|Nguyen Van A");
+        assert_eq!(
+            open(Some(&a), "messages.raw", sealed.clone()).unwrap(),
+            b"MSH|^~\\&|Nguyen Van A"
+        );
         assert!(open(Some(&b), "messages.raw", sealed.clone()).is_err());
         assert!(open(None, "messages.raw", sealed.clone()).is_err());
         // Bound to its column.
@@ -237,9 +244,16 @@ mod tests {
         assert_ne!(one, two);
         assert!(a.text_sealed_by_me(&one));
         assert_eq!(
-            open_text(Some(&a), "notifications.body", Some(one)).unwrap().as_deref(),
+            open_text(Some(&a), "notifications.body", Some(one))
+                .unwrap()
+                .as_deref(),
             Some("Chào chị Lan")
         );
-        assert_eq!(open_text(None, "notifications.body", Some("plain".into())).unwrap().as_deref(), Some("plain"));
+        assert_eq!(
+            open_text(None, "notifications.body", Some("plain".into()))
+                .unwrap()
+                .as_deref(),
+            Some("plain")
+        );
     }
 }

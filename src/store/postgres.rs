@@ -15,8 +15,8 @@ use sqlx::Row;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
 use super::StoreError;
-use super::cipher::{self, StoreKey};
 use super::batch::{self, Lookups, Plan};
+use super::cipher::{self, StoreKey};
 use super::postgres_stats::Statistics;
 use super::sql::{CHUNK, LOOKUP_VALUES, like_escape, now, store_queries};
 use super::sql_clinical::clinical_queries;

@@ -223,7 +223,9 @@ impl SqliteStore {
         let result = f(writer);
         drop(guard);
         if result.is_ok() && !self.path.starts_with(':') {
-            let checkpointer = self.checkpointer.get_or_init(|| Checkpointer::start(&self.path, self.key.as_deref()));
+            let checkpointer = self
+                .checkpointer
+                .get_or_init(|| Checkpointer::start(&self.path, self.key.as_deref()));
             if let Some(c) = checkpointer {
                 c.poke();
             }

@@ -86,7 +86,10 @@ fn open_keyed(path: &str, key: Option<&StoreKey>) -> Result<Connection, StoreErr
         return Err(StoreError::Missing(path.to_string()));
     }
     check_key(path, key)?;
-    let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE)?;
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE,
+    )?;
     apply_key(&conn, key)?;
     conn.busy_timeout(Duration::from_secs(10))?;
     readable(&conn)?;
@@ -100,7 +103,9 @@ fn open_keyed(path: &str, key: Option<&StoreKey>) -> Result<Connection, StoreErr
 fn export(conn: &Connection, to: &Path, key: Option<&StoreKey>, progress: bool) -> Result<u64, StoreError> {
     let partial = partial_path(to);
     let _ = std::fs::remove_file(&partial);
-    let literal = key.map(StoreKey::sqlcipher_literal).unwrap_or_else(|| "''".into());
+    let literal = key
+        .map(StoreKey::sqlcipher_literal)
+        .unwrap_or_else(|| "''".into());
     conn.execute(
         &format!("ATTACH DATABASE ?1 AS snapshot KEY {literal}"),
         [partial.to_string_lossy()],
@@ -152,7 +157,10 @@ pub fn megabytes(bytes: u64) -> String {
 /// encrypted with the store's key when it has one. Safe while a hub writes.
 pub fn backup(path: &str, key: Option<&StoreKey>, to: &Path) -> Result<u64, StoreError> {
     if to.exists() {
-        return Err(StoreError::Conflict(format!("{} exists: choose a new file", to.display())));
+        return Err(StoreError::Conflict(format!(
+            "{} exists: choose a new file",
+            to.display()
+        )));
     }
     let conn = open_keyed(path, key)?;
     export(&conn, to, key, true)
@@ -195,7 +203,9 @@ pub fn restore(from: &Path, path: &str, key: Option<&StoreKey>) -> Result<(i64, 
         let source = open_keyed(&from_str, key)?;
         let verdict = integrity(&source)?;
         if verdict != "ok" {
-            return Err(StoreError::Failed(format!("the backup fails its integrity check: {verdict}")));
+            return Err(StoreError::Failed(format!(
+                "the backup fails its integrity check: {verdict}"
+            )));
         }
     }
     if let Some(parent) = Path::new(path).parent()
@@ -212,7 +222,9 @@ pub fn restore(from: &Path, path: &str, key: Option<&StoreKey>) -> Result<(i64, 
     let conn = open_keyed(path, key)?;
     let verdict = integrity(&conn)?;
     if verdict != "ok" {
-        return Err(StoreError::Failed(format!("the restored store fails its integrity check: {verdict}")));
+        return Err(StoreError::Failed(format!(
+            "the restored store fails its integrity check: {verdict}"
+        )));
     }
     let messages = conn.query_row("SELECT count(*) FROM messages", [], |r| r.get(0))?;
     Ok((messages, schema_version(&conn)?))
@@ -239,7 +251,10 @@ fn alone(conn: &Connection) -> Result<(), StoreError> {
 /// the file only once it checks clean.
 pub fn rekey(path: &str, old: Option<&StoreKey>, new: &StoreKey) -> Result<u64, StoreError> {
     check_key(path, old)?;
-    let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE)?;
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE,
+    )?;
     apply_key(&conn, old)?;
     alone(&conn)?;
     // Everything in the database file itself, nothing left in a log.
@@ -253,7 +268,9 @@ pub fn rekey(path: &str, old: Option<&StoreKey>, new: &StoreKey) -> Result<u64, 
         let verdict = integrity(&check)?;
         if verdict != "ok" {
             let _ = std::fs::remove_file(&fresh);
-            return Err(StoreError::Failed(format!("the re-encrypted copy fails its integrity check: {verdict}")));
+            return Err(StoreError::Failed(format!(
+                "the re-encrypted copy fails its integrity check: {verdict}"
+            )));
         }
         // The same WAL mode as the store had.
         check.execute_batch("PRAGMA journal_mode = WAL;")?;

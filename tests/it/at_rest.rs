@@ -68,7 +68,9 @@ fn config(url: &str, key: Option<&str>) -> StoreConfig {
 }
 
 async fn stored_messages(url: &str, key: Option<&str>) -> usize {
-    let store = Store::open_existing(&config(url, key)).await.expect("the store opens");
+    let store = Store::open_existing(&config(url, key))
+        .await
+        .expect("the store opens");
     store
         .messages(&MessageFilter {
             limit: 1000,
@@ -81,7 +83,10 @@ async fn stored_messages(url: &str, key: Option<&str>) -> usize {
 
 fn rekey(config: &Path, new_key: &str) -> std::process::Output {
     let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_carehub"));
-    c.arg("rekey").arg("--config").arg(config).env("CAREHUB_STORE_NEW_KEY", new_key);
+    c.arg("rekey")
+        .arg("--config")
+        .arg(config)
+        .env("CAREHUB_STORE_NEW_KEY", new_key);
     c.output().expect("carehub runs")
 }
 
@@ -99,23 +104,43 @@ async fn an_encrypted_sqlite_store_shows_no_patient_data() {
     // A copy taken while the hub runs: the message may still be in the log only.
     let live = raw_bytes(&db);
     assert!(!live.is_empty());
-    assert_eq!(found(&live), Vec::<&str>::new(), "patient data in the live store's bytes");
+    assert_eq!(
+        found(&live),
+        Vec::<&str>::new(),
+        "patient data in the live store's bytes"
+    );
     let TestHub { hub, dir } = t;
     hub.shutdown().await;
-    assert_eq!(found(&raw_bytes(&db)), Vec::<&str>::new(), "patient data in the stopped store's bytes");
+    assert_eq!(
+        found(&raw_bytes(&db)),
+        Vec::<&str>::new(),
+        "patient data in the stopped store's bytes"
+    );
 
     // The key opens it; another key, or none, fails with a clear error.
     assert_eq!(stored_messages(&url, Some(KEY)).await, 1);
-    let wrong = Store::open_existing(&config(&url, Some(OTHER_KEY))).await.unwrap_err().to_string();
-    assert!(wrong.contains("is encrypted and this key does not open it"), "{wrong}");
-    let none = Store::open_existing(&config(&url, None)).await.unwrap_err().to_string();
+    let wrong = Store::open_existing(&config(&url, Some(OTHER_KEY)))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        wrong.contains("is encrypted and this key does not open it"),
+        "{wrong}"
+    );
+    let none = Store::open_existing(&config(&url, None))
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(none.contains("no store.encryption_key is set"), "{none}");
 
     // Rekey: the new key opens it, the old one no longer does.
     let out = rekey(&dir.path().join("carehub.yaml"), OTHER_KEY);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(stored_messages(&url, Some(OTHER_KEY)).await, 1);
-    let old = Store::open_existing(&config(&url, Some(KEY))).await.unwrap_err().to_string();
+    let old = Store::open_existing(&config(&url, Some(KEY)))
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(old.contains("this key does not open it"), "{old}");
     assert_eq!(found(&raw_bytes(&db)), Vec::<&str>::new());
 }
@@ -137,8 +162,14 @@ async fn a_plain_sqlite_store_shows_it_until_rekeyed() {
     // Without a key the same bytes give the patient away: the check above can fail.
     assert_eq!(found(&raw_bytes(&db)), SECRETS.to_vec());
     // A key configured for a plain store is refused with the way out.
-    let keyed = Store::open_existing(&config(&url, Some(KEY))).await.unwrap_err().to_string();
-    assert!(keyed.contains("is not encrypted but store.encryption_key is set"), "{keyed}");
+    let keyed = Store::open_existing(&config(&url, Some(KEY)))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        keyed.contains("is not encrypted but store.encryption_key is set"),
+        "{keyed}"
+    );
 
     // `carehub rekey` encrypts it (no key configured yet: the store is plain).
     let out = rekey(&dir.path().join("carehub.yaml"), KEY);
@@ -192,14 +223,96 @@ async fn postgres_message_bodies_are_sealed_by_the_hub() {
         .await
         .unwrap();
     assert_eq!(raws.len(), 1);
-    assert_eq!(found(&raws[0]), Vec::<&str>::new(), "the body column holds the message text");
+    assert_eq!(
+        found(&raws[0]),
+        Vec::<&str>::new(),
+        "the body column holds the message text"
+    );
     // The hub reads it back whole.
-    let id: i64 = sqlx::query_scalar("SELECT id FROM messages").fetch_one(&mut conn).await.unwrap();
+    let id: i64 = sqlx::query_scalar("SELECT id FROM messages")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
     let detail = t.hub.store.message(id).await.unwrap().unwrap();
     assert_eq!(found(&detail.raw), SECRETS.to_vec());
     // Without the key the sealed body is refused, not shown as noise.
     let plain = Store::open_existing(&config(&store_url, None)).await.unwrap();
     let err = plain.message(id).await.unwrap_err().to_string();
     assert!(err.contains("no store.encryption_key is configured"), "{err}");
+    t.hub.shutdown().await;
+
+    // Rekey (hub stopped): the new key reads the body, the old one is told it is not the key.
+    let rewritten = carehub::store::rekey(&config(&store_url, Some(KEY)), &Secret::new(OTHER_KEY))
+        .await
+        .unwrap();
+    assert_eq!(rewritten, 1);
+    let renewed = Store::open_existing(&config(&store_url, Some(OTHER_KEY)))
+        .await
+        .unwrap();
+    assert_eq!(
+        found(&renewed.message(id).await.unwrap().unwrap().raw),
+        SECRETS.to_vec()
+    );
+    let old = Store::open_existing(&config(&store_url, Some(KEY)))
+        .await
+        .unwrap();
+    let err = old.message(id).await.unwrap_err().to_string();
+    assert!(err.contains("is sealed with key id"), "{err}");
+    let raw: Vec<u8> = sqlx::query_scalar("SELECT raw FROM messages")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(found(&raw), Vec::<&str>::new());
+    // Run again: nothing left to rewrite.
+    let again = carehub::store::rekey(&config(&store_url, Some(OTHER_KEY)), &Secret::new(OTHER_KEY))
+        .await
+        .unwrap();
+    assert_eq!(again, 0);
+}
+
+#[tokio::test]
+async fn postgres_notification_texts_are_sealed_by_the_hub() {
+    use crate::notify::{CONFIRM, adt_vi, file_channels, siu};
+    let outbox = tempfile::tempdir().unwrap();
+    let Some(t) = helpers::try_spawn_hub_with(HubOptions {
+        backend: Backend::Postgres,
+        store_extra: key_yaml(KEY),
+        rules: vec![("confirm.yaml".into(), CONFIRM.into())],
+        hub_extra: file_channels(outbox.path()),
+        ..Default::default()
+    })
+    .await
+    else {
+        return;
+    };
+    helpers::send(t.mllp(), &adt_vi("N1", "MRN-N1", "0903123456")).await;
+    let ack = helpers::send(t.mllp(), &siu("S12", "N2", "APT-1", "MRN-N1", 72)).await;
+    assert!(ack.contains("MSA|AA"), "{ack}");
+    let sms = || {
+        helpers::files_under(&outbox.path().join("sms"), &|p| {
+            p.extension().is_some_and(|e| e == "txt")
+        })
+    };
+    helpers::eventually("the confirmation is sent", || async { !sms().is_empty() }).await;
+    // The worker read the sealed text back whole.
+    let sent = std::fs::read_to_string(&sms()[0]).unwrap();
+    assert!(sent.contains("đã được xác nhận"), "{sent}");
+
+    let yaml = std::fs::read_to_string(t.dir.path().join("carehub.yaml")).unwrap();
+    let store_url = yaml
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("url: "))
+        .unwrap()
+        .trim_matches('"')
+        .to_string();
+    use sqlx::Connection;
+    let mut conn = sqlx::PgConnection::connect(&store_url).await.unwrap();
+    let bodies: Vec<String> = sqlx::query_scalar("SELECT body FROM notifications WHERE body IS NOT NULL")
+        .fetch_all(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(bodies.len(), 1);
+    assert!(bodies[0].starts_with("enc1:"), "not sealed: {}", bodies[0]);
+    assert!(!bodies[0].contains("xác nhận"));
     t.hub.shutdown().await;
 }

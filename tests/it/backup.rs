@@ -36,7 +36,8 @@ async fn a_backup_taken_under_load_restores_every_acked_message() {
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                 n += 1;
                 let id = format!("BK{sender}-{n}");
-                let ack = helpers::send(addr, &helpers::adt(&id, &format!("MRN{sender}X{n}"), "Backup")).await;
+                let ack =
+                    helpers::send(addr, &helpers::adt(&id, &format!("MRN{sender}X{n}"), "Backup")).await;
                 if helpers::field(&ack, "MSA", 1) == "AA" {
                     acked.lock().unwrap().push(id);
                 }
@@ -53,29 +54,54 @@ async fn a_backup_taken_under_load_restores_every_acked_message() {
     let before: Vec<String> = acked.lock().unwrap().clone();
     let config = t.dir.path().join("carehub.yaml");
     let snapshot = t.dir.path().join("snapshot.db");
-    let out = carehub(&["backup".as_ref(), "--to".as_ref(), snapshot.as_os_str(), "--config".as_ref(), config.as_os_str()]).await;
+    let out = carehub(&[
+        "backup".as_ref(),
+        "--to".as_ref(),
+        snapshot.as_os_str(),
+        "--config".as_ref(),
+        config.as_os_str(),
+    ])
+    .await;
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let during = acked.lock().unwrap().len() - before.len();
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     while load.join_next().await.is_some() {}
     let TestHub { hub, dir } = t;
     hub.shutdown().await;
-    eprintln!("{} messages ACKed before the backup, {during} while it ran", before.len());
+    eprintln!(
+        "{} messages ACKed before the backup, {during} while it ran",
+        before.len()
+    );
 
     // Restore into an empty folder, with a configuration naming the same key.
     let target = tempfile::tempdir().unwrap();
     let restored_db = target.path().join("data/carehub.db");
     let restored_url = format!("sqlite://{}", restored_db.display());
-    let yaml = std::fs::read_to_string(&config)
-        .unwrap()
-        .replacen(&format!("sqlite://{}", dir.path().join("carehub.db").display()), &restored_url, 1);
+    let yaml = std::fs::read_to_string(&config).unwrap().replacen(
+        &format!("sqlite://{}", dir.path().join("carehub.db").display()),
+        &restored_url,
+        1,
+    );
     let restore_config = target.path().join("carehub.yaml");
     std::fs::write(&restore_config, yaml).unwrap();
-    let out = carehub(&["restore".as_ref(), snapshot.as_os_str(), "--config".as_ref(), restore_config.as_os_str()]).await;
+    let out = carehub(&[
+        "restore".as_ref(),
+        snapshot.as_os_str(),
+        "--config".as_ref(),
+        restore_config.as_os_str(),
+    ])
+    .await;
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(stdout.contains("integrity ok"), "{stdout}");
-    assert!(stdout.contains("(current)"), "the schema is not at this carehub's version: {stdout}");
+    assert!(
+        stdout.contains("(current)"),
+        "the schema is not at this carehub's version: {stdout}"
+    );
 
     let store = Store::open_existing(&StoreConfig {
         url: restored_url.clone(),
@@ -95,17 +121,33 @@ async fn a_backup_taken_under_load_restores_every_acked_message() {
         .filter_map(|m| m.control_id)
         .collect();
     let missing: Vec<&String> = before.iter().filter(|id| !stored.contains(*id)).collect();
-    assert!(missing.is_empty(), "ACKed before the backup but not restored: {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "ACKed before the backup but not restored: {missing:?}"
+    );
     // The snapshot is encrypted like the store: the patients' family name is not in its bytes.
     let bytes = std::fs::read(&snapshot).unwrap();
-    assert!(!bytes.windows(6).any(|w| w == b"Backup"), "the snapshot is not encrypted");
+    assert!(
+        !bytes.windows(6).any(|w| w == b"Backup"),
+        "the snapshot is not encrypted"
+    );
 
     // LEAD: `carehub audit verify --config <restore_config>` must pass on the restored store
     // (add it here once the hash-chained audit log lands).
 
     // A second restore onto the now-filled place is refused.
     drop(store);
-    let out = carehub(&["restore".as_ref(), snapshot.as_os_str(), "--config".as_ref(), restore_config.as_os_str()]).await;
+    let out = carehub(&[
+        "restore".as_ref(),
+        snapshot.as_os_str(),
+        "--config".as_ref(),
+        restore_config.as_os_str(),
+    ])
+    .await;
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("exists"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("exists"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
