@@ -13,6 +13,10 @@
 //! `BENCH_STORE_URL=postgres://…` runs it on PostgreSQL (use an empty database or schema).
 //! `BENCH_MATCHING=on` turns probabilistic matching on (docs/identity.md); by default the hub
 //! links by identifiers only, the ingest path this benchmark measures.
+//! `BENCH_STORE_KEY=…` (32+ characters) sets `store.encryption_key`: SQLCipher on SQLite, sealed
+//! bodies on PostgreSQL — run with and without it, alternated, for the cost of encryption.
+//! `BENCH_STORE_DIR=DIR` keeps the store and its `carehub.yaml` in DIR (for the backup and
+//! restore figures: docs/security-at-rest.md) instead of a temporary folder.
 //! Prints messages/s and ACK latency p50/p99/max.
 
 use std::time::{Duration, Instant};
@@ -110,14 +114,20 @@ async fn run_once(run: usize, senders: usize, window: usize, total: usize, match
     let per_sender = total / senders;
     {
         let dir = tempfile::tempdir().expect("temp dir");
-        let root = dir.path();
+        let kept = std::env::var("BENCH_STORE_DIR")
+            .ok()
+            .map(std::path::PathBuf::from);
+        let root = kept.as_deref().unwrap_or(dir.path());
+        let key = std::env::var("BENCH_STORE_KEY")
+            .map(|k| format!(", encryption_key: \"{k}\""))
+            .unwrap_or_default();
         std::fs::create_dir_all(root.join("connectors")).unwrap();
         // No notification rules: this measures ingest.
         std::fs::create_dir_all(root.join("rules")).unwrap();
         std::fs::write(
             root.join("carehub.yaml"),
             format!(
-                "store: {{url: \"{}\"}}\napi: {{enabled: false}}\nconnectors_dir: {}\nmappings_dir: {}/mappings\nlog: {{level: warn}}\nidentity: {{matching: {matching}}}\nnotifications: {{enabled: false, rules_dir: {}}}\n",
+                "store: {{url: \"{}\"{key}}}\napi: {{enabled: false}}\nconnectors_dir: {}\nmappings_dir: {}/mappings\nlog: {{level: warn}}\nidentity: {{matching: {matching}}}\nnotifications: {{enabled: false, rules_dir: {}}}\n",
                 std::env::var("BENCH_STORE_URL")
                     .unwrap_or_else(|_| format!("sqlite://{}", root.join("bench.db").display())),
                 root.join("connectors").display(),
@@ -175,7 +185,8 @@ async fn run_once(run: usize, senders: usize, window: usize, total: usize, match
         let pct = |p: f64| all[((all.len() as f64 * p) as usize).min(all.len() - 1)];
         let persons = hub.store.person_count().await.unwrap_or(-1) - persons_before;
         println!(
-            "mllp_throughput: senders={senders} window={window} matching={matching} messages={} refused={refused} persons={persons} elapsed={:.2}s rate={:.0} msg/s ack_p50={:.2}ms ack_p99={:.2}ms ack_max={:.2}ms",
+            "mllp_throughput: senders={senders} window={window} matching={matching} encrypted={} messages={} refused={refused} persons={persons} elapsed={:.2}s rate={:.0} msg/s ack_p50={:.2}ms ack_p99={:.2}ms ack_max={:.2}ms",
+            !key.is_empty(),
             all.len(),
             elapsed.as_secs_f64(),
             all.len() as f64 / elapsed.as_secs_f64(),

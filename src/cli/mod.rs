@@ -1,5 +1,5 @@
 //! The `carehub` command: `run`, `validate`, `map`, `test-mappings`, `replay`, `status`, `prune`,
-//! `migrate`, `token`, `audit` (`access.rs`).
+//! `migrate`, `token`, `audit` (`access.rs`), `backup`, `restore`, `rekey`.
 //!
 //! Exit codes: 0 success; 1 a runtime failure (printed with its cause chain); 2 a configuration
 //! or input problem (each printed as `file:line: field: problem`).
@@ -125,6 +125,33 @@ pub enum Command {
     Migrate {
         #[arg(long, default_value = config::DEFAULT_CONFIG)]
         config: PathBuf,
+    },
+    /// A consistent snapshot of the SQLite store into a new file, while the hub runs
+    /// (encrypted with the store's key when one is set). PostgreSQL: use pg_dump.
+    Backup {
+        /// The snapshot file to write (must not exist).
+        #[arg(long)]
+        to: PathBuf,
+        #[arg(long, default_value = config::DEFAULT_CONFIG)]
+        config: PathBuf,
+    },
+    /// Restore an SQLite snapshot (from `carehub backup`) to where the configuration's store
+    /// URL points, which must hold no store yet; checks the result.
+    Restore {
+        /// The snapshot file.
+        file: PathBuf,
+        #[arg(long, default_value = config::DEFAULT_CONFIG)]
+        config: PathBuf,
+    },
+    /// Encrypt the store under a new key (or for the first time), with the hub stopped: the
+    /// current key is the configured `store.encryption_key`, the new one is read from the
+    /// environment variable named by --new-key-env.
+    Rekey {
+        #[arg(long, default_value = config::DEFAULT_CONFIG)]
+        config: PathBuf,
+        /// The environment variable holding the new key.
+        #[arg(long, default_value = "CAREHUB_STORE_NEW_KEY")]
+        new_key_env: String,
     },
     /// Estimate the matching model's m/u probabilities from the store's own records (EM, no
     /// labels needed) and print them as the `identity.model` YAML to review and adopt.
@@ -311,6 +338,126 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 let store = crate::store::Store::open_existing(&settings.hub.store).await?;
                 access::audit(&store, command).await
             })
+        }
+        Command::Backup { to, config } => {
+            let settings = match config::load(&config) {
+                Ok(s) => s,
+                Err(problems) => return Ok(print_problems(&problems)),
+            };
+            let store = &settings.hub.store;
+            if crate::store::sqlite_path(&store.url).is_none() {
+                eprintln!(
+                    "carehub backup copies SQLite stores; back PostgreSQL up with its own tools \
+                     (pg_dump --format=custom, or base backups with WAL archiving: docs/operations.md)"
+                );
+                return Ok(ExitCode::from(2));
+            }
+            let started = std::time::Instant::now();
+            eprintln!(
+                "backing up {} to {} …",
+                config::redact_url(&store.url),
+                to.display()
+            );
+            // The backup is an export of every patient: recorded first, so that it is in itself.
+            runtime()?.block_on(async {
+                let s = crate::store::Store::open_existing(store).await?;
+                access::audit_action(&s, &format!("backup to {}", to.display())).await
+            })?;
+            let size = crate::store::backup_sqlite(store, &to)?;
+            println!(
+                "backup {} written: {} in {:.1} s ({})",
+                to.display(),
+                crate::store::megabytes(size),
+                started.elapsed().as_secs_f64(),
+                if store.encryption_key.is_some() {
+                    "encrypted with the store's key"
+                } else {
+                    "not encrypted: no store.encryption_key"
+                }
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Restore { file, config } => {
+            let settings = match config::load(&config) {
+                Ok(s) => s,
+                Err(problems) => return Ok(print_problems(&problems)),
+            };
+            let store = &settings.hub.store;
+            if crate::store::sqlite_path(&store.url).is_none() {
+                eprintln!(
+                    "carehub restore writes SQLite stores; restore PostgreSQL with pg_restore (docs/operations.md)"
+                );
+                return Ok(ExitCode::from(2));
+            }
+            let started = std::time::Instant::now();
+            let (messages, version) = crate::store::restore_sqlite(store, &file)?;
+            let expected = crate::store::sqlite_schema_version();
+            println!(
+                "restored {} to {} in {:.1} s: integrity ok, {messages} messages, schema version {version}{}",
+                file.display(),
+                config::redact_url(&store.url),
+                started.elapsed().as_secs_f64(),
+                match version.cmp(&expected) {
+                    std::cmp::Ordering::Equal => " (current)".to_string(),
+                    std::cmp::Ordering::Less =>
+                        format!(" (older than {expected}: carehub migrates it at start)"),
+                    std::cmp::Ordering::Greater =>
+                        format!(" (newer than this carehub's {expected}: run the carehub that wrote it)"),
+                }
+            );
+            Ok(if version > expected {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
+        Command::Rekey { config, new_key_env } => {
+            let settings = match config::load(&config) {
+                Ok(s) => s,
+                Err(problems) => return Ok(print_problems(&problems)),
+            };
+            let new = match std::env::var(&new_key_env) {
+                Ok(v) if v.chars().count() >= crate::store::MIN_KEY_CHARS => config::Secret::new(v),
+                Ok(_) => {
+                    eprintln!(
+                        "{new_key_env}: too short: use at least {} characters of random text (openssl rand -base64 32)",
+                        crate::store::MIN_KEY_CHARS
+                    );
+                    return Ok(ExitCode::from(2));
+                }
+                Err(_) => {
+                    eprintln!(
+                        "{new_key_env} is not set: put the new key there (the current one stays in store.encryption_key)"
+                    );
+                    return Ok(ExitCode::from(2));
+                }
+            };
+            let started = std::time::Instant::now();
+            let store = &settings.hub.store;
+            let done = runtime()?.block_on(crate::store::rekey(store, &new))?;
+            let rekeyed = config::StoreConfig {
+                encryption_key: Some(new.clone()),
+                ..store.clone()
+            };
+            runtime()?.block_on(async {
+                let s = crate::store::Store::open_existing(&rekeyed).await?;
+                access::audit_action(&s, "rekey").await
+            })?;
+            match crate::store::sqlite_path(&store.url) {
+                Some(_) => println!(
+                    "store re-encrypted under the new key ({}) in {:.1} s",
+                    crate::store::megabytes(done),
+                    started.elapsed().as_secs_f64()
+                ),
+                None => println!(
+                    "{done} rows sealed under the new key in {:.1} s",
+                    started.elapsed().as_secs_f64()
+                ),
+            }
+            println!(
+                "now give the new key to store.encryption_key (e.g. CAREHUB_STORE_KEY) before starting carehub"
+            );
+            Ok(ExitCode::SUCCESS)
         }
         Command::Migrate { config } => {
             let settings = match config::load(&config) {

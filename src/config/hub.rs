@@ -101,6 +101,12 @@ pub struct StoreConfig {
     /// loss); `normal` survives a crash of carehub but may lose the last commits on a power loss.
     #[serde(default)]
     pub sqlite_synchronous: SqliteSync,
+    /// Encryption at rest (docs/security-at-rest.md), from the environment
+    /// (`${CAREHUB_STORE_KEY}`), at least 32 characters of random text. SQLite: the whole file
+    /// and its write-ahead log (SQLCipher). PostgreSQL: message bodies and notification texts.
+    /// Unset: nothing is encrypted by carehub. Change it with `carehub rekey`.
+    #[serde(default)]
+    pub encryption_key: Option<crate::config::Secret>,
 }
 
 /// SQLite's `synchronous` setting, as offered.
@@ -119,6 +125,7 @@ impl std::fmt::Debug for StoreConfig {
             .field("max_connections", &self.max_connections)
             .field("connect_timeout_secs", &self.connect_timeout_secs)
             .field("sqlite_synchronous", &self.sqlite_synchronous)
+            .field("encryption_key", &self.encryption_key)
             .finish()
     }
 }
@@ -151,6 +158,7 @@ impl Default for StoreConfig {
             max_connections: default_max_connections(),
             connect_timeout_secs: default_connect_timeout_secs(),
             sqlite_synchronous: SqliteSync::default(),
+            encryption_key: None,
         }
     }
 }
@@ -327,6 +335,17 @@ impl HubConfig {
         }
         if self.store.max_connections == 0 {
             problems.push(doc.problem("store.max_connections", "must be at least 1"));
+        }
+        if let Some(key) = &self.store.encryption_key
+            && key.expose().chars().count() < crate::store::MIN_KEY_CHARS
+        {
+            problems.push(doc.problem(
+                "store.encryption_key",
+                format!(
+                    "too short: use at least {} characters of random text (openssl rand -base64 32)",
+                    crate::store::MIN_KEY_CHARS
+                ),
+            ));
         }
         if self.api.listen.parse::<std::net::SocketAddr>().is_err() {
             problems.push(doc.problem(

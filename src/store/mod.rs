@@ -8,6 +8,7 @@
 //! group, so that an MLLP ACK can wait for a commit without each message paying for its own.
 
 mod batch;
+mod cipher;
 mod postgres;
 mod postgres_stats;
 mod sql;
@@ -20,13 +21,17 @@ mod sql_queue;
 mod sql_retention;
 mod sql_schedule;
 mod sqlite;
+mod sqlite_audit;
+mod sqlite_cipher;
 mod sqlite_keys;
 mod sqlite_outbox;
 mod sqlite_writer;
 mod types;
 
+pub use cipher::MIN_KEY_CHARS;
 pub use sql_access::{AuditFilter, TokenRecord};
 pub use sql_retention::{PRUNE_PAGE_ROWS, PruneCount, PrunePlan, PruneReport};
+pub use sqlite_cipher::megabytes;
 pub use types::*;
 
 use std::sync::Arc;
@@ -71,6 +76,73 @@ pub enum StoreError {
     Empty,
     #[error("no store at {0} (start carehub once, or run carehub migrate)")]
     Missing(String),
+    /// The configured key and the store do not fit (docs/security-at-rest.md).
+    #[error("{0}")]
+    KeyMismatch(String),
+    /// A value encrypted by carehub cannot be opened.
+    #[error("{0}")]
+    Cipher(String),
+}
+
+/// The database file of an SQLite store URL (`None` for PostgreSQL).
+pub fn sqlite_path(url: &str) -> Option<&str> {
+    url.strip_prefix("sqlite:").map(|p| p.trim_start_matches("//"))
+}
+
+/// The schema version this carehub migrates an SQLite store to.
+pub fn sqlite_schema_version() -> i64 {
+    sqlx::migrate!("migrations/sqlite")
+        .iter()
+        .map(|m| m.version)
+        .max()
+        .unwrap_or(0)
+}
+
+/// `carehub backup` (SQLite): a consistent snapshot of the store into the new file `to`,
+/// encrypted with the store's key when one is configured; safe while a hub writes. Blocking.
+/// Answers the snapshot's size in bytes.
+pub fn backup_sqlite(config: &StoreConfig, to: &std::path::Path) -> Result<u64, StoreError> {
+    let path = sqlite_path(&config.url).ok_or_else(|| StoreError::Unsupported(redact_url(&config.url)))?;
+    if !std::path::Path::new(path).exists() {
+        return Err(StoreError::Missing(path.to_string()));
+    }
+    let key = cipher::StoreKey::from_config(config.encryption_key.as_ref());
+    sqlite_cipher::backup(path, key.as_deref(), to)
+}
+
+/// `carehub restore` (SQLite): the backup `from` (made with the configured key) copied to
+/// where the store URL points, which must hold no store yet, then checked. Blocking.
+/// Answers the restored store's message count and schema version.
+pub fn restore_sqlite(config: &StoreConfig, from: &std::path::Path) -> Result<(i64, i64), StoreError> {
+    let path = sqlite_path(&config.url).ok_or_else(|| StoreError::Unsupported(redact_url(&config.url)))?;
+    let key = cipher::StoreKey::from_config(config.encryption_key.as_ref());
+    sqlite_cipher::restore(from, path, key.as_deref())
+}
+
+/// `carehub rekey`: the store encrypted under `new` (from the configured key, or from plain).
+/// SQLite: the file rewritten (the hub must be stopped; refused while it has the file open);
+/// answers the new file's size. PostgreSQL: the sealed columns rewritten in batches; answers
+/// the rows rewritten (message bodies plus notifications).
+pub async fn rekey(config: &StoreConfig, new: &crate::config::Secret) -> Result<u64, StoreError> {
+    let old = cipher::StoreKey::from_config(config.encryption_key.as_ref());
+    let new = cipher::StoreKey::new(new);
+    if let Some(path) = sqlite_path(&config.url) {
+        if !std::path::Path::new(path).exists() {
+            return Err(StoreError::Missing(path.to_string()));
+        }
+        let path = path.to_string();
+        return tokio::task::spawn_blocking(move || sqlite_cipher::rekey(&path, old.as_deref(), &new))
+            .await
+            .map_err(|_| StoreError::WriterGone)?;
+    }
+    let store = Store::open_existing(config).await?;
+    match &store.backend {
+        Backend::Postgres(pg) => {
+            let (messages, notifications) = pg.rekey(&new).await?;
+            Ok(messages + notifications)
+        }
+        Backend::Sqlite(_) => Err(StoreError::Unsupported(redact_url(&config.url))),
+    }
 }
 
 /// The profile store.
@@ -156,11 +228,18 @@ impl Store {
                     timeout,
                     config.sqlite_synchronous,
                     create,
+                    cipher::StoreKey::from_config(config.encryption_key.as_ref()),
                 );
                 Ok(Backend::Sqlite(s.await?))
             } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
                 Ok(Backend::Postgres(
-                    postgres::PgStore::open(url, config.max_connections, timeout).await?,
+                    postgres::PgStore::open(
+                        url,
+                        config.max_connections,
+                        timeout,
+                        cipher::StoreKey::from_config(config.encryption_key.as_ref()),
+                    )
+                    .await?,
                 ))
             } else {
                 Err(StoreError::Unsupported(redact_url(url)))

@@ -16,6 +16,7 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
 use super::StoreError;
 use super::batch::{self, Lookups, Plan};
+use super::cipher::{self, StoreKey};
 use super::postgres_stats::Statistics;
 use super::sql::{CHUNK, LOOKUP_VALUES, like_escape, now, store_queries};
 use super::sql_access::{AuditFilter, TokenRecord, access_queries};
@@ -34,6 +35,11 @@ use crate::rules::{NotificationRow, Prior, RuleSet, StopRow};
 
 /// The advisory lock key that serialises ingest batches ("carehub" in a number; merges take
 /// it too, written out in `identity_queries!` below).
+/// The sealed columns' names, bound to their values (`cipher.rs`).
+pub(super) const RAW: &str = "messages.raw";
+pub(super) const TITLE: &str = "notifications.title";
+pub(super) const BODY: &str = "notifications.body";
+
 const INGEST_LOCK: i64 = 0x0063_6172_6568_7562;
 
 #[derive(Clone, Debug)]
@@ -41,10 +47,17 @@ pub struct PgStore {
     pool: PgPool,
     /// Keeps the ingest look-ups' plans fitting the tables (see `postgres_stats.rs`).
     statistics: Arc<Statistics>,
+    /// Seals message bodies and notification texts (`cipher.rs`); none: stored as they are.
+    key: Option<Arc<StoreKey>>,
 }
 
 impl PgStore {
-    pub async fn open(url: &str, max_connections: u32, timeout: Duration) -> Result<PgStore, StoreError> {
+    pub async fn open(
+        url: &str,
+        max_connections: u32,
+        timeout: Duration,
+        key: Option<Arc<StoreKey>>,
+    ) -> Result<PgStore, StoreError> {
         let options = PgConnectOptions::from_str(url)?;
         let pool = PgPoolOptions::new()
             .max_connections(max_connections.max(2))
@@ -54,7 +67,23 @@ impl PgStore {
         Ok(PgStore {
             pool,
             statistics: Arc::new(Statistics::new()),
+            key,
         })
+    }
+
+    /// Opens a message body read from the store (sealed when a key was set at its ingest).
+    pub fn open_raw(&self, raw: Vec<u8>) -> Result<Vec<u8>, StoreError> {
+        cipher::open(self.key.as_deref(), RAW, raw)
+    }
+
+    /// Seals a notification's title or body for the store.
+    fn seal_text(&self, column: &str, text: Option<&str>) -> Option<String> {
+        cipher::seal_text(self.key.as_deref(), column, text)
+    }
+
+    /// Opens a notification's title or body read from the store.
+    fn open_text(&self, column: &str, text: Option<String>) -> Result<Option<String>, StoreError> {
+        cipher::open_text(self.key.as_deref(), column, text)
     }
 
     /// No turns to take: PostgreSQL's row locks let writers run side by side.
@@ -95,7 +124,7 @@ impl PgStore {
         let stored = Self::stored_sources(&mut tx, &plan).await?;
         batch::settle(&mut plan, &stored, &matcher.survivorship)?;
         let priors = Self::clinical_priors(&mut tx, &batch::watched(&plan, rules)).await?;
-        Self::ingest_write(&mut tx, &plan).await?;
+        Self::ingest_write(&mut tx, &plan, self.key.as_deref()).await?;
         let (notifications, stops) = batch::outbox(&plan, &priors, rules, jiff::Timestamp::now())?;
         Self::write_outbox(&mut tx, &notifications, &stops).await?;
         tx.commit().await?;
@@ -372,6 +401,7 @@ impl PgStore {
     async fn ingest_write(
         tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
         plan: &Plan<'_>,
+        key: Option<&StoreKey>,
     ) -> Result<(), StoreError> {
         let mut q = sqlx::QueryBuilder::<sqlx::Postgres>::new("");
         // The extended protocol takes one statement per query: each runs as soon as it is complete.
@@ -520,6 +550,11 @@ impl PgStore {
             .await?;
         }
         for chunk in plan.messages.chunks(CHUNK) {
+            let raws: Vec<Vec<u8>> = chunk
+                .iter()
+                .map(|m| cipher::seal(key, RAW, &m.record.raw))
+                .collect();
+            let mut raws = raws.iter();
             q.push(
                 "INSERT INTO messages (id, connector, origin, received_at, sender, control_id, message_type, charset, \
                  content_hash, raw, status, error, warnings, mapping, person_id, duplicate_of) ",
@@ -535,7 +570,7 @@ impl PgStore {
                     .push_bind(&r.message_type)
                     .push_bind(&r.charset)
                     .push_bind(&r.content_hash)
-                    .push_bind(&r.raw)
+                    .push_bind(raws.next().expect("one sealed body per message"))
                     .push_bind(m.status.as_str())
                     .push_bind(&m.error)
                     .push_bind(&m.warnings)
@@ -592,11 +627,133 @@ queue_queries!(PgStore);
 queue_write_queries!(PgStore, "FOR UPDATE SKIP LOCKED");
 pull_queries!(PgStore, sqlx::postgres::PgRow);
 
-access_queries!(
-    PgStore,
-    sqlx::Postgres,
-    sqlx::postgres::PgRow,
-    "BEGIN ISOLATION LEVEL READ COMMITTED",
-    "SELECT pg_advisory_xact_lock(27432146867350631)"
-);
+access_queries!(PgStore, sqlx::postgres::PgRow);
+
+impl PgStore {
+    /// Appends `entries` to the audit log in one transaction, each chained to the one
+    /// before it; returns their ids.
+    pub async fn append_audit(&self, entries: &[crate::audit::AuditEntry]) -> Result<Vec<i64>, StoreError> {
+        if entries.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN ISOLATION LEVEL READ COMMITTED")
+            .await?;
+        sqlx::query("SELECT pg_advisory_xact_lock(27432146867350631)")
+            .execute(&mut *tx)
+            .await?;
+        let last = sqlx::query("SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1")
+            .fetch_optional(&mut *tx)
+            .await?;
+        let (mut id, mut prev): (i64, String) = match last {
+            Some(r) => (r.get("id"), r.get("hash")),
+            None => (0, crate::audit::GENESIS.to_string()),
+        };
+        let mut ids = Vec::with_capacity(entries.len());
+        for e in entries {
+            id += 1;
+            let hash = crate::audit::chain_hash(&prev, id, e);
+            sqlx::query(
+                    "INSERT INTO audit_log (id, at, subject, role, action, status, persons, person_count, purpose, client, prev_hash, hash)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+                )
+                .bind(id)
+                .bind(&e.at)
+                .bind(&e.subject)
+                .bind(&e.role)
+                .bind(&e.action)
+                .bind(e.status)
+                .bind(serde_json::to_string(&e.persons)?)
+                .bind(e.person_count)
+                .bind(&e.purpose)
+                .bind(&e.client)
+                .bind(&prev)
+                .bind(&hash)
+                .execute(&mut *tx)
+                .await?;
+            let mut persons: Vec<&String> = e.persons.iter().collect();
+            persons.sort();
+            persons.dedup();
+            for p in persons {
+                sqlx::query("INSERT INTO audit_persons (person_id, audit_id) VALUES ($1, $2)")
+                    .bind(p)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            ids.push(id);
+            prev = hash;
+        }
+        tx.commit().await?;
+        Ok(ids)
+    }
+}
 retention_queries!(PgStore, sqlx::Postgres);
+impl PgStore {
+    /// `carehub rekey` on PostgreSQL: every message body and notification text sealed again
+    /// under `new` (plain ones sealed for the first time), in batches of 500 rows, each batch
+    /// its own transaction. Values `new` already sealed are skipped, so an interrupted run is
+    /// simply run again. Answers (message bodies, notification rows) rewritten.
+    pub async fn rekey(&self, new: &StoreKey) -> Result<(u64, u64), StoreError> {
+        const BATCH: i64 = 500;
+        let mut messages = 0u64;
+        let mut after = i64::MIN;
+        loop {
+            let rows: Vec<(i64, Vec<u8>)> =
+                sqlx::query_as("SELECT id, raw FROM messages WHERE id > $1 ORDER BY id LIMIT $2")
+                    .bind(after)
+                    .bind(BATCH)
+                    .fetch_all(&self.pool)
+                    .await?;
+            let Some(last) = rows.last() else { break };
+            after = last.0;
+            let mut tx = self.pool.begin().await?;
+            for (id, raw) in rows {
+                if new.sealed_by_me(&raw) {
+                    continue;
+                }
+                let plain = self.open_raw(raw)?;
+                sqlx::query("UPDATE messages SET raw = $1 WHERE id = $2")
+                    .bind(new.seal(RAW, &plain))
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                messages += 1;
+            }
+            tx.commit().await?;
+        }
+        let mut notifications = 0u64;
+        let mut after = String::new();
+        loop {
+            let rows: Vec<(String, Option<String>, Option<String>)> = sqlx::query_as(
+                "SELECT id, title, body FROM notifications WHERE id > $1 AND (title IS NOT NULL OR body IS NOT NULL)
+                 ORDER BY id LIMIT $2",
+            )
+            .bind(&after)
+            .bind(BATCH)
+            .fetch_all(&self.pool)
+            .await?;
+            let Some(last) = rows.last() else { break };
+            after = last.0.clone();
+            let mut tx = self.pool.begin().await?;
+            for (id, title, body) in rows {
+                let done = |v: &Option<String>| v.as_deref().is_none_or(|t| new.text_sealed_by_me(t));
+                if done(&title) && done(&body) {
+                    continue;
+                }
+                let title = self.open_text(TITLE, title)?;
+                let body = self.open_text(BODY, body)?;
+                sqlx::query("UPDATE notifications SET title = $1, body = $2 WHERE id = $3")
+                    .bind(cipher::seal_text(Some(new), TITLE, title.as_deref()))
+                    .bind(cipher::seal_text(Some(new), BODY, body.as_deref()))
+                    .bind(&id)
+                    .execute(&mut *tx)
+                    .await?;
+                notifications += 1;
+            }
+            tx.commit().await?;
+        }
+        Ok((messages, notifications))
+    }
+}

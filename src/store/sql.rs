@@ -198,7 +198,7 @@ macro_rules! store_queries {
                     summary: summary_from_row(&row)?,
                     charset: row.get("charset"),
                     content_hash: row.get("content_hash"),
-                    raw: row.get("raw"),
+                    raw: self.open_raw(row.get("raw"))?,
                 }))
             }
 
@@ -233,9 +233,8 @@ macro_rules! store_queries {
                 }
                 q.push(" ORDER BY id LIMIT ").push_bind(scan.limit);
                 let rows = q.build().fetch_all(&self.pool).await?;
-                Ok(rows
-                    .into_iter()
-                    .map(|r| StoredMessage {
+                rows.into_iter()
+                    .map(|r| Ok(StoredMessage {
                         id: r.get("id"),
                         connector: r.get("connector"),
                         received_at: r.get("received_at"),
@@ -243,10 +242,10 @@ macro_rules! store_queries {
                         // The schema's CHECK admits only the statuses `parse` knows.
                         status: MessageStatus::parse(r.get("status")).unwrap_or(MessageStatus::Received),
                         mapping: r.get("mapping"),
-                        raw: r.get("raw"),
+                        raw: self.open_raw(r.get("raw"))?,
                         body_pruned_at: r.get("body_pruned_at"),
-                    })
-                    .collect())
+                    }))
+                    .collect()
             }
 
             pub async fn connectors(&self) -> Result<Vec<ConnectorStatus>, StoreError> {

@@ -2,9 +2,9 @@
 //! once (see `sql.rs` for the conventions). [`access_queries!`] expands them for a backend.
 //!
 //! Tokens are stored as the SHA-256 of their secret only. Audit rows are appended in groups,
-//! each group in one transaction under a lock (`$begin` and `$lock`: SQLite's `BEGIN
-//! IMMEDIATE`, PostgreSQL's advisory lock), so that every row's id and chained hash follow the
-//! row before it even with several replicas writing.
+//! each group in one transaction under the writer's lock — on SQLite through the writer
+//! connection (`sqlite_audit.rs`), on PostgreSQL under an advisory lock (`postgres.rs`) — so
+//! that every row's id and chained hash follow the row before it even with several replicas.
 
 /// A stored API token (never its secret).
 #[derive(Debug, Clone, serde::Serialize, PartialEq, Eq)]
@@ -46,7 +46,7 @@ pub struct AuditFilter {
 
 /// Expands the access queries for a backend (`$store` with `pool: sqlx::Pool<$db>`).
 macro_rules! access_queries {
-    ($store:ident, $db:ty, $row:ty, $begin:expr, $lock:expr) => {
+    ($store:ident, $row:ty) => {
         impl $store {
             pub async fn create_token(
                 &self,
@@ -99,61 +99,6 @@ macro_rules! access_queries {
                 .execute(&self.pool)
                 .await?;
                 Ok(done.rows_affected())
-            }
-
-            /// Appends `entries` to the audit log in one transaction, each chained to the one
-            /// before it; returns their ids.
-            pub async fn append_audit(&self, entries: &[crate::audit::AuditEntry]) -> Result<Vec<i64>, StoreError> {
-                if entries.is_empty() {
-                    return Ok(Vec::new());
-                }
-                let _turn = self.write_gate().await;
-                let mut tx = self.pool.begin_with($begin).await?;
-                sqlx::query($lock).execute(&mut *tx).await?;
-                let last = sqlx::query("SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1")
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                let (mut id, mut prev): (i64, String) = match last {
-                    Some(r) => (r.get("id"), r.get("hash")),
-                    None => (0, crate::audit::GENESIS.to_string()),
-                };
-                let mut ids = Vec::with_capacity(entries.len());
-                for e in entries {
-                    id += 1;
-                    let hash = crate::audit::chain_hash(&prev, id, e);
-                    sqlx::query(
-                        "INSERT INTO audit_log (id, at, subject, role, action, status, persons, person_count, purpose, client, prev_hash, hash)
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-                    )
-                    .bind(id)
-                    .bind(&e.at)
-                    .bind(&e.subject)
-                    .bind(&e.role)
-                    .bind(&e.action)
-                    .bind(e.status)
-                    .bind(serde_json::to_string(&e.persons)?)
-                    .bind(e.person_count)
-                    .bind(&e.purpose)
-                    .bind(&e.client)
-                    .bind(&prev)
-                    .bind(&hash)
-                    .execute(&mut *tx)
-                    .await?;
-                    let mut persons: Vec<&String> = e.persons.iter().collect();
-                    persons.sort();
-                    persons.dedup();
-                    for p in persons {
-                        sqlx::query("INSERT INTO audit_persons (person_id, audit_id) VALUES ($1, $2)")
-                            .bind(p)
-                            .bind(id)
-                            .execute(&mut *tx)
-                            .await?;
-                    }
-                    ids.push(id);
-                    prev = hash;
-                }
-                tx.commit().await?;
-                Ok(ids)
             }
 
             /// Audit rows matching `filter`, newest first.

@@ -464,6 +464,8 @@ macro_rules! notify_write_queries {
                 let at = now();
                 let mut tx = self.pool.begin().await?;
                 for s in sends {
+                    let title = self.seal_text(super::postgres::TITLE, s.title.as_deref());
+                    let body = self.seal_text(super::postgres::BODY, Some(&s.body));
                     sqlx::query(
                         "UPDATE notifications SET channel = $1, address = $2, language = $3, title = $4, body = $5,
                            updated_at = $6, published_at = $6, timezone = $8 WHERE id = $7 AND status = 'pending'",
@@ -471,8 +473,8 @@ macro_rules! notify_write_queries {
                     .bind(&s.channel)
                     .bind(&s.address)
                     .bind(&s.language)
-                    .bind(&s.title)
-                    .bind(&s.body)
+                    .bind(&title)
+                    .bind(&body)
                     .bind(&at)
                     .bind(&s.id)
                     .bind(&s.timezone)
@@ -601,8 +603,10 @@ macro_rules! notify_write_queries {
                                 channel: channel.clone(),
                                 address: r.get("address"),
                                 language: r.get("language"),
-                                title: r.get("title"),
-                                body: r.get("body"),
+                                title: self.open_text(super::postgres::TITLE, r.get("title"))?,
+                                body: self
+                                    .open_text(super::postgres::BODY, r.get("body"))?
+                                    .unwrap_or_default(),
                                 attempts: r.get::<i64, _>("attempts") - 1,
                             },
                         );

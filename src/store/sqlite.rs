@@ -14,6 +14,7 @@ use sqlx::sqlite::{
 };
 
 use super::StoreError;
+use super::cipher::StoreKey;
 use super::sql::{CHUNK, like_escape, now, store_queries};
 use super::sql_access::{AuditFilter, TokenRecord, access_queries};
 use super::sql_clinical::clinical_queries;
@@ -49,6 +50,8 @@ pub struct SqliteStore {
     outbox: Arc<std::sync::OnceLock<OutboxWriter>>,
     /// Checkpoints the write-ahead log off the writer's thread, started with the writer.
     checkpointer: Arc<std::sync::OnceLock<Option<Checkpointer>>>,
+    /// The SQLCipher key every connection opens with (`sqlite_cipher.rs`); none: plain SQLite.
+    key: Option<Arc<StoreKey>>,
 }
 
 impl SqliteStore {
@@ -58,6 +61,7 @@ impl SqliteStore {
         timeout: Duration,
         sync: SqliteSync,
         create: bool,
+        key: Option<Arc<StoreKey>>,
     ) -> Result<SqliteStore, StoreError> {
         if let Some(parent) = std::path::Path::new(path).parent()
             && create
@@ -66,7 +70,14 @@ impl SqliteStore {
         {
             std::fs::create_dir_all(parent).map_err(StoreError::Folder)?;
         }
-        let options = SqliteConnectOptions::from_str(&format!("sqlite://{path}"))?
+        // A key that does not fit gets its own error here, not "file is not a database" later.
+        super::sqlite_cipher::check_key(path, key.as_deref())?;
+        let mut options = SqliteConnectOptions::from_str(&format!("sqlite://{path}"))?;
+        if let Some(k) = &key {
+            // sqlx runs `key` first of all its pragmas, as SQLCipher needs.
+            options = options.pragma("key", k.sqlcipher_literal());
+        }
+        let options = options
             .create_if_missing(create)
             .journal_mode(SqliteJournalMode::Wal)
             // FULL (the default): a commit is on disk before its ACK goes out, even across a
@@ -102,7 +113,13 @@ impl SqliteStore {
             wal: Arc::new(std::sync::OnceLock::new()),
             outbox: Arc::new(std::sync::OnceLock::new()),
             checkpointer: Arc::new(std::sync::OnceLock::new()),
+            key,
         })
+    }
+
+    /// A message body as read: SQLCipher already decrypted the page it was on.
+    pub fn open_raw(&self, raw: Vec<u8>) -> Result<Vec<u8>, StoreError> {
+        Ok(raw)
     }
 
     pub async fn migrate(&self) -> Result<(), StoreError> {
@@ -203,12 +220,14 @@ impl SqliteStore {
         });
         let writer = match &mut *guard {
             Some(w) => w,
-            none => none.insert(SqliteWriter::open(&self.path)?),
+            none => none.insert(SqliteWriter::open(&self.path, self.key.as_deref())?),
         };
         let result = f(writer);
         drop(guard);
         if result.is_ok() && !self.path.starts_with(':') {
-            let checkpointer = self.checkpointer.get_or_init(|| Checkpointer::start(&self.path));
+            let checkpointer = self
+                .checkpointer
+                .get_or_init(|| Checkpointer::start(&self.path, self.key.as_deref()));
             if let Some(c) = checkpointer {
                 c.poke();
             }
@@ -258,11 +277,5 @@ notify_queries!(SqliteStore);
 schedule_queries!(SqliteStore);
 queue_queries!(SqliteStore);
 pull_queries!(SqliteStore, sqlx::sqlite::SqliteRow);
-access_queries!(
-    SqliteStore,
-    sqlx::Sqlite,
-    sqlx::sqlite::SqliteRow,
-    "BEGIN IMMEDIATE",
-    "SELECT 1"
-);
+access_queries!(SqliteStore, sqlx::sqlite::SqliteRow);
 retention_queries!(SqliteStore, sqlx::Sqlite);

@@ -60,6 +60,8 @@ pub(super) enum Op {
         claims: Vec<SendClaim>,
         outcomes: Vec<AttemptOutcome>,
     },
+    /// Audit rows (`sqlite_audit.rs`), chained after the last one.
+    AuditAppend(Vec<crate::audit::AuditEntry>),
 }
 
 impl Op {
@@ -82,6 +84,7 @@ pub(super) enum Done {
     Nothing,
     Rows(Vec<QueueRow>),
     Claims(Vec<Claim>),
+    Ids(Vec<i64>),
 }
 
 type Reply = oneshot::Sender<Result<Done, StoreError>>;
@@ -270,6 +273,7 @@ fn apply(c: &Connection, op: &Op, at: &str) -> Result<Done, StoreError> {
             rows.sort_by_key(|r| r.id);
             Ok(Done::Rows(rows))
         }
+        Op::AuditAppend(entries) => Ok(Done::Ids(super::sqlite_audit::append(c, entries)?)),
         Op::QueueAck(ids) => {
             let mut delete = c.prepare_cached("DELETE FROM queue_messages WHERE id = ?1")?;
             for id in ids {
@@ -509,6 +513,17 @@ impl SqliteStore {
         }
     }
 
+    /// Appends audit rows, chained, on the writer's connection; their ids once on disk.
+    pub async fn append_audit(&self, entries: &[crate::audit::AuditEntry]) -> Result<Vec<i64>, StoreError> {
+        if entries.is_empty() {
+            return Ok(Vec::new());
+        }
+        match self.outbox()?.call(Op::AuditAppend(entries.to_vec())).await? {
+            Done::Ids(ids) => Ok(ids),
+            _ => Err(StoreError::Empty),
+        }
+    }
+
     pub async fn queue_push(&self, queue_rows: &[(String, String, String, i64)]) -> Result<(), StoreError> {
         self.unit(Op::QueuePush(queue_rows.to_vec())).await
     }
@@ -585,7 +600,7 @@ mod tests {
     async fn an_operation_that_fails_fails_alone_and_the_rest_of_its_group_is_kept() {
         let dir = tempfile::tempdir().unwrap();
         let (_store, path) = fresh(dir.path()).await;
-        let mut writer = SqliteWriter::open(&path).unwrap();
+        let mut writer = SqliteWriter::open(&path, None).unwrap();
         let c = writer.connection();
         pending_notification(c, "n-1");
         let push = |id: &str| {
@@ -635,7 +650,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (store, path) = fresh(dir.path()).await;
         {
-            let mut writer = SqliteWriter::open(&path).unwrap();
+            let mut writer = SqliteWriter::open(&path, None).unwrap();
             let c = writer.connection();
             pending_notification(c, "n-1");
             pending_notification(c, "n-2");

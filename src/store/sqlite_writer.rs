@@ -40,8 +40,9 @@ impl std::fmt::Debug for SqliteWriter {
 
 impl SqliteWriter {
     /// Opens the store's file for writing. The schema must exist (the sqlx side migrates it).
-    pub fn open(path: &str) -> Result<SqliteWriter, StoreError> {
+    pub fn open(path: &str, key: Option<&super::cipher::StoreKey>) -> Result<SqliteWriter, StoreError> {
         let conn = Connection::open(path)?;
+        super::sqlite_cipher::apply_key(&conn, key)?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
         // The same settings as the pool's connections (see `sqlite.rs` for the why of each),
         // but a commit does not wait for the disk: whoever answers a sender first makes the
@@ -325,8 +326,10 @@ impl Checkpointer {
 
     /// Starts the thread; `None` when its connection or the thread cannot start (the writer's
     /// own automatic checkpoint, at 40,000 pages, then keeps the log bounded).
-    pub fn start(path: &str) -> Option<Checkpointer> {
+    pub fn start(path: &str, key: Option<&super::cipher::StoreKey>) -> Option<Checkpointer> {
         let conn = Connection::open(path)
+            .map_err(StoreError::from)
+            .and_then(|c| super::sqlite_cipher::apply_key(&c, key).map(|()| c))
             .inspect_err(
                 |e| tracing::warn!(error = %e, "no checkpoint connection; the writer checkpoints itself"),
             )

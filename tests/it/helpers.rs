@@ -150,6 +150,11 @@ pub struct HubOptions {
     /// Start as a first run does: no admin token given, so the hub makes one and writes it to
     /// `<tmp>/admin.token` (the default is [`ADMIN_TOKEN`], given from the environment).
     pub first_run_admin: bool,
+    /// More keys of the `store:` section, each line indented by two spaces
+    /// (`"  encryption_key: …\n"`).
+    pub store_extra: String,
+    /// Use this store URL instead of a fresh one (a test reopening its own store).
+    pub store_url: Option<String>,
 }
 
 pub async fn spawn_hub() -> TestHub {
@@ -166,13 +171,22 @@ pub async fn spawn_hub_with(opts: HubOptions) -> TestHub {
 pub async fn try_spawn_hub_with(opts: HubOptions) -> Option<TestHub> {
     let dir = tempfile::tempdir().expect("temp dir");
     let root = dir.path();
-    let store_url = fresh_store_url(opts.backend, root).await?;
+    // CAREHUB_TEST_STORE_KEY runs every test hub on an encrypted store (docs/security-at-rest.md).
+    let store_extra = match std::env::var("CAREHUB_TEST_STORE_KEY") {
+        Ok(key) if opts.store_extra.is_empty() => format!("  encryption_key: \"{key}\"\n"),
+        _ => opts.store_extra.clone(),
+    };
+    let store_url = match &opts.store_url {
+        Some(url) => url.clone(),
+        None => fresh_store_url(opts.backend, root).await?,
+    };
     std::fs::create_dir_all(root.join("connectors")).unwrap();
     let config = format!(
-        "store:\n  url: \"{db}\"\napi:\n  listen: 127.0.0.1:0\n{api_extra}  auth:\n    admin_token: \"${{CAREHUB_ADMIN_TOKEN:-}}\"\n    admin_token_file: {token_file}\n{auth_extra}connectors_dir: {conn}\nmappings_dir: {maps}\ntimezone: Asia/Ho_Chi_Minh\nphone_region: VN\npipeline:\n  max_batch: 64\n{extra}",
+        "store:\n  url: \"{db}\"\n{store_extra}api:\n  listen: 127.0.0.1:0\n{api_extra}  auth:\n    admin_token: \"${{CAREHUB_ADMIN_TOKEN:-}}\"\n    admin_token_file: {token_file}\n{auth_extra}connectors_dir: {conn}\nmappings_dir: {maps}\ntimezone: Asia/Ho_Chi_Minh\nphone_region: VN\npipeline:\n  max_batch: 64\n{extra}",
         db = store_url,
         token_file = root.join("admin.token").display(),
         api_extra = opts.api_extra,
+        store_extra = store_extra,
         conn = root.join("connectors").display(),
         maps = mappings_dir().display(),
         extra = notifications_yaml(root, &opts.hub_extra),

@@ -2,7 +2,9 @@
 
 mod access;
 mod api;
+mod at_rest;
 mod backends;
+mod backup;
 mod channels;
 mod cli;
 mod clinical;

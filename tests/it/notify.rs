@@ -51,9 +51,9 @@ async fn gateway_send(State(gw): State<Gateway>, Json(body): Json<Value>) -> axu
     Json(json!({"id": format!("gw-{}", received.len())})).into_response()
 }
 
-const CONFIRM: &str = "name: confirm\ncategory: transactional\ntrigger: {event: appointment.booked}\nchannels: [sms, email]\ntemplate: appointment-confirmation\nquiet_hours: false\n";
+pub const CONFIRM: &str = "name: confirm\ncategory: transactional\ntrigger: {event: appointment.booked}\nchannels: [sms, email]\ntemplate: appointment-confirmation\nquiet_hours: false\n";
 
-fn adt_vi(control_id: &str, mrn: &str, phone: &str) -> String {
+pub fn adt_vi(control_id: &str, mrn: &str, phone: &str) -> String {
     format!(
         "MSH|^~\\&|EMR|CLINIC|CAREHUB|CLINIC|20261120083000+0700||ADT^A04^ADT_A01|{control_id}|P|2.5.1\r\
          PID|1||{mrn}^^^CLINIC^MR||Nguyễn^Thị Lan||19850307|F|||1 Main St^^Hanoi^^100000^VN^H||{phone}^PRN^CP||vi\r"
@@ -61,7 +61,7 @@ fn adt_vi(control_id: &str, mrn: &str, phone: &str) -> String {
 }
 
 /// A booking (S12) or a cancellation (S15) `hours_ahead` from now.
-fn siu(trigger: &str, control_id: &str, appointment: &str, mrn: &str, hours_ahead: i64) -> String {
+pub fn siu(trigger: &str, control_id: &str, appointment: &str, mrn: &str, hours_ahead: i64) -> String {
     let start = jiff::Timestamp::now() + jiff::SignedDuration::from_hours(hours_ahead);
     let start = start
         .to_zoned(jiff::tz::TimeZone::get("Asia/Ho_Chi_Minh").unwrap())
@@ -86,7 +86,7 @@ async fn hub(rules: &[(&str, &str)], hub_extra: String) -> TestHub {
     .await
 }
 
-fn file_channels(t: &std::path::Path) -> String {
+pub fn file_channels(t: &std::path::Path) -> String {
     format!(
         "channels:\n  sms: {{type: file, dir: {d}}}\n  email: {{type: file, dir: {d}}}\n",
         d = t.display()
