@@ -16,7 +16,7 @@
 //! `BENCH_STORE_KEY=…` (32+ characters) sets `store.encryption_key`: SQLCipher on SQLite, sealed
 //! bodies on PostgreSQL — run with and without it, alternated, for the cost of encryption.
 //! `BENCH_STORE_DIR=DIR` keeps the store and its `carehub.yaml` in DIR (for the backup and
-//! restore figures: docs/security-at-rest.md) instead of a temporary folder.
+//! restore figures: docs/security.md#encryption-at-rest-key-rotation-backup-and-restore) instead of a temporary folder.
 //! Prints messages/s and ACK latency p50/p99/max.
 
 use std::time::{Duration, Instant};

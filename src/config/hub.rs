@@ -101,7 +101,7 @@ pub struct StoreConfig {
     /// loss); `normal` survives a crash of carehub but may lose the last commits on a power loss.
     #[serde(default)]
     pub sqlite_synchronous: SqliteSync,
-    /// Encryption at rest (docs/security-at-rest.md), from the environment
+    /// Encryption at rest (docs/security.md#encryption-at-rest-key-rotation-backup-and-restore), from the environment
     /// (`${CAREHUB_STORE_KEY}`), at least 32 characters of random text. SQLite: the whole file
     /// and its write-ahead log (SQLCipher). PostgreSQL: message bodies and notification texts.
     /// Unset: nothing is encrypted by carehub. Change it with `carehub rekey`.

@@ -1,4 +1,4 @@
-//! Keys for encryption at rest, derived from `store.encryption_key` (docs/security-at-rest.md).
+//! Keys for encryption at rest, derived from `store.encryption_key` (docs/security.md#encryption-at-rest-key-rotation-backup-and-restore).
 //!
 //! One configured secret gives, through HKDF-SHA256 (ring), three independent values:
 //! - SQLite: a raw 256-bit SQLCipher key (`PRAGMA key = "x'…'"`): SQLCipher then skips its own

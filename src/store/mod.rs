@@ -76,7 +76,7 @@ pub enum StoreError {
     Empty,
     #[error("no store at {0} (start carehub once, or run carehub migrate)")]
     Missing(String),
-    /// The configured key and the store do not fit (docs/security-at-rest.md).
+    /// The configured key and the store do not fit (docs/security.md#encryption-at-rest-key-rotation-backup-and-restore).
     #[error("{0}")]
     KeyMismatch(String),
     /// A value encrypted by carehub cannot be opened.

@@ -21,7 +21,7 @@ const PLAIN_HEADER: &[u8; 16] = b"SQLite format 3\0";
 /// SQLCipher's page authentication for every database this process encrypts: HMAC-SHA256
 /// instead of SQLCipher 4's default HMAC-SHA512, because SHA-256 runs on the CPU's SHA
 /// extensions (x86 SHA-NI, ARMv8) and SHA-512 does not — the HMAC is the largest part of the
-/// per-page cost (docs/security-at-rest.md). It is part of the file format: set as the
+/// per-page cost (docs/security.md#encryption-at-rest-key-rotation-backup-and-restore). It is part of the file format: set as the
 /// process-wide default once, before any key, it covers the pool's, the writers' and
 /// `ATTACH`ed connections alike.
 pub const HMAC: &str = "HMAC_SHA256";

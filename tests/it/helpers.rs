@@ -171,7 +171,7 @@ pub async fn spawn_hub_with(opts: HubOptions) -> TestHub {
 pub async fn try_spawn_hub_with(opts: HubOptions) -> Option<TestHub> {
     let dir = tempfile::tempdir().expect("temp dir");
     let root = dir.path();
-    // CAREHUB_TEST_STORE_KEY runs every test hub on an encrypted store (docs/security-at-rest.md).
+    // CAREHUB_TEST_STORE_KEY runs every test hub on an encrypted store (docs/security.md#encryption-at-rest-key-rotation-backup-and-restore).
     let store_extra = match std::env::var("CAREHUB_TEST_STORE_KEY") {
         Ok(key) if opts.store_extra.is_empty() => format!("  encryption_key: \"{key}\"\n"),
         _ => opts.store_extra.clone(),
