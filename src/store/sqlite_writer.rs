@@ -52,13 +52,6 @@ impl SqliteWriter {
              PRAGMA cache_size = -65536; PRAGMA mmap_size = 268435456; PRAGMA temp_store = memory;
              PRAGMA wal_autocheckpoint = 40000;",
         )?;
-        if key.is_some() {
-            // SQLCipher reads pages through its codec, never memory-mapped: every page that
-            // falls out of this cache is read and decrypted again. Ingest's look-ups (matching
-            // keys, identifiers, candidates) revisit the same pages, so an encrypted store gets
-            // a cache four times larger (docs/security.md, "Figures").
-            conn.execute_batch("PRAGMA cache_size = -262144;")?;
-        }
         // Ingest's statements and the outbox writer's (`sqlite_outbox.rs`) all stay prepared.
         conn.set_prepared_statement_cache_capacity(64);
         Ok(SqliteWriter {

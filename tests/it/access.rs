@@ -190,6 +190,18 @@ async fn bad_revoked_and_expired_tokens_are_refused() {
     t.hub.shutdown().await;
 }
 
+/// `GET /api/v1/whoami` with `token`.
+async fn whoami(t: &TestHub, token: &str) -> Value {
+    http_as(token)
+        .get(format!("{}/api/v1/whoami", t.api()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
 /// Runs one statement on the test hub's store, as someone with database access would.
 async fn sql(t: &TestHub, statement: &str) {
     use sqlx::Connection;
@@ -368,14 +380,7 @@ async fn a_first_start_writes_an_admin_token_only_its_owner_can_read() {
         let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
     }
-    let who: Value = http_as(token)
-        .get(format!("{}/api/v1/whoami", t.api()))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let who = whoami(&t, token).await;
     assert_eq!(who["role"], "admin", "{who}");
     // The given test token was not stored: only the written one lets an admin in.
     assert_eq!(
@@ -400,14 +405,7 @@ async fn a_first_start_writes_an_admin_token_only_its_owner_can_read() {
         .unwrap();
     let clinician = made["token"].as_str().unwrap();
     assert!(made["record"]["expires_at"].is_string(), "{made}");
-    let who: Value = http_as(clinician)
-        .get(format!("{}/api/v1/whoami", t.api()))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let who = whoami(&t, clinician).await;
     assert_eq!(who["role"], "clinician");
     let listed: Value = http_as(token)
         .get(format!("{}/api/v1/tokens", t.api()))
@@ -449,14 +447,7 @@ async fn the_command_line_makes_lists_and_revokes_tokens_and_verifies_the_audit_
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let token = String::from_utf8(out.stdout).unwrap().trim().to_string();
     assert!(token.starts_with("chk_"), "{token}");
-    let who: Value = http_as(&token)
-        .get(format!("{}/api/v1/whoami", t.api()))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let who = whoami(&t, &token).await;
     assert_eq!(who["role"], "sender");
     // A sender may push records, not read patients.
     let resp = http_as(&token)
