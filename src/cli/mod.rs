@@ -223,6 +223,17 @@ fn print_problems(problems: &[Problem]) -> ExitCode {
     ExitCode::from(2)
 }
 
+/// The configuration at `path`, or — from the calling command — exit 2 after printing every
+/// problem as `file:line: field: problem`.
+macro_rules! settings_or_exit {
+    ($path:expr) => {
+        match config::load(&$path) {
+            Ok(s) => s,
+            Err(problems) => return Ok(print_problems(&problems)),
+        }
+    };
+}
+
 fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Validate { config } => match config::load(&config) {
@@ -240,10 +251,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             Err(problems) => Ok(print_problems(&problems)),
         },
         Command::Run { config } => {
-            let settings = match config::load(&config) {
-                Ok(s) => s,
-                Err(problems) => return Ok(print_problems(&problems)),
-            };
+            let settings = settings_or_exit!(config);
             crate::telemetry::init(&settings.hub.log);
             runtime()?.block_on(crate::app::run(settings))?;
             Ok(ExitCode::SUCCESS)
@@ -282,10 +290,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::EstimateModel { config, records } => {
-            let settings = match config::load(&config) {
-                Ok(s) => s,
-                Err(problems) => return Ok(print_problems(&problems)),
-            };
+            let settings = settings_or_exit!(config);
             let text = runtime()?.block_on(async {
                 let store = crate::store::Store::open_existing(&settings.hub.store).await?;
                 crate::estimate::estimate(&store, &settings.hub.identity, records.max(2)).await
@@ -294,10 +299,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Prune { dry_run, config, now } => {
-            let settings = match config::load(&config) {
-                Ok(s) => s,
-                Err(problems) => return Ok(print_problems(&problems)),
-            };
+            let settings = settings_or_exit!(config);
             let now = match now.as_deref().map(str::parse::<jiff::Timestamp>) {
                 None => jiff::Timestamp::now(),
                 Some(Ok(t)) => t,
@@ -320,30 +322,21 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Token { command, config } => {
-            let settings = match config::load(&config) {
-                Ok(s) => s,
-                Err(problems) => return Ok(print_problems(&problems)),
-            };
+            let settings = settings_or_exit!(config);
             runtime()?.block_on(async {
                 let store = crate::store::Store::open(&settings.hub.store).await?;
                 access::token(&store, command).await
             })
         }
         Command::Audit { command, config } => {
-            let settings = match config::load(&config) {
-                Ok(s) => s,
-                Err(problems) => return Ok(print_problems(&problems)),
-            };
+            let settings = settings_or_exit!(config);
             runtime()?.block_on(async {
                 let store = crate::store::Store::open_existing(&settings.hub.store).await?;
                 access::audit(&store, command).await
             })
         }
         Command::Backup { to, config } => {
-            let settings = match config::load(&config) {
-                Ok(s) => s,
-                Err(problems) => return Ok(print_problems(&problems)),
-            };
+            let settings = settings_or_exit!(config);
             let store = &settings.hub.store;
             if crate::store::sqlite_path(&store.url).is_none() {
                 eprintln!(
@@ -378,10 +371,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Restore { file, config } => {
-            let settings = match config::load(&config) {
-                Ok(s) => s,
-                Err(problems) => return Ok(print_problems(&problems)),
-            };
+            let settings = settings_or_exit!(config);
             let store = &settings.hub.store;
             if crate::store::sqlite_path(&store.url).is_none() {
                 eprintln!(
@@ -412,10 +402,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             })
         }
         Command::Rekey { config, new_key_env } => {
-            let settings = match config::load(&config) {
-                Ok(s) => s,
-                Err(problems) => return Ok(print_problems(&problems)),
-            };
+            let settings = settings_or_exit!(config);
             let new = match std::env::var(&new_key_env) {
                 Ok(v) if v.chars().count() >= crate::store::MIN_KEY_CHARS => config::Secret::new(v),
                 Ok(_) => {
@@ -460,10 +447,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Migrate { config } => {
-            let settings = match config::load(&config) {
-                Ok(s) => s,
-                Err(problems) => return Ok(print_problems(&problems)),
-            };
+            let settings = settings_or_exit!(config);
             runtime()?.block_on(async {
                 let store = crate::store::Store::open(&settings.hub.store).await?;
                 store.migrate().await?;
@@ -509,10 +493,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 );
                 return Ok(ExitCode::from(2));
             }
-            let settings = match config::load(&config) {
-                Ok(s) => s,
-                Err(problems) => return Ok(print_problems(&problems)),
-            };
+            let settings = settings_or_exit!(config);
             let summary = runtime()?.block_on(crate::app::pull_once(settings, &connector))?;
             println!(
                 "{connector}: {} pages, {} resources: {} applied, {} already had, {} without mapping, {} refused",
@@ -536,10 +517,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             })
         }
         Command::Status { config } => {
-            let settings = match config::load(&config) {
-                Ok(s) => s,
-                Err(problems) => return Ok(print_problems(&problems)),
-            };
+            let settings = settings_or_exit!(config);
             let (connectors, outbox) = runtime()?.block_on(async {
                 let store = crate::store::Store::open_existing(&settings.hub.store).await?;
                 // A store from before notifications has no outbox yet: nothing to show.
@@ -586,10 +564,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::TestMappings { config, dir } => {
-            let settings = match config::load(&config) {
-                Ok(s) => s,
-                Err(problems) => return Ok(print_problems(&problems)),
-            };
+            let settings = settings_or_exit!(config);
             let dir = dir.unwrap_or_else(|| Path::new(&settings.hub.mappings_dir).join("tests"));
             let env = mapping::TransformEnv {
                 phone_region: settings.hub.phone_region.to_uppercase(),
