@@ -99,10 +99,13 @@ pub enum Bootstrap {
 /// Makes sure an admin can get in: the token configured from the environment is stored when
 /// new; otherwise, with no active admin token at all, one is made and written to `file`.
 pub async fn ensure_admin(store: &Store, from_env: Option<&str>, file: &Path) -> anyhow::Result<Bootstrap> {
-    use anyhow::Context;
+    let now = jiff::Timestamp::now();
     if let Some(token) = from_env {
-        if store.token_by_hash(&hash(token)).await?.is_some() {
-            return Ok(Bootstrap::Present);
+        match store.token_by_hash(&hash(token)).await? {
+            Some(t) if t.is_active(&now) => return Ok(Bootstrap::Present),
+            // Revoked or expired: it stays so; an admin gets in as on a first start.
+            Some(_) => return write_if_no_admin(store, file, &now).await,
+            None => {}
         }
         anyhow::ensure!(
             token.len() >= 32,
@@ -119,11 +122,16 @@ pub async fn ensure_admin(store: &Store, from_env: Option<&str>, file: &Path) ->
         store.create_token(&record, &hash(token)).await?;
         return Ok(Bootstrap::FromEnvironment);
     }
-    let now = jiff::Timestamp::now();
+    write_if_no_admin(store, file, &now).await
+}
+
+/// With no active admin token in the store, makes one and writes it to `file`.
+async fn write_if_no_admin(store: &Store, file: &Path, now: &jiff::Timestamp) -> anyhow::Result<Bootstrap> {
+    use anyhow::Context;
     let admins = store.tokens().await?;
     if admins
         .iter()
-        .any(|t| t.role == Role::Admin.as_str() && t.is_active(&now))
+        .any(|t| t.role == Role::Admin.as_str() && t.is_active(now))
     {
         return Ok(Bootstrap::Present);
     }

@@ -500,3 +500,34 @@ async fn the_command_line_makes_lists_and_revokes_tokens_and_verifies_the_audit_
     assert!(said.contains("BROKEN: row 1"), "{said}");
     t.hub.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_revoked_admin_token_from_the_environment_stays_revoked_and_a_new_one_is_written() {
+    let first = spawn_hub().await;
+    assert_eq!(
+        first
+            .hub
+            .store
+            .revoke_token("admin (from the environment)")
+            .await
+            .unwrap(),
+        1
+    );
+    let url = first.store_url.clone();
+    first.hub.shutdown().await;
+    // Started again with the same token in the environment, over the same store.
+    let t = spawn_hub_with(HubOptions {
+        store_url: Some(url),
+        ..Default::default()
+    })
+    .await;
+    let resp = http()
+        .get(format!("{}/api/v1/whoami", t.api()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 401, "the revoked token stays revoked");
+    let written = std::fs::read_to_string(t.dir.path().join("admin.token")).expect("a new admin token");
+    assert_eq!(whoami(&t, written.trim()).await["role"], "admin");
+    t.hub.shutdown().await;
+}
