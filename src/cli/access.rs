@@ -53,7 +53,7 @@ fn cli_subject() -> String {
 /// Writes an admin action of the command line to the audit log.
 pub(super) async fn audit_action(store: &Store, action: &str) -> anyhow::Result<()> {
     store
-        .append_audit(&[AuditEntry {
+        .append_audit_offline(&[AuditEntry {
             at: jiff::Timestamp::now().to_string(),
             subject: cli_subject(),
             role: Role::Admin.as_str().into(),

@@ -527,6 +527,15 @@ impl Store {
         on_backend!(self, s => s.append_audit(entries).await)
     }
 
+    /// Appends audit rows without starting the store's writer threads (see
+    /// `append_audit_pooled`): for the command line's actions.
+    pub async fn append_audit_offline(
+        &self,
+        entries: &[crate::audit::AuditEntry],
+    ) -> Result<Vec<i64>, StoreError> {
+        on_backend!(self, s => s.append_audit_pooled(entries).await)
+    }
+
     /// Audit rows matching a filter, newest first.
     pub async fn audit_rows(&self, filter: &AuditFilter) -> Result<Vec<crate::audit::AuditRow>, StoreError> {
         on_backend!(self, s => s.audit_rows(filter).await)

@@ -627,66 +627,18 @@ queue_queries!(PgStore);
 queue_write_queries!(PgStore, "FOR UPDATE SKIP LOCKED");
 pull_queries!(PgStore, sqlx::postgres::PgRow);
 
-access_queries!(PgStore, sqlx::postgres::PgRow);
+access_queries!(
+    PgStore,
+    sqlx::postgres::PgRow,
+    "BEGIN ISOLATION LEVEL READ COMMITTED",
+    "SELECT pg_advisory_xact_lock(27432146867350631)"
+);
 
 impl PgStore {
-    /// Appends `entries` to the audit log in one transaction, each chained to the one
-    /// before it; returns their ids.
+    /// Appends `entries` to the audit log, chained, under the advisory lock that serialises
+    /// appends across replicas.
     pub async fn append_audit(&self, entries: &[crate::audit::AuditEntry]) -> Result<Vec<i64>, StoreError> {
-        if entries.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut tx = self
-            .pool
-            .begin_with("BEGIN ISOLATION LEVEL READ COMMITTED")
-            .await?;
-        sqlx::query("SELECT pg_advisory_xact_lock(27432146867350631)")
-            .execute(&mut *tx)
-            .await?;
-        let last = sqlx::query("SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1")
-            .fetch_optional(&mut *tx)
-            .await?;
-        let (mut id, mut prev): (i64, String) = match last {
-            Some(r) => (r.get("id"), r.get("hash")),
-            None => (0, crate::audit::GENESIS.to_string()),
-        };
-        let mut ids = Vec::with_capacity(entries.len());
-        for e in entries {
-            id += 1;
-            let hash = crate::audit::chain_hash(&prev, id, e);
-            sqlx::query(
-                    "INSERT INTO audit_log (id, at, subject, role, action, status, persons, person_count, purpose, client, prev_hash, hash)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-                )
-                .bind(id)
-                .bind(&e.at)
-                .bind(&e.subject)
-                .bind(&e.role)
-                .bind(&e.action)
-                .bind(e.status)
-                .bind(serde_json::to_string(&e.persons)?)
-                .bind(e.person_count)
-                .bind(&e.purpose)
-                .bind(&e.client)
-                .bind(&prev)
-                .bind(&hash)
-                .execute(&mut *tx)
-                .await?;
-            let mut persons: Vec<&String> = e.persons.iter().collect();
-            persons.sort();
-            persons.dedup();
-            for p in persons {
-                sqlx::query("INSERT INTO audit_persons (person_id, audit_id) VALUES ($1, $2)")
-                    .bind(p)
-                    .bind(id)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            ids.push(id);
-            prev = hash;
-        }
-        tx.commit().await?;
-        Ok(ids)
+        self.append_audit_pooled(entries).await
     }
 }
 retention_queries!(PgStore, sqlx::Postgres);

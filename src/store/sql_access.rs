@@ -46,8 +46,70 @@ pub struct AuditFilter {
 
 /// Expands the access queries for a backend (`$store` with `pool: sqlx::Pool<$db>`).
 macro_rules! access_queries {
-    ($store:ident, $row:ty) => {
+    ($store:ident, $row:ty, $begin:expr, $lock:expr) => {
         impl $store {
+            /// Appends `entries` to the audit log through the pool, in one transaction under the
+            /// backend's lock (`$begin`, `$lock`), each chained to the one before it; their ids.
+            /// PostgreSQL appends this way always; SQLite when no writer thread should start (the
+            /// command line: a process that exits right after must leave no thread mid-write).
+            pub async fn append_audit_pooled(&self, entries: &[crate::audit::AuditEntry]) -> Result<Vec<i64>, StoreError> {
+                if entries.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let _turn = self.write_gate().await;
+                let mut tx = self
+                    .pool
+                    .begin_with($begin)
+                    .await?;
+                sqlx::query($lock)
+                    .execute(&mut *tx)
+                    .await?;
+                let last = sqlx::query("SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1")
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                let (mut id, mut prev): (i64, String) = match last {
+                    Some(r) => (r.get("id"), r.get("hash")),
+                    None => (0, crate::audit::GENESIS.to_string()),
+                };
+                let mut ids = Vec::with_capacity(entries.len());
+                for e in entries {
+                    id += 1;
+                    let hash = crate::audit::chain_hash(&prev, id, e);
+                    sqlx::query(
+                            "INSERT INTO audit_log (id, at, subject, role, action, status, persons, person_count, purpose, client, prev_hash, hash)
+                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+                        )
+                        .bind(id)
+                        .bind(&e.at)
+                        .bind(&e.subject)
+                        .bind(&e.role)
+                        .bind(&e.action)
+                        .bind(e.status)
+                        .bind(serde_json::to_string(&e.persons)?)
+                        .bind(e.person_count)
+                        .bind(&e.purpose)
+                        .bind(&e.client)
+                        .bind(&prev)
+                        .bind(&hash)
+                        .execute(&mut *tx)
+                        .await?;
+                    let mut persons: Vec<&String> = e.persons.iter().collect();
+                    persons.sort();
+                    persons.dedup();
+                    for p in persons {
+                        sqlx::query("INSERT INTO audit_persons (person_id, audit_id) VALUES ($1, $2)")
+                            .bind(p)
+                            .bind(id)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                    ids.push(id);
+                    prev = hash;
+                }
+                tx.commit().await?;
+                Ok(ids)
+            }
+
             pub async fn create_token(
                 &self,
                 record: &TokenRecord,

@@ -277,5 +277,10 @@ notify_queries!(SqliteStore);
 schedule_queries!(SqliteStore);
 queue_queries!(SqliteStore);
 pull_queries!(SqliteStore, sqlx::sqlite::SqliteRow);
-access_queries!(SqliteStore, sqlx::sqlite::SqliteRow);
+access_queries!(
+    SqliteStore,
+    sqlx::sqlite::SqliteRow,
+    "BEGIN IMMEDIATE",
+    "SELECT 1"
+);
 retention_queries!(SqliteStore, sqlx::Sqlite);
