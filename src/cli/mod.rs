@@ -316,6 +316,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 if !dry_run {
                     access::audit_action(&store, "prune message bodies").await?;
                 }
+                store.close().await;
                 anyhow::Ok(report)
             })?;
             print!("{}", crate::retention::render(&report));
@@ -325,14 +326,18 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             let settings = settings_or_exit!(config);
             runtime()?.block_on(async {
                 let store = crate::store::Store::open(&settings.hub.store).await?;
-                access::token(&store, command).await
+                let code = access::token(&store, command).await;
+                store.close().await;
+                code
             })
         }
         Command::Audit { command, config } => {
             let settings = settings_or_exit!(config);
             runtime()?.block_on(async {
                 let store = crate::store::Store::open_existing(&settings.hub.store).await?;
-                access::audit(&store, command).await
+                let code = access::audit(&store, command).await;
+                store.close().await;
+                code
             })
         }
         Command::Backup { to, config } => {
@@ -354,7 +359,9 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             // The backup is an export of every patient: recorded first, so that it is in itself.
             runtime()?.block_on(async {
                 let s = crate::store::Store::open_existing(store).await?;
-                access::audit_action(&s, &format!("backup to {}", to.display())).await
+                access::audit_action(&s, &format!("backup to {}", to.display())).await?;
+                s.close().await;
+                anyhow::Ok(())
             })?;
             let size = crate::store::backup_sqlite(store, &to)?;
             println!(
@@ -428,7 +435,9 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             runtime()?.block_on(async {
                 let s = crate::store::Store::open_existing(&rekeyed).await?;
-                access::audit_action(&s, "rekey").await
+                access::audit_action(&s, "rekey").await?;
+                s.close().await;
+                anyhow::Ok(())
             })?;
             match crate::store::sqlite_path(&store.url) {
                 Some(_) => println!(

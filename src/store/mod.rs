@@ -292,6 +292,16 @@ impl Store {
         }
     }
 
+    /// Closes the store's connections and waits until they are closed: a command that exits
+    /// right after must not leave a connection closing (SQLCipher's, with libcrypto) while the
+    /// process tears libcrypto down.
+    pub async fn close(&self) {
+        match &self.backend {
+            Backend::Sqlite(s) => s.close().await,
+            Backend::Postgres(s) => s.close().await,
+        }
+    }
+
     /// Applies pending migrations (idempotent).
     pub async fn migrate(&self) -> Result<(), StoreError> {
         on_backend!(self, s => s.migrate().await)

@@ -127,6 +127,11 @@ impl SqliteStore {
         Ok(())
     }
 
+    /// See [`super::Store::close`].
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
     pub async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())

@@ -173,7 +173,13 @@ async fn a_plain_sqlite_store_shows_it_until_rekeyed() {
 
     // `carehub rekey` encrypts it (no key configured yet: the store is plain).
     let out = rekey(&dir.path().join("carehub.yaml"), KEY);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}: {}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(found(&raw_bytes(&db)), Vec::<&str>::new());
     assert_eq!(stored_messages(&url, Some(KEY)).await, 1);
 }
