@@ -10,6 +10,7 @@
 mod batch;
 mod cipher;
 mod postgres;
+mod postgres_rekey;
 mod postgres_stats;
 mod sql;
 mod sql_access;

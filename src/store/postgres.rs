@@ -44,7 +44,7 @@ const INGEST_LOCK: i64 = 0x0063_6172_6568_7562;
 
 #[derive(Clone, Debug)]
 pub struct PgStore {
-    pool: PgPool,
+    pub(super) pool: PgPool,
     /// Keeps the ingest look-ups' plans fitting the tables (see `postgres_stats.rs`).
     statistics: Arc<Statistics>,
     /// Seals message bodies and notification texts (`cipher.rs`); none: stored as they are.
@@ -82,7 +82,7 @@ impl PgStore {
     }
 
     /// Opens a notification's title or body read from the store.
-    fn open_text(&self, column: &str, text: Option<String>) -> Result<Option<String>, StoreError> {
+    pub(super) fn open_text(&self, column: &str, text: Option<String>) -> Result<Option<String>, StoreError> {
         cipher::open_text(self.key.as_deref(), column, text)
     }
 
@@ -647,70 +647,3 @@ impl PgStore {
     }
 }
 retention_queries!(PgStore, sqlx::Postgres);
-impl PgStore {
-    /// `carehub rekey` on PostgreSQL: every message body and notification text sealed again
-    /// under `new` (plain ones sealed for the first time), in batches of 500 rows, each batch
-    /// its own transaction. Values `new` already sealed are skipped, so an interrupted run is
-    /// simply run again. Answers (message bodies, notification rows) rewritten.
-    pub async fn rekey(&self, new: &StoreKey) -> Result<(u64, u64), StoreError> {
-        const BATCH: i64 = 500;
-        let mut messages = 0u64;
-        let mut after = i64::MIN;
-        loop {
-            let rows: Vec<(i64, Vec<u8>)> =
-                sqlx::query_as("SELECT id, raw FROM messages WHERE id > $1 ORDER BY id LIMIT $2")
-                    .bind(after)
-                    .bind(BATCH)
-                    .fetch_all(&self.pool)
-                    .await?;
-            let Some(last) = rows.last() else { break };
-            after = last.0;
-            let mut tx = self.pool.begin().await?;
-            for (id, raw) in rows {
-                if new.sealed_by_me(&raw) {
-                    continue;
-                }
-                let plain = self.open_raw(raw)?;
-                sqlx::query("UPDATE messages SET raw = $1 WHERE id = $2")
-                    .bind(new.seal(RAW, &plain))
-                    .bind(id)
-                    .execute(&mut *tx)
-                    .await?;
-                messages += 1;
-            }
-            tx.commit().await?;
-        }
-        let mut notifications = 0u64;
-        let mut after = String::new();
-        loop {
-            let rows: Vec<(String, Option<String>, Option<String>)> = sqlx::query_as(
-                "SELECT id, title, body FROM notifications WHERE id > $1 AND (title IS NOT NULL OR body IS NOT NULL)
-                 ORDER BY id LIMIT $2",
-            )
-            .bind(&after)
-            .bind(BATCH)
-            .fetch_all(&self.pool)
-            .await?;
-            let Some(last) = rows.last() else { break };
-            after = last.0.clone();
-            let mut tx = self.pool.begin().await?;
-            for (id, title, body) in rows {
-                let done = |v: &Option<String>| v.as_deref().is_none_or(|t| new.text_sealed_by_me(t));
-                if done(&title) && done(&body) {
-                    continue;
-                }
-                let title = self.open_text(TITLE, title)?;
-                let body = self.open_text(BODY, body)?;
-                sqlx::query("UPDATE notifications SET title = $1, body = $2 WHERE id = $3")
-                    .bind(cipher::seal_text(Some(new), TITLE, title.as_deref()))
-                    .bind(cipher::seal_text(Some(new), BODY, body.as_deref()))
-                    .bind(&id)
-                    .execute(&mut *tx)
-                    .await?;
-                notifications += 1;
-            }
-            tx.commit().await?;
-        }
-        Ok((messages, notifications))
-    }
-}
