@@ -31,6 +31,7 @@ fn record(control_id: &str, mrn: &str, hash: &str) -> NewRecord {
         },
         cursor: None,
         match_input: None,
+        reprocess: None,
     }
 }
 
