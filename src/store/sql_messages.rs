@@ -8,7 +8,7 @@
 //! | filter | walks |
 //! |---|---|
 //! | none, or `status=processed` | the primary key, backwards |
-//! | `status` error, unmapped, duplicate, received | `messages_status (status, id)` |
+//! | `status` error, unmapped, duplicate, received | `messages_status (status, id)`; other filters but control id and patient are checked on its rows |
 //! | `connector` | `messages_connector (connector, id)` |
 //! | `type=ADT^A01` / `type=ADT` | `messages_type (message_type, id)` / `messages_code (message_code, id)` |
 //! | `control_id` | `messages_dedupe (control_id, …)`, then a sort of its few rows |
@@ -55,11 +55,23 @@ macro_rules! message_queries {
                     // A literal from a closed set, so that the planner can use the partial status index.
                     q.push(format_args!(" AND status = '{}'", status.as_str()));
                 }
+                // Any status but `processed` is rare: its partial index is walked and the
+                // connector, type and time are checked on its rows, written so that no index can
+                // serve them (`col || ''`). Otherwise a planner without statistics may walk the
+                // connector's index instead, through a hundred thousand rows to find a few errors.
+                let sparse = f.status.is_some_and(|s| s != MessageStatus::Processed);
+                if sparse {
+                    // The partial index's own condition, said outright: SQLite uses a partial
+                    // index only when the query states its WHERE (it does not infer it from
+                    // `status = 'error'`).
+                    q.push(" AND status <> 'processed'");
+                }
+                let col = |name: &str| if sparse { format!("{name} || ''") } else { name.to_string() };
                 if let Some(c) = &f.connector {
-                    q.push(" AND connector = ").push_bind(c.clone());
+                    q.push(format_args!(" AND {} = ", col("connector"))).push_bind(c.clone());
                 }
                 if let Some(t) = &f.message_type {
-                    let column = if t.contains('^') { "message_type" } else { "message_code" };
+                    let column = col(if t.contains('^') { "message_type" } else { "message_code" });
                     q.push(format_args!(" AND {column} IN ("));
                     let mut values = q.separated(", ");
                     for v in type_values(t) {
@@ -79,10 +91,10 @@ macro_rules! message_queries {
                     q.push(")");
                 }
                 if let Some(from) = &f.received_from {
-                    q.push(" AND received_at >= ").push_bind(from.clone());
+                    q.push(format_args!(" AND {} >= ", col("received_at"))).push_bind(from.clone());
                 }
                 if let Some(to) = &f.received_to {
-                    q.push(" AND received_at < ").push_bind(to.clone());
+                    q.push(format_args!(" AND {} < ", col("received_at"))).push_bind(to.clone());
                 }
                 if f.by_time() {
                     if let Some(before) = f.before_id {
@@ -151,6 +163,10 @@ macro_rules! message_queries {
                     let listed: Vec<String> = scan.statuses.iter().map(|s| format!("'{}'", s.as_str())).collect();
                     // Literals from a closed set (the partial status index applies).
                     q.push(format_args!(" AND status IN ({})", listed.join(", ")));
+                    if !scan.statuses.contains(&MessageStatus::Processed) {
+                        // So that SQLite may walk the partial status index (see `messages`).
+                        q.push(" AND status <> 'processed'");
+                    }
                 }
                 if !scan.ids.is_empty() {
                     q.push(" AND id IN (");
