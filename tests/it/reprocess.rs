@@ -455,3 +455,46 @@ async fn the_command_line_reprocesses_with_a_dry_run_first() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot be reprocessed"));
     t.hub.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_pushed_fhir_resource_without_a_mapping_is_applied_after_one_is_added() {
+    const PATIENT_FILE: &str = "fhir-patient-person.yaml";
+    let dir = tempfile::tempdir().unwrap();
+    let maps = copy_mappings(dir.path(), &[PATIENT_FILE]);
+    let t = spawn_hub_with(HubOptions {
+        mappings_dir: Some(maps.clone()),
+        fhir_push: true,
+        ..Default::default()
+    })
+    .await;
+    let patient = json!({"resourceType": "Patient", "id": "rf-1", "meta": {"versionId": "1"},
+        "identifier": [{"system": "urn:oid:1.2.704.9", "value": "F-RP-1"}],
+        "name": [{"family": "Phạm", "given": ["Thu"]}], "gender": "female", "birthDate": "1990-04-12"});
+    let resp = http()
+        .post(format!("{}/fhir/r4", t.api()))
+        .header("content-type", "application/fhir+json")
+        .body(patient.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.status().is_success(), "{}", resp.status());
+    let unmapped = messages(&t, "&status=unmapped&connector=fhir").await;
+    assert_eq!(unmapped.len(), 1, "{unmapped:#?}");
+    let id = unmapped[0]["id"].as_i64().unwrap();
+    let (_, found) = get_json(&format!("{}/api/v1/patients?identifier=F-RP-1", t.api())).await;
+    assert_eq!(found["items"].as_array().unwrap().len(), 0);
+
+    restore(&maps, PATIENT_FILE);
+    let (status, done) = reprocess(&t, json!({"connector": "fhir", "type": "Patient"})).await;
+    assert_eq!(status, 200, "{done}");
+    assert_eq!(done["outcomes"]["processed"], 1, "{done}");
+    let row = message(&t, id).await;
+    assert_eq!(row["status"], "processed", "{row}");
+    assert_eq!(row["control_id"], "Patient/rf-1/_history/1");
+    let (_, found) = get_json(&format!("{}/api/v1/patients?identifier=F-RP-1", t.api())).await;
+    assert_eq!(
+        found["items"][0]["profile"]["names"][0]["family"], "Phạm",
+        "{found}"
+    );
+    t.hub.shutdown().await;
+}
