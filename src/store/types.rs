@@ -646,3 +646,20 @@ pub fn time_text(t: jiff::Timestamp, up: bool) -> String {
         .strftime("%Y-%m-%dT%H:%M:%S")
         .to_string()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::time_text;
+
+    #[test]
+    fn a_time_bound_is_its_second_and_an_upper_one_rounds_up() {
+        let t: jiff::Timestamp = "2026-01-20T08:30:15.250Z".parse().unwrap();
+        assert_eq!(time_text(t, false), "2026-01-20T08:30:15");
+        assert_eq!(time_text(t, true), "2026-01-20T08:30:16");
+        let whole: jiff::Timestamp = "2026-01-20T08:30:15Z".parse().unwrap();
+        assert_eq!(time_text(whole, true), "2026-01-20T08:30:15");
+        // Stored times sort inside their second: after its bound, before the next one.
+        let stored = "2026-01-20T08:30:15.250Z";
+        assert!(stored > time_text(t, false).as_str() && stored < time_text(t, true).as_str());
+    }
+}
