@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 /// What one source record says about a person. Empty fields say nothing (they never erase).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProfilePatch {
     /// Identifiers with their issuing system (MRN, national id, insurance number…).
@@ -87,7 +87,7 @@ fn number_or_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u32>,
 }
 
 /// A consent or a refusal for one purpose, as of a date.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Consent {
     /// What it is about: `notifications`, `marketing`, `research`, a channel (`sms`)…
@@ -97,7 +97,7 @@ pub struct Consent {
     pub at: Option<super::When>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ConsentDecision {
     Permit,
@@ -186,7 +186,7 @@ impl ProfilePatch {
 }
 
 /// An identifier and the system that issued it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Identifier {
     /// The issuing system or assigning authority (`HOSPITAL-A`, `VN-CCCD`, an OID or URI).
@@ -200,7 +200,7 @@ pub struct Identifier {
 
 /// A person's name. `family` is kept apart from `given` so that family-name-first cultures
 /// (Vietnamese, Chinese) and given-name-first ones are both displayed right.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HumanName {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -221,7 +221,7 @@ pub struct HumanName {
 }
 
 /// A date of birth at the precision the source knew it: `YYYY`, `YYYY-MM` or `YYYY-MM-DD`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(try_from = "String", into = "String")]
 pub struct BirthDate(String);
 
@@ -262,7 +262,7 @@ impl From<BirthDate> for String {
 }
 
 /// Administrative sex (FHIR `AdministrativeGender`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Sex {
     Male,
@@ -272,7 +272,7 @@ pub enum Sex {
 }
 
 /// A phone number (E.164) or an email address.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ContactPoint {
     pub system: ContactSystem,
@@ -289,7 +289,7 @@ pub struct ContactPoint {
     pub rank: Option<u32>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ContactSystem {
     Phone,
@@ -299,7 +299,7 @@ pub enum ContactSystem {
 }
 
 /// A postal address.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Address {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -125,10 +125,11 @@ pub struct Applied {
 }
 
 /// What ingest would do with a record, found without storing it (`POST /api/v1/match`).
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct MatchResult {
     /// `identifier` (an identifier already held), `match` (linked by score), `review` (a new
     /// person, sent to review beside `candidate_id`) or `new`.
+    #[schema(value_type = String)]
     pub decision: &'static str,
     /// The stored person the record belongs to (`identifier`, `match`).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -145,7 +146,7 @@ pub struct MatchResult {
 }
 
 /// A person as the API shows it: golden record, identifiers, and where each field came from.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct PersonView {
     pub id: String,
     /// Set when this person was merged into another (its records now belong there).
@@ -159,7 +160,7 @@ pub struct PersonView {
     pub updated_at: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct IdentifierView {
     pub system: String,
     pub value: String,
@@ -167,7 +168,7 @@ pub struct IdentifierView {
     pub kind: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct FieldProvenance {
     pub field: String,
     pub value: serde_json::Value,
@@ -179,7 +180,7 @@ pub struct FieldProvenance {
     pub chosen: bool,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct SourceRecordView {
     pub id: i64,
     pub source_system: String,
@@ -197,7 +198,7 @@ pub struct SourceRecordView {
 }
 
 /// A possible duplicate waiting for (or decided by) a human.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ReviewItem {
     pub id: i64,
     /// The person the incoming record became.
@@ -213,7 +214,7 @@ pub struct ReviewItem {
 }
 
 /// One clinical record on a person's timeline.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct TimelineEntry {
     pub id: i64,
     /// `encounter`, `appointment`, `order`, `result`, `diagnosis`.
@@ -234,7 +235,7 @@ pub struct TimelineEntry {
 }
 
 /// A merge, as recorded (and undone by an unmerge).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct MergeView {
     pub id: i64,
     pub survivor_id: String,
@@ -302,7 +303,7 @@ pub struct StoredMessage {
 }
 
 /// A message-log row without its bytes.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct MessageSummary {
     pub id: i64,
     pub connector: String,
@@ -324,7 +325,7 @@ pub struct MessageSummary {
 }
 
 /// A message-log row with its raw bytes.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct MessageDetail {
     #[serde(flatten)]
     pub summary: MessageSummary,
@@ -335,7 +336,7 @@ pub struct MessageDetail {
 }
 
 /// A connector's state and counters.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ConnectorStatus {
     pub name: String,
     pub kind: String,
@@ -354,7 +355,7 @@ pub struct ConnectorStatus {
 }
 
 /// One run of a pull connector.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct RunView {
     pub id: i64,
     pub connector: String,
@@ -474,7 +475,7 @@ pub struct AttemptOutcome {
 }
 
 /// One notification on a patient's profile, with its provider calls.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct InteractionView {
     pub id: String,
     pub rule: String,
@@ -499,7 +500,7 @@ pub struct InteractionView {
     pub attempts: Vec<AttemptView>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct AttemptView {
     pub attempt: i64,
     pub channel: String,
@@ -512,7 +513,7 @@ pub struct AttemptView {
 }
 
 /// One line of the channel report: sends of a channel and rule by status.
-#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct ChannelReportLine {
     pub channel: String,
     pub rule: String,
@@ -525,7 +526,7 @@ pub struct ChannelReportLine {
 }
 
 /// A consent decision.
-#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct ConsentView {
     /// `transactional`, `marketing` or `*`.
     pub category: String,
@@ -538,7 +539,7 @@ pub struct ConsentView {
 }
 
 /// Communication preferences set through the API.
-#[derive(Debug, Clone, Default, Serialize, serde::Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Preferences {
     /// Language for notifications (overrides the profile's).

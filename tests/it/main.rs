@@ -22,6 +22,7 @@ mod identity;
 mod mllp;
 mod notify;
 mod oidc;
+mod openapi;
 mod queue;
 mod queue_rabbit;
 mod replay;
