@@ -9,7 +9,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::access::Role;
 use super::auth::Principal;
-use super::extract::{JsonBody, PathParams, QueryParams};
+use super::extract::{JsonBody, PathParams, QueryParams, date_or_instant};
 use super::{ApiError, AppState, ErrorBody};
 use crate::audit::AuditRow;
 use crate::store::{AuditFilter, TokenRecord};
@@ -76,7 +76,6 @@ pub(super) struct NewToken {
     role: Role,
     /// `90d`, `12h`, `never` (default).
     #[serde(default)]
-    #[schema(nullable = false)]
     expires: Option<String>,
 }
 
@@ -138,10 +137,8 @@ pub(super) struct AuditQuery {
     /// A route or action prefix: `GET /api/v1/patients`.
     route: Option<String>,
     /// Only rows at or after this date (`YYYY-MM-DD`) or instant (RFC 3339).
-    #[param(format = DateTime)]
     since: Option<String>,
     /// Only rows before this date or instant.
-    #[param(format = DateTime)]
     until: Option<String>,
     /// Only ids below this one: the previous page's `next_before`.
     before: Option<i64>,
@@ -166,12 +163,8 @@ pub(super) async fn audit(
     QueryParams(q): QueryParams<AuditQuery>,
 ) -> Result<Response, ApiError> {
     let instant = |v: Option<String>, name: &str| -> Result<Option<String>, ApiError> {
-        match v.filter(|v| !v.is_empty()) {
-            None => Ok(None),
-            Some(t) => crate::rules::parse_sort_key(&t)
-                .map(|ts| Some(ts.to_string()))
-                .ok_or_else(|| ApiError::BadRequest(format!("{name}: not a date or instant"))),
-        }
+        v.map(|t| date_or_instant(&t, name).map(|ts| ts.to_string()))
+            .transpose()
     };
     let filter = AuditFilter {
         person: q.person.filter(|v| !v.is_empty()),

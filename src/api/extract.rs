@@ -73,6 +73,12 @@ pub(super) fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiErro
     if bytes.is_empty() {
         return Err(ApiError::BadRequest("the request needs a JSON body".into()));
     }
+    // serde reads a struct from an array of its fields too; no body of this API is an array.
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
+        return Err(ApiError::BadRequest(
+            "the body is a JSON object, not an array".into(),
+        ));
+    }
     let value: T =
         serde_json::from_slice(bytes).map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))?;
     if may_hold_nul(bytes) {
@@ -83,6 +89,24 @@ pub(super) fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiErro
         }
     }
     Ok(value)
+}
+
+/// A query value that is a date (`YYYY-MM-DD`, its midnight UTC) or an RFC 3339 instant, as
+/// the document describes it (`anyOf: [date, date-time]`); a 400 naming `name` otherwise.
+pub(super) fn date_or_instant(text: &str, name: &str) -> Result<jiff::Timestamp, ApiError> {
+    let parsed = if text.len() == 10 {
+        text.parse::<jiff::civil::Date>()
+            .ok()
+            .and_then(|d| d.to_zoned(jiff::tz::TimeZone::UTC).ok())
+            .map(|z| z.timestamp())
+    } else {
+        text.parse::<jiff::Timestamp>().ok()
+    };
+    parsed.ok_or_else(|| {
+        ApiError::BadRequest(format!(
+            "{name}: not a date (YYYY-MM-DD) nor an instant (RFC 3339, e.g. 2026-01-20T08:30:00Z)"
+        ))
+    })
 }
 
 /// 413 stays 413 (the body is over `api.max_body_bytes`); every other refusal is a 400.
@@ -141,9 +165,30 @@ mod tests {
     }
 
     #[test]
+    fn dates_and_instants_read_and_nothing_else_does() {
+        let at = |t: &str| date_or_instant(t, "since").map(|ts| ts.to_string());
+        assert_eq!(at("2026-01-20").ok().as_deref(), Some("2026-01-20T00:00:00Z"));
+        assert_eq!(
+            at("2026-01-20T08:30:00+07:00").ok().as_deref(),
+            Some("2026-01-20T01:30:00Z")
+        );
+        for bad in [
+            "",
+            "2026-13-01",
+            "2026-01-20garbage",
+            "yesterday",
+            "2026-01-20T08:30:00",
+        ] {
+            assert!(at(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
     fn a_body_that_is_not_the_expected_json_says_why() {
         assert!(reason(parse_json::<Named>(b"").unwrap_err()).contains("JSON body"));
         assert!(reason(parse_json::<Named>(b"{}").unwrap_err()).contains("name"));
-        assert!(reason(parse_json::<Named>(b"[1").unwrap_err()).contains("invalid JSON"));
+        assert!(reason(parse_json::<Named>(b"{\"name\": 1").unwrap_err()).contains("invalid JSON"));
+        // A struct is an object, never the array of its fields serde would take.
+        assert!(reason(parse_json::<Named>(br#" ["x"]"#).unwrap_err()).contains("not an array"));
     }
 }

@@ -49,6 +49,8 @@ struct AppState {
     queue: Option<crate::queue::Queue>,
     /// Channels by name (their webhooks).
     channels: Channels,
+    /// The OpenAPI document, with this hub's channel names.
+    openapi: Arc<str>,
 }
 
 /// What the notification routes need; `Default` when notifications are off.
@@ -156,6 +158,8 @@ pub fn router(
         .with_state(AppState {
             store,
             queue: notify_api.queue,
+            openapi: openapi::document(&notify_api.channels.keys().map(String::as_str).collect::<Vec<_>>())
+                .into(),
             channels: notify_api.channels,
         });
     Api {

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::auth::carrying;
-use super::extract::{PathParams, QueryParams, parse_json};
+use super::extract::{PathParams, QueryParams, date_or_instant, parse_json};
 use super::{ApiError, AppState, ErrorBody};
 use crate::channels::{Channel, WebhookEvent};
 use crate::store::{ChannelReportLine, ConsentView, InteractionView, Preferences, Store};
@@ -145,12 +145,10 @@ pub(super) struct ConsentBody {
     category: ConsentCategory,
     /// A configured channel's name, or `*` (default).
     #[serde(default)]
-    #[schema(nullable = false)]
     channel: Option<String>,
     decision: Decision,
     /// Who says so (default `api`).
     #[serde(default)]
-    #[schema(nullable = false)]
     source: Option<String>,
 }
 
@@ -198,11 +196,9 @@ pub(super) async fn set_consent(
 pub(super) struct UnsubscribeBody {
     /// Default `marketing`; `*` stops everything.
     #[serde(default)]
-    #[schema(nullable = false)]
     category: Option<ConsentCategory>,
     /// A configured channel's name, or `*` (default).
     #[serde(default)]
-    #[schema(nullable = false)]
     channel: Option<String>,
 }
 
@@ -217,10 +213,11 @@ pub(super) async fn unsubscribe(
     PathParams(id): PathParams<String>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
+    // No body, or `null`: the defaults.
     let b: UnsubscribeBody = if body.is_empty() {
         UnsubscribeBody::default()
     } else {
-        parse_json(&body)?
+        parse_json::<Option<UnsubscribeBody>>(&body)?.unwrap_or_default()
     };
     let category = b.category.unwrap_or(ConsentCategory::Marketing).as_str();
     check_scope(&s, category, b.channel.as_deref().unwrap_or("*"))?;
@@ -294,10 +291,8 @@ pub(super) async fn set_preferences(
 #[into_params(parameter_in = Query)]
 pub(super) struct ReportQuery {
     /// From this date (`YYYY-MM-DD`) or instant (RFC 3339); default 30 days ago.
-    #[param(format = DateTime)]
     from: Option<String>,
     /// Until this date or instant (excluded); default now.
-    #[param(format = DateTime)]
     to: Option<String>,
 }
 
@@ -317,17 +312,16 @@ pub(super) async fn channel_report(
     State(s): State<AppState>,
     QueryParams(q): QueryParams<ReportQuery>,
 ) -> Result<Response, ApiError> {
-    let parse = |v: &Option<String>, default: jiff::Timestamp| -> Result<String, ApiError> {
-        match v {
-            None => Ok(default.to_string()),
-            Some(t) => crate::rules::parse_sort_key(t)
-                .map(|ts| ts.to_string())
-                .ok_or_else(|| ApiError::BadRequest(format!("not a date or instant: {t:?}"))),
-        }
-    };
     let now = jiff::Timestamp::now();
-    let from = parse(&q.from, now - jiff::SignedDuration::from_hours(24 * 30))?;
-    let to = parse(&q.to, now + jiff::SignedDuration::from_secs(1))?;
+    let from = match &q.from {
+        None => now - jiff::SignedDuration::from_hours(24 * 30),
+        Some(t) => date_or_instant(t, "from")?,
+    };
+    let to = match &q.to {
+        None => now + jiff::SignedDuration::from_secs(1),
+        Some(t) => date_or_instant(t, "to")?,
+    };
+    let (from, to) = (from.to_string(), to.to_string());
     let channels = s.store.channel_report(&from, &to).await?;
     Ok(Json(ChannelReport { from, to, channels }).into_response())
 }

@@ -12,15 +12,16 @@
 //!
 //! This room does no I/O; it describes.
 
-use std::sync::LazyLock;
-
+use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
 use utoipa::openapi::path::Operation;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, OpenApi as Document, PathItem, Ref, RefOr, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
+use super::AppState;
 use super::access::{Audit, RULES};
 
 /// The document: every `/api/v1` handler, named once in `paths(...)`.
@@ -74,18 +75,115 @@ use super::access::{Audit, RULES};
 )]
 pub struct ApiDoc;
 
-/// The document as served, built once.
-static DOCUMENT: LazyLock<String> = LazyLock::new(|| {
-    ApiDoc::openapi()
-        .to_pretty_json()
-        .expect("the OpenAPI document serialises")
-});
+/// The document as this hub serves it: [`ApiDoc`] with what the derive cannot say (see
+/// [`refine`]) and the hub's own channel names, so that a client (or a tester) knows which
+/// values each field takes.
+pub fn document(channels: &[&str]) -> String {
+    let mut doc = serde_json::to_value(ApiDoc::openapi()).expect("the OpenAPI document serialises");
+    refine(&mut doc, channels);
+    serde_json::to_string_pretty(&doc).expect("the OpenAPI document serialises")
+}
 
 /// This document (OpenAPI 3.1): every `/api/v1` operation, its parameters, bodies and answers.
 #[utoipa::path(get, path = "/api/v1/openapi.json", tag = "access",
     responses((status = 200, description = "The OpenAPI document", content_type = "application/json", body = Object)))]
-pub(super) async fn openapi_json() -> Response {
-    ([(header::CONTENT_TYPE, "application/json")], DOCUMENT.as_str()).into_response()
+pub(super) async fn openapi_json(State(s): State<AppState>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        s.openapi.to_string(),
+    )
+        .into_response()
+}
+
+/// What the derive cannot say, written as JSON Schema: values the handlers parse from text
+/// (partial dates, lifetimes, flags and counts written as text by mappings), the rule that a
+/// record to match must state something, and the names this hub's configuration allows
+/// (channels, time zones). Each is what the handler accepts, neither more nor less, so that
+/// valid data is accepted and invalid data refused as the document says.
+fn refine(doc: &mut Value, channels: &[&str]) {
+    let year = json!({"type": "string", "pattern": "^[0-9]{4}$"});
+    let month = json!({"type": "string", "pattern": "^[0-9]{4}-(0[1-9]|1[0-2])$"});
+    let date = json!({"type": "string", "format": "date"});
+    let instant = json!({"type": "string", "format": "date-time"});
+    let schemas = &mut doc["components"]["schemas"];
+    schemas["BirthDate"] = json!({
+        "description": "A date of birth at the precision known: YYYY, YYYY-MM or YYYY-MM-DD",
+        "anyOf": [year, month, date],
+    });
+    schemas["When"] = json!({
+        "description": "A time at the precision known: YYYY, YYYY-MM, YYYY-MM-DD or an RFC 3339 date-time",
+        "anyOf": [year, month, date, instant],
+    });
+    // Text a mapping writes for a flag or a count reads too.
+    let blank = "[ \\t\\n\\r]*";
+    schemas["ProfilePatch"]["properties"]["deceased"] = json!({
+        "description": "`true` when the source says the person has died (`\"true\"`/`\"false\"` as text read too)",
+        "anyOf": [{"type": "boolean"}, {"type": "string", "pattern": format!("^{blank}([Tt][Rr][Uu][Ee]|[Ff][Aa][Ll][Ss][Ee]){blank}$")}, {"type": "null"}],
+    });
+    schemas["ContactPoint"]["properties"]["rank"] = json!({
+        "description": "The order of preference, 1 first (a number, or a number as text)",
+        "anyOf": [{"type": "integer", "minimum": 0, "maximum": u32::MAX}, {"type": "string", "pattern": format!("^{blank}[0-9]{{1,9}}{blank}$")}, {"type": "null"}],
+    });
+    // A record to match states at least one thing (a non-null value, a non-empty list).
+    let stated: Vec<Value> = schemas["ProfilePatch"]["properties"]
+        .as_object()
+        .map(|p| p.keys().cloned().collect::<Vec<_>>())
+        .unwrap_or_default()
+        .into_iter()
+        .map(|field| {
+            let mut stated = serde_json::Map::new();
+            stated.insert(field.clone(), json!({"not": {"type": "null"}, "minItems": 1}));
+            json!({"required": [field], "properties": stated})
+        })
+        .collect();
+    schemas["ProfilePatch"]["anyOf"] = Value::Array(stated);
+    schemas["NewToken"]["properties"]["expires"] = json!({
+        "description": "`never` (the default), or 1 to 9999 minutes, hours, days or weeks: `30m`, `12h`, `90d`, `2w`",
+        "type": ["string", "null"],
+        "pattern": format!("^{blank}([Nn][Ee][Vv][Ee][Rr]|0*[1-9][0-9]{{0,3}}[mhdw]){blank}$"),
+    });
+    let mut channel_names = vec!["*"];
+    channel_names.extend(channels);
+    for body in ["ConsentBody", "UnsubscribeBody"] {
+        schemas[body]["properties"]["channel"] = json!({
+            "description": "A configured channel's name, or `*` (every channel, the default)",
+            "type": ["string", "null"],
+            "enum": channel_names.iter().map(|c| Value::from(*c)).chain([Value::Null]).collect::<Vec<_>>(),
+        });
+    }
+    let zones: Vec<Value> = jiff::tz::db()
+        .available()
+        .map(|z| Value::from(z.as_str()))
+        .chain([Value::Null])
+        .collect();
+    let prefs = &mut schemas["Preferences"]["properties"];
+    prefs["timezone"] =
+        json!({"description": "IANA time zone for quiet hours (overrides the clinic's)", "enum": zones});
+    prefs["language"] = json!({
+        "description": "Language for notifications (overrides the profile's): `vi`, `ru`, `zh`, `en`, `vi-VN`…",
+        "type": ["string", "null"],
+        "pattern": "^[A-Za-z]{1,8}([-_^][A-Za-z0-9]{1,8})*$",
+    });
+    prefs["addresses"] = json!({
+        "description": "Messenger ids by channel kind",
+        "type": "object",
+        "properties": {"telegram": {"type": "string"}, "zalo": {"type": "string"}},
+        "additionalProperties": false,
+    });
+    // Query values that are a date or an instant.
+    for (path, names) in [
+        ("/api/v1/audit", ["since", "until"]),
+        ("/api/v1/reports/channels", ["from", "to"]),
+    ] {
+        if let Some(params) = doc["paths"][path]["get"]["parameters"].as_array_mut() {
+            for p in params
+                .iter_mut()
+                .filter(|p| names.contains(&p["name"].as_str().unwrap_or("")))
+            {
+                p["schema"] = json!({"anyOf": [date, instant]});
+            }
+        }
+    }
 }
 
 /// What every operation shares, written from `access::RULES` (see the module doc).
@@ -248,7 +346,7 @@ mod tests {
 
     #[test]
     fn it_is_openapi_3_1_with_the_bearer_scheme_and_the_refusals_of_the_access_layer() {
-        let doc: serde_json::Value = serde_json::from_str(&DOCUMENT).unwrap();
+        let doc: serde_json::Value = serde_json::from_str(&document(&["sms"])).unwrap();
         assert!(
             doc["openapi"].as_str().unwrap().starts_with("3.1"),
             "{}",

@@ -67,17 +67,23 @@ fn bool_or_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<bool>, 
     }
 }
 
-/// A small count written as text (`"1"`) or as a number.
+/// A small count written as text (`"1"`) or as a number (`1`, or `1.0` as some JSON writers
+/// spell a whole number).
 fn number_or_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
     enum Count {
         Number(u32),
+        Float(f64),
         Text(String),
     }
     match Option::<Count>::deserialize(d)? {
         None => Ok(None),
         Some(Count::Number(n)) => Ok(Some(n)),
+        Some(Count::Float(f)) if f.fract() == 0.0 && (0.0..=f64::from(u32::MAX)).contains(&f) => {
+            Ok(Some(f as u32))
+        }
+        Some(Count::Float(_)) => Err(serde::de::Error::custom("expected a whole number")),
         Some(Count::Text(t)) => t
             .trim()
             .parse()
@@ -339,6 +345,24 @@ mod tests {
             "1985-0३",
         ] {
             assert!(BirthDate::try_from(bad.to_string()).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_rank_reads_from_a_whole_number_however_written() {
+        let rank = |json: &str| {
+            serde_json::from_str::<ContactPoint>(&format!(
+                r#"{{"system": "phone", "value": "1", "rank": {json}}}"#
+            ))
+            .map(|c| c.rank)
+            .map_err(|e| e.to_string())
+        };
+        assert_eq!(rank("2"), Ok(Some(2)));
+        assert_eq!(rank("2.0"), Ok(Some(2)));
+        assert_eq!(rank("\" 2 \""), Ok(Some(2)));
+        assert_eq!(rank("null"), Ok(None));
+        for bad in ["2.5", "-1", "4294967296", "\"two\""] {
+            assert!(rank(bad).is_err(), "{bad}");
         }
     }
 
