@@ -347,10 +347,11 @@ async fn another_method_on_a_route_is_a_405_naming_the_methods_it_takes() {
 /// not required.
 fn schemathesis() -> Option<String> {
     for name in ["st", "schemathesis"] {
+        // `st, version 4.32.5`: schemathesis, not another program of that name.
         let found = std::process::Command::new(name)
             .arg("--version")
             .output()
-            .is_ok_and(|o| o.status.success());
+            .is_ok_and(|o| o.status.success() && String::from_utf8_lossy(&o.stdout).contains(", version "));
         if found {
             return Some(name.to_string());
         }
