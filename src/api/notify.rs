@@ -408,6 +408,27 @@ pub(super) async fn webhook(
     };
     let (mut receipts, mut opt_outs, mut opt_ins, mut unmatched) = (0, 0, 0, 0);
     for event in events {
+        // An id or address with a NUL character names no send and nobody (PostgreSQL cannot
+        // even compare it: it came back as a 503); a NUL in the provider's detail is dropped.
+        let event = match event {
+            WebhookEvent::Status { provider_id, .. } if provider_id.contains('\0') => {
+                unmatched += 1;
+                continue;
+            }
+            WebhookEvent::OptOut { address } | WebhookEvent::OptIn { address } if address.contains('\0') => {
+                continue;
+            }
+            WebhookEvent::Status {
+                provider_id,
+                status,
+                detail,
+            } => WebhookEvent::Status {
+                provider_id,
+                status,
+                detail: detail.map(|d| d.replace('\0', "")),
+            },
+            other => other,
+        };
         match event {
             WebhookEvent::Status {
                 provider_id,

@@ -170,6 +170,10 @@ fn refine(doc: &mut Value, channels: &[&str]) {
         "properties": {"telegram": {"type": "string"}, "zalo": {"type": "string"}},
         "additionalProperties": false,
     });
+    // A provider's webhook body is the provider's format: any JSON (each channel reads what it
+    // knows and passes over the rest), or a form.
+    doc["paths"]["/api/v1/webhooks/{channel}"]["post"]["requestBody"]["content"]["application/json"]["schema"] =
+        json!({"description": "The provider's own JSON"});
     // Query values that are a date or an instant.
     for (path, names) in [
         ("/api/v1/audit", ["since", "until"]),
