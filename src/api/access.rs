@@ -11,7 +11,19 @@ use axum::http::Method;
 use axum::routing::MethodRouter;
 
 /// A role a token or an identity-provider subject holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    serde::Serialize,
+    serde::Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     /// Everything, including tokens, merges, review decisions and reprocessing.
@@ -197,6 +209,9 @@ pub const RULES: &[RouteRule] = &[
     rule("POST", "/api/v1/tokens", &[Admin], Audit::Action),
     rule("DELETE", "/api/v1/tokens/{id}", &[Admin], Audit::Action),
     rule("GET", "/api/v1/audit", &[Admin, Auditor], Audit::No),
+    // The OpenAPI document: the API's shape, no data; open so that clients and tools can read
+    // it before they hold a token.
+    open("GET", "/api/v1/openapi.json"),
     rule(
         "GET",
         "/api/v1/whoami",

@@ -151,6 +151,24 @@ pub async fn authorize(State(access): State<Access>, mut req: Request, next: Nex
     };
     let method = req.method().clone();
     let Some(rule) = access.rules.get(&(method.clone(), path.clone())).copied() else {
+        // Another method on a route that exists: 405 with the methods it takes, as HTTP says.
+        let mut allowed: Vec<&str> = access
+            .rules
+            .keys()
+            .filter(|(_, p)| *p == path)
+            .map(|(m, _)| m.as_str())
+            .collect();
+        if !allowed.is_empty() {
+            allowed.sort_unstable();
+            let mut resp = refuse(
+                StatusCode::METHOD_NOT_ALLOWED,
+                &format!("this route takes {}", allowed.join(", ")),
+            );
+            if let Ok(v) = HeaderValue::from_str(&allowed.join(", ")) {
+                resp.headers_mut().insert(header::ALLOW, v);
+            }
+            return resp;
+        }
         // Deny by default: a route without a rule is nobody's.
         return refuse(StatusCode::FORBIDDEN, "this route has no access rule");
     };

@@ -10,16 +10,17 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{Extension, Path, Query, RawQuery, State};
+use axum::extract::{Extension, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use super::auth::{self, carrying};
-use super::{ApiError, AppState, Principal};
-use crate::reprocess::{ReprocessError, Reprocessor, Selection};
-use crate::store::{MessageFilter, MessageStatus, time_text};
+use super::extract::{JsonBody, PathParams, QueryParams};
+use super::{ApiError, AppState, ErrorBody, Principal};
+use crate::reprocess::{Report, ReprocessError, Reprocessor, Selection};
+use crate::store::{MessageDetail, MessageFilter, MessageStatus, MessageSummary, time_text};
 
 /// What the message routes need besides the store.
 #[derive(Clone)]
@@ -42,10 +43,13 @@ impl Default for MessagesApi {
 /// Most rows per page.
 const MAX_LIMIT: i64 = 1000;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(super) struct MessageQuery {
+    /// `received`, `processed`, `error`, `duplicate` or `unmapped` (empty: every status).
     status: Option<String>,
+    /// Only messages of this connector.
     connector: Option<String>,
     /// `ADT^A01`, or `ADT` for every ADT event, or a FHIR resource type.
     #[serde(rename = "type")]
@@ -63,7 +67,34 @@ pub(super) struct MessageQuery {
     before_id: Option<i64>,
     /// The former name of `before_id`.
     before: Option<i64>,
+    /// Rows per page, 1 to 1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<i64>,
+}
+
+/// A page of the message log, newest first.
+#[derive(Serialize, ToSchema)]
+pub(super) struct MessagePage {
+    items: Vec<MessageSummary>,
+    /// The link to the next page; null on the last one.
+    next: Option<String>,
+    /// The last id of this page (give it as `before_id`); null on the last one.
+    next_before: Option<i64>,
+}
+
+/// A message with its raw body, when the caller's role sees bodies and retention kept it.
+#[derive(Serialize, ToSchema)]
+pub(super) struct MessageView {
+    #[serde(flatten)]
+    detail: MessageDetail,
+    /// The raw message as text (invalid UTF-8 replaced); null when withheld or pruned.
+    raw: Option<String>,
+    /// Why `raw` is null: the caller's role does not see message bodies.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    raw_withheld: Option<String>,
+    /// Why `raw` is null: retention emptied it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    body_note: Option<String>,
 }
 
 fn nonempty(v: Option<String>) -> Option<String> {
@@ -83,12 +114,15 @@ fn parse_time(
     }
 }
 
-/// Newest first, one page; `next` is the link to the following page (absent on the last).
+/// The message log, newest first, one page; `next` is the link to the following page (null on
+/// the last). A search by patient identifier reads patient data: not for `ops`, and audited.
+#[utoipa::path(get, path = "/api/v1/messages", tag = "operations", params(MessageQuery),
+    responses((status = 200, description = "A page of the message log", body = MessagePage)))]
 pub(super) async fn list_messages(
     State(s): State<AppState>,
     Extension(who): Extension<Principal>,
     RawQuery(raw): RawQuery,
-    Query(q): Query<MessageQuery>,
+    QueryParams(q): QueryParams<MessageQuery>,
 ) -> Result<Response, ApiError> {
     let status = match nonempty(q.status) {
         None => None,
@@ -100,14 +134,8 @@ pub(super) async fn list_messages(
     };
     let tz = &s.messages.timezone;
     let from = parse_time("received_from", q.received_from, tz)?;
+    // A reversed range holds no message: an empty page, as the store answers it.
     let to = parse_time("received_to", q.received_to, tz)?;
-    if let (Some(f), Some(t)) = (from, to)
-        && f >= t
-    {
-        return Err(ApiError::BadRequest(
-            "received_from must be before received_to".into(),
-        ));
-    }
     let limit = q.limit.unwrap_or(100);
     if !(1..=MAX_LIMIT).contains(&limit) {
         return Err(ApiError::BadRequest(format!("limit is 1 to {MAX_LIMIT}")));
@@ -139,8 +167,12 @@ pub(super) async fn list_messages(
         .then(|| items.last().map(|m| m.id))
         .flatten();
     let next = last.map(|id| next_link(raw.as_deref(), id));
-    let body = json!({ "items": items, "next": next, "next_before": last });
-    let response = Json(body).into_response();
+    let response = Json(MessagePage {
+        items,
+        next,
+        next_before: last,
+    })
+    .into_response();
     match (identifier, filter.person_ids) {
         // The identifier named these persons: a read of patient data, audited.
         (Some(_), Some(persons)) => Ok(carrying(response, persons)),
@@ -161,29 +193,34 @@ fn next_link(query: Option<&str>, last: i64) -> String {
 }
 
 /// A message's metadata; its raw body too for roles that see message bodies (ops never does).
+#[utoipa::path(get, path = "/api/v1/messages/{id}", tag = "operations", params(("id" = i64, Path, description = "A message id")),
+    responses((status = 200, description = "The message", body = MessageView), (status = 404, description = "No such message", body = ErrorBody)))]
 pub(super) async fn get_message(
     State(s): State<AppState>,
     Extension(who): Extension<Principal>,
-    Path(id): Path<i64>,
+    PathParams(id): PathParams<i64>,
 ) -> Result<Response, ApiError> {
     let Some(m) = s.store.message(id).await? else {
         return Err(ApiError::NotFound("message"));
     };
-    let mut body = serde_json::to_value(&m).unwrap_or_default();
+    let mut view = MessageView {
+        raw: None,
+        raw_withheld: None,
+        body_note: None,
+        detail: m,
+    };
     if !who.role.sees_message_bodies() {
-        body["raw"] = serde_json::Value::Null;
-        body["raw_withheld"] = json!(format!("the {} role does not see message bodies", who.role));
-        return Ok(Json(body).into_response());
+        view.raw_withheld = Some(format!("the {} role does not see message bodies", who.role));
+        return Ok(Json(view).into_response());
     }
-    if let Some(at) = &m.summary.body_pruned_at {
+    if let Some(at) = &view.detail.summary.body_pruned_at {
         // Retention emptied it: say so rather than show an empty message.
-        body["raw"] = serde_json::Value::Null;
-        body["body_note"] = json!(format!("the raw body was pruned by the retention policy at {at}"));
-        return Ok(Json(body).into_response());
+        view.body_note = Some(format!("the raw body was pruned by the retention policy at {at}"));
+        return Ok(Json(view).into_response());
     }
-    body["raw"] = json!(String::from_utf8_lossy(&m.raw));
-    let persons = m.summary.person_id.iter().cloned().collect::<Vec<_>>();
-    let mut resp = carrying(Json(body).into_response(), persons);
+    view.raw = Some(String::from_utf8_lossy(&view.detail.raw).into_owned());
+    let persons = view.detail.summary.person_id.iter().cloned().collect::<Vec<_>>();
+    let mut resp = carrying(Json(view).into_response(), persons);
     // A body is patient data even when it names no stored person.
     if let Some(a) = resp.extensions_mut().get_mut::<auth::AuditPersons>() {
         a.count = a.count.max(1);
@@ -192,34 +229,53 @@ pub(super) async fn get_message(
 }
 
 /// One status or several.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(untagged)]
 pub(super) enum Statuses {
     One(String),
     Many(Vec<String>),
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct ReprocessBody {
+    /// These messages (with no filter: only these).
     #[serde(default)]
     ids: Vec<i64>,
+    /// Only messages of this connector.
     connector: Option<String>,
     /// `error`, `unmapped` (the default, both, when no ids are given) or `processed`.
     status: Option<Statuses>,
+    /// `ORU^R01`, or `ORU` for every ORU event, or a FHIR resource type.
     #[serde(rename = "type")]
     message_type: Option<String>,
+    /// Received at or after (RFC 3339, or a date or local time in the hub's time zone).
     received_from: Option<String>,
+    /// Received before.
     received_to: Option<String>,
     /// Count what would change; write nothing.
     #[serde(default)]
     dry_run: bool,
 }
 
-/// Applies the mapping files as they are on disk now to the chosen messages.
+/// A refused reprocess: why; with the mapping files' problems when they are the reason.
+#[derive(Serialize, ToSchema)]
+pub(super) struct MappingProblems {
+    error: String,
+    /// Each problem as `file:line: field: problem`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    problems: Option<Vec<String>>,
+}
+
+/// Applies the mapping files as they are on disk now to the chosen messages (ids or a filter),
+/// through the ingest writer; `dry_run` counts what would change and writes nothing.
+#[utoipa::path(post, path = "/api/v1/messages/reprocess", tag = "operations", request_body = ReprocessBody,
+    responses((status = 200, description = "What the run did (or would do)", body = Report),
+        (status = 400, description = "A bad selection, or mapping files with problems", body = MappingProblems),
+        (status = 409, description = "A reprocess is already running", body = ErrorBody)))]
 pub(super) async fn reprocess(
     State(s): State<AppState>,
-    Json(body): Json<ReprocessBody>,
+    JsonBody(body): JsonBody<ReprocessBody>,
 ) -> Result<Response, ApiError> {
     let Some(reprocessor) = s.messages.reprocessor.clone() else {
         return Err(ApiError::Unavailable(
@@ -259,10 +315,10 @@ pub(super) async fn reprocess(
             let listed: Vec<String> = problems.iter().map(ToString::to_string).collect();
             Ok((
                 StatusCode::BAD_REQUEST,
-                Json(json!({
-                    "error": "the mapping files have problems; nothing was reprocessed",
-                    "problems": listed,
-                })),
+                Json(MappingProblems {
+                    error: "the mapping files have problems; nothing was reprocessed".into(),
+                    problems: Some(listed),
+                }),
             )
                 .into_response())
         }

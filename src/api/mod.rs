@@ -8,31 +8,37 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use utoipa::{IntoParams, ToSchema};
 
-use crate::store::{Store, StoreError};
+use crate::store::{
+    ConnectorStatus, MatchResult, MergeView, PersonView, ReviewItem, Store, StoreError, TimelineEntry,
+};
 
 pub mod access;
 mod admin;
 pub mod auth;
+mod extract;
 mod fhir;
 mod messages;
 mod notify;
 pub mod oidc;
+pub mod openapi;
 mod tls_serve;
 pub mod tokens;
 
 pub use access::{Role, RouteRule};
 use auth::carrying;
 pub use auth::{AuditLog, Principal};
+use extract::{JsonBody, PathParams, QueryParams};
 pub use fhir::FhirEndpoint;
 pub use messages::MessagesApi;
 pub use notify::Channels;
@@ -46,6 +52,8 @@ struct AppState {
     channels: Channels,
     /// Reprocess and how message searches read times.
     messages: MessagesApi,
+    /// The OpenAPI document, with this hub's channel names.
+    openapi: Arc<str>,
 }
 
 /// What the notification routes need; `Default` when notifications are off.
@@ -123,7 +131,8 @@ pub fn router(
         .add(M::POST, "/api/v1/tokens", post(admin::create_token))
         .add(M::DELETE, "/api/v1/tokens/{id}", delete(admin::revoke_token))
         .add(M::GET, "/api/v1/audit", get(admin::audit))
-        .add(M::GET, "/api/v1/whoami", get(admin::whoami));
+        .add(M::GET, "/api/v1/whoami", get(admin::whoami))
+        .add(M::GET, "/api/v1/openapi.json", get(openapi::openapi_json));
     let push_rule = access::rule_for(&M::POST, access::FHIR_PUSH).expect("the FHIR push rule");
     for endpoint in fhir_endpoints {
         let path = endpoint.path.clone();
@@ -154,6 +163,8 @@ pub fn router(
         .with_state(AppState {
             store,
             queue: notify_api.queue,
+            openapi: openapi::document(&notify_api.channels.keys().map(String::as_str).collect::<Vec<_>>())
+                .into(),
             channels: notify_api.channels,
             messages: messages_api,
         });
@@ -189,10 +200,18 @@ enum ApiError {
     BadRequest(String),
     /// The role may use the route, not in this way (the reason says why).
     Forbidden(String),
+    /// A request body over `api.max_body_bytes`.
+    TooLarge(String),
     Conflict(String),
     /// Not possible now (the reason says why).
     Unavailable(String),
     Store(StoreError),
+}
+
+/// Every refusal's body: why, in a sentence (never a patient value from the store).
+#[derive(Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: String,
 }
 
 impl From<StoreError> for ApiError {
@@ -211,6 +230,7 @@ impl IntoResponse for ApiError {
             ApiError::NotFound(what) => (StatusCode::NOT_FOUND, format!("{what} not found")),
             ApiError::BadRequest(m) => (StatusCode::BAD_REQUEST, m),
             ApiError::Forbidden(m) => (StatusCode::FORBIDDEN, m),
+            ApiError::TooLarge(m) => (StatusCode::PAYLOAD_TOO_LARGE, m),
             ApiError::Conflict(m) => (StatusCode::CONFLICT, m),
             ApiError::Unavailable(m) => (StatusCode::SERVICE_UNAVAILABLE, m),
             ApiError::Store(e) => {
@@ -221,7 +241,7 @@ impl IntoResponse for ApiError {
                 )
             }
         };
-        (status, Json(json!({ "error": message }))).into_response()
+        (status, Json(ErrorBody { error: message })).into_response()
     }
 }
 
@@ -249,15 +269,28 @@ async fn healthz(State(s): State<AppState>) -> Response {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct PatientQuery {
+    /// The identifier's value (an MRN, a national id…).
+    #[param(required = true, min_length = 1)]
     identifier: Option<String>,
+    /// Only identifiers issued by this system.
     system: Option<String>,
 }
 
+/// Persons, as a list.
+#[derive(Serialize, ToSchema)]
+struct PatientList {
+    items: Vec<PersonView>,
+}
+
+/// The persons holding an identifier (an empty list when nobody does).
+#[utoipa::path(get, path = "/api/v1/patients", tag = "patients", params(PatientQuery),
+    responses((status = 200, description = "The persons holding the identifier", body = PatientList)))]
 async fn find_patients(
     State(s): State<AppState>,
-    Query(q): Query<PatientQuery>,
+    QueryParams(q): QueryParams<PatientQuery>,
 ) -> Result<Response, ApiError> {
     let Some(value) = q.identifier.filter(|v| !v.is_empty()) else {
         return Err(ApiError::BadRequest(
@@ -266,10 +299,16 @@ async fn find_patients(
     };
     let items = s.store.find_persons(&value, q.system.as_deref()).await?;
     let persons = items.iter().map(|p| p.id.clone()).collect();
-    Ok(carrying(Json(json!({ "items": items })).into_response(), persons))
+    Ok(carrying(Json(PatientList { items }).into_response(), persons))
 }
 
-async fn get_patient(State(s): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+/// A person's unified profile: golden record, identifiers, field-level provenance.
+#[utoipa::path(get, path = "/api/v1/patients/{id}", tag = "patients", params(("id" = String, Path, description = "A person id")),
+    responses((status = 200, description = "The person", body = PersonView), (status = 404, description = "No such person", body = ErrorBody)))]
+async fn get_patient(
+    State(s): State<AppState>,
+    PathParams(id): PathParams<String>,
+) -> Result<Response, ApiError> {
     match s.store.person(&id).await? {
         Some(p) => {
             let persons = vec![p.id.clone()];
@@ -279,88 +318,163 @@ async fn get_patient(State(s): State<AppState>, Path(id): Path<String>) -> Resul
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct TimelineQuery {
-    kind: Option<String>,
+    /// Only records of this kind.
+    #[param(inline)]
+    kind: Option<RecordKindParam>,
+    /// How many records (default 200; 1 to 1000, larger or smaller values are brought within).
     limit: Option<i64>,
+}
+
+/// The kinds of clinical record (as the timeline names them).
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+enum RecordKindParam {
+    Encounter,
+    Appointment,
+    Order,
+    Result,
+    Diagnosis,
+}
+
+impl RecordKindParam {
+    fn as_str(&self) -> &'static str {
+        match self {
+            RecordKindParam::Encounter => "encounter",
+            RecordKindParam::Appointment => "appointment",
+            RecordKindParam::Order => "order",
+            RecordKindParam::Result => "result",
+            RecordKindParam::Diagnosis => "diagnosis",
+        }
+    }
+}
+
+/// A person's clinical records, newest first.
+#[derive(Serialize, ToSchema)]
+struct Timeline {
+    person_id: String,
+    /// Set when this person was merged into another.
+    merged_into: Option<String>,
+    items: Vec<TimelineEntry>,
 }
 
 /// A person's encounters, appointments, orders, results and diagnoses, newest first:
 /// `?kind=result` narrows to one kind, `?limit=` (default 200, at most 1000).
+#[utoipa::path(get, path = "/api/v1/patients/{id}/timeline", tag = "patients",
+    params(("id" = String, Path, description = "A person id"), TimelineQuery),
+    responses((status = 200, description = "The person's timeline", body = Timeline), (status = 404, description = "No such person", body = ErrorBody)))]
 async fn get_timeline(
     State(s): State<AppState>,
-    Path(id): Path<String>,
-    Query(q): Query<TimelineQuery>,
+    PathParams(id): PathParams<String>,
+    QueryParams(q): QueryParams<TimelineQuery>,
 ) -> Result<Response, ApiError> {
-    if let Some(k) = q.kind.as_deref()
-        && crate::model::RecordKind::parse(k).is_none()
-    {
-        return Err(ApiError::BadRequest(
-            "kind is one of encounter, appointment, order, result, diagnosis".into(),
-        ));
-    }
+    let kind = q.kind.as_ref().map(RecordKindParam::as_str);
+    debug_assert!(kind.is_none_or(|k| crate::model::RecordKind::parse(k).is_some()));
     let person = s.store.person(&id).await?.ok_or(ApiError::NotFound("patient"))?;
     let items = s
         .store
-        .timeline(&id, q.kind.as_deref(), q.limit.unwrap_or(200).clamp(1, 1000))
+        .timeline(&id, kind, q.limit.unwrap_or(200).clamp(1, 1000))
         .await?;
     let persons = vec![person.id.clone()];
-    Ok(carrying(
-        Json(json!({ "person_id": person.id, "merged_into": person.merged_into, "items": items }))
-            .into_response(),
-        persons,
-    ))
+    let timeline = Timeline {
+        person_id: person.id,
+        merged_into: person.merged_into,
+        items,
+    };
+    Ok(carrying(Json(timeline).into_response(), persons))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct ReviewQuery {
-    status: Option<String>,
+    /// Which items (default `open`).
+    #[param(inline)]
+    status: Option<ReviewStatus>,
+    /// How many items (default 100; 1 to 1000, other values are brought within).
     limit: Option<i64>,
 }
 
+#[derive(Deserialize, ToSchema, Clone, Copy)]
+#[serde(rename_all = "lowercase")]
+enum ReviewStatus {
+    Open,
+    Linked,
+    Rejected,
+}
+
+/// Review items, as a list.
+#[derive(Serialize, ToSchema)]
+struct ReviewList {
+    items: Vec<ReviewItem>,
+}
+
 /// Possible duplicates: `?status=open` (default), `linked` or `rejected`.
-async fn list_reviews(State(s): State<AppState>, Query(q): Query<ReviewQuery>) -> Result<Response, ApiError> {
-    let status = q.status.unwrap_or_else(|| "open".into());
-    if !matches!(status.as_str(), "open" | "linked" | "rejected") {
-        return Err(ApiError::BadRequest(
-            "status is one of open, linked, rejected".into(),
-        ));
-    }
+#[utoipa::path(get, path = "/api/v1/review", tag = "identity", params(ReviewQuery),
+    responses((status = 200, description = "The review items, newest first", body = ReviewList)))]
+async fn list_reviews(
+    State(s): State<AppState>,
+    QueryParams(q): QueryParams<ReviewQuery>,
+) -> Result<Response, ApiError> {
+    let status = match q.status.unwrap_or(ReviewStatus::Open) {
+        ReviewStatus::Open => "open",
+        ReviewStatus::Linked => "linked",
+        ReviewStatus::Rejected => "rejected",
+    };
     let items = s
         .store
-        .reviews(&status, q.limit.unwrap_or(100).clamp(1, 1000))
+        .reviews(status, q.limit.unwrap_or(100).clamp(1, 1000))
         .await?;
     let persons = items
         .iter()
         .flat_map(|i| [i.person_id.clone(), i.candidate_id.clone()])
         .collect();
-    Ok(carrying(Json(json!({ "items": items })).into_response(), persons))
+    Ok(carrying(Json(ReviewList { items }).into_response(), persons))
 }
 
 /// The two are one person: the new one is merged into the existing one.
-async fn link_review(State(s): State<AppState>, Path(id): Path<i64>) -> Result<Response, ApiError> {
+#[utoipa::path(post, path = "/api/v1/review/{id}/link", tag = "identity", params(("id" = i64, Path, description = "A review item's id")),
+    responses((status = 200, description = "The item, decided", body = ReviewItem), (status = 404, description = "No such item", body = ErrorBody),
+        (status = 409, description = "The item is decided already", body = ErrorBody)))]
+async fn link_review(
+    State(s): State<AppState>,
+    PathParams(id): PathParams<i64>,
+) -> Result<Response, ApiError> {
     let item = s.store.decide_review(id, true).await?;
     let persons = vec![item.person_id.clone(), item.candidate_id.clone()];
     Ok(carrying(Json(item).into_response(), persons))
 }
 
 /// The two are different people: the item is closed, both stay.
-async fn reject_review(State(s): State<AppState>, Path(id): Path<i64>) -> Result<Response, ApiError> {
+#[utoipa::path(post, path = "/api/v1/review/{id}/reject", tag = "identity", params(("id" = i64, Path, description = "A review item's id")),
+    responses((status = 200, description = "The item, decided", body = ReviewItem), (status = 404, description = "No such item", body = ErrorBody),
+        (status = 409, description = "The item is decided already", body = ErrorBody)))]
+async fn reject_review(
+    State(s): State<AppState>,
+    PathParams(id): PathParams<i64>,
+) -> Result<Response, ApiError> {
     let item = s.store.decide_review(id, false).await?;
     let persons = vec![item.person_id.clone(), item.candidate_id.clone()];
     Ok(carrying(Json(item).into_response(), persons))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 struct MergeBody {
     /// The person merged into the one in the path.
     merge: String,
 }
 
+/// Merges the person named in the body into the one in the path (undone by unmerge).
+#[utoipa::path(post, path = "/api/v1/patients/{id}/merge", tag = "identity",
+    params(("id" = String, Path, description = "The surviving person's id")), request_body = MergeBody,
+    responses((status = 200, description = "The merge, as recorded", body = MergeView), (status = 404, description = "No such person", body = ErrorBody),
+        (status = 409, description = "The two cannot be merged (the same person, or one merged already)", body = ErrorBody)))]
 async fn merge_patient(
     State(s): State<AppState>,
-    Path(id): Path<String>,
-    Json(body): Json<MergeBody>,
+    PathParams(id): PathParams<String>,
+    JsonBody(body): JsonBody<MergeBody>,
 ) -> Result<Response, ApiError> {
     let view = s.store.merge(&id, &body.merge, "api").await?;
     let persons = vec![view.survivor_id.clone(), view.merged_id.clone()];
@@ -370,9 +484,11 @@ async fn merge_patient(
 /// What ingest would do with this record (a profile in the canonical form: identifiers,
 /// names, birth_date, sex, telecom, addresses): the person it belongs to, or review, or new,
 /// with the score breakdown. Nothing is stored — a front desk asking "do we know this person?".
+#[utoipa::path(post, path = "/api/v1/match", tag = "identity", request_body = crate::model::ProfilePatch,
+    responses((status = 200, description = "The decision ingest would take, with its score", body = MatchResult)))]
 async fn match_patient(
     State(s): State<AppState>,
-    Json(patch): Json<crate::model::ProfilePatch>,
+    JsonBody(patch): JsonBody<crate::model::ProfilePatch>,
 ) -> Result<Response, ApiError> {
     if patch.is_empty() {
         return Err(ApiError::BadRequest(
@@ -390,13 +506,29 @@ async fn match_patient(
 }
 
 /// Undoes the latest merge into this person: both persons are as they were.
-async fn unmerge_patient(State(s): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+#[utoipa::path(post, path = "/api/v1/patients/{id}/unmerge", tag = "identity",
+    params(("id" = String, Path, description = "The surviving person's id")),
+    responses((status = 200, description = "The merge, undone", body = MergeView), (status = 404, description = "No such person, or no merge into it", body = ErrorBody),
+        (status = 409, description = "The merge cannot be undone", body = ErrorBody)))]
+async fn unmerge_patient(
+    State(s): State<AppState>,
+    PathParams(id): PathParams<String>,
+) -> Result<Response, ApiError> {
     let view = s.store.unmerge(&id).await?;
     let persons = vec![view.survivor_id.clone(), view.merged_id.clone()];
     Ok(carrying(Json(view).into_response(), persons))
 }
 
+/// Connectors, as a list.
+#[derive(Serialize, ToSchema)]
+struct ConnectorList {
+    items: Vec<ConnectorStatus>,
+}
+
+/// Every connector's state and counters; a pull connector's latest run.
+#[utoipa::path(get, path = "/api/v1/connectors", tag = "operations",
+    responses((status = 200, description = "The connectors", body = ConnectorList)))]
 async fn list_connectors(State(s): State<AppState>) -> Result<Response, ApiError> {
     let items = s.store.connectors().await?;
-    Ok(Json(json!({ "items": items })).into_response())
+    Ok(Json(ConnectorList { items }).into_response())
 }

@@ -38,7 +38,11 @@ pub fn generate() -> String {
     )
 }
 
-/// `90d`, `12h`, `30m`, `2w` or `never` as a lifetime (`None`: never expires).
+/// The largest number a lifetime may have (`9999w` is about 190 years).
+pub const MAX_LIFETIME_UNITS: i64 = 9999;
+
+/// `90d`, `12h`, `30m`, `2w` or `never` as a lifetime (`None`: never expires); at most
+/// [`MAX_LIFETIME_UNITS`] of a unit.
 pub fn parse_lifetime(text: &str) -> Result<Option<jiff::SignedDuration>, String> {
     let t = text.trim();
     if t.eq_ignore_ascii_case("never") {
@@ -51,6 +55,13 @@ pub fn parse_lifetime(text: &str) -> Result<Option<jiff::SignedDuration>, String
         .map_err(|_| format!("expected a lifetime such as 90d, 12h or never, got \"{t}\""))?;
     if n <= 0 {
         return Err(format!("lifetime \"{t}\" must be more than zero"));
+    }
+    // Bounded so that the expiry is a real date (a lifetime past the calendar's end was
+    // silently "never", and a large number overflowed into a panic).
+    if n > MAX_LIFETIME_UNITS {
+        return Err(format!(
+            "lifetime \"{t}\": at most {MAX_LIFETIME_UNITS} of a unit"
+        ));
     }
     let minutes = match unit {
         "m" => n,
@@ -192,5 +203,11 @@ mod tests {
         assert!(parse_lifetime("90").is_err());
         assert!(parse_lifetime("0d").is_err());
         assert!(parse_lifetime("soon").is_err());
+        assert!(parse_lifetime(" 9999w ").is_ok());
+        // Past the bound: refused, never an overflow (a panic) nor a silent "never".
+        for long in ["10000d", "9223372036854775807w", "2562047788015215w"] {
+            let e = parse_lifetime(long).unwrap_err();
+            assert!(e.contains("at most 9999"), "{long}: {e}");
+        }
     }
 }

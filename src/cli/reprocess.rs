@@ -91,5 +91,11 @@ fn selection(settings: &Settings, args: ReprocessArgs) -> anyhow::Result<Selecti
         received_to: time("until", args.until)?,
     };
     selection.check().map_err(anyhow::Error::msg)?;
+    // Over HTTP a reversed range simply chooses nothing; a person at a terminal is told.
+    if let (Some(from), Some(to)) = (selection.received_from, selection.received_to)
+        && from >= to
+    {
+        anyhow::bail!("--since must be before --until");
+    }
     Ok(selection)
 }

@@ -39,7 +39,7 @@ impl Code {
 
 /// A point in time at the precision the source knew it: `YYYY`, `YYYY-MM`, `YYYY-MM-DD`, or a
 /// date and time with its offset (`2024-01-05T08:30:00+07:00`, `…Z`, fractions allowed).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(try_from = "String", into = "String")]
 pub struct When(String);
 

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 /// What one source record says about a person. Empty fields say nothing (they never erase).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProfilePatch {
     /// Identifiers with their issuing system (MRN, national id, insurance number…).
@@ -67,17 +67,23 @@ fn bool_or_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<bool>, 
     }
 }
 
-/// A small count written as text (`"1"`) or as a number.
+/// A small count written as text (`"1"`) or as a number (`1`, or `1.0` as some JSON writers
+/// spell a whole number).
 fn number_or_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
     enum Count {
         Number(u32),
+        Float(f64),
         Text(String),
     }
     match Option::<Count>::deserialize(d)? {
         None => Ok(None),
         Some(Count::Number(n)) => Ok(Some(n)),
+        Some(Count::Float(f)) if f.fract() == 0.0 && (0.0..=f64::from(u32::MAX)).contains(&f) => {
+            Ok(Some(f as u32))
+        }
+        Some(Count::Float(_)) => Err(serde::de::Error::custom("expected a whole number")),
         Some(Count::Text(t)) => t
             .trim()
             .parse()
@@ -87,7 +93,7 @@ fn number_or_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u32>,
 }
 
 /// A consent or a refusal for one purpose, as of a date.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Consent {
     /// What it is about: `notifications`, `marketing`, `research`, a channel (`sms`)…
@@ -97,7 +103,7 @@ pub struct Consent {
     pub at: Option<super::When>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ConsentDecision {
     Permit,
@@ -186,7 +192,7 @@ impl ProfilePatch {
 }
 
 /// An identifier and the system that issued it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Identifier {
     /// The issuing system or assigning authority (`HOSPITAL-A`, `VN-CCCD`, an OID or URI).
@@ -200,7 +206,7 @@ pub struct Identifier {
 
 /// A person's name. `family` is kept apart from `given` so that family-name-first cultures
 /// (Vietnamese, Chinese) and given-name-first ones are both displayed right.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HumanName {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -221,7 +227,7 @@ pub struct HumanName {
 }
 
 /// A date of birth at the precision the source knew it: `YYYY`, `YYYY-MM` or `YYYY-MM-DD`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(try_from = "String", into = "String")]
 pub struct BirthDate(String);
 
@@ -262,7 +268,7 @@ impl From<BirthDate> for String {
 }
 
 /// Administrative sex (FHIR `AdministrativeGender`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Sex {
     Male,
@@ -272,7 +278,7 @@ pub enum Sex {
 }
 
 /// A phone number (E.164) or an email address.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ContactPoint {
     pub system: ContactSystem,
@@ -289,7 +295,7 @@ pub struct ContactPoint {
     pub rank: Option<u32>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ContactSystem {
     Phone,
@@ -299,7 +305,7 @@ pub enum ContactSystem {
 }
 
 /// A postal address.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Address {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -339,6 +345,24 @@ mod tests {
             "1985-0३",
         ] {
             assert!(BirthDate::try_from(bad.to_string()).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_rank_reads_from_a_whole_number_however_written() {
+        let rank = |json: &str| {
+            serde_json::from_str::<ContactPoint>(&format!(
+                r#"{{"system": "phone", "value": "1", "rank": {json}}}"#
+            ))
+            .map(|c| c.rank)
+            .map_err(|e| e.to_string())
+        };
+        assert_eq!(rank("2"), Ok(Some(2)));
+        assert_eq!(rank("2.0"), Ok(Some(2)));
+        assert_eq!(rank("\" 2 \""), Ok(Some(2)));
+        assert_eq!(rank("null"), Ok(None));
+        for bad in ["2.5", "-1", "4294967296", "\"two\""] {
+            assert!(rank(bad).is_err(), "{bad}");
         }
     }
 

@@ -74,11 +74,6 @@ impl Selection {
                 bad.as_str()
             ));
         }
-        if let (Some(from), Some(to)) = (self.received_from, self.received_to)
-            && from >= to
-        {
-            return Err("received_from must be before received_to".into());
-        }
         if self.message_type.as_deref().is_some_and(|t| t.trim().is_empty()) {
             return Err("type is empty".into());
         }

@@ -10,7 +10,7 @@ use crate::store::{MessageStatus, StoredMessage};
 
 /// Statuses after a reprocess (dry run: what the mapping would make of them; a duplicate is
 /// only known when written, and a dry run counts it as processed).
-#[derive(Debug, Default, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct Outcomes {
     pub processed: u64,
     pub error: u64,
@@ -19,7 +19,7 @@ pub struct Outcomes {
 }
 
 /// Messages chosen but not read again.
-#[derive(Debug, Default, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct Skipped {
     /// Retention emptied their bodies.
     pub body_pruned: u64,
@@ -28,7 +28,7 @@ pub struct Skipped {
 }
 
 /// One line of the breakdown.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct Line {
     pub connector: String,
     #[serde(rename = "type")]
@@ -39,7 +39,7 @@ pub struct Line {
 }
 
 /// The outcome of a run.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Report {
     pub dry_run: bool,
     /// Messages the selection chose.

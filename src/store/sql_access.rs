@@ -7,7 +7,7 @@
 //! that every row's id and chained hash follow the row before it even with several replicas.
 
 /// A stored API token (never its secret).
-#[derive(Debug, Clone, serde::Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, serde::Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct TokenRecord {
     pub id: String,
     pub name: String,

@@ -137,10 +137,11 @@ pub struct Applied {
 }
 
 /// What ingest would do with a record, found without storing it (`POST /api/v1/match`).
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct MatchResult {
     /// `identifier` (an identifier already held), `match` (linked by score), `review` (a new
     /// person, sent to review beside `candidate_id`) or `new`.
+    #[schema(value_type = String)]
     pub decision: &'static str,
     /// The stored person the record belongs to (`identifier`, `match`).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -157,7 +158,7 @@ pub struct MatchResult {
 }
 
 /// A person as the API shows it: golden record, identifiers, and where each field came from.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct PersonView {
     pub id: String,
     /// Set when this person was merged into another (its records now belong there).
@@ -171,7 +172,7 @@ pub struct PersonView {
     pub updated_at: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct IdentifierView {
     pub system: String,
     pub value: String,
@@ -179,7 +180,7 @@ pub struct IdentifierView {
     pub kind: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct FieldProvenance {
     pub field: String,
     pub value: serde_json::Value,
@@ -191,7 +192,7 @@ pub struct FieldProvenance {
     pub chosen: bool,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct SourceRecordView {
     pub id: i64,
     pub source_system: String,
@@ -209,7 +210,7 @@ pub struct SourceRecordView {
 }
 
 /// A possible duplicate waiting for (or decided by) a human.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ReviewItem {
     pub id: i64,
     /// The person the incoming record became.
@@ -225,7 +226,7 @@ pub struct ReviewItem {
 }
 
 /// One clinical record on a person's timeline.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct TimelineEntry {
     pub id: i64,
     /// `encounter`, `appointment`, `order`, `result`, `diagnosis`.
@@ -246,7 +247,7 @@ pub struct TimelineEntry {
 }
 
 /// A merge, as recorded (and undone by an unmerge).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct MergeView {
     pub id: i64,
     pub survivor_id: String,
@@ -343,7 +344,7 @@ pub struct StoredMessage {
 }
 
 /// A message-log row without its bytes.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct MessageSummary {
     pub id: i64,
     pub connector: String,
@@ -370,7 +371,7 @@ pub struct MessageSummary {
 }
 
 /// A message-log row with its raw bytes.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct MessageDetail {
     #[serde(flatten)]
     pub summary: MessageSummary,
@@ -381,7 +382,7 @@ pub struct MessageDetail {
 }
 
 /// A connector's state and counters.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ConnectorStatus {
     pub name: String,
     pub kind: String,
@@ -400,7 +401,7 @@ pub struct ConnectorStatus {
 }
 
 /// One run of a pull connector.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct RunView {
     pub id: i64,
     pub connector: String,
@@ -520,7 +521,7 @@ pub struct AttemptOutcome {
 }
 
 /// One notification on a patient's profile, with its provider calls.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct InteractionView {
     pub id: String,
     pub rule: String,
@@ -545,7 +546,7 @@ pub struct InteractionView {
     pub attempts: Vec<AttemptView>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct AttemptView {
     pub attempt: i64,
     pub channel: String,
@@ -558,7 +559,7 @@ pub struct AttemptView {
 }
 
 /// One line of the channel report: sends of a channel and rule by status.
-#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct ChannelReportLine {
     pub channel: String,
     pub rule: String,
@@ -571,7 +572,7 @@ pub struct ChannelReportLine {
 }
 
 /// A consent decision.
-#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct ConsentView {
     /// `transactional`, `marketing` or `*`.
     pub category: String,
@@ -584,7 +585,7 @@ pub struct ConsentView {
 }
 
 /// Communication preferences set through the API.
-#[derive(Debug, Clone, Default, Serialize, serde::Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Preferences {
     /// Language for notifications (overrides the profile's).

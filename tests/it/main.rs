@@ -23,6 +23,7 @@ mod message_search;
 mod mllp;
 mod notify;
 mod oidc;
+mod openapi;
 mod queue;
 mod queue_rabbit;
 mod replay;
