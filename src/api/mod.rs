@@ -26,6 +26,7 @@ pub mod auth;
 mod fhir;
 mod notify;
 pub mod oidc;
+mod ops;
 mod tls_serve;
 pub mod tokens;
 
@@ -34,6 +35,7 @@ use auth::carrying;
 pub use auth::{AuditLog, Principal};
 pub use fhir::FhirEndpoint;
 pub use notify::Channels;
+pub use ops::{OpsApi, Readiness};
 
 #[derive(Clone)]
 struct AppState {
@@ -42,6 +44,8 @@ struct AppState {
     queue: Option<crate::queue::Queue>,
     /// Channels by name (their webhooks).
     channels: Channels,
+    /// Readiness of this hub's connectors.
+    ops: OpsApi,
 }
 
 /// What the notification routes need; `Default` when notifications are off.
@@ -66,12 +70,15 @@ pub fn router(
     max_body_bytes: usize,
     fhir_endpoints: Vec<FhirEndpoint>,
     notify_api: NotifyApi,
+    ops_api: OpsApi,
     oidc: Option<Arc<oidc::OidcVerifier>>,
 ) -> Api {
     use Method as M;
     let mut routes = access::Routes::<AppState>::new()
         .add(M::GET, "/healthz", get(healthz))
-        .add(M::GET, "/readyz", get(readyz))
+        .add(M::GET, "/readyz", get(ops::readyz))
+        .add(M::GET, "/metrics", get(ops::metrics))
+        .add(M::GET, "/api/v1/alerts", get(ops::alerts))
         .add(M::GET, "/api/v1/patients", get(find_patients))
         .add(M::GET, "/api/v1/patients/{id}", get(get_patient))
         .add(M::GET, "/api/v1/patients/{id}/timeline", get(get_timeline))
@@ -149,6 +156,7 @@ pub fn router(
             store,
             queue: notify_api.queue,
             channels: notify_api.channels,
+            ops: ops_api,
         });
     Api {
         router,
@@ -209,19 +217,6 @@ impl IntoResponse for ApiError {
             }
         };
         (status, Json(json!({ "error": message }))).into_response()
-    }
-}
-
-/// Ready to take work: the store answers and is writable. (Connector and queue checks join it
-/// with the operator console.)
-async fn readyz(State(s): State<AppState>) -> Response {
-    match s.store.ping().await {
-        Ok(()) => Json(json!({"status": "ready"})).into_response(),
-        Err(_) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"status": "store unavailable"})),
-        )
-            .into_response(),
     }
 }
 

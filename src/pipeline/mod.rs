@@ -93,6 +93,8 @@ pub struct Ingest {
     store: Option<crate::store::Store>,
     /// Matching is on: records are prepared for it before they reach the writer.
     matching: bool,
+    /// The hub's metrics (the store's, once [`Self::with_store`] gave it).
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl Ingest {
@@ -102,7 +104,13 @@ impl Ingest {
             mappings,
             store: None,
             matching: false,
+            metrics: Arc::new(crate::metrics::Metrics::new()),
         }
+    }
+
+    /// The hub's metrics, for the sources (ACK latency).
+    pub fn metrics(&self) -> &crate::metrics::Metrics {
+        &self.metrics
     }
 
     /// Prepares each record for identity matching in the sender's task (see
@@ -121,6 +129,7 @@ impl Ingest {
     /// Lets messages that carry a merge instruction carry it out (after their commit, before
     /// their ACK). Without a store such instructions are logged and kept, not done.
     pub fn with_store(mut self, store: crate::store::Store) -> Ingest {
+        self.metrics = store.metrics().clone();
         self.store = Some(store);
         self
     }
@@ -171,6 +180,7 @@ impl Ingest {
                     Outcome { ack, error, message, charset, applied: Some(applied), head }
                 }
                 Err(e) => {
+                    self.metrics.store_failed(&ctx.name, 1);
                     tracing::error!(connector = %ctx.name, error = %e, "could not store a message; the sender is told to retry");
                     store_unavailable(ctx, message, charset, head)
                 }
