@@ -371,7 +371,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<Hub> {
     } else {
         crate::api::NotifyApi::default()
     };
-    let alerter = start_alerts(&settings, &store, clinic_tz.clone(), &shutdown_rx, &mut delivery)?;
+    let alerter = start_alerts(&settings, &store, &shutdown_rx, &mut delivery)?;
 
     let mut api_routes = Vec::new();
     let (api_addr, api) = if settings.hub.api.enabled {
@@ -480,13 +480,24 @@ async fn mllp_when_bound(
 fn start_alerts(
     settings: &Settings,
     store: &Store,
-    tz: jiff::tz::TimeZone,
     shutdown: &watch::Receiver<bool>,
     tasks: &mut JoinSet<()>,
 ) -> anyhow::Result<Option<Arc<crate::alerts::Alerter>>> {
+    let Some(alerter) = alerter_for(settings, store)? else {
+        return Ok(None);
+    };
+    let alerter = Arc::new(alerter);
+    tasks.spawn(alerter.clone().run(shutdown.clone()));
+    Ok(Some(alerter))
+}
+
+/// The alert evaluator the settings describe (`None` when `alerts.yaml` declares none), with
+/// its own instances of the channels it sends through. Every replica builds one.
+pub fn alerter_for(settings: &Settings, store: &Store) -> anyhow::Result<Option<crate::alerts::Alerter>> {
     let Some(config) = settings.alerts.clone().filter(|a| !a.alerts.is_empty()) else {
         return Ok(None);
     };
+    let tz = jiff::tz::TimeZone::get(&settings.hub.timezone).context("time zone")?;
     let _ = rustls::crypto::ring::default_provider().install_default();
     let http = reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(10))
@@ -518,16 +529,14 @@ fn start_alerts(
         every_secs = config.evaluate_every_secs,
         "alerts to ops evaluated on schedule"
     );
-    let alerter = Arc::new(crate::alerts::Alerter::new(
+    Ok(Some(crate::alerts::Alerter::new(
         config,
         store.clone(),
         recipients,
         enabled,
         tz,
         data_dir,
-    ));
-    tasks.spawn(alerter.clone().run(shutdown.clone()));
-    Ok(Some(alerter))
+    )))
 }
 
 /// Makes sure an admin can get in (see `api::tokens::ensure_admin`), saying where the first

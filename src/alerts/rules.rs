@@ -42,10 +42,13 @@ pub struct Snapshot {
     pub disk_free_percent: BTreeMap<String, f64>,
 }
 
+/// Each connector's (received, errors) counters at one evaluation.
+type Counters = BTreeMap<String, (i64, i64)>;
+
 /// Counters seen at earlier evaluations, for rates over a window.
 #[derive(Debug, Default)]
 pub struct History {
-    seen: VecDeque<(Timestamp, BTreeMap<String, (i64, i64)>)>,
+    seen: VecDeque<(Timestamp, Counters)>,
 }
 
 impl History {
