@@ -115,6 +115,17 @@ impl Alerter {
                 let _ = self.store.alert_swap(&retry, Some(version)).await;
             }
         }
+        // An alert taken out of the file while firing is closed quietly: nobody watches it now.
+        for row in rows
+            .iter()
+            .filter(|r| r.state == "firing" && !self.config.alerts.contains_key(&r.name))
+        {
+            let mut closed = row.clone();
+            closed.state = "resolved".into();
+            closed.resolved_at = Some(now.to_string());
+            closed.announced = false;
+            self.store.alert_swap(&closed, Some(row.version)).await?;
+        }
         Ok(sent)
     }
 
