@@ -493,4 +493,53 @@ mod tests {
             "connector lab: 6 errors in 100 messages (6.0 %) over the last 15 min (limit 5 %)"
         );
     }
+
+    #[test]
+    fn backlogs_review_pulls_and_down_connectors_fire_past_their_limits() {
+        let config = rule(
+            "alerts:\n  down:\n    kind: connector_down\n  outbox:\n    kind: backlog\n    of: outbox\n    minutes: 10\n  queue:\n    kind: backlog\n    of: queue\n    minutes: 10\n  review:\n    kind: review_queue\n    over: 5\n  pull:\n    kind: fhir_pull_failing\n  disk:\n    kind: disk_space\n    min_free_percent: 10\n",
+        );
+        let mut lab = lab("2026-12-07T08:00:00Z", 0, 0);
+        lab.state = "degraded".into();
+        let mut ehr = ConnectorView {
+            name: "ehr".into(),
+            kind: "fhir".into(),
+            ..lab.clone()
+        };
+        ehr.state = "running".into();
+        ehr.last_run_failed = Some(at("2026-12-07T07:59:00Z"));
+        let snapshot = Snapshot {
+            connectors: vec![lab, ehr],
+            outbox_oldest_secs: Some(11.0 * 60.0),
+            queue_oldest_secs: Some(9.0 * 60.0),
+            review_open: 6,
+            disk_free_percent: [(String::new(), 12.5)].into(),
+        };
+        let enabled = vec!["lab".to_string(), "ehr".to_string()];
+        let found = evaluate(
+            &config,
+            &enabled,
+            &snapshot,
+            &History::default(),
+            at("2026-12-07T08:00:00Z"),
+            &TimeZone::UTC,
+        );
+        let firing: Vec<&str> = found
+            .iter()
+            .filter(|f| f.firing)
+            .map(|f| f.key.as_str())
+            .collect();
+        assert_eq!(firing, ["down:lab", "outbox", "pull:ehr", "review"], "{found:#?}");
+        let quiet: Vec<&str> = found
+            .iter()
+            .filter(|f| !f.firing)
+            .map(|f| f.key.as_str())
+            .collect();
+        assert_eq!(quiet, ["disk", "down:ehr", "queue"], "{found:#?}");
+        let outbox = found.iter().find(|f| f.key == "outbox").unwrap();
+        assert_eq!(
+            outbox.summary,
+            "the outbox's oldest due notification has waited 11 min (limit 10 min)"
+        );
+    }
 }
