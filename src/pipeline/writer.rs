@@ -324,6 +324,7 @@ mod tests {
             },
             cursor: None,
             match_input: None,
+            reprocess: None,
         }
     }
 

@@ -19,6 +19,7 @@ use super::sql::{CHUNK, like_escape, now, store_queries};
 use super::sql_access::{AuditFilter, TokenRecord, access_queries};
 use super::sql_clinical::clinical_queries;
 use super::sql_identity::identity_queries;
+use super::sql_messages::message_queries;
 use super::sql_notify::notify_queries;
 use super::sql_ops::ops_queries;
 use super::sql_pull::pull_queries;
@@ -269,6 +270,7 @@ impl SqliteStore {
 }
 
 store_queries!(SqliteStore, sqlx::Sqlite, sqlx::sqlite::SqliteRow);
+message_queries!(SqliteStore, sqlx::Sqlite);
 
 identity_queries!(
     SqliteStore,
