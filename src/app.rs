@@ -568,60 +568,12 @@ fn start_alerts(
     shutdown: &watch::Receiver<bool>,
     tasks: &mut JoinSet<()>,
 ) -> anyhow::Result<Option<Arc<crate::alerts::Alerter>>> {
-    let Some(alerter) = alerter_for(settings, store)? else {
+    let Some(alerter) = crate::alerts::alerter_for(settings, store).map_err(anyhow::Error::msg)? else {
         return Ok(None);
     };
     let alerter = Arc::new(alerter);
     tasks.spawn(alerter.clone().run(shutdown.clone()));
     Ok(Some(alerter))
-}
-
-/// The alert evaluator the settings describe (`None` when `alerts.yaml` declares none), with
-/// its own instances of the channels it sends through. Every replica builds one.
-pub fn alerter_for(settings: &Settings, store: &Store) -> anyhow::Result<Option<crate::alerts::Alerter>> {
-    let Some(config) = settings.alerts.clone().filter(|a| !a.alerts.is_empty()) else {
-        return Ok(None);
-    };
-    let tz = jiff::tz::TimeZone::get(&settings.hub.timezone).context("time zone")?;
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let http = reqwest::Client::builder()
-        .connect_timeout(Duration::from_secs(10))
-        .user_agent(concat!("carehub/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .context("HTTP client for alert channels")?;
-    let mut recipients = Vec::new();
-    for r in &config.send_to {
-        let Some((name, channel)) = settings.channels.iter().find(|(n, _)| *n == r.channel) else {
-            anyhow::bail!("alerts: no channel named {}", r.channel);
-        };
-        let channel = crate::channels::Channel::build(name, channel, http.clone())
-            .map_err(|e| anyhow::anyhow!("alerts: channel {name}: {e}"))?;
-        recipients.push((Arc::new(channel), r.to.clone()));
-    }
-    let enabled = settings
-        .connectors
-        .iter()
-        .filter(|c| c.enabled())
-        .map(|c| c.name().to_string())
-        .collect();
-    let data_dir = crate::store::sqlite_path(&settings.hub.store.url)
-        .and_then(|p| std::path::Path::new(p).parent())
-        .filter(|p| !p.as_os_str().is_empty())
-        .map(std::path::Path::to_path_buf)
-        .unwrap_or_else(|| std::path::PathBuf::from("data"));
-    tracing::info!(
-        alerts = config.alerts.len(),
-        every_secs = config.evaluate_every_secs,
-        "alerts to ops evaluated on schedule"
-    );
-    Ok(Some(crate::alerts::Alerter::new(
-        config,
-        store.clone(),
-        recipients,
-        enabled,
-        tz,
-        data_dir,
-    )))
 }
 
 /// Makes sure an admin can get in (see `api::tokens::ensure_admin`), saying where the first

@@ -242,6 +242,54 @@ impl Alerter {
     }
 }
 
+/// The alert evaluator the settings describe (`None` when `alerts.yaml` declares none), with
+/// its own instances of the channels it sends through. Every replica builds one.
+pub fn alerter_for(settings: &crate::config::Settings, store: &Store) -> Result<Option<Alerter>, String> {
+    let Some(config) = settings.alerts.clone().filter(|a| !a.alerts.is_empty()) else {
+        return Ok(None);
+    };
+    let tz = jiff::tz::TimeZone::get(&settings.hub.timezone).map_err(|e| format!("time zone: {e}"))?;
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let http = reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(10))
+        .user_agent(concat!("carehub/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| format!("HTTP client for alert channels: {e}"))?;
+    let mut recipients = Vec::new();
+    for r in &config.send_to {
+        let Some((name, channel)) = settings.channels.iter().find(|(n, _)| *n == r.channel) else {
+            return Err(format!("alerts: no channel named {}", r.channel));
+        };
+        let channel = crate::channels::Channel::build(name, channel, http.clone())
+            .map_err(|e| format!("alerts: channel {name}: {e}"))?;
+        recipients.push((Arc::new(channel), r.to.clone()));
+    }
+    let enabled = settings
+        .connectors
+        .iter()
+        .filter(|c| c.enabled())
+        .map(|c| c.name().to_string())
+        .collect();
+    let data_dir = crate::store::sqlite_path(&settings.hub.store.url)
+        .and_then(|p| std::path::Path::new(p).parent())
+        .filter(|p| !p.as_os_str().is_empty())
+        .map(std::path::Path::to_path_buf)
+        .unwrap_or_else(|| std::path::PathBuf::from("data"));
+    tracing::info!(
+        alerts = config.alerts.len(),
+        every_secs = config.evaluate_every_secs,
+        "alerts to ops evaluated on schedule"
+    );
+    Ok(Some(Alerter::new(
+        config,
+        store.clone(),
+        recipients,
+        enabled,
+        tz,
+        data_dir,
+    )))
+}
+
 /// Seconds from an RFC 3339 time to `now` (`None` when absent or unreadable).
 pub fn age_secs(at: Option<&str>, now: Timestamp) -> Option<f64> {
     let t: Timestamp = at?.parse().ok()?;

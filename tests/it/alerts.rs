@@ -62,7 +62,7 @@ async fn a_stopped_connector_pages_ops_once_cools_down_and_resolves() {
         &[("CAREHUB_ADMIN_TOKEN".into(), ADMIN_TOKEN.into())],
     )
     .unwrap();
-    let b = Arc::new(carehub::app::alerter_for(&settings, store).unwrap().unwrap());
+    let b = Arc::new(carehub::alerts::alerter_for(&settings, store).unwrap().unwrap());
     let t0: Timestamp = "2026-12-07T08:00:00Z".parse().unwrap();
     let at = |mins: i64| t0 + SignedDuration::from_mins(mins);
 
