@@ -30,6 +30,10 @@ pub struct Hub {
     /// Where each MLLP connector listens, by connector name.
     pub mllp_addrs: Vec<(String, SocketAddr)>,
     pub store: Store,
+    /// The alert evaluator, when `alerts.yaml` declares alerts (tests drive it with their clock).
+    pub alerter: Option<Arc<crate::alerts::Alerter>>,
+    /// Which enabled connectors started (what `/readyz` answers).
+    pub readiness: Arc<crate::api::Readiness>,
     shutdown: watch::Sender<bool>,
     sources: JoinSet<()>,
     /// The outbox relay, channel workers and scheduler; the retention job.
@@ -316,16 +320,38 @@ pub async fn start(settings: Settings) -> anyhow::Result<Hub> {
     let mut sources = JoinSet::new();
     let mut mllp_addrs = Vec::new();
     let mut fhir_endpoints = Vec::new();
+    let readiness = Arc::new(crate::api::Readiness::default());
 
     for c in settings.connectors.iter().filter(|c| c.enabled()) {
         let ctx = connector_context(&settings, c)?;
         match c {
             ConnectorConfig::Mllp(cfg) => {
                 let tls = mllp::tls_acceptor(cfg).with_context(|| format!("connector {}: tls", cfg.name))?;
-                let listener = TcpListener::bind(&cfg.listen)
-                    .await
-                    .with_context(|| format!("connector {}: cannot listen on {}", cfg.name, cfg.listen))?;
+                let listener = match TcpListener::bind(&cfg.listen).await {
+                    Ok(listener) => listener,
+                    Err(e) => {
+                        // The rest of the hub runs; /readyz says why this one does not, and
+                        // the listener is tried again until the port is free.
+                        let reason = format!("cannot listen on {}: {e}", cfg.listen);
+                        tracing::error!(connector = %cfg.name, %reason, "an MLLP connector could not start; retrying every 5 s");
+                        readiness.failed(&cfg.name, reason.clone());
+                        store
+                            .set_connector_state(&cfg.name, "mllp", "failed", Some(&reason))
+                            .await?;
+                        sources.spawn(mllp_when_bound(
+                            cfg.clone(),
+                            tls,
+                            ctx,
+                            ingest.clone(),
+                            store.clone(),
+                            readiness.clone(),
+                            shutdown_rx.clone(),
+                        ));
+                        continue;
+                    }
+                };
                 let addr = listener.local_addr()?;
+                readiness.started(&cfg.name);
                 mllp_addrs.push((cfg.name.clone(), addr));
                 store
                     .set_connector_state(
@@ -359,6 +385,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<Hub> {
                     )
                     .await?;
                 tracing::info!(connector = %cfg.name, schedule = %cfg.schedule, "FHIR pull connector started");
+                readiness.started(&cfg.name);
                 sources.spawn(crate::sources::fhir::serve(puller, tz, shutdown_rx.clone()));
             }
             ConnectorConfig::FhirPush(cfg) => {
@@ -377,6 +404,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<Hub> {
                     )
                     .await?;
                 tracing::info!(connector = %cfg.name, path = %cfg.path, "FHIR push endpoint");
+                readiness.started(&cfg.name);
                 fhir_endpoints.push(crate::api::FhirEndpoint {
                     path: cfg.path.clone(),
                     ctx,
@@ -396,6 +424,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<Hub> {
                     )
                     .await?;
                 tracing::info!(connector = %cfg.name, dir = %cfg.dir, "file connector started");
+                readiness.started(&cfg.name);
                 sources.spawn(file::serve(
                     cfg.clone(),
                     ctx,
@@ -422,6 +451,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<Hub> {
     } else {
         crate::api::NotifyApi::default()
     };
+    let alerter = start_alerts(&settings, &store, &shutdown_rx, &mut delivery)?;
 
     let mut api_routes = Vec::new();
     let (api_addr, api) = if settings.hub.api.enabled {
@@ -464,6 +494,9 @@ pub async fn start(settings: Settings) -> anyhow::Result<Hub> {
             fhir_endpoints,
             notify_api,
             messages_api,
+            crate::api::OpsApi {
+                readiness: readiness.clone(),
+            },
             oidc,
         );
         api_routes = api.routes;
@@ -486,6 +519,8 @@ pub async fn start(settings: Settings) -> anyhow::Result<Hub> {
         api_routes,
         mllp_addrs,
         store,
+        alerter,
+        readiness,
         shutdown,
         sources,
         delivery,
@@ -493,6 +528,52 @@ pub async fn start(settings: Settings) -> anyhow::Result<Hub> {
         writer,
         ingest: Some(ingest),
     })
+}
+
+/// An MLLP connector whose port was taken at start: tries to bind every 5 s until it can (or
+/// the hub stops), then serves as usual.
+async fn mllp_when_bound(
+    cfg: crate::sources::mllp::MllpConfig,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    ctx: ConnectorContext,
+    ingest: Ingest,
+    store: Store,
+    readiness: Arc<crate::api::Readiness>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+            _ = shutdown.wait_for(|s| *s) => return,
+        }
+        let Ok(listener) = TcpListener::bind(&cfg.listen).await else {
+            continue;
+        };
+        let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
+        let detail = format!("listening on {addr}");
+        let _ = store
+            .set_connector_state(&cfg.name, "mllp", "running", Some(&detail))
+            .await;
+        readiness.started(&cfg.name);
+        tracing::info!(connector = %cfg.name, %addr, "MLLP listener started (its port is free now)");
+        mllp::serve(listener, cfg, tls, ctx, ingest, shutdown).await;
+        return;
+    }
+}
+
+/// Builds the alert evaluator when `alerts.yaml` declares alerts, and starts its schedule.
+fn start_alerts(
+    settings: &Settings,
+    store: &Store,
+    shutdown: &watch::Receiver<bool>,
+    tasks: &mut JoinSet<()>,
+) -> anyhow::Result<Option<Arc<crate::alerts::Alerter>>> {
+    let Some(alerter) = crate::alerts::alerter_for(settings, store).map_err(anyhow::Error::msg)? else {
+        return Ok(None);
+    };
+    let alerter = Arc::new(alerter);
+    tasks.spawn(alerter.clone().run(shutdown.clone()));
+    Ok(Some(alerter))
 }
 
 /// Makes sure an admin can get in (see `api::tokens::ensure_admin`), saying where the first

@@ -33,8 +33,11 @@
 //!   and `carehub estimate-model` (m/u from the store's records, EM).
 //! - [`net`]: server TLS (rustls, ring) and peer allow-lists for the listeners.
 //! - [`audit`]: the audit log's rows and hash chain (pure); written by the API's access layer.
+//! - [`metrics`]: Prometheus counters and histograms, and the gauges read from the store at scrape time.
+//! - [`alerts`]: alerts to ops (`config/alerts.yaml`), evaluated from the store, sent through channels.
 //! - [`api`]: the HTTP API (roles on every route: `api/access.rs`). [`app`]: the composition root. [`cli`]: the `carehub` command.
 
+pub mod alerts;
 pub mod api;
 pub mod app;
 pub mod audit;
@@ -48,6 +51,7 @@ pub mod hl7;
 pub mod identity;
 pub mod linkage;
 pub mod mapping;
+pub mod metrics;
 pub mod model;
 pub mod net;
 pub mod pipeline;

@@ -138,6 +138,8 @@ pub const FHIR_PUSH: &str = "{fhir_push}";
 pub const RULES: &[RouteRule] = &[
     open("GET", "/healthz"),
     open("GET", "/readyz"),
+    // Prometheus scrapes with an ops token; labels and gauges carry no patient data.
+    rule("GET", "/metrics", &[Admin, Ops], Audit::No),
     // Patients and what belongs to them: patient data, read by clinicians.
     rule("GET", "/api/v1/patients", &[Admin, Clinician], Audit::PhiRead),
     rule(
@@ -202,6 +204,7 @@ pub const RULES: &[RouteRule] = &[
     rule("GET", "/api/v1/connectors", &[Admin, Ops], Audit::No),
     rule("GET", "/api/v1/notifications", &[Admin, Ops], Audit::No),
     rule("GET", "/api/v1/reports/channels", &[Admin, Ops], Audit::No),
+    rule("GET", "/api/v1/alerts", &[Admin, Ops], Audit::No),
     // Provider webhooks check the provider's own signature.
     open("POST", "/api/v1/webhooks/{channel}"),
     // Access itself.

@@ -229,7 +229,7 @@ pub(super) async fn get_message(
 }
 
 /// One status or several.
-#[derive(Deserialize, ToSchema)]
+#[derive(Deserialize)]
 #[serde(untagged)]
 pub(super) enum Statuses {
     One(String),
@@ -245,6 +245,7 @@ pub(super) struct ReprocessBody {
     /// Only messages of this connector.
     connector: Option<String>,
     /// `error`, `unmapped` (the default, both, when no ids are given) or `processed`.
+    #[schema(value_type = Option<Vec<String>>)]
     status: Option<Statuses>,
     /// `ORU^R01`, or `ORU` for every ORU event, or a FHIR resource type.
     #[serde(rename = "type")]

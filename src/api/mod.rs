@@ -32,6 +32,7 @@ mod messages;
 mod notify;
 pub mod oidc;
 pub mod openapi;
+mod ops;
 mod tls_serve;
 pub mod tokens;
 
@@ -42,6 +43,7 @@ use extract::{JsonBody, PathParams, QueryParams};
 pub use fhir::FhirEndpoint;
 pub use messages::MessagesApi;
 pub use notify::Channels;
+pub use ops::{OpsApi, Readiness};
 
 #[derive(Clone)]
 struct AppState {
@@ -50,6 +52,8 @@ struct AppState {
     queue: Option<crate::queue::Queue>,
     /// Channels by name (their webhooks).
     channels: Channels,
+    /// Readiness of this hub's connectors.
+    ops: OpsApi,
     /// Reprocess and how message searches read times.
     messages: MessagesApi,
     /// The OpenAPI document, with this hub's channel names.
@@ -72,6 +76,7 @@ pub struct Api {
 
 /// Builds the router, with the POST endpoint of each FHIR push connector, every route behind
 /// the access layer.
+#[allow(clippy::too_many_arguments)] // each argument is one room's handle; an options struct is the next step
 pub fn router(
     store: Store,
     request_timeout: Duration,
@@ -79,12 +84,15 @@ pub fn router(
     fhir_endpoints: Vec<FhirEndpoint>,
     notify_api: NotifyApi,
     messages_api: MessagesApi,
+    ops_api: OpsApi,
     oidc: Option<Arc<oidc::OidcVerifier>>,
 ) -> Api {
     use Method as M;
     let mut routes = access::Routes::<AppState>::new()
         .add(M::GET, "/healthz", get(healthz))
-        .add(M::GET, "/readyz", get(readyz))
+        .add(M::GET, "/readyz", get(ops::readyz))
+        .add(M::GET, "/metrics", get(ops::metrics))
+        .add(M::GET, "/api/v1/alerts", get(ops::alerts))
         .add(M::GET, "/api/v1/patients", get(find_patients))
         .add(M::GET, "/api/v1/patients/{id}", get(get_patient))
         .add(M::GET, "/api/v1/patients/{id}/timeline", get(get_timeline))
@@ -166,6 +174,7 @@ pub fn router(
             openapi: openapi::document(&notify_api.channels.keys().map(String::as_str).collect::<Vec<_>>())
                 .into(),
             channels: notify_api.channels,
+            ops: ops_api,
             messages: messages_api,
         });
     Api {
@@ -242,19 +251,6 @@ impl IntoResponse for ApiError {
             }
         };
         (status, Json(ErrorBody { error: message })).into_response()
-    }
-}
-
-/// Ready to take work: the store answers and is writable. (Connector and queue checks join it
-/// with the operator console.)
-async fn readyz(State(s): State<AppState>) -> Response {
-    match s.store.ping().await {
-        Ok(()) => Json(json!({"status": "ready"})).into_response(),
-        Err(_) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"status": "store unavailable"})),
-        )
-            .into_response(),
     }
 }
 

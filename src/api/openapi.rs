@@ -48,6 +48,7 @@ use super::access::{Audit, RULES};
         super::messages::get_message,
         super::messages::reprocess,
         super::list_connectors,
+        super::ops::alerts,
         super::notify::interactions,
         super::notify::consents,
         super::notify::set_consent,

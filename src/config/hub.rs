@@ -50,6 +50,10 @@ pub struct HubConfig {
     /// How long raw message bodies are kept, and when the prune runs (docs/operations.md).
     #[serde(default)]
     pub retention: super::retention::RetentionConfig,
+    /// The alerts file (docs/operations.md#alerts); default `alerts.yaml` beside this file.
+    /// Optional: no file, no alerts.
+    #[serde(default)]
+    pub alerts_file: Option<String>,
 }
 
 impl Default for HubConfig {
@@ -68,6 +72,7 @@ impl Default for HubConfig {
             queue: Default::default(),
             channels: Default::default(),
             retention: Default::default(),
+            alerts_file: None,
         }
     }
 }

@@ -40,6 +40,8 @@ pub struct Settings {
     pub channels: Vec<(String, crate::channels::ChannelConfig)>,
     /// Notification rules (`notifications.rules_dir`), enabled or not.
     pub rules: Vec<crate::rules::RuleConfig>,
+    /// Alerts to ops (`alerts_file`), when the file exists.
+    pub alerts: Option<crate::alerts::AlertsConfig>,
     pub templates: crate::delivery::Templates,
 }
 
@@ -202,6 +204,17 @@ pub fn load_with_env(path: &Path, env: &[(String, String)]) -> Result<Settings, 
         &mut problems,
     );
 
+    let connector_names: Vec<String> = connectors.iter().map(|c| c.name().to_string()).collect();
+    let alerts_path = match &hub.alerts_file {
+        Some(file) => PathBuf::from(file),
+        None => path.parent().unwrap_or(Path::new(".")).join("alerts.yaml"),
+    };
+    let alerts = crate::alerts::AlertsConfig::load(&alerts_path, &connector_names, &channel_names)
+        .unwrap_or_else(|found| {
+            problems.extend(found);
+            None
+        });
+
     if problems.is_empty() {
         Ok(Settings {
             hub,
@@ -210,6 +223,7 @@ pub fn load_with_env(path: &Path, env: &[(String, String)]) -> Result<Settings, 
             channels,
             rules,
             templates,
+            alerts,
         })
     } else {
         Err(problems)

@@ -152,6 +152,7 @@ async fn handle_with(s: &Services, channel: &Channel, ledger: &Ledger, received:
             status: "pending",
             due_at: Some(until.as_millisecond()),
         };
+        s.store.metrics().send(channel.name(), "deferred", None);
         return match ledger.record(deferred).await {
             Ok(()) => Settle::Ack,
             Err(e) => Settle::Retry {
@@ -160,7 +161,9 @@ async fn handle_with(s: &Services, channel: &Channel, ledger: &Ledger, received:
             },
         };
     }
+    let called = std::time::Instant::now();
     let result = channel.send_now(&outbound).await;
+    let took = called.elapsed();
     // Provider calls of this send so far (the row's count), not queue deliveries.
     let exhausted = send.attempts as u64 + 1 >= u64::from(s.queue_config.max_attempts);
     let (outcome, settle) = match result {
@@ -228,6 +231,9 @@ async fn handle_with(s: &Services, channel: &Channel, ledger: &Ledger, received:
             )
         }
     };
+    s.store
+        .metrics()
+        .send(channel.name(), outcome.outcome, Some(took));
     if matches!(outcome.outcome, "sent" | "delivered") {
         tracing::debug!(notification = %send.id, channel = channel.name(), outcome = outcome.outcome, "provider call");
     } else {

@@ -95,6 +95,8 @@ pub struct Ingest {
     store: Option<crate::store::Store>,
     /// Matching is on: records are prepared for it before they reach the writer.
     matching: bool,
+    /// The hub's metrics (the store's, once [`Self::with_store`] gave it).
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl Ingest {
@@ -104,7 +106,13 @@ impl Ingest {
             mappings,
             store: None,
             matching: false,
+            metrics: Arc::new(crate::metrics::Metrics::new()),
         }
+    }
+
+    /// The hub's metrics, for the sources (ACK latency).
+    pub fn metrics(&self) -> &crate::metrics::Metrics {
+        &self.metrics
     }
 
     /// The same writer, with other mappings: `carehub reprocess` maps with the mapping files
@@ -132,6 +140,7 @@ impl Ingest {
     /// Lets messages that carry a merge instruction carry it out (after their commit, before
     /// their ACK). Without a store such instructions are logged and kept, not done.
     pub fn with_store(mut self, store: crate::store::Store) -> Ingest {
+        self.metrics = store.metrics().clone();
         self.store = Some(store);
         self
     }
@@ -182,6 +191,7 @@ impl Ingest {
                     Outcome { ack, error, message, charset, applied: Some(applied), head }
                 }
                 Err(e) => {
+                    self.metrics.store_failed(&ctx.name, 1);
                     tracing::error!(connector = %ctx.name, error = %e, "could not store a message; the sender is told to retry");
                     store_unavailable(ctx, message, charset, head)
                 }

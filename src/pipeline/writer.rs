@@ -78,10 +78,12 @@ pub fn spawn_writer(
     let runtime = tokio::runtime::Handle::current();
     let blocking = store.blocking_writer();
     let syncer = blocking.clone().map(Syncer::spawn);
+    let metrics = store.metrics().clone();
     let apply = move |records: &[NewRecord]| {
+        let started = std::time::Instant::now();
         // A bug must not end the writer (and with it all ingest): a batch that panics is
         // answered "send it again later", its transaction rolled back, and the writer goes on.
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match &blocking {
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match &blocking {
             Some(w) => w.apply_batch(records),
             None => runtime.block_on(store.apply_batch(records)),
         }))
@@ -91,7 +93,9 @@ pub fn spawn_writer(
                 "writing a batch failed unexpectedly; its senders are told to retry"
             );
             Err(StoreError::WriterGone)
-        })
+        });
+        count(&metrics, records, &result, started.elapsed());
+        result
     };
     let thread = std::thread::Builder::new()
         .name("carehub-writer".into())
@@ -119,6 +123,30 @@ pub fn spawn_writer(
         let _ = finished.await;
     });
     (tx, handle)
+}
+
+/// What a committed batch did, into the metrics: its size, its time, what each record became.
+fn count(
+    metrics: &crate::metrics::Metrics,
+    records: &[NewRecord],
+    result: &Result<Vec<Applied>, StoreError>,
+    elapsed: std::time::Duration,
+) {
+    // A failed group is tried again job by job: the senders count what finally failed.
+    if let Ok(applied) = result {
+        metrics.batch_committed(
+            elapsed,
+            records
+                .iter()
+                .zip(applied)
+                .map(|(r, a)| crate::metrics::StoredRecord {
+                    connector: &r.connector,
+                    message_type: r.message_type.as_deref(),
+                    outcome: a.status.as_str(),
+                    identity: a.link,
+                }),
+        );
+    }
 }
 
 /// The answers of one group, each with its job's outcome.
@@ -330,6 +358,7 @@ mod tests {
                     message_id: 1,
                     status: MessageStatus::Unmapped,
                     person_id: None,
+                    link: None,
                 })
                 .collect())
         }

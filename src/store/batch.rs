@@ -302,6 +302,7 @@ pub fn plan<'a>(
             person_id: None,
             duplicate_of: None,
         };
+        let mut placed: Option<&'static str> = None;
         if let Some((first, person)) = earlier {
             row.status = MessageStatus::Duplicate;
             row.person_id = person;
@@ -354,6 +355,7 @@ pub fn plan<'a>(
                             (None, Some(m)) => (m.method, m.score, m.detail.clone()),
                             (None, None) => ("new", None, None),
                         };
+                        placed = Some(method);
                         let linked_to = found.or_else(|| link.as_ref().and_then(|m| m.person.clone()));
                         let person_id = match linked_to {
                             Some(pid) => {
@@ -547,6 +549,7 @@ pub fn plan<'a>(
             message_id: id,
             status: row.status,
             person_id: row.person_id.clone(),
+            link: placed,
         });
         plan.messages.push(row);
     }

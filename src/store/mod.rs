@@ -18,6 +18,7 @@ mod sql_clinical;
 mod sql_identity;
 mod sql_messages;
 mod sql_notify;
+mod sql_ops;
 mod sql_pull;
 mod sql_queue;
 mod sql_retention;
@@ -32,6 +33,7 @@ mod types;
 
 pub use cipher::MIN_KEY_CHARS;
 pub use sql_access::{AuditFilter, TokenRecord};
+pub use sql_ops::{AlertRow, OpsCounts};
 pub use sql_retention::{PRUNE_PAGE_ROWS, PruneCount, PrunePlan, PruneReport};
 pub use sqlite_cipher::megabytes;
 pub use types::*;
@@ -155,6 +157,8 @@ pub struct Store {
     matcher: Arc<Matcher>,
     /// Which changes make notifications (written in the change's own transaction).
     rules: Arc<RuleSet>,
+    /// The hub's metrics: every holder of the store reaches them (`crate::metrics`).
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
 #[derive(Clone, Debug)]
@@ -267,7 +271,13 @@ impl Store {
             backend,
             matcher: Arc::new(Matcher::default()),
             rules: Arc::new(RuleSet::default()),
+            metrics: Arc::new(crate::metrics::Metrics::new()),
         })
+    }
+
+    /// The hub's metrics (one set per opened store).
+    pub fn metrics(&self) -> &Arc<crate::metrics::Metrics> {
+        &self.metrics
     }
 
     /// The store with this matching configuration (the default: matching on, default model).
@@ -483,6 +493,26 @@ impl Store {
 
     pub async fn runs(&self, connector: &str, limit: i64) -> Result<Vec<RunView>, StoreError> {
         on_backend!(self, s => s.runs(connector, limit).await)
+    }
+
+    /// What `/metrics` and the alerts read from the store (see `sql_ops.rs`).
+    pub async fn ops_counts(&self, now_ms: i64) -> Result<OpsCounts, StoreError> {
+        on_backend!(self, s => s.ops_counts(now_ms).await)
+    }
+
+    /// Writes the readiness row: proves the store takes writes (`/readyz`).
+    pub async fn probe_write(&self) -> Result<(), StoreError> {
+        on_backend!(self, s => s.probe_write().await)
+    }
+
+    /// Every alert's row.
+    pub async fn alert_rows(&self) -> Result<Vec<AlertRow>, StoreError> {
+        on_backend!(self, s => s.alert_rows().await)
+    }
+
+    /// Compare-and-set of one alert's row: true when this write took (see `sql_ops.rs`).
+    pub async fn alert_swap(&self, row: &AlertRow, expected: Option<i64>) -> Result<bool, StoreError> {
+        on_backend!(self, s => s.alert_swap(row, expected).await)
     }
 
     pub async fn connectors(&self) -> Result<Vec<ConnectorStatus>, StoreError> {

@@ -24,6 +24,7 @@ use super::sql_clinical::clinical_queries;
 use super::sql_identity::identity_queries;
 use super::sql_messages::message_queries;
 use super::sql_notify::{notify_queries, notify_write_queries};
+use super::sql_ops::ops_queries;
 use super::sql_pull::pull_queries;
 use super::sql_queue::{queue_queries, queue_write_queries};
 use super::sql_retention::{PrunePlan, PruneReport, retention_queries};
@@ -662,6 +663,7 @@ schedule_queries!(PgStore);
 queue_queries!(PgStore);
 queue_write_queries!(PgStore, "FOR UPDATE SKIP LOCKED");
 pull_queries!(PgStore, sqlx::postgres::PgRow);
+ops_queries!(PgStore, sqlx::postgres::PgRow);
 
 access_queries!(
     PgStore,

@@ -21,6 +21,7 @@ use super::sql_clinical::clinical_queries;
 use super::sql_identity::identity_queries;
 use super::sql_messages::message_queries;
 use super::sql_notify::notify_queries;
+use super::sql_ops::ops_queries;
 use super::sql_pull::pull_queries;
 use super::sql_queue::queue_queries;
 use super::sql_retention::{PrunePlan, PruneReport, retention_queries};
@@ -284,6 +285,7 @@ notify_queries!(SqliteStore);
 schedule_queries!(SqliteStore);
 queue_queries!(SqliteStore);
 pull_queries!(SqliteStore, sqlx::sqlite::SqliteRow);
+ops_queries!(SqliteStore, sqlx::sqlite::SqliteRow);
 access_queries!(
     SqliteStore,
     sqlx::sqlite::SqliteRow,

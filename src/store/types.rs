@@ -134,6 +134,9 @@ pub struct Applied {
     pub message_id: i64,
     pub status: MessageStatus,
     pub person_id: Option<String>,
+    /// How identity resolution placed the record (`identifier`, `match`, `review`, `new`),
+    /// when it was applied to a person in this batch.
+    pub link: Option<&'static str>,
 }
 
 /// What ingest would do with a record, found without storing it (`POST /api/v1/match`).

@@ -1,6 +1,7 @@
 //! carehub's integration tests: one binary, a real hub per test (temp SQLite store, port 0).
 
 mod access;
+mod alerts;
 mod api;
 mod at_rest;
 mod backends;
@@ -20,6 +21,7 @@ mod file_source;
 mod helpers;
 mod identity;
 mod message_search;
+mod metrics;
 mod mllp;
 mod notify;
 mod oidc;

@@ -161,6 +161,9 @@ impl Puller {
         detail: Option<&str>,
     ) -> Result<(), StoreError> {
         self.store
+            .metrics()
+            .pull_run(&self.cfg.name, outcome, s.pages, s.resources, s.errors);
+        self.store
             .update_run(
                 run,
                 outcome,

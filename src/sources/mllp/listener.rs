@@ -184,12 +184,19 @@ async fn connection<S: AsyncRead + AsyncWrite + Unpin>(
         framed |= !frames.is_empty() || refused.is_some();
         let more_buffered = frames.len() >= MAX_FRAMES_AT_ONCE || refused.is_some();
         if !frames.is_empty() {
+            let framed_at = Instant::now();
             let mut acks = Vec::new();
+            let mut answered = 0;
             for outcome in ingest.submit_many(ctx, frames).await {
                 acks.extend(hl7::encode_frame(&ack_bytes(&outcome, tz)));
+                answered += 1;
             }
             if stream.write_all(&acks).await.is_err() {
                 return;
+            }
+            let elapsed = framed_at.elapsed();
+            for _ in 0..answered {
+                ingest.metrics().ack_sent(&ctx.name, elapsed);
             }
         }
         if let Some(e) = refused {
