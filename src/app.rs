@@ -380,6 +380,20 @@ pub async fn start(settings: Settings) -> anyhow::Result<Hub> {
             fhir_endpoints,
             notify_api,
             oidc,
+            crate::console::ConsoleConfig {
+                secure_cookie: https,
+                session_hours: settings.hub.api.auth.session_hours,
+                fhir_schedules: settings
+                    .connectors
+                    .iter()
+                    .filter(|c| c.enabled())
+                    .filter_map(|c| match c {
+                        ConnectorConfig::Fhir(f) => Some((f.name.clone(), f.schedule.clone())),
+                        _ => None,
+                    })
+                    .collect(),
+                timezone: Some(settings.hub.timezone.clone()),
+            },
         );
         api_routes = api.routes;
         tracing::info!(%addr, https, "API listening");

@@ -7,6 +7,7 @@
 //!                          │  decode · parse (hl7) · map (mapping → model)
 //!                          └─ group commit; the ACK waits for it
 //! api ─▶ store                      cli ─▶ app ─▶ everything
+//! api ─▶ console (pages) ─▶ store
 //! replay ─▶ store (reads) · pipeline (read) · mapping
 //! ```
 //!
@@ -30,6 +31,7 @@
 //!   and `carehub estimate-model` (m/u from the store's records, EM).
 //! - [`net`]: server TLS (rustls, ring) and peer allow-lists for the listeners.
 //! - [`audit`]: the audit log's rows and hash chain (pure); written by the API's access layer.
+//! - [`console`]: the operator console at `/` — server-rendered pages under the API's roles.
 //! - [`api`]: the HTTP API (roles on every route: `api/access.rs`). [`app`]: the composition root. [`cli`]: the `carehub` command.
 
 pub mod api;
@@ -38,6 +40,7 @@ pub mod audit;
 pub mod channels;
 pub mod cli;
 pub mod config;
+pub mod console;
 pub mod delivery;
 pub mod estimate;
 pub mod fhirpath;

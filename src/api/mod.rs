@@ -1,4 +1,5 @@
-//! The HTTP API (axum): health, patients, the message log, connectors, tokens, the audit log.
+//! The HTTP API (axum): health, patients, the message log, connectors, tokens, the audit log,
+//! and the operator console's pages (`crate::console`), all behind one access layer.
 //!
 //! Every route is registered with its rule from the one table in `access.rs`; the access layer
 //! (`auth.rs`) checks the credential and role of every request before its handler runs and
@@ -42,6 +43,14 @@ struct AppState {
     queue: Option<crate::queue::Queue>,
     /// Channels by name (their webhooks).
     channels: Channels,
+    /// The operator console's pages.
+    console: crate::console::ConsoleState,
+}
+
+impl axum::extract::FromRef<AppState> for crate::console::ConsoleState {
+    fn from_ref(s: &AppState) -> Self {
+        s.console.clone()
+    }
 }
 
 /// What the notification routes need; `Default` when notifications are off.
@@ -67,6 +76,7 @@ pub fn router(
     fhir_endpoints: Vec<FhirEndpoint>,
     notify_api: NotifyApi,
     oidc: Option<Arc<oidc::OidcVerifier>>,
+    console: crate::console::ConsoleConfig,
 ) -> Api {
     use Method as M;
     let mut routes = access::Routes::<AppState>::new()
@@ -134,6 +144,7 @@ pub fn router(
             push_rule,
         );
     }
+    let routes = crate::console::add_routes(routes);
     let (router, registered) = routes.into_parts();
     let access = auth::Access::new(store.clone(), AuditLog::start(store.clone()), oidc, &registered);
     let router = router
@@ -146,6 +157,12 @@ pub fn router(
         // Body extractors have their own 2 MB default; the configured limit is the one.
         .layer(axum::extract::DefaultBodyLimit::max(max_body_bytes))
         .with_state(AppState {
+            console: crate::console::ConsoleState::new(
+                store.clone(),
+                notify_api.queue.clone(),
+                notify_api.channels.keys().cloned().collect(),
+                console,
+            ),
             store,
             queue: notify_api.queue,
             channels: notify_api.channels,

@@ -9,6 +9,7 @@ mod channels;
 mod cli;
 mod clinical;
 mod conformance;
+mod console;
 mod corpus;
 mod fhir_corpus;
 mod fhir_pull;
