@@ -296,10 +296,11 @@ pub async fn authorize(State(access): State<Access>, mut req: Request, next: Nex
                 tracing::error!(error = %e, "audit row of a refused request not written");
             }
         }
-        return refuse(
-            StatusCode::FORBIDDEN,
-            &format!("the {} role may not use this route", shown),
-        );
+        let reason = format!("the {} role may not use this route", shown);
+        if rule.console && wants_html(&req) {
+            return refused_page(&reason);
+        }
+        return refuse(StatusCode::FORBIDDEN, &reason);
     };
     req.extensions_mut().insert(Principal {
         subject: subject.clone(),
@@ -351,6 +352,20 @@ fn wants_html(req: &Request) -> bool {
             .get(header::ACCEPT)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.contains("text/html"))
+}
+
+/// A 403 for a person at a browser: a page saying why, with a way back.
+fn refused_page(reason: &str) -> Response {
+    let body = format!(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>403</title>\
+         <link rel=\"stylesheet\" href=\"/assets/console.css\"></head><body><main>\
+         <section class=\"card\"><h1>403</h1><p class=\"error\">{reason}</p>\
+         <p><a href=\"/\">carehub</a> · <a href=\"/login\">/login</a></p></section></main></body></html>"
+    );
+    let mut resp = (StatusCode::FORBIDDEN, axum::response::Html(body)).into_response();
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
 }
 
 /// A redirect to the login page, which brings the browser back here afterwards.

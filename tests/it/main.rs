@@ -10,6 +10,7 @@ mod cli;
 mod clinical;
 mod conformance;
 mod console;
+mod console_browser;
 mod corpus;
 mod fhir_corpus;
 mod fhir_pull;
