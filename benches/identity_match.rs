@@ -288,6 +288,7 @@ fn record(i: u64) -> NewRecord {
         },
         cursor: None,
         match_input: None,
+        reprocess: None,
     }
 }
 

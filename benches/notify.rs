@@ -290,6 +290,7 @@ async fn patients(store: &Store, n: usize) -> Vec<String> {
                 },
                 cursor: None,
                 match_input: None,
+                reprocess: None,
             }
         })
         .collect();

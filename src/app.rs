@@ -90,6 +90,86 @@ pub fn connector_context(settings: &Settings, c: &ConnectorConfig) -> anyhow::Re
     })
 }
 
+/// Reprocess over the hub's writer: every configured connector's context (enabled or not:
+/// their stored messages are read as they were), the hub's defaults for connectors no longer
+/// configured, and the mapping folder it reads at each run.
+pub fn reprocessor(settings: &Settings, ingest: Ingest) -> anyhow::Result<crate::reprocess::Reprocessor> {
+    let connectors = settings
+        .connectors
+        .iter()
+        .map(|c| {
+            let fhir = matches!(c, ConnectorConfig::Fhir(_) | ConnectorConfig::FhirPush(_));
+            Ok((connector_context(settings, c)?, fhir))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    Ok(crate::reprocess::Reprocessor::new(
+        ingest,
+        std::path::PathBuf::from(&settings.hub.mappings_dir),
+        connectors,
+        default_context(settings)?,
+    ))
+}
+
+/// How messages of a connector no longer configured are read: the hub's defaults.
+pub fn default_context(settings: &Settings) -> anyhow::Result<ConnectorContext> {
+    Ok(ConnectorContext {
+        name: String::new(),
+        mapping: None,
+        source_system: None,
+        default_charset: Charset::Latin1,
+        transform_env: TransformEnv {
+            phone_region: settings.hub.phone_region.to_uppercase(),
+            timezone: jiff::tz::TimeZone::get(&settings.hub.timezone).context("time zone")?,
+            connector: None,
+        },
+    })
+}
+
+/// The store as ingest writes it: the matcher fitted to the store's contents and the
+/// notification rules (changes made outside `carehub run` owe their notifications too: the
+/// next `carehub run` sends them).
+pub async fn open_for_ingest(settings: &Settings) -> anyhow::Result<Store> {
+    let matcher = crate::identity::Matcher::new(&settings.hub.identity)
+        .map_err(|e| anyhow::anyhow!("identity.model: {e}"))?;
+    let rules = match settings.hub.notifications.enabled {
+        true => crate::rules::RuleSet::new(
+            &settings.rules,
+            jiff::tz::TimeZone::get(&settings.hub.timezone).context("time zone")?,
+        ),
+        false => crate::rules::RuleSet::default(),
+    };
+    let store = Store::open(&settings.hub.store)
+        .await
+        .context("opening the store")?;
+    let matcher = fitted_to_store(&store, matcher, &settings.hub.identity).await?;
+    Ok(store.with_matcher(matcher).with_rules(rules))
+}
+
+/// `carehub reprocess`: the chosen messages read again with the mapping files on disk, through
+/// a writer of this process (beside a running hub too: each batch takes the store's write
+/// lock, and ids are read under it).
+/// `store` as [`open_for_ingest`] opens it.
+pub async fn reprocess(
+    settings: &Settings,
+    store: &Store,
+    selection: &crate::reprocess::Selection,
+    dry_run: bool,
+) -> anyhow::Result<Result<crate::reprocess::Report, crate::reprocess::ReprocessError>> {
+    let (tx, writer) = spawn_writer(
+        store.clone(),
+        settings.hub.pipeline.max_batch,
+        settings.hub.pipeline.queue_depth,
+    );
+    let ingest = Ingest::new(tx, Arc::new(settings.mappings.clone()))
+        .with_store(store.clone())
+        .with_matching(settings.hub.identity.matching);
+    let reprocessor = reprocessor(settings, ingest)?;
+    let outcome = reprocessor.run(store, selection, dry_run).await;
+    drop(reprocessor); // the writer ends once every handle is gone
+    let _ = writer.await;
+    Ok(outcome)
+}
+
 /// Builds the enabled channels, opens the queue and starts the relay, the channel workers and
 /// the scheduler. Returns what the API's notification routes need.
 async fn start_delivery(
@@ -373,12 +453,17 @@ pub async fn start(settings: Settings) -> anyhow::Result<Hub> {
             }
             None => None,
         };
+        let messages_api = crate::api::MessagesApi {
+            reprocessor: Some(Arc::new(reprocessor(&settings, ingest.clone())?)),
+            timezone: clinic_tz.clone(),
+        };
         let api = crate::api::router(
             store.clone(),
             Duration::from_secs(settings.hub.api.request_timeout_secs),
             settings.hub.api.max_body_bytes,
             fhir_endpoints,
             notify_api,
+            messages_api,
             oidc,
             crate::console::ConsoleConfig {
                 secure_cookie: https,
@@ -499,21 +584,7 @@ pub async fn pull_once(settings: Settings, name: &str) -> anyhow::Result<crate::
             }
         );
     };
-    let matcher = crate::identity::Matcher::new(&settings.hub.identity)
-        .map_err(|e| anyhow::anyhow!("identity.model: {e}"))?;
-    // The changes a pull makes owe their notifications too: the next `carehub run` sends them.
-    let rules = match settings.hub.notifications.enabled {
-        true => crate::rules::RuleSet::new(
-            &settings.rules,
-            jiff::tz::TimeZone::get(&settings.hub.timezone).context("time zone")?,
-        ),
-        false => crate::rules::RuleSet::default(),
-    };
-    let store = Store::open(&settings.hub.store)
-        .await
-        .context("opening the store")?;
-    let matcher = fitted_to_store(&store, matcher, &settings.hub.identity).await?;
-    let store = store.with_matcher(matcher).with_rules(rules);
+    let store = open_for_ingest(&settings).await?;
     let ctx = connector_context(&settings, &ConnectorConfig::Fhir(cfg.clone()))?;
     let (tx, writer) = spawn_writer(
         store.clone(),

@@ -9,6 +9,7 @@
 //! api ─▶ store                      cli ─▶ app ─▶ everything
 //! api ─▶ console (pages) ─▶ store
 //! replay ─▶ store (reads) · pipeline (read) · mapping
+//! reprocess ─▶ store (scans) · pipeline (read, writer) · mapping
 //! ```
 //!
 //! - [`hl7`]: HL7 v2 parsing, escapes, charsets, ACKs, MLLP framing, batch files (pure).
@@ -20,6 +21,8 @@
 //! - [`store`]: all SQL, SQLite and PostgreSQL behind one type.
 //! - [`retention`]: raw message bodies pruned after their connector's retention (daily job, `carehub prune`).
 //! - [`replay`]: shadow replay — a changed mapping over the stored messages, compared (reads only).
+//! - [`reprocess`]: today's mapping files over chosen stored messages, through the ingest
+//!   writer (rows rewritten in place; dry run counts).
 //! - [`rules`]: notification rules — which change or moment owes which notification (pure);
 //!   the store writes them into the outbox in the change's own transaction.
 //! - [`delivery`]: the outbox relay (consent, segment, caps, quiet hours, templates), the
@@ -53,6 +56,7 @@ pub mod net;
 pub mod pipeline;
 pub mod queue;
 pub mod replay;
+pub mod reprocess;
 pub mod retention;
 pub mod retry_after;
 pub mod rules;

@@ -177,6 +177,7 @@ async fn run<'a>(
             },
             cursor: None,
             match_input: None,
+            reprocess: None,
         });
     }
 

@@ -328,6 +328,16 @@ async fn an_end_to_end_scenario_logs_no_patient_value() {
     }
     let (code, _) = get_json(&format!("{api}/api/v1/patients?identifier=MRN-PHI-8842")).await;
     assert_eq!(code, 200);
+    let (code, _) = get_json(&format!("{api}/api/v1/messages?patient_identifier=MRN-PHI-7731")).await;
+    assert_eq!(code, 200);
+    // Every stored message read and written again, the refused ones included.
+    let resp = http()
+        .post(format!("{api}/api/v1/messages/reprocess"))
+        .json(&json!({"status": ["processed", "error", "unmapped"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
     t.hub.shutdown().await;
 
     let (text, json_log) = (text_cap.text(), json_cap.text());
@@ -340,6 +350,10 @@ async fn an_end_to_end_scenario_logs_no_patient_value() {
         assert!(
             log.contains("MLLP listener started"),
             "the capture misses the hub's lines"
+        );
+        assert!(
+            log.contains("reprocess finished"),
+            "the capture misses the reprocess"
         );
         assert!(
             log.contains("files processed"),

@@ -54,6 +54,11 @@ impl Role {
     pub fn sees_message_bodies(self) -> bool {
         matches!(self, Role::Admin)
     }
+
+    /// Whether this role may see or name patients (their data, their identifiers).
+    pub fn sees_patients(self) -> bool {
+        matches!(self, Role::Admin | Role::Clinician)
+    }
 }
 
 impl std::fmt::Display for Role {
@@ -199,6 +204,7 @@ pub const RULES: &[RouteRule] = &[
     // Operations: metadata, counts and states; bodies only for roles that see them.
     rule("GET", "/api/v1/messages", &[Admin, Ops], Audit::No),
     rule("GET", "/api/v1/messages/{id}", &[Admin, Ops], Audit::PhiRead),
+    rule("POST", "/api/v1/messages/reprocess", &[Admin], Audit::Action),
     rule("GET", "/api/v1/connectors", &[Admin, Ops], Audit::No),
     rule("GET", "/api/v1/notifications", &[Admin, Ops], Audit::No),
     rule("GET", "/api/v1/reports/channels", &[Admin, Ops], Audit::No),
@@ -231,6 +237,7 @@ pub const RULES: &[RouteRule] = &[
     page("GET", "/", &[Admin, Ops], Audit::No),
     page("GET", "/messages", &[Admin, Ops], Audit::No),
     page("GET", "/messages/{id}", &[Admin, Ops], Audit::PhiRead),
+    page("POST", "/messages/reprocess", &[Admin], Audit::Action),
     page("GET", "/patients", &[Admin, Clinician], Audit::PhiRead),
     page("GET", "/patients/{id}", &[Admin, Clinician], Audit::PhiRead),
     page("POST", "/patients/{id}/merge", &[Admin], Audit::Action),

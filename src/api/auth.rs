@@ -310,7 +310,9 @@ pub async fn authorize(State(access): State<Access>, mut req: Request, next: Nex
         req.extensions_mut().insert(s);
     }
     let response = next.run(req).await;
-    if rule.audit == Audit::No {
+    // A route that carries no patient data as a rule is still audited when an answer does
+    // (a message search by patient identifier).
+    if rule.audit == Audit::No && response.extensions().get::<AuditPersons>().is_none() {
         return response;
     }
     let carried = response

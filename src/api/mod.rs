@@ -9,7 +9,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{Extension, Path, Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put};
@@ -19,12 +19,13 @@ use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::store::{MessageFilter, MessageStatus, Store, StoreError};
+use crate::store::{Store, StoreError};
 
 pub mod access;
 mod admin;
 pub mod auth;
 mod fhir;
+mod messages;
 mod notify;
 pub mod oidc;
 mod tls_serve;
@@ -34,6 +35,7 @@ pub use access::{Role, RouteRule};
 use auth::carrying;
 pub use auth::{AuditLog, Principal};
 pub use fhir::FhirEndpoint;
+pub use messages::MessagesApi;
 pub use notify::Channels;
 
 #[derive(Clone)]
@@ -43,6 +45,8 @@ struct AppState {
     queue: Option<crate::queue::Queue>,
     /// Channels by name (their webhooks).
     channels: Channels,
+    /// Reprocess and how message searches read times.
+    messages: MessagesApi,
     /// The operator console's pages.
     console: crate::console::ConsoleState,
 }
@@ -69,12 +73,16 @@ pub struct Api {
 
 /// Builds the router, with the POST endpoint of each FHIR push connector, every route behind
 /// the access layer.
+// Each argument is one room's handle, built by `app`; a struct gathering them would only
+// move the list.
+#[allow(clippy::too_many_arguments)]
 pub fn router(
     store: Store,
     request_timeout: Duration,
     max_body_bytes: usize,
     fhir_endpoints: Vec<FhirEndpoint>,
     notify_api: NotifyApi,
+    messages_api: MessagesApi,
     oidc: Option<Arc<oidc::OidcVerifier>>,
     console: crate::console::ConsoleConfig,
 ) -> Api {
@@ -85,8 +93,9 @@ pub fn router(
         .add(M::GET, "/api/v1/patients", get(find_patients))
         .add(M::GET, "/api/v1/patients/{id}", get(get_patient))
         .add(M::GET, "/api/v1/patients/{id}/timeline", get(get_timeline))
-        .add(M::GET, "/api/v1/messages", get(list_messages))
-        .add(M::GET, "/api/v1/messages/{id}", get(get_message))
+        .add(M::GET, "/api/v1/messages", get(messages::list_messages))
+        .add(M::POST, "/api/v1/messages/reprocess", post(messages::reprocess))
+        .add(M::GET, "/api/v1/messages/{id}", get(messages::get_message))
         .add(M::GET, "/api/v1/connectors", get(list_connectors))
         .add(M::POST, "/api/v1/match", post(match_patient))
         .add(M::GET, "/api/v1/review", get(list_reviews))
@@ -161,11 +170,13 @@ pub fn router(
                 store.clone(),
                 notify_api.queue.clone(),
                 notify_api.channels.keys().cloned().collect(),
+                messages_api.clone(),
                 console,
             ),
             store,
             queue: notify_api.queue,
             channels: notify_api.channels,
+            messages: messages_api,
         });
     Api {
         router,
@@ -197,7 +208,11 @@ pub async fn serve(
 enum ApiError {
     NotFound(&'static str),
     BadRequest(String),
+    /// The role may use the route, not in this way (the reason says why).
+    Forbidden(String),
     Conflict(String),
+    /// Not possible now (the reason says why).
+    Unavailable(String),
     Store(StoreError),
 }
 
@@ -216,7 +231,9 @@ impl IntoResponse for ApiError {
         let (status, message) = match self {
             ApiError::NotFound(what) => (StatusCode::NOT_FOUND, format!("{what} not found")),
             ApiError::BadRequest(m) => (StatusCode::BAD_REQUEST, m),
+            ApiError::Forbidden(m) => (StatusCode::FORBIDDEN, m),
             ApiError::Conflict(m) => (StatusCode::CONFLICT, m),
+            ApiError::Unavailable(m) => (StatusCode::SERVICE_UNAVAILABLE, m),
             ApiError::Store(e) => {
                 tracing::error!(error = %e, "store error while answering an API request");
                 (
@@ -398,70 +415,6 @@ async fn unmerge_patient(State(s): State<AppState>, Path(id): Path<String>) -> R
     let view = s.store.unmerge(&id).await?;
     let persons = vec![view.survivor_id.clone(), view.merged_id.clone()];
     Ok(carrying(Json(view).into_response(), persons))
-}
-
-#[derive(Deserialize)]
-struct MessageQuery {
-    status: Option<String>,
-    connector: Option<String>,
-    before: Option<i64>,
-    limit: Option<i64>,
-}
-
-async fn list_messages(
-    State(s): State<AppState>,
-    Query(q): Query<MessageQuery>,
-) -> Result<Response, ApiError> {
-    let status = match q.status.as_deref() {
-        None | Some("") => None,
-        Some(v) => Some(MessageStatus::parse(v).ok_or_else(|| {
-            ApiError::BadRequest(
-                "status must be one of received, processed, error, duplicate, unmapped".into(),
-            )
-        })?),
-    };
-    let filter = MessageFilter {
-        status,
-        connector: q.connector,
-        before_id: q.before,
-        limit: q.limit.unwrap_or(100).clamp(1, 1000),
-    };
-    let items = s.store.messages(&filter).await?;
-    let next = (items.len() as i64 == filter.limit)
-        .then(|| items.last().map(|m| m.id))
-        .flatten();
-    Ok(Json(json!({ "items": items, "next_before": next })).into_response())
-}
-
-/// A message's metadata; its raw body too for roles that see message bodies (ops never does).
-async fn get_message(
-    State(s): State<AppState>,
-    Extension(who): Extension<Principal>,
-    Path(id): Path<i64>,
-) -> Result<Response, ApiError> {
-    let Some(m) = s.store.message(id).await? else {
-        return Err(ApiError::NotFound("message"));
-    };
-    let mut body = serde_json::to_value(&m).unwrap_or_default();
-    if !who.role.sees_message_bodies() {
-        body["raw"] = serde_json::Value::Null;
-        body["raw_withheld"] = json!(format!("the {} role does not see message bodies", who.role));
-        return Ok(Json(body).into_response());
-    }
-    if let Some(at) = &m.summary.body_pruned_at {
-        // Retention emptied it: say so rather than show an empty message.
-        body["raw"] = serde_json::Value::Null;
-        body["body_note"] = json!(format!("the raw body was pruned by the retention policy at {at}"));
-        return Ok(Json(body).into_response());
-    }
-    body["raw"] = json!(String::from_utf8_lossy(&m.raw));
-    let persons = m.summary.person_id.iter().cloned().collect::<Vec<_>>();
-    let mut resp = carrying(Json(body).into_response(), persons);
-    // A body is patient data even when it names no stored person.
-    if let Some(a) = resp.extensions_mut().get_mut::<auth::AuditPersons>() {
-        a.count = a.count.max(1);
-    }
-    Ok(resp)
 }
 
 async fn list_connectors(State(s): State<AppState>) -> Result<Response, ApiError> {

@@ -1,4 +1,5 @@
-//! The `carehub` command: `run`, `validate`, `map`, `test-mappings`, `replay`, `status`, `prune`,
+//! The `carehub` command: `run`, `validate`, `map`, `test-mappings`, `replay`, `reprocess`
+//! (`reprocess.rs`), `status`, `prune`,
 //! `migrate`, `token`, `audit` (`access.rs`), `backup`, `restore`, `rekey`.
 //!
 //! Exit codes: 0 success; 1 a runtime failure (printed with its cause chain); 2 a configuration
@@ -6,6 +7,7 @@
 
 mod access;
 mod map;
+mod reprocess;
 mod store_files;
 
 use std::path::{Path, PathBuf};
@@ -17,6 +19,7 @@ use clap::{Parser, Subcommand};
 use crate::config::{self, Document, Problem};
 use crate::hl7;
 use crate::mapping;
+use reprocess::ReprocessArgs;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -81,6 +84,36 @@ pub enum Command {
         /// Also print each example's value before and after. Values are patient data.
         #[arg(long)]
         show_values: bool,
+    },
+    /// Apply the mapping files as they are now to stored messages chosen by id or by a filter
+    /// (by default those in error or unmapped), through the normal writer: same dedupe,
+    /// identity and notifications; each message's row is updated in place.
+    Reprocess {
+        /// Message ids (repeat the option, or separate with commas).
+        #[arg(long = "id", value_delimiter = ',')]
+        ids: Vec<i64>,
+        /// Only messages of this connector.
+        #[arg(long)]
+        connector: Option<String>,
+        /// Only messages with this status: error, unmapped, processed (repeatable; default
+        /// error and unmapped unless ids are given).
+        #[arg(long, value_delimiter = ',')]
+        status: Vec<String>,
+        /// Only messages of this type: ORU^R01, or ORU for every ORU event.
+        #[arg(long = "type")]
+        message_type: Option<String>,
+        /// Only messages received from this time on (RFC 3339, or a date or local time in the
+        /// hub's time zone).
+        #[arg(long)]
+        since: Option<String>,
+        /// Only messages received before this time (same forms).
+        #[arg(long)]
+        until: Option<String>,
+        /// Count what would change (processed, still error, still unmapped); write nothing.
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(long, default_value = config::DEFAULT_CONFIG)]
+        config: PathBuf,
     },
     /// Show each connector's state, counts and last message, read from the store.
     Status {
@@ -372,6 +405,27 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             config,
             input,
         } => map::map_command(mapping.as_deref(), &config, &input),
+        Command::Reprocess {
+            ids,
+            connector,
+            status,
+            message_type,
+            since,
+            until,
+            dry_run,
+            config,
+        } => {
+            let settings = settings_or_exit!(config);
+            let args = ReprocessArgs {
+                ids,
+                connector,
+                status,
+                message_type,
+                since,
+                until,
+            };
+            reprocess::command(&settings, args, dry_run)
+        }
         Command::Replay {
             mapping,
             since,

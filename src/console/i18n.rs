@@ -567,6 +567,103 @@ const STRINGS: &[(&str, [&str; 4])] = &[
             "服务商回复",
         ],
     ),
+    (
+        "patient_identifier",
+        [
+            "Patient identifier",
+            "Mã bệnh nhân",
+            "Идентификатор пациента",
+            "患者标识符",
+        ],
+    ),
+    (
+        "received_from",
+        ["Received from", "Nhận từ", "Получено с", "接收自"],
+    ),
+    (
+        "received_to",
+        ["Received before", "Nhận trước", "Получено до", "接收早于"],
+    ),
+    ("select", ["Select", "Chọn", "Выбрать", "选择"]),
+    (
+        "reprocess",
+        ["Reprocess", "Xử lý lại", "Повторная обработка", "重新处理"],
+    ),
+    (
+        "reprocess_one",
+        [
+            "Reprocess with today's mappings",
+            "Xử lý lại với ánh xạ hiện tại",
+            "Обработать заново по текущим маппингам",
+            "用当前映射重新处理",
+        ],
+    ),
+    (
+        "reprocess_help",
+        [
+            "The mapping files are read from disk now: fix a mapping, then reprocess. Same dedupe, identity and events as on arrival.",
+            "Các tệp ánh xạ được đọc lại từ đĩa: sửa ánh xạ rồi xử lý lại. Vẫn khử trùng, nhận dạng và sự kiện như lúc nhận.",
+            "Файлы маппингов читаются с диска сейчас: исправьте маппинг и обработайте заново. Та же дедупликация, идентификация и события, что при приёме.",
+            "映射文件现在从磁盘读取：先修正映射，再重新处理。去重、身份识别和事件与接收时相同。",
+        ],
+    ),
+    (
+        "reprocess_selected",
+        [
+            "Reprocess the selected",
+            "Xử lý lại mục đã chọn",
+            "Обработать выбранные",
+            "重新处理所选",
+        ],
+    ),
+    (
+        "reprocess_filter",
+        [
+            "Reprocess everything this filter finds",
+            "Xử lý lại mọi tin theo bộ lọc",
+            "Обработать всё по фильтру",
+            "重新处理筛选出的全部",
+        ],
+    ),
+    (
+        "reprocess_filter_help",
+        [
+            "Without a status: the error and unmapped ones. Try a dry run first.",
+            "Không chọn trạng thái: các tin lỗi và chưa ánh xạ. Nên chạy thử trước.",
+            "Без статуса: ошибочные и без маппинга. Сначала попробуйте пробный прогон.",
+            "未选状态时：处理错误和未映射的消息。建议先试运行。",
+        ],
+    ),
+    (
+        "dry_run",
+        [
+            "dry run (count only)",
+            "chạy thử (chỉ đếm)",
+            "пробный прогон (только подсчёт)",
+            "试运行（只计数）",
+        ],
+    ),
+    (
+        "mapping_problems",
+        [
+            "The mapping files have problems; nothing was reprocessed. Fix them and try again:",
+            "Tệp ánh xạ có lỗi; chưa xử lý lại gì. Hãy sửa rồi thử lại:",
+            "В файлах маппингов ошибки; ничего не обработано. Исправьте и повторите:",
+            "映射文件有问题，未做任何重新处理。请修正后重试：",
+        ],
+    ),
+    ("selected", ["Selected", "Đã chọn", "Выбрано", "已选择"]),
+    (
+        "reprocessed",
+        ["Read again", "Đã đọc lại", "Прочитано заново", "已重新读取"],
+    ),
+    (
+        "changed",
+        ["Status changed", "Đổi trạng thái", "Статус изменился", "状态变化"],
+    ),
+    ("now_status", ["Now", "Hiện tại", "Теперь", "现在"]),
+    ("before", ["Before", "Trước", "До", "之前"]),
+    ("after", ["After", "Sau", "После", "之后"]),
 ];
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 //! error, what it became, and for roles that see message bodies its raw text and its segments
 //! and fields as a tree. For other roles (ops) the body is never read into the page.
 
+use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
@@ -10,8 +11,9 @@ use serde_json::{Value, json};
 
 use super::{ConsoleState, Viewer, problem, render, store_problem};
 use crate::api::Role;
-use crate::api::auth::AuditPersons;
-use crate::store::{MessageFilter, MessageStatus};
+use crate::api::auth::{AuditPersons, carrying};
+use crate::reprocess::{ReprocessError, Selection};
+use crate::store::{MessageFilter, MessageStatus, time_text};
 
 /// Rows per page.
 const PAGE_ROWS: i64 = 50;
@@ -24,6 +26,14 @@ const STATUSES: [&str; 5] = ["received", "processed", "error", "duplicate", "unm
 pub(super) struct ListQuery {
     connector: Option<String>,
     status: Option<String>,
+    #[serde(rename = "type")]
+    message_type: Option<String>,
+    control_id: Option<String>,
+    /// A patient identifier (roles that see patients only).
+    patient_identifier: Option<String>,
+    patient_system: Option<String>,
+    received_from: Option<String>,
+    received_to: Option<String>,
     before: Option<i64>,
 }
 
@@ -31,11 +41,78 @@ fn encode(text: &str) -> String {
     form_urlencoded::byte_serialize(text.as_bytes()).collect()
 }
 
-/// `GET /messages?connector=&status=&before=`.
+fn nonempty(v: Option<String>) -> Option<String> {
+    v.map(|s| s.trim().to_string()).filter(|s| !s.is_empty())
+}
+
+/// The filter as the page echoes it (and the reprocess form carries it on).
+#[derive(Default, serde::Serialize)]
+struct Shown {
+    connector: Option<String>,
+    status: Option<String>,
+    #[serde(rename = "type")]
+    message_type: Option<String>,
+    control_id: Option<String>,
+    patient_identifier: Option<String>,
+    patient_system: Option<String>,
+    received_from: Option<String>,
+    received_to: Option<String>,
+}
+
+impl Shown {
+    fn pairs(&self) -> Vec<(&'static str, &String)> {
+        [
+            ("connector", &self.connector),
+            ("status", &self.status),
+            ("type", &self.message_type),
+            ("control_id", &self.control_id),
+            ("patient_identifier", &self.patient_identifier),
+            ("patient_system", &self.patient_system),
+            ("received_from", &self.received_from),
+            ("received_to", &self.received_to),
+        ]
+        .into_iter()
+        .filter_map(|(k, v)| Some((k, v.as_ref()?)))
+        .collect()
+    }
+}
+
+/// A time as typed (RFC 3339, a date, or a local time in the clinic's zone), or the reason.
+fn parse_time(
+    s: &ConsoleState,
+    name: &str,
+    text: &Option<String>,
+) -> Result<Option<jiff::Timestamp>, String> {
+    match text {
+        None => Ok(None),
+        Some(t) => crate::replay::parse_since(t, &s.messages.timezone)
+            .map(Some)
+            .map_err(|e| format!("{name}: {e}")),
+    }
+}
+
+/// `GET /messages?connector=&status=&type=&control_id=&patient_identifier=&received_from=&received_to=&before=`.
 pub(super) async fn list(State(s): State<ConsoleState>, v: Viewer, Query(q): Query<ListQuery>) -> Response {
-    let connector = q.connector.filter(|c| !c.is_empty());
-    let status_text = q.status.filter(|c| !c.is_empty());
-    let status = match status_text.as_deref() {
+    let sees_patients = v.role.is_some_and(Role::sees_patients);
+    let shown = Shown {
+        connector: nonempty(q.connector),
+        status: nonempty(q.status),
+        message_type: nonempty(q.message_type),
+        control_id: nonempty(q.control_id),
+        patient_identifier: nonempty(q.patient_identifier),
+        patient_system: nonempty(q.patient_system),
+        received_from: nonempty(q.received_from),
+        received_to: nonempty(q.received_to),
+    };
+    if shown.patient_identifier.is_some() && !sees_patients {
+        return problem(
+            &s,
+            &v,
+            StatusCode::FORBIDDEN,
+            "this role does not search by patient identifier (it names a patient)",
+        );
+    }
+    let status = match shown.status.as_deref() {
         None => None,
         Some(t) => match MessageStatus::parse(t) {
             Some(st) => Some(st),
@@ -49,12 +126,48 @@ pub(super) async fn list(State(s): State<ConsoleState>, v: Viewer, Query(q): Que
             }
         },
     };
-    let filter = MessageFilter {
+    let (from, to) = match (
+        parse_time(&s, "received_from", &shown.received_from),
+        parse_time(&s, "received_to", &shown.received_to),
+    ) {
+        (Ok(f), Ok(t)) => (f, t),
+        (Err(e), _) | (_, Err(e)) => return problem(&s, &v, StatusCode::BAD_REQUEST, &e),
+    };
+    if let (Some(f), Some(t)) = (from, to)
+        && f >= t
+    {
+        return problem(
+            &s,
+            &v,
+            StatusCode::BAD_REQUEST,
+            "received_from must be before received_to",
+        );
+    }
+    let mut filter = MessageFilter {
         status,
-        connector: connector.clone(),
+        connector: shown.connector.clone(),
+        message_type: shown.message_type.clone(),
+        control_id: shown.control_id.clone(),
+        person_ids: None,
+        received_from: from.map(|t| time_text(t, false)),
+        received_to: to.map(|t| time_text(t, true)),
         before_id: q.before,
         limit: PAGE_ROWS,
     };
+    let mut persons = Vec::new();
+    if let Some(value) = &shown.patient_identifier {
+        match s
+            .store
+            .persons_by_identifier(value, shown.patient_system.as_deref())
+            .await
+        {
+            Ok(ids) => {
+                persons = ids.clone();
+                filter.person_ids = Some(ids);
+            }
+            Err(e) => return store_problem(&s, &v, e),
+        }
+    }
     let items = match s.store.messages(&filter).await {
         Ok(items) => items,
         Err(e) => return store_problem(&s, &v, e),
@@ -68,15 +181,13 @@ pub(super) async fn list(State(s): State<ConsoleState>, v: Viewer, Query(q): Que
         .flatten()
         .map(|before| {
             let mut url = format!("/messages?before={before}");
-            if let Some(c) = &connector {
-                url.push_str(&format!("&connector={}", encode(c)));
-            }
-            if let Some(st) = &status_text {
-                url.push_str(&format!("&status={}", encode(st)));
+            for (k, value) in shown.pairs() {
+                url.push_str(&format!("&{k}={}", encode(value)));
             }
             url
         });
-    render(
+    let reprocessable = s.messages.reprocessor.is_some() && v.role == Some(Role::Admin);
+    let resp = render(
         &s,
         &v,
         "messages.html",
@@ -85,8 +196,133 @@ pub(super) async fn list(State(s): State<ConsoleState>, v: Viewer, Query(q): Que
             "next": next,
             "connectors": connectors,
             "statuses": STATUSES,
-            "filter": {"connector": connector, "status": status_text},
+            "filter": shown,
+            "sees_patients": sees_patients,
+            "reprocess": reprocessable,
+            // A filter reprocess takes connector, status, type and time; not ids or identifiers.
+            "filter_reprocessable": shown.patient_identifier.is_none() && shown.control_id.is_none(),
         }),
+    );
+    if persons.is_empty() {
+        resp
+    } else {
+        carrying(resp, persons)
+    }
+}
+
+/// `POST /messages/reprocess` (admin): the checked messages (`ids`, `scope=selected`), one
+/// (`scope=one`), or every message the filter fields choose (`scope=filter`), with today's
+/// mapping files; `dry_run=1` counts only. Shows what became of them.
+pub(super) async fn reprocess(State(s): State<ConsoleState>, v: Viewer, body: Bytes) -> Response {
+    let Some(reprocessor) = s.messages.reprocessor.clone() else {
+        return problem(
+            &s,
+            &v,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "reprocess needs the hub's writer, which is not running",
+        );
+    };
+    let mut ids = Vec::new();
+    let mut fields: std::collections::HashMap<String, String> = Default::default();
+    for (k, value) in form_urlencoded::parse(&body) {
+        let value = value.trim().to_string();
+        match k.as_ref() {
+            "ids" => match value.parse::<i64>() {
+                Ok(id) => ids.push(id),
+                Err(_) => return problem(&s, &v, StatusCode::BAD_REQUEST, "ids are message numbers"),
+            },
+            _ if !value.is_empty() => {
+                fields.insert(k.into_owned(), value);
+            }
+            _ => {}
+        }
+    }
+    let scope = fields.get("scope").map(String::as_str).unwrap_or("selected");
+    let dry_run = fields.contains_key("dry_run");
+    let mut selection = Selection::default();
+    match scope {
+        "one" | "selected" => {
+            if ids.is_empty() {
+                return problem(
+                    &s,
+                    &v,
+                    StatusCode::BAD_REQUEST,
+                    "no message is selected: tick the messages to reprocess, or reprocess the filter",
+                );
+            }
+            selection.ids = ids;
+        }
+        "filter" => {
+            selection.connector = fields.get("connector").cloned();
+            if let Some(st) = fields.get("status") {
+                match MessageStatus::parse(st) {
+                    Some(st) => selection.statuses = vec![st],
+                    None => {
+                        return problem(
+                            &s,
+                            &v,
+                            StatusCode::BAD_REQUEST,
+                            "status: error, unmapped or processed",
+                        );
+                    }
+                }
+            }
+            selection.message_type = fields.get("type").cloned();
+            let from = parse_time(&s, "received_from", &fields.get("received_from").cloned());
+            let to = parse_time(&s, "received_to", &fields.get("received_to").cloned());
+            match (from, to) {
+                (Ok(f), Ok(t)) => {
+                    selection.received_from = f;
+                    selection.received_to = t;
+                }
+                (Err(e), _) | (_, Err(e)) => return problem(&s, &v, StatusCode::BAD_REQUEST, &e),
+            }
+        }
+        _ => return problem(&s, &v, StatusCode::BAD_REQUEST, "scope: one, selected or filter"),
+    }
+    if let Err(reason) = selection.check() {
+        return problem(&s, &v, StatusCode::BAD_REQUEST, &reason);
+    }
+    let store = s.store.clone();
+    let chosen = selection.clone();
+    // On a task of its own: a browser that gives up does not stop a run half-way.
+    let run = tokio::spawn(async move { reprocessor.run(&store, &chosen, dry_run).await });
+    let report = match run.await {
+        Ok(Ok(report)) => report,
+        Ok(Err(ReprocessError::Mappings(problems))) => {
+            let listed: Vec<String> = problems.iter().map(ToString::to_string).collect();
+            let mut resp = render(
+                &s,
+                &v,
+                "reprocess.html",
+                json!({"problems": listed, "report": null}),
+            );
+            *resp.status_mut() = StatusCode::BAD_REQUEST;
+            return resp;
+        }
+        Ok(Err(ReprocessError::Selection(reason))) => {
+            return problem(&s, &v, StatusCode::BAD_REQUEST, &reason);
+        }
+        Ok(Err(e @ ReprocessError::Busy)) => return problem(&s, &v, StatusCode::CONFLICT, &e.to_string()),
+        Ok(Err(ReprocessError::Store { source, .. })) => return store_problem(&s, &v, source),
+        Err(_) => {
+            return problem(
+                &s,
+                &v,
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the reprocess run failed unexpectedly",
+            );
+        }
+    };
+    let back = match selection.ids.as_slice() {
+        [one] => format!("/messages/{one}"),
+        _ => "/messages".to_string(),
+    };
+    render(
+        &s,
+        &v,
+        "reprocess.html",
+        json!({"report": report, "problems": [], "back": back, "ids": selection.ids}),
     )
 }
 
@@ -102,7 +338,7 @@ pub(super) async fn detail(State(s): State<ConsoleState>, v: Viewer, Path(id): P
     };
     let t = v.lang.strings();
     let sees_bodies = v.role.is_some_and(Role::sees_message_bodies);
-    let sees_patients = matches!(v.role, Some(Role::Admin | Role::Clinician));
+    let sees_patients = v.role.is_some_and(Role::sees_patients);
     let summary = &m.summary;
     let result_note = match summary.status.as_str() {
         "processed" => "processed: applied to the profile store",
@@ -113,6 +349,8 @@ pub(super) async fn detail(State(s): State<ConsoleState>, v: Viewer, Path(id): P
     };
     let mut page = json!({
         "m": summary,
+        "reprocess": s.messages.reprocessor.is_some() && v.role == Some(Role::Admin)
+            && matches!(summary.status.as_str(), "error" | "unmapped" | "processed"),
         "result_note": result_note,
         "person": if sees_patients { summary.person_id.clone() } else { None },
     });

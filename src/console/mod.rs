@@ -58,6 +58,8 @@ pub struct ConsoleState {
     /// Configured channel names (their queues).
     pub channels: Vec<String>,
     pub config: Arc<ConsoleConfig>,
+    /// Reprocess (when the hub runs its writer) and the time zone searches read times in.
+    pub messages: crate::api::MessagesApi,
     templates: Arc<Environment<'static>>,
 }
 
@@ -66,12 +68,14 @@ impl ConsoleState {
         store: Store,
         queue: Option<crate::queue::Queue>,
         channels: Vec<String>,
+        messages: crate::api::MessagesApi,
         config: ConsoleConfig,
     ) -> ConsoleState {
         ConsoleState {
             store,
             queue,
             channels,
+            messages,
             config: Arc::new(config),
             templates: Arc::new(templates()),
         }
@@ -92,6 +96,7 @@ fn templates() -> Environment<'static> {
         ("review.html", include_str!("templates/review.html")),
         ("notifications.html", include_str!("templates/notifications.html")),
         ("problem.html", include_str!("templates/problem.html")),
+        ("reprocess.html", include_str!("templates/reprocess.html")),
     ] {
         env.add_template(name, source)
             .unwrap_or_else(|e| panic!("console template {name}: {e:#}"));
@@ -304,6 +309,7 @@ where
         .add(M::GET, "/", get(overview::page))
         .add(M::GET, "/messages", get(messages::list))
         .add(M::GET, "/messages/{id}", get(messages::detail))
+        .add(M::POST, "/messages/reprocess", post(messages::reprocess))
         .add(M::GET, "/patients", get(patients::search))
         .add(M::GET, "/patients/{id}", get(patients::profile))
         .add(M::POST, "/patients/{id}/merge", post(patients::merge))

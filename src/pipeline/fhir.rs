@@ -334,7 +334,7 @@ impl Ingest {
     /// One resource as a record to store: applied with its mapping's output, unmapped, or
     /// refused with the reason.
     #[allow(clippy::type_complexity)]
-    fn fhir_record(
+    pub(super) fn fhir_record(
         &self,
         ctx: &ConnectorContext,
         entry: &FhirEntry,

@@ -7,6 +7,7 @@
 //! busy hub pays one fsync per group, not per message.
 
 mod fhir;
+mod reread;
 mod writer;
 
 use std::sync::Arc;
@@ -20,6 +21,7 @@ use crate::model::MergeInstruction;
 use crate::store::{Applied, Disposition, MessageStatus, NewRecord, StoreError};
 
 pub use fhir::{Deletion, FhirEntryOutcome, FhirOutcome, PageChain, PageCounts, PreparedPage, SubmittedPage};
+pub use reread::NotReread;
 pub use writer::spawn_writer;
 
 /// How a connector's records are read and mapped.
@@ -102,6 +104,15 @@ impl Ingest {
             mappings,
             store: None,
             matching: false,
+        }
+    }
+
+    /// The same writer, with other mappings: `carehub reprocess` maps with the mapping files
+    /// as they are on disk at its start.
+    pub fn with_mappings(&self, mappings: Arc<MappingSet>) -> Ingest {
+        Ingest {
+            mappings,
+            ..self.clone()
         }
     }
 
@@ -393,6 +404,7 @@ fn refused_record(ctx: &ConnectorContext, raw: Vec<u8>, origin: Option<String>, 
         disposition: Disposition::Error { reason },
         cursor: None,
         match_input: None,
+        reprocess: None,
     }
 }
 

@@ -296,6 +296,7 @@ mod tests {
             },
             cursor: None,
             match_input: None,
+            reprocess: None,
         }
     }
 

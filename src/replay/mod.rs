@@ -110,8 +110,11 @@ impl<'a> Replay<'a> {
                 .options
                 .since
                 .map(|t| t.strftime("%Y-%m-%dT%H:%M:%S").to_string()),
+            received_to: None,
             connector: self.options.connector.clone(),
             types: self.type_filter(),
+            statuses: Vec::new(),
+            ids: Vec::new(),
             skip_duplicates: true,
             limit: PAGE_ROWS,
         };

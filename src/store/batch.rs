@@ -196,6 +196,8 @@ pub struct IdentifierRow {
     pub at: String,
 }
 
+/// What a batch adds to a connector's counters (a reprocessed message subtracts from the
+/// count of its old status); `last_message_at` only for messages received.
 #[derive(Default)]
 pub struct Counters {
     pub received: i64,
@@ -204,6 +206,18 @@ pub struct Counters {
     pub duplicates: i64,
     pub unmapped: i64,
     pub last_message_at: Option<String>,
+}
+
+impl Counters {
+    fn add(&mut self, status: MessageStatus, n: i64) {
+        match status {
+            MessageStatus::Processed => self.processed += n,
+            MessageStatus::Error => self.errors += n,
+            MessageStatus::Duplicate => self.duplicates += n,
+            MessageStatus::Unmapped => self.unmapped += n,
+            MessageStatus::Received => {}
+        }
+    }
 }
 
 /// Every row a batch writes, and what each record became.
@@ -249,7 +263,16 @@ pub fn plan<'a>(
     let mut clinical_at: HashMap<(&'static str, String, String), usize> = HashMap::new();
     let mut counters: Vec<(String, Counters)> = Vec::new();
 
-    for (index, (id, r)) in (l.next_message_id..).zip(records).enumerate() {
+    let mut next_message_id = l.next_message_id;
+    for (index, r) in records.iter().enumerate() {
+        // A reprocessed message keeps its row and id; a new one takes the next free id.
+        let id = match r.reprocess {
+            Some(again) => again.id,
+            None => {
+                next_message_id += 1;
+                next_message_id - 1
+            }
+        };
         let input = inputs.get(index).and_then(Option::as_ref);
         let key = r
             .control_id
@@ -265,6 +288,8 @@ pub fn plan<'a>(
                         .get(&(k.0.clone(), k.1.clone()))
                         .is_none_or(|(_, hash)| *hash == k.2)
                 })
+                // A reprocessed message is no duplicate of itself.
+                .filter(|(first, _)| Some(*first) != r.reprocess.map(|again| again.id))
                 .cloned(),
         };
         let mut row = MessageRow {
@@ -499,15 +524,15 @@ pub fn plan<'a>(
                 &mut counters.last_mut().expect("just pushed").1
             }
         };
-        c.received += 1;
-        c.last_message_at = Some(r.received_at.clone());
-        match row.status {
-            MessageStatus::Processed => c.processed += 1,
-            MessageStatus::Error => c.errors += 1,
-            MessageStatus::Duplicate => c.duplicates += 1,
-            MessageStatus::Unmapped => c.unmapped += 1,
-            MessageStatus::Received => {}
+        match r.reprocess {
+            // Read again, not received again: the message moves from its old status's count.
+            Some(again) => c.add(again.previous, -1),
+            None => {
+                c.received += 1;
+                c.last_message_at = Some(r.received_at.clone());
+            }
         }
+        c.add(row.status, 1);
         if let Some(c) = &r.cursor {
             match plan
                 .cursors

@@ -29,6 +29,7 @@ pub fn probe(patch: &ProfilePatch) -> NewRecord {
         },
         cursor: None,
         match_input: None,
+        reprocess: None,
     }
 }
 

@@ -31,6 +31,7 @@ fn record(control_id: &str, mrn: &str, hash: &str) -> NewRecord {
         },
         cursor: None,
         match_input: None,
+        reprocess: None,
     }
 }
 
@@ -80,6 +81,53 @@ fn a_copy_within_the_batch_or_from_before_is_a_duplicate() {
     assert_eq!(plan.messages[2].duplicate_of, Some(3));
     assert_eq!(plan.applied[2].person_id.as_deref(), Some("p-old"));
     assert_eq!(plan.persons.len(), 1, "only the first record touches a person");
+}
+
+#[test]
+fn a_reprocessed_message_keeps_its_row_is_no_copy_of_itself_and_moves_its_count() {
+    let again = |mut r: NewRecord, id: i64, previous: MessageStatus| {
+        r.reprocess = Some(Reprocess { id, previous });
+        r
+    };
+    let records = vec![
+        // Once processed, read again: it finds itself among the accepted, and is applied.
+        again(record("7", "A", "h7"), 7, MessageStatus::Processed),
+        // Once refused, now a copy of another accepted message: a duplicate of that one.
+        again(record("9", "B", "h9"), 4, MessageStatus::Error),
+        record("new", "C", "hn"),
+    ];
+    let mut l = fresh();
+    note_accepted(
+        &mut l,
+        (Some("EMR^H".into()), "7".into(), "h7".into()),
+        7,
+        Some("p-a".into()),
+    );
+    note_accepted(
+        &mut l,
+        (Some("EMR^H".into()), "9".into(), "h9".into()),
+        8,
+        Some("p-b".into()),
+    );
+    let plan = plan(&records, l, &[], &Matcher::default()).unwrap();
+    let got: Vec<_> = plan.applied.iter().map(|a| (a.message_id, a.status)).collect();
+    assert_eq!(
+        got,
+        vec![
+            (7, MessageStatus::Processed),
+            (4, MessageStatus::Duplicate),
+            (10, MessageStatus::Processed)
+        ],
+        "rows keep their ids; the new record takes the first free one"
+    );
+    assert_eq!(plan.messages[1].duplicate_of, Some(8));
+    let c = &plan.counters[0].1;
+    assert_eq!(c.received, 1, "only the new record was received");
+    assert_eq!(
+        (c.processed, c.errors, c.duplicates),
+        (1, -1, 1),
+        "processed: 7 leaves and comes back, the new one adds one; the error became a duplicate"
+    );
 }
 
 #[test]

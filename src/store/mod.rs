@@ -17,6 +17,7 @@ mod sql_access;
 mod sql_clinical;
 mod sql_console;
 mod sql_identity;
+mod sql_messages;
 mod sql_notify;
 mod sql_pull;
 mod sql_queue;
@@ -377,6 +378,16 @@ impl Store {
 
     pub async fn messages(&self, filter: &MessageFilter) -> Result<Vec<MessageSummary>, StoreError> {
         on_backend!(self, s => s.messages(filter).await)
+    }
+
+    /// The persons a patient identifier names, with the persons merged into them (see
+    /// [`MessageFilter::person_ids`]).
+    pub async fn persons_by_identifier(
+        &self,
+        value: &str,
+        system: Option<&str>,
+    ) -> Result<Vec<String>, StoreError> {
+        on_backend!(self, s => s.persons_by_identifier(value, system).await)
     }
 
     pub async fn message(&self, id: i64) -> Result<Option<MessageDetail>, StoreError> {

@@ -23,6 +23,7 @@ use super::sql_access::{AuditFilter, TokenRecord, access_queries};
 use super::sql_clinical::clinical_queries;
 use super::sql_console::{FailedSend, RATE_SCAN_ROWS, SessionRecord, console_queries};
 use super::sql_identity::identity_queries;
+use super::sql_messages::message_queries;
 use super::sql_notify::{notify_queries, notify_write_queries};
 use super::sql_pull::pull_queries;
 use super::sql_queue::{queue_queries, queue_write_queries};
@@ -555,7 +556,35 @@ impl PgStore {
             .execute(&mut **tx)
             .await?;
         }
-        for chunk in plan.messages.chunks(CHUNK) {
+        let again_at = jiff::Timestamp::now().to_string();
+        for m in plan.messages.iter().filter(|m| m.record.reprocess.is_some()) {
+            let r = m.record;
+            sqlx::query(
+                "UPDATE messages SET sender = $2, control_id = $3, message_type = $4, charset = $5, status = $6, \
+                 error = $7, warnings = $8, mapping = $9, person_id = $10, duplicate_of = $11, reprocessed_at = $12, \
+                 reprocess_count = reprocess_count + 1 WHERE id = $1",
+            )
+            .bind(m.id)
+            .bind(&r.sender)
+            .bind(&r.control_id)
+            .bind(&r.message_type)
+            .bind(&r.charset)
+            .bind(m.status.as_str())
+            .bind(&m.error)
+            .bind(&m.warnings)
+            .bind(&m.mapping)
+            .bind(&m.person_id)
+            .bind(m.duplicate_of)
+            .bind(&again_at)
+            .execute(&mut **tx)
+            .await?;
+        }
+        let new_messages: Vec<&batch::MessageRow<'_>> = plan
+            .messages
+            .iter()
+            .filter(|m| m.record.reprocess.is_none())
+            .collect();
+        for chunk in new_messages.chunks(CHUNK) {
             let raws: Vec<Vec<u8>> = chunk
                 .iter()
                 .map(|m| cipher::seal(key, RAW, &m.record.raw))
@@ -607,7 +636,8 @@ impl PgStore {
                 ") ON CONFLICT (name) DO UPDATE SET received = connectors.received + excluded.received, \
                  processed = connectors.processed + excluded.processed, errors = connectors.errors + excluded.errors, \
                  duplicates = connectors.duplicates + excluded.duplicates, unmapped = connectors.unmapped + excluded.unmapped, \
-                 last_message_at = excluded.last_message_at, updated_at = excluded.updated_at",
+                 last_message_at = COALESCE(excluded.last_message_at, connectors.last_message_at), \
+                 updated_at = excluded.updated_at",
             );
             statement_done!(tx, q);
         }
@@ -616,6 +646,7 @@ impl PgStore {
 }
 
 store_queries!(PgStore, sqlx::Postgres, sqlx::postgres::PgRow);
+message_queries!(PgStore, sqlx::Postgres);
 
 identity_queries!(
     PgStore,

@@ -164,30 +164,11 @@ macro_rules! store_queries {
                     .await?)
             }
 
-            pub async fn messages(&self, f: &MessageFilter) -> Result<Vec<MessageSummary>, StoreError> {
-                let mut q = sqlx::QueryBuilder::<$db>::new(
-                    "SELECT id, connector, origin, received_at, sender, control_id, message_type, status, error, warnings, \
-                     mapping, person_id, duplicate_of, CAST(length(raw) AS BIGINT) AS size_bytes, body_pruned_at FROM messages WHERE 1 = 1",
-                );
-                if let Some(status) = f.status {
-                    // A literal from a closed set, so that the planner can use the partial status index.
-                    q.push(format_args!(" AND status = '{}'", status.as_str()));
-                }
-                if let Some(c) = &f.connector {
-                    q.push(" AND connector = ").push_bind(c.clone());
-                }
-                if let Some(before) = f.before_id {
-                    q.push(" AND id < ").push_bind(before);
-                }
-                q.push(" ORDER BY id DESC LIMIT ").push_bind(f.limit);
-                let rows = q.build().fetch_all(&self.pool).await?;
-                rows.iter().map(summary_from_row).collect()
-            }
-
             pub async fn message(&self, id: i64) -> Result<Option<MessageDetail>, StoreError> {
                 let row = sqlx::query(
                     "SELECT id, connector, origin, received_at, sender, control_id, message_type, status, error, warnings,
-                            mapping, person_id, duplicate_of, CAST(length(raw) AS BIGINT) AS size_bytes, body_pruned_at, charset, content_hash, raw
+                            mapping, person_id, duplicate_of, CAST(length(raw) AS BIGINT) AS size_bytes, body_pruned_at,
+                            reprocessed_at, reprocess_count, charset, content_hash, raw
                      FROM messages WHERE id = $1",
                 )
                 .bind(id)
@@ -200,52 +181,6 @@ macro_rules! store_queries {
                     content_hash: row.get("content_hash"),
                     raw: self.open_raw(row.get("raw"))?,
                 }))
-            }
-
-            pub async fn scan_messages(&self, scan: &MessageScan) -> Result<Vec<StoredMessage>, StoreError> {
-                let mut q = sqlx::QueryBuilder::<$db>::new(
-                    "SELECT id, connector, received_at, message_type, status, mapping, raw, body_pruned_at FROM messages WHERE id > ",
-                );
-                q.push_bind(scan.after_id);
-                if scan.skip_duplicates {
-                    q.push(" AND status <> 'duplicate'");
-                }
-                if let Some(from) = &scan.received_from {
-                    q.push(" AND received_at >= ").push_bind(from.clone());
-                }
-                if let Some(c) = &scan.connector {
-                    q.push(" AND connector = ").push_bind(c.clone());
-                }
-                if let Some(types) = &scan.types {
-                    // `1 = 0 OR …`: an empty filter keeps nothing.
-                    q.push(" AND (1 = 0");
-                    for t in &types.equal {
-                        q.push(" OR UPPER(message_type) = ").push_bind(t.to_uppercase());
-                    }
-                    for p in &types.prefixes {
-                        let pattern = format!("{}%", like_escape(&p.to_uppercase()));
-                        q.push(" OR UPPER(message_type) LIKE ").push_bind(pattern).push(" ESCAPE '\\'");
-                    }
-                    for c in &types.connectors {
-                        q.push(" OR connector = ").push_bind(c.clone());
-                    }
-                    q.push(")");
-                }
-                q.push(" ORDER BY id LIMIT ").push_bind(scan.limit);
-                let rows = q.build().fetch_all(&self.pool).await?;
-                rows.into_iter()
-                    .map(|r| Ok(StoredMessage {
-                        id: r.get("id"),
-                        connector: r.get("connector"),
-                        received_at: r.get("received_at"),
-                        message_type: r.get("message_type"),
-                        // The schema's CHECK admits only the statuses `parse` knows.
-                        status: MessageStatus::parse(r.get("status")).unwrap_or(MessageStatus::Received),
-                        mapping: r.get("mapping"),
-                        raw: self.open_raw(r.get("raw"))?,
-                        body_pruned_at: r.get("body_pruned_at"),
-                    }))
-                    .collect()
             }
 
             pub async fn connectors(&self) -> Result<Vec<ConnectorStatus>, StoreError> {
@@ -394,6 +329,8 @@ macro_rules! store_queries {
                 duplicate_of: r.get("duplicate_of"),
                 size_bytes: r.get("size_bytes"),
                 body_pruned_at: r.get("body_pruned_at"),
+                reprocessed_at: r.get("reprocessed_at"),
+                reprocess_count: r.get("reprocess_count"),
             })
         }
     };

@@ -20,6 +20,7 @@ use super::sql_access::{AuditFilter, TokenRecord, access_queries};
 use super::sql_clinical::clinical_queries;
 use super::sql_console::{FailedSend, RATE_SCAN_ROWS, SessionRecord, console_queries};
 use super::sql_identity::identity_queries;
+use super::sql_messages::message_queries;
 use super::sql_notify::notify_queries;
 use super::sql_pull::pull_queries;
 use super::sql_queue::queue_queries;
@@ -269,6 +270,7 @@ impl SqliteStore {
 }
 
 store_queries!(SqliteStore, sqlx::Sqlite, sqlx::sqlite::SqliteRow);
+message_queries!(SqliteStore, sqlx::Sqlite);
 
 identity_queries!(
     SqliteStore,

@@ -602,8 +602,32 @@ fn write(c: &Connection, plan: &Plan<'_>) -> Result<(), StoreError> {
            content_hash, raw, status, error, warnings, mapping, person_id, duplicate_of)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
     )?;
+    let mut again = c.prepare_cached(
+        "UPDATE messages SET sender = ?2, control_id = ?3, message_type = ?4, charset = ?5, status = ?6, error = ?7,
+           warnings = ?8, mapping = ?9, person_id = ?10, duplicate_of = ?11, reprocessed_at = ?12,
+           reprocess_count = reprocess_count + 1
+         WHERE id = ?1",
+    )?;
+    let now = jiff::Timestamp::now().to_string();
     for m in &plan.messages {
         let r = m.record;
+        if r.reprocess.is_some() {
+            again.execute(params![
+                m.id,
+                r.sender,
+                r.control_id,
+                r.message_type,
+                r.charset,
+                m.status.as_str(),
+                m.error,
+                m.warnings,
+                m.mapping,
+                m.person_id,
+                m.duplicate_of,
+                now
+            ])?;
+            continue;
+        }
         message.execute(params![
             m.id,
             r.connector,
@@ -630,9 +654,9 @@ fn write(c: &Connection, plan: &Plan<'_>) -> Result<(), StoreError> {
          ON CONFLICT (name) DO UPDATE SET received = connectors.received + excluded.received,
            processed = connectors.processed + excluded.processed, errors = connectors.errors + excluded.errors,
            duplicates = connectors.duplicates + excluded.duplicates, unmapped = connectors.unmapped + excluded.unmapped,
-           last_message_at = excluded.last_message_at, updated_at = excluded.updated_at",
+           last_message_at = COALESCE(excluded.last_message_at, connectors.last_message_at),
+           updated_at = excluded.updated_at",
     )?;
-    let now = jiff::Timestamp::now().to_string();
     for (name, n) in &plan.counters {
         counter.execute(params![
             name,

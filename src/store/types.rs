@@ -67,6 +67,18 @@ pub struct NewRecord {
     /// The patch prepared for matching, when the sender prepared it ahead (off the writer's
     /// thread, see [`NewRecord::prepare_match`]); otherwise the writer prepares it.
     pub match_input: Option<Arc<crate::identity::MatchInput>>,
+    /// Set when this record is a stored message read again (`carehub reprocess`): its row is
+    /// rewritten in place rather than a new one logged.
+    pub reprocess: Option<Reprocess>,
+}
+
+/// The stored message a reprocessed record rewrites.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reprocess {
+    /// Its message-log id (kept).
+    pub id: i64,
+    /// Its status before: the connector's counters move from it to the new one.
+    pub previous: MessageStatus,
 }
 
 impl NewRecord {
@@ -245,14 +257,35 @@ pub struct MergeView {
     pub undone_at: Option<String>,
 }
 
-/// Filter for the message log.
+/// Filter for the message log (`GET /api/v1/messages`), newest first. Every filter walks one
+/// index and stops after a page (see `migrations/*/…_message_search.sql`).
 #[derive(Debug, Clone, Default)]
 pub struct MessageFilter {
     pub status: Option<MessageStatus>,
     pub connector: Option<String>,
-    /// Only ids below this one (paging backwards from the newest).
+    /// A message type: `ADT^A01` (whole) or `ADT` (its code: every ADT event), or a FHIR
+    /// resource type.
+    pub message_type: Option<String>,
+    /// MSH-10, or a FHIR resource's `Type/id[/_history/v]`.
+    pub control_id: Option<String>,
+    /// Only messages of these persons (a patient identifier resolved by the caller).
+    pub person_ids: Option<Vec<String>>,
+    /// Received at or after this time: RFC 3339 text in UTC to the second
+    /// (`2026-01-20T08:30:00`), compared as text with the stored times.
+    pub received_from: Option<String>,
+    /// Received before this time (same form).
+    pub received_to: Option<String>,
+    /// Only messages after this one in the order of the answer (the last id of the previous
+    /// page). With a time range the order is (received_at, id), else id.
     pub before_id: Option<i64>,
     pub limit: i64,
+}
+
+impl MessageFilter {
+    /// Whether the answer is ordered by receive time (a time range is given) rather than id.
+    pub fn by_time(&self) -> bool {
+        self.received_from.is_some() || self.received_to.is_some()
+    }
 }
 
 /// Which stored messages [`super::Store::scan_messages`] reads: oldest first, one page at a
@@ -264,9 +297,15 @@ pub struct MessageScan {
     /// Only messages received at or after this time, compared as RFC 3339 text: a prefix
     /// (`2026-01-20T08:30:00`) keeps everything from that second on.
     pub received_from: Option<String>,
+    /// Only messages received before this time (same form as `received_from`).
+    pub received_to: Option<String>,
     pub connector: Option<String>,
     /// Only messages of these types; `None` for every type.
     pub types: Option<TypeFilter>,
+    /// Only messages with one of these statuses; empty for every status.
+    pub statuses: Vec<MessageStatus>,
+    /// Only these message ids; empty for every id.
+    pub ids: Vec<i64>,
     /// Leave out messages logged as `duplicate`.
     pub skip_duplicates: bool,
     /// Rows per page.
@@ -291,6 +330,8 @@ pub struct TypeFilter {
 pub struct StoredMessage {
     pub id: i64,
     pub connector: String,
+    /// Peer address or file name.
+    pub origin: Option<String>,
     pub received_at: String,
     pub message_type: Option<String>,
     pub status: MessageStatus,
@@ -321,6 +362,11 @@ pub struct MessageSummary {
     /// When retention emptied the raw body (RFC 3339); absent while the body is kept.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub body_pruned_at: Option<String>,
+    /// When it was last reprocessed (RFC 3339); absent when never.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reprocessed_at: Option<String>,
+    /// How many times it was reprocessed.
+    pub reprocess_count: i64,
 }
 
 /// A message-log row with its raw bytes.
@@ -583,4 +629,37 @@ pub struct ScheduledFact {
     pub subject: Option<String>,
     pub sort_at: Option<String>,
     pub data: serde_json::Value,
+}
+
+/// A time as the message log compares receive times: UTC to the second, without a zone
+/// (`2026-01-20T08:30:00`). Stored times (`2026-01-20T08:30:00.123Z`) sort after the text of
+/// their own second and before the next: as a lower bound it keeps that whole second, as an
+/// exclusive upper bound it ends before it. `up`: a time with a fraction is taken to its next
+/// second (an upper bound that keeps at least everything before it).
+pub fn time_text(t: jiff::Timestamp, up: bool) -> String {
+    let mut second = t.as_second();
+    if up && t.subsec_nanosecond() > 0 {
+        second += 1;
+    }
+    jiff::Timestamp::from_second(second)
+        .unwrap_or(t)
+        .strftime("%Y-%m-%dT%H:%M:%S")
+        .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::time_text;
+
+    #[test]
+    fn a_time_bound_is_its_second_and_an_upper_one_rounds_up() {
+        let t: jiff::Timestamp = "2026-01-20T08:30:15.250Z".parse().unwrap();
+        assert_eq!(time_text(t, false), "2026-01-20T08:30:15");
+        assert_eq!(time_text(t, true), "2026-01-20T08:30:16");
+        let whole: jiff::Timestamp = "2026-01-20T08:30:15Z".parse().unwrap();
+        assert_eq!(time_text(whole, true), "2026-01-20T08:30:15");
+        // Stored times sort inside their second: after its bound, before the next one.
+        let stored = "2026-01-20T08:30:15.250Z";
+        assert!(stored > time_text(t, false).as_str() && stored < time_text(t, true).as_str());
+    }
 }

@@ -160,6 +160,7 @@ async fn many_identifiers(backend: Backend) {
         },
         cursor: None,
         match_input: None,
+        reprocess: None,
     };
     let first = t
         .hub

@@ -512,3 +512,131 @@ async fn a_review_item_is_decided_from_the_page() {
     );
     t.hub.shutdown().await;
 }
+
+#[tokio::test]
+async fn an_errored_message_is_found_and_reprocessed_from_its_page_after_the_mapping_fix() {
+    use crate::reprocess::{ORU_FILE, adt, break_oru, copy_mappings, oru, restore};
+    let dir = tempfile::tempdir().unwrap();
+    let maps = copy_mappings(dir.path(), &[]);
+    break_oru(&maps);
+    let t = spawn_hub_with(HubOptions {
+        mappings_dir: Some(maps.clone()),
+        ..Default::default()
+    })
+    .await;
+    let api = t.api();
+    assert_eq!(
+        field(&send(t.mllp(), &adt("CRX-1", "MRN-CRX")).await, "MSA", 1),
+        "AA"
+    );
+    assert_eq!(
+        field(&send(t.mllp(), &oru("CRX-2", "MRN-CRX")).await, "MSA", 1),
+        "AE"
+    );
+    let id = messages_with(&t.hub.store, carehub::store::MessageStatus::Error)
+        .await
+        .pop()
+        .expect("the refused result")
+        .id;
+    let admin = Session::login(&api, &token(&t, Role::Admin).await).await;
+
+    // Found by type, control id, time and patient identifier; ops may not search by identifier.
+    for query in [
+        "type=ORU",
+        "type=ORU%5ER01&status=error",
+        "control_id=CRX-2",
+        "received_from=2020-01-01&received_to=2100-01-01&type=ORU",
+    ] {
+        let (code, html) = admin.get(&format!("/messages?{query}")).await;
+        assert_eq!(code, 200, "{query}");
+        assert!(html.contains("CRX-2"), "{query} finds the result");
+        assert!(!html.contains("CRX-1"), "{query} leaves the admission out");
+    }
+    // The identifier finds the patient's messages (the refused result names no one yet).
+    let (code, html) = admin.get("/messages?patient_identifier=MRN-CRX").await;
+    assert_eq!(code, 200);
+    assert!(html.contains("CRX-1") && !html.contains("CRX-2"), "{html}");
+    let (code, html) = admin.get("/messages?received_from=yesterday-ish").await;
+    assert_eq!(code, 400, "a time that does not read is said so");
+    assert!(html.contains("received_from"), "{html}");
+    let ops = Session::login(&api, &token(&t, Role::Ops).await).await;
+    assert_eq!(ops.get("/messages?patient_identifier=MRN-CRX").await.0, 403);
+    let (_, html) = ops.get("/messages").await;
+    assert!(
+        !html.contains("patient_identifier"),
+        "ops is not offered the identifier search"
+    );
+    assert!(!html.contains("/messages/reprocess"), "nor reprocess");
+
+    // Still broken: a reprocess changes nothing; after the fix it is processed.
+    let (_, page) = admin.get(&format!("/messages/{id}")).await;
+    assert!(
+        page.contains("id=\"reprocess-one\""),
+        "the message page offers reprocess"
+    );
+    let id_text = id.to_string();
+    let post = |dry: bool| {
+        let admin = &admin;
+        let id_text = id_text.clone();
+        async move {
+            let mut form = vec![
+                ("scope", "one".to_string()),
+                ("ids", id_text),
+                ("csrf", admin.csrf.clone()),
+            ];
+            if dry {
+                form.push(("dry_run", "1".into()));
+            }
+            let resp = admin
+                .client
+                .post(format!("{}/messages/reprocess", admin.api))
+                .header("cookie", &admin.cookie)
+                .form(&form)
+                .send()
+                .await
+                .unwrap();
+            (resp.status().as_u16(), resp.text().await.unwrap())
+        }
+    };
+    let (code, html) = post(false).await;
+    assert_eq!(code, 200, "{html}");
+    assert!(
+        html.contains(r#"<dd id="changed">0</dd>"#),
+        "still broken: {html}"
+    );
+    restore(&maps, ORU_FILE);
+    let (code, html) = post(true).await;
+    assert_eq!(code, 200);
+    assert!(
+        html.contains(r#"<dd id="changed">1</dd>"#),
+        "a dry run counts: {html}"
+    );
+    assert_eq!(
+        t.hub.store.message(id).await.unwrap().unwrap().summary.status,
+        "error",
+        "and writes nothing"
+    );
+    let (code, html) = post(false).await;
+    assert_eq!(code, 200);
+    assert!(html.contains(r#"<dd id="changed">1</dd>"#), "{html}");
+    assert_eq!(
+        t.hub.store.message(id).await.unwrap().unwrap().summary.status,
+        "processed"
+    );
+
+    // A filter reprocess with a broken file is refused with where and why.
+    std::fs::write(
+        maps.join(ORU_FILE),
+        "name: hl7v2-oru-results\ninput: hl7v2\nresults: [\n",
+    )
+    .unwrap();
+    let (code, _) = admin
+        .post(
+            "/messages/reprocess",
+            &[("scope", "filter"), ("status", "error")],
+            true,
+        )
+        .await;
+    assert_eq!(code, 400);
+    t.hub.shutdown().await;
+}

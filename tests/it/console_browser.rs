@@ -1,7 +1,8 @@
 //! The operator console in a real browser: Chromium driven through chromedriver (WebDriver,
 //! fantoccini). Log in with a token, send an HL7 message over MLLP, see it counted on the
-//! overview and listed in the message log, open it, look the patient up, decide a review item,
-//! and check that an ops login sees no patient name anywhere. A screenshot of each page is
+//! overview and listed in the message log, open it, fix a mapping and reprocess a message it
+//! refused, look the patient up, decide a review item, and check that an ops login sees no
+//! patient name anywhere. A screenshot of each page is
 //! kept under `target/console-screenshots/` for people to look at.
 //!
 //! Needs Debian's `chromium` and `chromium-driver`; skips loudly without them unless
@@ -142,7 +143,15 @@ async fn the_console_in_a_browser_counts_lists_opens_decides_and_hides_patients_
         return;
     };
     let driver = Driver::start(&chromedriver).await;
-    let t = spawn_hub().await;
+    // The result mapping is broken: a lab result is refused until it is fixed.
+    let dir = tempfile::tempdir().unwrap();
+    let maps = crate::reprocess::copy_mappings(dir.path(), &[]);
+    crate::reprocess::break_oru(&maps);
+    let t = spawn_hub_with(HubOptions {
+        mappings_dir: Some(maps.clone()),
+        ..Default::default()
+    })
+    .await;
     let api = t.api();
     let admin = tokens::create(&t.hub.store, "browser admin", Role::Admin, None)
         .await
@@ -188,6 +197,45 @@ async fn the_console_in_a_browser_counts_lists_opens_decides_and_hides_patients_
         "the fields as a tree"
     );
     shot(&c, "05-message").await;
+
+    // A result the broken mapping refused: found among the errors, reprocessed after the fix.
+    let ack = send(t.mllp(), &crate::reprocess::oru("BRW-2", "MRN-BRW-1")).await;
+    assert_eq!(field(&ack, "MSA", 1), "AE", "{ack}");
+    c.goto(&format!("{api}/messages?status=error")).await.unwrap();
+    let list = c.wait().for_element(Locator::Id("message-list")).await.unwrap();
+    assert!(list.text().await.unwrap().contains("BRW-2"));
+    shot(&c, "05b-messages-errors").await;
+    c.find(Locator::Css("#message-list tbody a"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    c.wait().for_element(Locator::Id("reprocess-one")).await.unwrap();
+    shot(&c, "05c-message-error").await;
+    crate::reprocess::restore(&maps, crate::reprocess::ORU_FILE);
+    c.find(Locator::Id("reprocess-one"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let report = c
+        .wait()
+        .for_element(Locator::Id("reprocess-report"))
+        .await
+        .unwrap();
+    assert!(
+        report.text().await.unwrap().contains("processed 1"),
+        "the result is processed now"
+    );
+    shot(&c, "05d-reprocessed").await;
+    assert!(
+        messages_with(&t.hub.store, carehub::store::MessageStatus::Error)
+            .await
+            .is_empty(),
+        "nothing is left in error"
+    );
 
     // The patient, found by identifier, with provenance and timeline.
     c.goto(&format!("{api}/patients?identifier=MRN-BRW-1"))

@@ -155,6 +155,8 @@ pub struct HubOptions {
     pub store_extra: String,
     /// Use this store URL instead of a fresh one (a test reopening its own store).
     pub store_url: Option<String>,
+    /// Read mapping files from this folder instead of the repository's `mappings/`.
+    pub mappings_dir: Option<PathBuf>,
 }
 
 pub async fn spawn_hub() -> TestHub {
@@ -188,7 +190,7 @@ pub async fn try_spawn_hub_with(opts: HubOptions) -> Option<TestHub> {
         api_extra = opts.api_extra,
         store_extra = store_extra,
         conn = root.join("connectors").display(),
-        maps = mappings_dir().display(),
+        maps = opts.mappings_dir.clone().unwrap_or_else(mappings_dir).display(),
         extra = notifications_yaml(root, &opts.hub_extra),
         auth_extra = opts.auth_extra,
     );

@@ -387,6 +387,7 @@ pub(crate) fn store_record(
         },
         cursor: None,
         match_input: None,
+        reprocess: None,
     }
 }
 

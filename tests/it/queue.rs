@@ -182,6 +182,7 @@ async fn patient(store: &Store) -> String {
         },
         cursor: None,
         match_input: None,
+        reprocess: None,
     };
     store.apply_batch(&[record]).await.unwrap()[0]
         .person_id
