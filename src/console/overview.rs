@@ -133,7 +133,9 @@ async fn build(s: &ConsoleState, v: &Viewer) -> Result<Value, crate::store::Stor
         "outbox": outbox,
         "review": s.store.review_count().await?,
         "sees_patients": matches!(v.role, Some(Role::Admin | Role::Clinician)),
-        // Alerts (GET /api/v1/alerts) join here when they are built: None = none configured.
+        // The alerts slot. None says "no alert configured"; a list (possibly empty) is what
+        // fires. When the alerts of branch `metrics` are merged: the store's alert rows with
+        // `state == "firing"` (the template reads `name` and `summary`).
         "alerts": Value::Null,
     }))
 }
