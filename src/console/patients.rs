@@ -18,7 +18,7 @@ use crate::store::PersonView;
 /// Open review items shown at once.
 const REVIEW_ROWS: i64 = 50;
 
-/// "Given Family" from a profile's first name (or its text).
+/// "Family, Given" from a profile's first name (or its text).
 fn display_name(profile: &Value) -> Option<String> {
     let name = profile.get("names")?.as_array()?.first()?;
     if let Some(text) = name.get("text").and_then(Value::as_str) {
@@ -29,9 +29,19 @@ fn display_name(profile: &Value) -> Option<String> {
         .and_then(Value::as_array)
         .map(|g| g.iter().filter_map(Value::as_str).collect())
         .unwrap_or_default();
-    let family = name.get("family").and_then(Value::as_str);
-    let full = given.into_iter().chain(family).collect::<Vec<_>>().join(" ");
-    (!full.is_empty()).then_some(full)
+    let family = name
+        .get("family")
+        .and_then(Value::as_str)
+        .filter(|f| !f.is_empty());
+    let given = given.join(" ");
+    // "Family, Given": the clinical form, which reads the same whichever order a name's
+    // culture puts first (Nguyễn, Thị Lan; Иванов, Иван; 王, 芳).
+    match (family, given.is_empty()) {
+        (Some(f), false) => Some(format!("{f}, {given}")),
+        (Some(f), true) => Some(f.to_string()),
+        (None, false) => Some(given),
+        (None, true) => None,
+    }
 }
 
 /// A value as a line of text: strings as they are, lists joined, objects as `k: v`.
@@ -312,7 +322,12 @@ mod tests {
     fn names_and_values_read_as_text() {
         let p = json!({"names": [{"family": "Nguyễn", "given": ["Thị", "Lan"]}], "birth_date": "1985-03-07",
             "telecom": [{"system": "phone", "value": "+84903123456"}], "consents": [{"scope": "x"}], "addresses": []});
-        assert_eq!(display_name(&p).as_deref(), Some("Thị Lan Nguyễn"));
+        assert_eq!(display_name(&p).as_deref(), Some("Nguyễn, Thị Lan"));
+        assert_eq!(
+            display_name(&json!({"names": [{"family": "王"}]})).as_deref(),
+            Some("王")
+        );
+        assert_eq!(display_name(&json!({"names": []})), None);
         let fields = profile_fields(&p);
         assert_eq!(fields.len(), 3, "{fields:?}");
         assert!(
