@@ -34,6 +34,7 @@ mod notifications;
 mod overview;
 mod patients;
 pub mod session;
+mod strings;
 
 pub use i18n::Lang;
 
