@@ -498,6 +498,21 @@ pub async fn start(settings: Settings) -> anyhow::Result<Hub> {
                 readiness: readiness.clone(),
             },
             oidc,
+            crate::console::ConsoleConfig {
+                secure_cookie: https,
+                session_hours: settings.hub.api.auth.session_hours,
+                fhir_schedules: settings
+                    .connectors
+                    .iter()
+                    .filter(|c| c.enabled())
+                    .filter_map(|c| match c {
+                        ConnectorConfig::Fhir(f) => Some((f.name.clone(), f.schedule.clone())),
+                        _ => None,
+                    })
+                    .collect(),
+                timezone: Some(settings.hub.timezone.clone()),
+                alerts_configured: settings.alerts.as_ref().is_some_and(|a| !a.alerts.is_empty()),
+            },
         );
         api_routes = api.routes;
         tracing::info!(%addr, https, "API listening");

@@ -7,6 +7,7 @@
 //!                          │  decode · parse (hl7) · map (mapping → model)
 //!                          └─ group commit; the ACK waits for it
 //! api ─▶ store                      cli ─▶ app ─▶ everything
+//! api ─▶ console (pages) ─▶ store
 //! replay ─▶ store (reads) · pipeline (read) · mapping
 //! reprocess ─▶ store (scans) · pipeline (read, writer) · mapping
 //! ```
@@ -35,6 +36,7 @@
 //! - [`audit`]: the audit log's rows and hash chain (pure); written by the API's access layer.
 //! - [`metrics`]: Prometheus counters and histograms, and the gauges read from the store at scrape time.
 //! - [`alerts`]: alerts to ops (`config/alerts.yaml`), evaluated from the store, sent through channels.
+//! - [`console`]: the operator console at `/` — server-rendered pages under the API's roles.
 //! - [`api`]: the HTTP API (roles on every route: `api/access.rs`). [`app`]: the composition root. [`cli`]: the `carehub` command.
 
 pub mod alerts;
@@ -44,6 +46,7 @@ pub mod audit;
 pub mod channels;
 pub mod cli;
 pub mod config;
+pub mod console;
 pub mod delivery;
 pub mod estimate;
 pub mod fhirpath;

@@ -100,6 +100,10 @@ pub struct RouteRule {
     pub public: bool,
     pub roles: &'static [Role],
     pub audit: Audit,
+    /// A page of the operator console: the session cookie is a credential here (besides a
+    /// bearer token), a browser without one is sent to the login page, and every POST made
+    /// with the cookie must carry the session's CSRF token.
+    pub console: bool,
 }
 
 impl RouteRule {
@@ -117,6 +121,19 @@ const fn rule(method: &'static str, path: &'static str, roles: &'static [Role], 
         public: false,
         roles,
         audit,
+        console: false,
+    }
+}
+
+/// A console page: like [`rule`], with the session cookie accepted.
+const fn page(method: &'static str, path: &'static str, roles: &'static [Role], audit: Audit) -> RouteRule {
+    RouteRule {
+        method,
+        path,
+        public: false,
+        roles,
+        audit,
+        console: true,
     }
 }
 
@@ -127,6 +144,7 @@ const fn open(method: &'static str, path: &'static str) -> RouteRule {
         public: true,
         roles: &[],
         audit: Audit::No,
+        console: false,
     }
 }
 
@@ -223,6 +241,29 @@ pub const RULES: &[RouteRule] = &[
     ),
     // Records sent in.
     rule("POST", FHIR_PUSH, &[Admin, Sender], Audit::No),
+    // The operator console (src/console): pages follow the API's rules for the same data.
+    open("GET", "/login"),
+    open("POST", "/login"),
+    open("GET", "/language"),
+    open("GET", "/assets/{file}"),
+    page(
+        "POST",
+        "/logout",
+        &[Admin, Ops, Clinician, Sender, Auditor],
+        Audit::No,
+    ),
+    page("GET", "/", &[Admin, Ops], Audit::No),
+    page("GET", "/messages", &[Admin, Ops], Audit::No),
+    page("GET", "/messages/{id}", &[Admin, Ops], Audit::PhiRead),
+    page("POST", "/messages/reprocess", &[Admin], Audit::Action),
+    page("GET", "/patients", &[Admin, Clinician], Audit::PhiRead),
+    page("GET", "/patients/{id}", &[Admin, Clinician], Audit::PhiRead),
+    page("POST", "/patients/{id}/merge", &[Admin], Audit::Action),
+    page("POST", "/patients/{id}/unmerge", &[Admin], Audit::Action),
+    page("GET", "/review", &[Admin, Clinician], Audit::PhiRead),
+    page("POST", "/review/{id}/link", &[Admin], Audit::Action),
+    page("POST", "/review/{id}/reject", &[Admin], Audit::Action),
+    page("GET", "/notifications", &[Admin, Ops], Audit::No),
 ];
 
 /// The rule for `method` on `path` as the router writes it.
@@ -308,10 +349,12 @@ mod tests {
 
     #[test]
     fn ops_is_never_allowed_patient_routes() {
-        for r in RULES
-            .iter()
-            .filter(|r| r.path.starts_with("/api/v1/patients") || r.path == "/api/v1/match")
-        {
+        for r in RULES.iter().filter(|r| {
+            r.path.starts_with("/api/v1/patients")
+                || r.path.starts_with("/patients")
+                || r.path.starts_with("/review")
+                || r.path == "/api/v1/match"
+        }) {
             assert!(!r.allows(Role::Ops), "{} {}", r.method, r.path);
         }
     }
@@ -321,7 +364,7 @@ mod tests {
         let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/security.md"))
             .expect("docs/security.md");
         for r in RULES {
-            let route = format!("| `{} {}", r.method, r.path);
+            let route = format!("| `{} {}`", r.method, r.path);
             let row = doc
                 .lines()
                 .find(|l| l.starts_with(&route))

@@ -2,8 +2,11 @@
 //!
 //! For each route it finds the route's rule (`access.rs`), reads `Authorization: Bearer …` —
 //! a carehub token (looked up by its hash) or, when an identity provider is configured, a JWT
-//! from it (`oidc.rs`) — and answers 401 (no or bad credential) or 403 (role not allowed)
-//! before any handler runs. For audited routes it writes the audit row — who, role, route,
+//! from it (`oidc.rs`) — or, on the console's pages only, the session cookie
+//! ([`SESSION_COOKIE`], a session row in the store), and answers 401 (no or bad credential;
+//! a browser asking a console page for HTML is sent to the login page instead) or 403 (role
+//! not allowed, or a console form posted with the cookie but without the session's CSRF
+//! token) before any handler runs. For audited routes it writes the audit row — who, role, route,
 //! the persons the answer carries, purpose of use, client — and only then lets the answer go:
 //! an answer whose audit cannot be written is withheld (503). Nothing here logs a token or a
 //! patient value.
@@ -48,6 +51,36 @@ pub fn carrying(mut response: Response, persons: Vec<String>) -> Response {
     response.extensions_mut().insert(AuditPersons { persons, count });
     response
 }
+
+/// The console's session cookie: a random secret whose SHA-256 keys a `console_sessions` row.
+pub const SESSION_COOKIE: &str = "carehub_session";
+
+/// The console session a request came with (set beside [`Principal`] when the cookie was the
+/// credential): pages put its CSRF token in their forms.
+#[derive(Debug, Clone)]
+pub struct ConsoleSession {
+    pub csrf: String,
+}
+
+/// The value of cookie `name` in the request's `Cookie` headers.
+pub fn cookie<'a>(headers: &'a axum::http::HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.trim())
+}
+
+/// Whether two secrets are equal, in time that does not depend on where they differ.
+pub fn same_secret(a: &str, b: &str) -> bool {
+    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// The largest console form the CSRF check reads (forms are a few fields).
+const MAX_FORM_BYTES: usize = 256 * 1024;
 
 /// What the access layer needs.
 #[derive(Clone)]
@@ -185,19 +218,75 @@ pub async fn authorize(State(access): State<Access>, mut req: Request, next: Nex
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.to_string());
-    let Some(bearer) = bearer.filter(|b| !b.is_empty()) else {
-        return refuse(
-            StatusCode::UNAUTHORIZED,
-            "this route needs a token: Authorization: Bearer <token>",
-        );
-    };
-    let (subject, roles) = match authenticate(&access, &bearer).await {
-        Ok(who) => who,
-        Err(Refusal(status, reason)) => {
-            tracing::warn!(route = %path, %method, client = client.as_deref().unwrap_or("-"), %reason, "request refused: not authenticated");
-            return refuse(status, &reason);
+    let mut session = None;
+    let (subject, roles) = match bearer.filter(|b| !b.is_empty()) {
+        Some(bearer) => match authenticate(&access, &bearer).await {
+            Ok(who) => who,
+            Err(Refusal(status, reason)) => {
+                tracing::warn!(route = %path, %method, client = client.as_deref().unwrap_or("-"), %reason, "request refused: not authenticated");
+                return refuse(status, &reason);
+            }
+        },
+        None if rule.console => {
+            let found = match cookie(req.headers(), SESSION_COOKIE) {
+                Some(secret) if !secret.is_empty() => access
+                    .store
+                    .session(&super::tokens::hash(secret))
+                    .await
+                    .map_err(|e| tracing::error!(error = %e, "session look-up failed")),
+                _ => Ok(None),
+            };
+            match found {
+                Ok(Some(s)) => {
+                    let Some(role) = Role::parse(&s.role) else {
+                        return refuse(StatusCode::UNAUTHORIZED, "the session has an unknown role");
+                    };
+                    session = Some(ConsoleSession { csrf: s.csrf });
+                    (s.subject, vec![role])
+                }
+                Ok(None) if wants_html(&req) => return to_login(&req),
+                Ok(None) => {
+                    return refuse(
+                        StatusCode::UNAUTHORIZED,
+                        "this page needs a console session (log in at /login) or a token",
+                    );
+                }
+                Err(()) => {
+                    return refuse(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "the session cannot be checked now",
+                    );
+                }
+            }
+        }
+        None => {
+            return refuse(
+                StatusCode::UNAUTHORIZED,
+                "this route needs a token: Authorization: Bearer <token>",
+            );
         }
     };
+    // A form posted with the cookie carries the session's CSRF token (a bearer token is no
+    // ambient credential: another site cannot make a browser send it).
+    if let Some(s) = &session
+        && method == Method::POST
+    {
+        let (parts, body) = req.into_parts();
+        let Ok(bytes) = axum::body::to_bytes(body, MAX_FORM_BYTES).await else {
+            return refuse(StatusCode::PAYLOAD_TOO_LARGE, "the form is too large");
+        };
+        let sent = form_urlencoded::parse(&bytes)
+            .find(|(k, _)| k == "csrf")
+            .map(|(_, v)| v.into_owned());
+        if !sent.is_some_and(|v| same_secret(&v, &s.csrf)) {
+            tracing::warn!(route = %path, %method, "request refused: a console form without its CSRF token");
+            return refuse(
+                StatusCode::FORBIDDEN,
+                "the form's CSRF token is missing or wrong: reload the page and try again",
+            );
+        }
+        req = Request::from_parts(parts, Body::from(bytes));
+    }
     let purpose = req
         .headers()
         .get("x-purpose-of-use")
@@ -225,15 +314,19 @@ pub async fn authorize(State(access): State<Access>, mut req: Request, next: Nex
                 tracing::error!(error = %e, "audit row of a refused request not written");
             }
         }
-        return refuse(
-            StatusCode::FORBIDDEN,
-            &format!("the {} role may not use this route", shown),
-        );
+        let reason = format!("the {} role may not use this route", shown);
+        if rule.console && wants_html(&req) {
+            return refused_page(&reason);
+        }
+        return refuse(StatusCode::FORBIDDEN, &reason);
     };
     req.extensions_mut().insert(Principal {
         subject: subject.clone(),
         role,
     });
+    if let Some(s) = session {
+        req.extensions_mut().insert(s);
+    }
     let response = next.run(req).await;
     // A route that carries no patient data as a rule is still audited when an answer does
     // (a message search by patient identifier).
@@ -269,6 +362,41 @@ pub async fn authorize(State(access): State<Access>, mut req: Request, next: Nex
             resp
         }
     }
+}
+
+/// Whether the caller is a browser asking for a page.
+fn wants_html(req: &Request) -> bool {
+    req.method() == Method::GET
+        && req
+            .headers()
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.contains("text/html"))
+}
+
+/// A 403 for a person at a browser: a page saying why, with a way back.
+fn refused_page(reason: &str) -> Response {
+    let body = format!(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>403</title>\
+         <link rel=\"stylesheet\" href=\"/assets/console.css\"></head><body><main>\
+         <section class=\"card\"><h1>403</h1><p class=\"error\">{reason}</p>\
+         <p><a href=\"/\">carehub</a> · <a href=\"/login\">/login</a></p></section></main></body></html>"
+    );
+    let mut resp = (StatusCode::FORBIDDEN, axum::response::Html(body)).into_response();
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
+}
+
+/// A redirect to the login page, which brings the browser back here afterwards.
+fn to_login(req: &Request) -> Response {
+    let back = req.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    let next: String = form_urlencoded::byte_serialize(back.as_bytes()).collect();
+    let mut resp = StatusCode::SEE_OTHER.into_response();
+    if let Ok(v) = HeaderValue::from_str(&format!("/login?next={next}")) {
+        resp.headers_mut().insert(header::LOCATION, v);
+    }
+    resp
 }
 
 /// Writes audit rows in groups: each request waits for its own row's commit, and the rows of

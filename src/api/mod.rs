@@ -1,4 +1,5 @@
-//! The HTTP API (axum): health, patients, the message log, connectors, tokens, the audit log.
+//! The HTTP API (axum): health, patients, the message log, connectors, tokens, the audit log,
+//! and the operator console's pages (`crate::console`), all behind one access layer.
 //!
 //! Every route is registered with its rule from the one table in `access.rs`; the access layer
 //! (`auth.rs`) checks the credential and role of every request before its handler runs and
@@ -58,6 +59,14 @@ struct AppState {
     messages: MessagesApi,
     /// The OpenAPI document, with this hub's channel names.
     openapi: Arc<str>,
+    /// The operator console's pages.
+    console: crate::console::ConsoleState,
+}
+
+impl axum::extract::FromRef<AppState> for crate::console::ConsoleState {
+    fn from_ref(s: &AppState) -> Self {
+        s.console.clone()
+    }
 }
 
 /// What the notification routes need; `Default` when notifications are off.
@@ -76,7 +85,9 @@ pub struct Api {
 
 /// Builds the router, with the POST endpoint of each FHIR push connector, every route behind
 /// the access layer.
-#[allow(clippy::too_many_arguments)] // each argument is one room's handle; an options struct is the next step
+// Each argument is one room's handle, built by `app`; a struct gathering them would only
+// move the list.
+#[allow(clippy::too_many_arguments)]
 pub fn router(
     store: Store,
     request_timeout: Duration,
@@ -86,6 +97,7 @@ pub fn router(
     messages_api: MessagesApi,
     ops_api: OpsApi,
     oidc: Option<Arc<oidc::OidcVerifier>>,
+    console: crate::console::ConsoleConfig,
 ) -> Api {
     use Method as M;
     let mut routes = access::Routes::<AppState>::new()
@@ -157,6 +169,7 @@ pub fn router(
             push_rule,
         );
     }
+    let routes = crate::console::add_routes(routes);
     let (router, registered) = routes.into_parts();
     let access = auth::Access::new(store.clone(), AuditLog::start(store.clone()), oidc, &registered);
     let router = router
@@ -169,6 +182,13 @@ pub fn router(
         // Body extractors have their own 2 MB default; the configured limit is the one.
         .layer(axum::extract::DefaultBodyLimit::max(max_body_bytes))
         .with_state(AppState {
+            console: crate::console::ConsoleState::new(
+                store.clone(),
+                notify_api.queue.clone(),
+                notify_api.channels.keys().cloned().collect(),
+                messages_api.clone(),
+                console,
+            ),
             store,
             queue: notify_api.queue,
             openapi: openapi::document(&notify_api.channels.keys().map(String::as_str).collect::<Vec<_>>())

@@ -219,6 +219,10 @@ pub struct AuthConfig {
     /// against its keys; the role comes from a configured claim (docs/security.md#oidc).
     #[serde(default)]
     pub oidc: Option<crate::api::oidc::OidcConfig>,
+    /// How long a console login lasts (hours); a session also ends when its token is revoked
+    /// or expires, or at logout.
+    #[serde(default = "default_session_hours")]
+    pub session_hours: u64,
 }
 
 impl Default for AuthConfig {
@@ -227,8 +231,13 @@ impl Default for AuthConfig {
             admin_token_file: default_admin_token_file(),
             admin_token: None,
             oidc: None,
+            session_hours: default_session_hours(),
         }
     }
+}
+
+fn default_session_hours() -> u64 {
+    12
 }
 
 fn default_admin_token_file() -> String {

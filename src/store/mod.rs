@@ -15,6 +15,7 @@ mod postgres_stats;
 mod sql;
 mod sql_access;
 mod sql_clinical;
+mod sql_console;
 mod sql_identity;
 mod sql_messages;
 mod sql_notify;
@@ -33,6 +34,7 @@ mod types;
 
 pub use cipher::MIN_KEY_CHARS;
 pub use sql_access::{AuditFilter, TokenRecord};
+pub use sql_console::{FailedSend, RATE_SCAN_ROWS, SessionRecord};
 pub use sql_ops::{AlertRow, OpsCounts};
 pub use sql_retention::{PRUNE_PAGE_ROWS, PruneCount, PrunePlan, PruneReport};
 pub use sqlite_cipher::megabytes;
@@ -572,6 +574,32 @@ impl Store {
     /// Revokes the token with this id or name; returns how many were revoked.
     pub async fn revoke_token(&self, id_or_name: &str) -> Result<u64, StoreError> {
         on_backend!(self, s => s.revoke_token(id_or_name).await)
+    }
+
+    /// Stores a new console session under the hash of its secret.
+    pub async fn create_session(&self, id_hash: &str, session: &SessionRecord) -> Result<(), StoreError> {
+        on_backend!(self, s => s.create_session(id_hash, session).await)
+    }
+
+    /// The live console session whose secret hashes to `id_hash` (see `sql_console.rs`).
+    pub async fn session(&self, id_hash: &str) -> Result<Option<SessionRecord>, StoreError> {
+        let now = sql::now();
+        on_backend!(self, s => s.session(id_hash, &now).await)
+    }
+
+    /// Ends a console session; how many rows went.
+    pub async fn delete_session(&self, id_hash: &str) -> Result<u64, StoreError> {
+        on_backend!(self, s => s.delete_session(id_hash).await)
+    }
+
+    /// The newest failed sends with the provider's last answer.
+    pub async fn failed_sends(&self, limit: i64) -> Result<Vec<FailedSend>, StoreError> {
+        on_backend!(self, s => s.failed_sends(limit).await)
+    }
+
+    /// Messages received per connector and minute since `since` (RFC 3339), for the overview.
+    pub async fn message_rate(&self, since: &str) -> Result<Vec<(String, String, i64)>, StoreError> {
+        on_backend!(self, s => s.message_rate(since).await)
     }
 
     /// Appends audit rows, chained, in one transaction; returns their ids.

@@ -21,6 +21,7 @@ use super::postgres_stats::Statistics;
 use super::sql::{CHUNK, LOOKUP_VALUES, like_escape, now, store_queries};
 use super::sql_access::{AuditFilter, TokenRecord, access_queries};
 use super::sql_clinical::clinical_queries;
+use super::sql_console::{FailedSend, RATE_SCAN_ROWS, SessionRecord, console_queries};
 use super::sql_identity::identity_queries;
 use super::sql_messages::message_queries;
 use super::sql_notify::{notify_queries, notify_write_queries};
@@ -680,3 +681,4 @@ impl PgStore {
     }
 }
 retention_queries!(PgStore, sqlx::Postgres);
+console_queries!(PgStore, sqlx::postgres::PgRow);

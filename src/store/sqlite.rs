@@ -18,6 +18,7 @@ use super::cipher::StoreKey;
 use super::sql::{CHUNK, like_escape, now, store_queries};
 use super::sql_access::{AuditFilter, TokenRecord, access_queries};
 use super::sql_clinical::clinical_queries;
+use super::sql_console::{FailedSend, RATE_SCAN_ROWS, SessionRecord, console_queries};
 use super::sql_identity::identity_queries;
 use super::sql_messages::message_queries;
 use super::sql_notify::notify_queries;
@@ -293,3 +294,4 @@ access_queries!(
     "SELECT 1"
 );
 retention_queries!(SqliteStore, sqlx::Sqlite);
+console_queries!(SqliteStore, sqlx::sqlite::SqliteRow);

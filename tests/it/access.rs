@@ -57,10 +57,12 @@ fn request_for(method: &str, path: &str, person: &str, message: i64) -> (String,
         .replace("/review/{id}", "/review/999999")
         .replace("/tokens/{id}", "/tokens/tok_none")
         .replace("{channel}", "no-such-channel");
-    let url = if path == "/api/v1/patients" {
-        format!("{url}?identifier=MRN-ACC-1")
-    } else {
-        url
+    let url = match path {
+        "/api/v1/patients" => format!("{url}?identifier=MRN-ACC-1"),
+        // The language picker sends the browser back to a page: the (open) login page here.
+        "/language" => format!("{url}?set=vi&next=/login"),
+        "/assets/{file}" => "/assets/console.css".to_string(),
+        _ => url,
     };
     let body = match (method, path) {
         ("POST", "/api/v1/match") => {

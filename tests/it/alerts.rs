@@ -118,6 +118,14 @@ async fn a_stopped_connector_pages_ops_once_cools_down_and_resolves() {
         scrape.contains("carehub_alerts_firing{alert=\"mllp-down\"} 1"),
         "{scrape}"
     );
+    // The console's overview lists it for ops.
+    let console = crate::console::Session::login(&t.api(), &ops).await;
+    let (status, page) = console.get("/").await;
+    assert_eq!(status, 200);
+    assert!(
+        page.contains("mllp-down") && page.contains("connector mllp is stopped"),
+        "the overview lists the firing alert"
+    );
 
     store
         .set_connector_state("mllp", "mllp", "running", None)

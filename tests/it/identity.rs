@@ -4,7 +4,7 @@
 use crate::helpers::*;
 
 /// An ADT^A04 from `app^facility` with one identifier and the demographics given.
-fn adt_from(
+pub(crate) fn adt_from(
     app: &str,
     control_id: &str,
     (id, system): (&str, &str),

@@ -10,6 +10,8 @@ mod channels;
 mod cli;
 mod clinical;
 mod conformance;
+mod console;
+mod console_browser;
 mod corpus;
 mod fhir_corpus;
 mod fhir_pull;

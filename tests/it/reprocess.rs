@@ -12,11 +12,11 @@ use serde_json::{Value, json};
 use crate::helpers::*;
 use crate::notify::{CONFIRM, file_channels, siu};
 
-const ORU_FILE: &str = "hl7v2-oru-results.yaml";
+pub(crate) const ORU_FILE: &str = "hl7v2-oru-results.yaml";
 const SIU_FILE: &str = "hl7v2-siu-appointment.yaml";
 
 /// A copy of the shipped mapping files in `dir`, leaving out `without`.
-fn copy_mappings(dir: &Path, without: &[&str]) -> PathBuf {
+pub(crate) fn copy_mappings(dir: &Path, without: &[&str]) -> PathBuf {
     let to = dir.join("maps");
     std::fs::create_dir_all(&to).unwrap();
     for entry in std::fs::read_dir(mappings_dir()).unwrap() {
@@ -30,13 +30,13 @@ fn copy_mappings(dir: &Path, without: &[&str]) -> PathBuf {
 }
 
 /// Puts the shipped version of mapping `file` back into `maps` (the fix).
-fn restore(maps: &Path, file: &str) {
+pub(crate) fn restore(maps: &Path, file: &str) {
     std::fs::copy(mappings_dir().join(file), maps.join(file)).unwrap();
 }
 
 /// The ORU mapping with OBX-11 `F` (final) no longer in its status table, and unknown codes
 /// refused: a final result fails to map.
-fn break_oru(maps: &Path) {
+pub(crate) fn break_oru(maps: &Path) {
     let text = std::fs::read_to_string(mappings_dir().join(ORU_FILE)).unwrap();
     let broken = text
         .replacen(
@@ -49,14 +49,14 @@ fn break_oru(maps: &Path) {
     std::fs::write(maps.join(ORU_FILE), broken).unwrap();
 }
 
-fn adt(control: &str, mrn: &str) -> String {
+pub(crate) fn adt(control: &str, mrn: &str) -> String {
     format!(
         "MSH|^~\\&|EMR|HOSP|CAREHUB|CLINIC|20240105083000+0700||ADT^A04^ADT_A01|{control}|P|2.5.1\r\
          PID|1||{mrn}^^^HOSP^MR||Nguyễn^Thị Lan||19850307|F\r"
     )
 }
 
-fn oru(control: &str, mrn: &str) -> String {
+pub(crate) fn oru(control: &str, mrn: &str) -> String {
     format!(
         "MSH|^~\\&|LAB|HOSP|CAREHUB|CLINIC|20240105083000+0700||ORU^R01^ORU_R01|{control}|P|2.5.1\r\
          PID|1||{mrn}^^^HOSP^MR||Nguyễn^Thị Lan||19850307|F\r\
