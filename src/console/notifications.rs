@@ -9,6 +9,7 @@ use axum::extract::State;
 use axum::response::Response;
 use serde_json::{Value, json};
 
+use super::overview::queues_and_outbox;
 use super::{ConsoleState, Viewer, chart, render, store_problem};
 use crate::api::Role;
 
@@ -98,23 +99,7 @@ async fn build(s: &ConsoleState, v: &Viewer) -> Result<Value, crate::store::Stor
             json!(f)
         })
         .collect();
-    let mut channels = Vec::new();
-    if let Some(q) = &s.queue {
-        for name in &s.channels {
-            channels.push(json!({
-                "name": name,
-                "depth": q.depth(name).await.ok(),
-                "dead": q.dead_letters(name).await.map(|d| d.len()).ok(),
-            }));
-        }
-    }
-    let outbox: Vec<Value> = s
-        .store
-        .notification_counts()
-        .await?
-        .into_iter()
-        .map(|(status, n)| json!({"status": status, "n": n}))
-        .collect();
+    let (channels, outbox) = queues_and_outbox(s).await?;
     Ok(json!({
         "outbox": outbox,
         "channels": channels,

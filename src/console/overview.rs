@@ -108,23 +108,7 @@ async fn build(s: &ConsoleState, v: &Viewer) -> Result<Value, crate::store::Stor
         }));
     }
 
-    let mut channels = Vec::new();
-    if let Some(q) = &s.queue {
-        for name in &s.channels {
-            channels.push(json!({
-                "name": name,
-                "depth": q.depth(name).await.ok(),
-                "dead": q.dead_letters(name).await.map(|d| d.len()).ok(),
-            }));
-        }
-    }
-    let outbox: Vec<Value> = s
-        .store
-        .notification_counts()
-        .await?
-        .into_iter()
-        .map(|(status, n)| json!({"status": status, "n": n}))
-        .collect();
+    let (channels, outbox) = queues_and_outbox(s).await?;
     // Alerts firing now (their summaries carry no patient data); none when none is configured.
     let alerts = if s.config.alerts_configured {
         let firing: Vec<Value> = s
@@ -150,6 +134,31 @@ async fn build(s: &ConsoleState, v: &Viewer) -> Result<Value, crate::store::Stor
         // None says "no alert configured"; a list (possibly empty) is what fires.
         "alerts": alerts,
     }))
+}
+
+/// Each channel's queue depth and dead letters, and the outbox by status (counts only): the
+/// overview and the notifications page show both.
+pub(super) async fn queues_and_outbox(
+    s: &ConsoleState,
+) -> Result<(Vec<Value>, Vec<Value>), crate::store::StoreError> {
+    let mut channels = Vec::new();
+    if let Some(q) = &s.queue {
+        for name in &s.channels {
+            channels.push(json!({
+                "name": name,
+                "depth": q.depth(name).await.ok(),
+                "dead": q.dead_letters(name).await.map(|d| d.len()).ok(),
+            }));
+        }
+    }
+    let outbox: Vec<Value> = s
+        .store
+        .notification_counts()
+        .await?
+        .into_iter()
+        .map(|(status, n)| json!({"status": status, "n": n}))
+        .collect();
+    Ok((channels, outbox))
 }
 
 #[cfg(test)]
