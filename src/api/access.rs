@@ -244,6 +244,8 @@ pub const RULES: &[RouteRule] = &[
     // The operator console (src/console): pages follow the API's rules for the same data.
     open("GET", "/login"),
     open("POST", "/login"),
+    open("GET", "/login/oidc"),
+    open("GET", "/login/oidc/callback"),
     open("GET", "/language"),
     open("GET", "/assets/{file}"),
     page(

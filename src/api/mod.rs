@@ -171,6 +171,7 @@ pub fn router(
     }
     let routes = crate::console::add_routes(routes);
     let (router, registered) = routes.into_parts();
+    let console_oidc = oidc.clone();
     let access = auth::Access::new(store.clone(), AuditLog::start(store.clone()), oidc, &registered);
     let router = router
         .layer(axum::middleware::from_fn_with_state(access, auth::authorize))
@@ -188,7 +189,8 @@ pub fn router(
                 notify_api.channels.keys().cloned().collect(),
                 messages_api.clone(),
                 console,
-            ),
+            )
+            .with_oidc(console_oidc),
             store,
             queue: notify_api.queue,
             openapi: openapi::document(&notify_api.channels.keys().map(String::as_str).collect::<Vec<_>>())

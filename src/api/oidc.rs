@@ -195,6 +195,32 @@ impl OidcVerifier {
     /// Checks `token` and returns who it names. Fetches the provider's keys on first use, when
     /// the cached set is older than `jwks_cache_secs`, and when the token names an unknown key.
     pub async fn verify(&self, token: &str) -> Result<OidcIdentity, OidcError> {
+        let audiences = self.config.audience.as_slice().to_vec();
+        self.verify_for(token, &audiences)
+            .await
+            .map(|(identity, _)| identity)
+    }
+
+    /// Checks an ID token from the console's login: signed by the provider, for the console's
+    /// client (`client_id`, or one of the configured audiences), not expired, carrying `nonce`.
+    pub async fn verify_id_token(&self, token: &str, nonce: &str) -> Result<OidcIdentity, OidcError> {
+        let mut audiences = self.config.audience.as_slice().to_vec();
+        if let Some(client) = &self.config.client_id {
+            audiences.push(client.clone());
+        }
+        let (identity, claims) = self.verify_for(token, &audiences).await?;
+        let claimed = claims.get("nonce").and_then(Value::as_str).unwrap_or_default();
+        if nonce.is_empty() || !super::auth::same_secret(claimed, nonce) {
+            return Err(OidcError::Claim("nonce".into()));
+        }
+        Ok(identity)
+    }
+
+    async fn verify_for(
+        &self,
+        token: &str,
+        audiences: &[String],
+    ) -> Result<(OidcIdentity, serde_json::Map<String, Value>), OidcError> {
         if !looks_like_jwt(token) {
             return Err(OidcError::Malformed);
         }
@@ -216,7 +242,7 @@ impl OidcVerifier {
         validation.validate_exp = true;
         validation.validate_nbf = true;
         validation.set_issuer(&[&self.config.issuer]);
-        validation.set_audience(self.config.audience.as_slice());
+        validation.set_audience(audiences);
         validation.set_required_spec_claims(&["exp", "iss", "aud"]);
         let data = jsonwebtoken::decode::<serde_json::Map<String, Value>>(token, &key.decoding, &validation)
             .map_err(|e| map_jwt_error(e.kind()))?;
@@ -235,11 +261,88 @@ impl OidcVerifier {
             claim_at(&claims, &self.config.role_claim),
             self.config.role_map.as_ref(),
         );
-        Ok(OidcIdentity {
-            subject,
-            roles,
-            issuer: self.config.issuer.clone(),
-        })
+        Ok((
+            OidcIdentity {
+                subject,
+                roles,
+                issuer: self.config.issuer.clone(),
+            },
+            claims,
+        ))
+    }
+
+    /// The provider's authorization and token endpoints: the configured ones, else the
+    /// discovery document's.
+    pub async fn login_endpoints(&self) -> Result<(String, String), String> {
+        if let (Some(a), Some(t)) = (&self.config.authorization_endpoint, &self.config.token_endpoint) {
+            return Ok((a.clone(), t.clone()));
+        }
+        let doc = self.discovery().await?;
+        let authorization = match (&self.config.authorization_endpoint, &doc.authorization_endpoint) {
+            (Some(a), _) | (None, Some(a)) => a.clone(),
+            (None, None) => return Err("the discovery document names no authorization_endpoint".into()),
+        };
+        let token = match (&self.config.token_endpoint, &doc.token_endpoint) {
+            (Some(t), _) | (None, Some(t)) => t.clone(),
+            (None, None) => return Err("the discovery document names no token_endpoint".into()),
+        };
+        for url in [&authorization, &token] {
+            if let Some(problem) = check_provider_url(url) {
+                return Err(format!("the discovery document's endpoint: {problem}"));
+            }
+        }
+        Ok((authorization, token))
+    }
+
+    /// Exchanges an authorization code for the ID token (`client_secret_post` when a secret is
+    /// configured, PKCE always). The error words carry no code, token or secret.
+    pub async fn exchange_code(
+        &self,
+        token_endpoint: &str,
+        code: &str,
+        verifier: &str,
+    ) -> Result<String, String> {
+        let client_id = self.config.client_id.as_deref().unwrap_or_default();
+        let redirect = self.config.redirect_url.as_deref().unwrap_or_default();
+        let mut form = vec![
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", redirect),
+            ("client_id", client_id),
+            ("code_verifier", verifier),
+        ];
+        if let Some(secret) = &self.config.client_secret {
+            form.push(("client_secret", secret.expose()));
+        }
+        let response = self
+            .http
+            .post(token_endpoint)
+            .header(reqwest::header::ACCEPT, "application/json")
+            .form(&form)
+            .timeout(Duration::from_secs(self.config.http_timeout_secs))
+            .send()
+            .await
+            .map_err(|e| format!("the token endpoint cannot be reached ({})", e.without_url()))?;
+        let status = response.status();
+        if !status.is_success() {
+            return Err(format!("the token endpoint answered HTTP {}", status.as_u16()));
+        }
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| format!("the token endpoint's answer was cut ({})", e.without_url()))?;
+        if body.len() > MAX_DOCUMENT_BYTES {
+            return Err("the token endpoint's answer is too large".into());
+        }
+        #[derive(Deserialize)]
+        struct TokenAnswer {
+            id_token: Option<String>,
+        }
+        let answer: TokenAnswer = serde_json::from_slice(&body)
+            .map_err(|_| "the token endpoint's answer is not valid JSON".to_string())?;
+        answer
+            .id_token
+            .ok_or_else(|| "the token endpoint's answer holds no id_token".to_string())
     }
 
     /// The cached key set, fetched or refreshed first when needed and allowed.
@@ -336,6 +439,15 @@ impl OidcVerifier {
 
     /// The `jwks_uri` of the provider's discovery document.
     async fn discover(&self) -> Result<String, String> {
+        let doc = self.discovery().await?;
+        if let Some(problem) = check_provider_url(&doc.jwks_uri) {
+            return Err(format!("the discovery document's jwks_uri: {problem}"));
+        }
+        Ok(doc.jwks_uri)
+    }
+
+    /// The provider's discovery document, for the configured issuer.
+    async fn discovery(&self) -> Result<Discovery, String> {
         let url = format!(
             "{}/.well-known/openid-configuration",
             self.config.issuer.trim_end_matches('/')
@@ -346,10 +458,7 @@ impl OidcVerifier {
         if doc.issuer != self.config.issuer {
             return Err("the discovery document names another issuer".into());
         }
-        if let Some(problem) = check_provider_url(&doc.jwks_uri) {
-            return Err(format!("the discovery document's jwks_uri: {problem}"));
-        }
-        Ok(doc.jwks_uri)
+        Ok(doc)
     }
 
     /// A GET with the configured timeout, refusing bodies over [`MAX_DOCUMENT_BYTES`].
@@ -382,6 +491,10 @@ impl OidcVerifier {
 struct Discovery {
     issuer: String,
     jwks_uri: String,
+    #[serde(default)]
+    authorization_endpoint: Option<String>,
+    #[serde(default)]
+    token_endpoint: Option<String>,
 }
 
 /// A JWKS read key by key, so that one key of a kind carehub does not know (or a malformed one)

@@ -31,6 +31,7 @@ mod chart;
 pub mod i18n;
 mod messages;
 mod notifications;
+mod oidc_login;
 mod overview;
 mod patients;
 pub mod session;
@@ -63,6 +64,9 @@ pub struct ConsoleState {
     pub config: Arc<ConsoleConfig>,
     /// Reprocess (when the hub runs its writer) and the time zone searches read times in.
     pub messages: crate::api::MessagesApi,
+    /// The identity provider, when `api.auth.oidc` is configured (its login needs
+    /// `client_id` and `redirect_url`).
+    pub oidc: Option<Arc<crate::api::oidc::OidcVerifier>>,
     templates: Arc<Environment<'static>>,
 }
 
@@ -80,8 +84,20 @@ impl ConsoleState {
             channels,
             messages,
             config: Arc::new(config),
+            oidc: None,
             templates: Arc::new(templates()),
         }
+    }
+
+    /// The same state, logging in through `oidc` too when it is configured for the console.
+    pub fn with_oidc(mut self, oidc: Option<Arc<crate::api::oidc::OidcVerifier>>) -> ConsoleState {
+        self.oidc = oidc;
+        self
+    }
+
+    /// The provider the console logs in through, when `client_id` and `redirect_url` are set.
+    pub(crate) fn oidc_login(&self) -> Option<&crate::api::oidc::OidcVerifier> {
+        self.oidc.as_deref().filter(|o| o.config().console_login())
     }
 }
 
@@ -306,6 +322,8 @@ where
     routes
         .add(M::GET, "/login", get(session::login_page))
         .add(M::POST, "/login", post(session::login))
+        .add(M::GET, "/login/oidc", get(oidc_login::start))
+        .add(M::GET, "/login/oidc/callback", get(oidc_login::callback))
         .add(M::GET, "/language", get(session::language))
         .add(M::GET, "/assets/{file}", get(session::assets))
         .add(M::POST, "/logout", post(session::logout))

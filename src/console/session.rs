@@ -30,7 +30,7 @@ pub(super) struct NextQuery {
 }
 
 /// A random secret, base64url (32 bytes).
-fn secret() -> String {
+pub(super) fn secret() -> String {
     tokens::generate()[tokens::PREFIX.len()..].to_string()
 }
 
@@ -52,7 +52,7 @@ fn anonymous(headers: &HeaderMap, here: &str) -> Viewer {
     }
 }
 
-fn login_form(
+pub(super) fn login_form(
     s: &ConsoleState,
     headers: &HeaderMap,
     next: &str,
@@ -65,7 +65,13 @@ fn login_form(
         s,
         &v,
         "login.html",
-        json!({"next": next, "form": form_secret, "error": error}),
+        json!({
+            "next": next,
+            "form": form_secret,
+            "error": error,
+            "oidc": s.oidc_login().is_some(),
+            "oidc_href": format!("/login/oidc?next={}", encode(next)),
+        }),
     );
     *resp.status_mut() = status;
     resp.headers_mut().append(
@@ -75,7 +81,7 @@ fn login_form(
     resp
 }
 
-fn encode(text: &str) -> String {
+pub(super) fn encode(text: &str) -> String {
     form_urlencoded::byte_serialize(text.as_bytes()).collect()
 }
 
@@ -141,13 +147,37 @@ pub(super) async fn login(
             StatusCode::UNAUTHORIZED,
         );
     };
+    open_session(
+        &s,
+        &headers,
+        next,
+        format!("token:{}", record.id),
+        Some(record.id.clone()),
+        record.role.clone(),
+    )
+    .await
+}
+
+/// Stores a session for `subject` with `role` and sends the browser on to `next` with its cookie
+/// (a clinician landing on `/` goes to `/patients`). The token login and the provider login
+/// both end here.
+pub(super) async fn open_session(
+    s: &ConsoleState,
+    headers: &HeaderMap,
+    next: String,
+    subject: String,
+    token_id: Option<String>,
+    role: String,
+) -> Response {
+    let t = lang_of(headers).strings();
+    let now = jiff::Timestamp::now();
     let hours = s.config.session_hours.max(1);
     let expires = now + jiff::SignedDuration::from_hours(hours as i64);
     let session_secret = secret();
     let session = SessionRecord {
-        subject: format!("token:{}", record.id),
-        token_id: Some(record.id.clone()),
-        role: record.role.clone(),
+        subject,
+        token_id,
+        role,
         csrf: secret(),
         created_at: now.to_string(),
         expires_at: expires.to_string(),
@@ -159,15 +189,15 @@ pub(super) async fn login(
     {
         tracing::error!(error = %e, "a console session could not be stored");
         return login_form(
-            &s,
-            &headers,
+            s,
+            headers,
             &next,
             Some(t["store_down"]),
             StatusCode::SERVICE_UNAVAILABLE,
         );
     }
     tracing::info!(subject = %session.subject, role = %session.role, "console session opened");
-    let landing = match (next.as_str(), Role::parse(&record.role)) {
+    let landing = match (next.as_str(), Role::parse(&session.role)) {
         ("/", Some(Role::Clinician)) => "/patients".to_string(),
         _ => next,
     };

@@ -27,6 +27,60 @@ pub(super) const STRINGS: &[(&str, [&str; 4])] = &[
             "粘贴一个 API 令牌（用 `carehub token create` 创建；首次启动会写入 data/admin.token）。可见内容取决于令牌的角色。",
         ],
     ),
+    (
+        "login_oidc",
+        [
+            "Log in with the identity provider",
+            "Đăng nhập qua nhà cung cấp danh tính",
+            "Войти через поставщика удостоверений",
+            "通过身份提供方登录",
+        ],
+    ),
+    (
+        "oidc_off",
+        [
+            "Logging in through the identity provider is not configured.",
+            "Chưa cấu hình đăng nhập qua nhà cung cấp danh tính.",
+            "Вход через поставщика удостоверений не настроен.",
+            "未配置通过身份提供方登录。",
+        ],
+    ),
+    (
+        "oidc_state",
+        [
+            "The login through the identity provider expired or was not started in this browser. Please try again.",
+            "Phiên đăng nhập qua nhà cung cấp danh tính đã hết hạn hoặc không bắt đầu từ trình duyệt này. Vui lòng thử lại.",
+            "Вход через поставщика удостоверений истёк или начат не в этом браузере. Попробуйте ещё раз.",
+            "通过身份提供方的登录已过期或并非从此浏览器发起。请重试。",
+        ],
+    ),
+    (
+        "oidc_refused",
+        [
+            "The identity provider did not log you in.",
+            "Nhà cung cấp danh tính không cho phép đăng nhập.",
+            "Поставщик удостоверений не выполнил вход.",
+            "身份提供方未能让您登录。",
+        ],
+    ),
+    (
+        "oidc_down",
+        [
+            "The identity provider cannot be reached now. Please try again later or paste a token.",
+            "Hiện không kết nối được nhà cung cấp danh tính. Vui lòng thử lại sau hoặc dán một mã.",
+            "Поставщик удостоверений сейчас недоступен. Попробуйте позже или вставьте токен.",
+            "目前无法连接身份提供方。请稍后重试或粘贴令牌。",
+        ],
+    ),
+    (
+        "oidc_no_role",
+        [
+            "Your account at the identity provider grants no carehub role. Ask your administrator for one.",
+            "Tài khoản của bạn tại nhà cung cấp danh tính không có vai trò carehub nào. Hãy đề nghị quản trị viên cấp.",
+            "Ваша учётная запись у поставщика удостоверений не даёт роли в carehub. Обратитесь к администратору.",
+            "您在身份提供方的账户没有任何 carehub 角色。请向管理员申请。",
+        ],
+    ),
     ("token", ["Token", "Mã truy cập", "Токен", "令牌"]),
     (
         "login_refused",

@@ -3,13 +3,14 @@
 //! P-256 by `ring`) or read from tests/fixtures/oidc (a test-only RSA key, since `ring` cannot
 //! generate RSA keys). Tokens are signed here by hand, so that broken ones can be made too.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::Router;
-use axum::extract::State;
+use axum::extract::{Form, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -29,6 +30,14 @@ struct Idp {
     up: AtomicBool,
     jwks_fetches: AtomicUsize,
     discovery_fetches: AtomicUsize,
+    /// Console login: code → (PKCE challenge, nonce) handed out by `/authorize`.
+    codes: Mutex<HashMap<String, (String, String)>>,
+    /// Console login: the key the token endpoint signs ID tokens with.
+    id_token_signer: Mutex<Option<Arc<Signer>>>,
+    /// Console login: claims the next ID tokens carry besides iss, aud, exp and nonce.
+    login_claims: Mutex<Value>,
+    /// Console login: the token endpoint puts another nonce in the ID token.
+    tamper_nonce: AtomicBool,
 }
 
 impl Idp {
@@ -42,11 +51,17 @@ impl Idp {
             up: AtomicBool::new(true),
             jwks_fetches: AtomicUsize::new(0),
             discovery_fetches: AtomicUsize::new(0),
+            codes: Mutex::new(HashMap::new()),
+            id_token_signer: Mutex::new(None),
+            login_claims: Mutex::new(json!({})),
+            tamper_nonce: AtomicBool::new(false),
         });
         idp.serve_keys(keys);
         let app = Router::new()
             .route("/.well-known/openid-configuration", get(discovery))
             .route("/jwks", get(jwks))
+            .route("/authorize", get(authorize))
+            .route("/token", axum::routing::post(token_endpoint))
             .with_state(idp.clone());
         tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
@@ -102,6 +117,8 @@ async fn discovery(State(idp): State<Arc<Idp>>) -> Response {
     axum::Json(json!({
         "issuer": idp.issuer,
         "jwks_uri": format!("{}/jwks", idp.issuer),
+        "authorization_endpoint": format!("{}/authorize", idp.issuer),
+        "token_endpoint": format!("{}/token", idp.issuer),
         "id_token_signing_alg_values_supported": ["RS256", "ES256"],
     }))
     .into_response()
@@ -547,5 +564,291 @@ async fn the_hub_takes_the_providers_tokens_with_their_roles() {
     // carehub's own tokens still work beside the provider's.
     let resp = crate::helpers::http().get(&url).send().await.unwrap();
     assert_eq!(resp.status().as_u16(), 200);
+    t.hub.shutdown().await;
+}
+
+/// The provider's authorization endpoint: the user is taken as logged in at once; the code it
+/// hands back remembers the PKCE challenge and the nonce.
+async fn authorize(State(idp): State<Arc<Idp>>, Query(q): Query<HashMap<String, String>>) -> Response {
+    let get = |k: &str| q.get(k).cloned().unwrap_or_default();
+    if get("response_type") != "code"
+        || get("client_id") != CLIENT_ID
+        || get("code_challenge_method") != "S256"
+        || get("code_challenge").is_empty()
+        || !get("scope").split(' ').any(|s| s == "openid")
+    {
+        return (StatusCode::BAD_REQUEST, "bad authorization request").into_response();
+    }
+    let code = format!("code-{}", idp.codes.lock().unwrap().len() + 1);
+    idp.codes
+        .lock()
+        .unwrap()
+        .insert(code.clone(), (get("code_challenge"), get("nonce")));
+    let to = format!(
+        "{}?code={code}&state={}",
+        get("redirect_uri"),
+        form_urlencoded::byte_serialize(get("state").as_bytes()).collect::<String>()
+    );
+    axum::response::Redirect::to(&to).into_response()
+}
+
+/// The provider's token endpoint: checks the client, the redirect URI and the PKCE verifier,
+/// and answers a signed ID token carrying the nonce.
+async fn token_endpoint(State(idp): State<Arc<Idp>>, Form(f): Form<HashMap<String, String>>) -> Response {
+    use sha2::Digest as _;
+    let get = |k: &str| f.get(k).cloned().unwrap_or_default();
+    let Some((challenge, nonce)) = idp.codes.lock().unwrap().remove(&get("code")) else {
+        return (
+            StatusCode::BAD_REQUEST,
+            axum::Json(json!({"error": "invalid_grant"})),
+        )
+            .into_response();
+    };
+    let verified = b64(&sha2::Sha256::digest(get("code_verifier").as_bytes())[..]) == challenge;
+    if get("grant_type") != "authorization_code"
+        || get("client_id") != CLIENT_ID
+        || get("client_secret") != CLIENT_SECRET
+        || get("redirect_uri") != REDIRECT_URL
+        || !verified
+    {
+        return (
+            StatusCode::BAD_REQUEST,
+            axum::Json(json!({"error": "invalid_grant"})),
+        )
+            .into_response();
+    }
+    let mut claims = json!({
+        "iss": idp.issuer,
+        "aud": CLIENT_ID,
+        "sub": "user-9",
+        "iat": now(),
+        "exp": now() + 300,
+        "nonce": if idp.tamper_nonce.load(Ordering::SeqCst) { "another".to_string() } else { nonce },
+    });
+    for (k, v) in idp.login_claims.lock().unwrap().as_object().unwrap() {
+        claims[k] = v.clone();
+    }
+    let signer = idp.id_token_signer.lock().unwrap().clone().expect("a signer");
+    axum::Json(json!({
+        "access_token": "opaque", "token_type": "Bearer", "expires_in": 300,
+        "id_token": signer.token(&claims),
+    }))
+    .into_response()
+}
+
+const CLIENT_ID: &str = "carehub-console";
+const CLIENT_SECRET: &str = "console-secret";
+/// The console's callback as the provider knows it; the test sends the browser on to the hub.
+const REDIRECT_URL: &str = "http://hub.test/login/oidc/callback";
+
+/// A browser that keeps cookies by hand: `name=value` pairs.
+#[derive(Default)]
+struct Browser {
+    cookies: HashMap<String, String>,
+}
+
+impl Browser {
+    async fn get(&mut self, url: &str) -> reqwest::Response {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        let cookie = self
+            .cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ");
+        let mut req = client.get(url);
+        if !cookie.is_empty() {
+            req = req.header(reqwest::header::COOKIE, cookie);
+        }
+        let resp = req.send().await.unwrap();
+        for v in resp.headers().get_all(reqwest::header::SET_COOKIE) {
+            let pair = v.to_str().unwrap().split(';').next().unwrap();
+            let (name, value) = pair.split_once('=').unwrap();
+            if value.is_empty() {
+                self.cookies.remove(name);
+            } else {
+                self.cookies.insert(name.into(), value.into());
+            }
+        }
+        resp
+    }
+}
+
+fn location(resp: &reqwest::Response) -> String {
+    resp.headers()
+        .get(reqwest::header::LOCATION)
+        .expect("a Location")
+        .to_str()
+        .unwrap()
+        .to_string()
+}
+
+async fn console_hub(idp: &Idp) -> crate::helpers::TestHub {
+    crate::helpers::spawn_hub_with(crate::helpers::HubOptions {
+        auth_extra: format!(
+            "    oidc:\n      issuer: {issuer}\n      audience: {AUDIENCE}\n      client_id: {CLIENT_ID}\n      client_secret: \"${{CAREHUB_TEST_OIDC_CLIENT_SECRET:-{CLIENT_SECRET}}}\"\n      redirect_url: {REDIRECT_URL}\n      role_claim: realm_access.roles\n      role_map: {{doctor: clinician, carehub-ops: ops}}\n      subject_claim: preferred_username\n",
+            issuer = idp.issuer
+        ),
+        ..Default::default()
+    })
+    .await
+}
+
+/// From the login page to the provider and back; returns the callback's answer. `state` may
+/// rewrite the state the provider sends back.
+async fn log_in_through_provider(
+    t: &crate::helpers::TestHub,
+    browser: &mut Browser,
+    state: impl Fn(&str) -> String,
+) -> reqwest::Response {
+    let page = browser.get(&format!("{}/login", t.api())).await;
+    assert_eq!(page.status().as_u16(), 200);
+    assert!(page.text().await.unwrap().contains("id=\"login-oidc\""));
+    let start = browser.get(&format!("{}/login/oidc?next=%2F", t.api())).await;
+    assert_eq!(start.status().as_u16(), 303);
+    let flow_cookie = start
+        .headers()
+        .get_all(reqwest::header::SET_COOKIE)
+        .iter()
+        .map(|v| v.to_str().unwrap().to_string())
+        .find(|v| v.starts_with("carehub_oidc="))
+        .expect("the flow cookie");
+    assert!(flow_cookie.contains("HttpOnly") && flow_cookie.contains("SameSite=Lax"));
+    let to_provider = location(&start);
+    assert!(to_provider.contains("code_challenge_method=S256"));
+    let back = browser.get(&to_provider).await;
+    assert_eq!(back.status().as_u16(), 303, "the provider sends the browser back");
+    let callback = location(&back);
+    let callback = callback.replace("http://hub.test", &t.api());
+    let url = reqwest::Url::parse(&callback).unwrap();
+    let got_state = url
+        .query_pairs()
+        .find(|(k, _)| k == "state")
+        .map(|(_, v)| v.to_string())
+        .unwrap();
+    let code = url
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .map(|(_, v)| v.to_string())
+        .unwrap();
+    let callback = format!(
+        "{}/login/oidc/callback?code={code}&state={}",
+        t.api(),
+        form_urlencoded::byte_serialize(state(&got_state).as_bytes()).collect::<String>()
+    );
+    browser.get(&callback).await
+}
+
+/// The console's "Log in with the identity provider": a clinician lands on /patients with a
+/// session; an ops user gets the overview and a 403 on /patients; no role is a 403 page.
+#[tokio::test]
+async fn the_console_logs_in_through_the_provider_with_pkce_state_and_nonce() {
+    let idp = Idp::start(&[&Signer::rsa("login-1")]).await;
+    *idp.id_token_signer.lock().unwrap() = Some(Arc::new(Signer::rsa("login-1")));
+    let t = console_hub(&idp).await;
+
+    *idp.login_claims.lock().unwrap() =
+        json!({"preferred_username": "dr.mai", "realm_access": {"roles": ["doctor"]}});
+    let mut doctor = Browser::default();
+    let resp = log_in_through_provider(&t, &mut doctor, |s| s.to_string()).await;
+    assert_eq!(resp.status().as_u16(), 303);
+    assert_eq!(location(&resp), "/patients");
+    assert!(doctor.cookies.contains_key("carehub_session"));
+    assert!(
+        !doctor.cookies.contains_key("carehub_oidc"),
+        "the flow cookie is spent"
+    );
+    let resp = doctor.get(&format!("{}/patients", t.api())).await;
+    assert_eq!(resp.status().as_u16(), 200);
+
+    *idp.login_claims.lock().unwrap() =
+        json!({"preferred_username": "ops.lan", "realm_access": {"roles": ["carehub-ops"]}});
+    let mut ops = Browser::default();
+    let resp = log_in_through_provider(&t, &mut ops, |s| s.to_string()).await;
+    assert_eq!(resp.status().as_u16(), 303);
+    assert_eq!(location(&resp), "/");
+    let resp = ops.get(&format!("{}/patients", t.api())).await;
+    assert_eq!(resp.status().as_u16(), 403);
+    let resp = ops.get(&format!("{}/", t.api())).await;
+    assert_eq!(resp.status().as_u16(), 200);
+
+    *idp.login_claims.lock().unwrap() =
+        json!({"preferred_username": "guest", "realm_access": {"roles": ["offline_access"]}});
+    let mut guest = Browser::default();
+    let resp = log_in_through_provider(&t, &mut guest, |s| s.to_string()).await;
+    assert_eq!(resp.status().as_u16(), 403);
+    assert!(resp.text().await.unwrap().contains("grants no carehub role"));
+    assert!(!guest.cookies.contains_key("carehub_session"));
+    t.hub.shutdown().await;
+}
+
+/// A state not this browser's, a tampered nonce, a provider error or a code the token endpoint
+/// refuses: the login page with a reason, no session.
+#[tokio::test]
+async fn a_wrong_state_or_a_tampered_nonce_is_refused() {
+    let idp = Idp::start(&[&Signer::rsa("login-2")]).await;
+    *idp.id_token_signer.lock().unwrap() = Some(Arc::new(Signer::rsa("login-2")));
+    *idp.login_claims.lock().unwrap() =
+        json!({"preferred_username": "dr.mai", "realm_access": {"roles": ["doctor"]}});
+    let t = console_hub(&idp).await;
+
+    let mut b = Browser::default();
+    let resp = log_in_through_provider(&t, &mut b, |s| format!("{s}x")).await;
+    assert_eq!(resp.status().as_u16(), 400);
+    assert!(resp.text().await.unwrap().contains("not started in this browser"));
+    assert!(!b.cookies.contains_key("carehub_session"));
+
+    idp.tamper_nonce.store(true, Ordering::SeqCst);
+    let mut b = Browser::default();
+    let resp = log_in_through_provider(&t, &mut b, |s| s.to_string()).await;
+    assert_eq!(resp.status().as_u16(), 401);
+    assert!(resp.text().await.unwrap().contains("did not log you in"));
+    assert!(!b.cookies.contains_key("carehub_session"));
+    idp.tamper_nonce.store(false, Ordering::SeqCst);
+
+    // No flow cookie at all (a callback opened in another browser).
+    let mut b = Browser::default();
+    let resp = b
+        .get(&format!("{}/login/oidc/callback?code=code-1&state=abc", t.api()))
+        .await;
+    assert_eq!(resp.status().as_u16(), 400);
+    // The provider's own error.
+    let mut b = Browser::default();
+    let start = b.get(&format!("{}/login/oidc", t.api())).await;
+    let state = reqwest::Url::parse(&location(&start))
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "state")
+        .map(|(_, v)| v.to_string())
+        .unwrap();
+    let resp = b
+        .get(&format!(
+            "{}/login/oidc/callback?error=access_denied&state={state}",
+            t.api()
+        ))
+        .await;
+    assert_eq!(resp.status().as_u16(), 401);
+    assert!(!b.cookies.contains_key("carehub_session"));
+    // A code the token endpoint does not know: the exchange fails, still no 500.
+    let mut b = Browser::default();
+    let start = b.get(&format!("{}/login/oidc", t.api())).await;
+    let state = reqwest::Url::parse(&location(&start))
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "state")
+        .map(|(_, v)| v.to_string())
+        .unwrap();
+    let resp = b
+        .get(&format!(
+            "{}/login/oidc/callback?code=made-up&state={state}",
+            t.api()
+        ))
+        .await;
+    assert_eq!(resp.status().as_u16(), 502);
+    assert!(!b.cookies.contains_key("carehub_session"));
     t.hub.shutdown().await;
 }

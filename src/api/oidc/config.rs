@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use jsonwebtoken::Algorithm;
 use serde::Deserialize;
 
-use crate::config::{Document, Problem};
+use crate::config::{Document, Problem, Secret};
 
 /// The carehub role names a token may grant; anything else a token carries is dropped.
 pub const ROLE_NAMES: &[&str] = &["admin", "ops", "clinician", "sender", "auditor"];
@@ -51,6 +51,39 @@ pub struct OidcConfig {
     /// How long one request to the provider (discovery or JWKS) may take.
     #[serde(default = "default_http_timeout_secs")]
     pub http_timeout_secs: u64,
+    /// The console's client at the provider (authorization-code login). With `redirect_url`
+    /// set too, the login page offers "Log in with the identity provider".
+    #[serde(default)]
+    pub client_id: Option<String>,
+    /// The client's secret, sent to the token endpoint (`client_secret_post`); give it as
+    /// `${VAR}` from the environment. Absent for a public client (PKCE alone).
+    #[serde(default)]
+    pub client_secret: Option<Secret>,
+    /// The console's callback as the provider knows it, e.g.
+    /// `https://hub.example/login/oidc/callback`.
+    #[serde(default)]
+    pub redirect_url: Option<String>,
+    /// The provider's authorization endpoint; by default the discovery document's.
+    #[serde(default)]
+    pub authorization_endpoint: Option<String>,
+    /// The provider's token endpoint; by default the discovery document's.
+    #[serde(default)]
+    pub token_endpoint: Option<String>,
+    /// The scopes asked for at login (`openid` is always asked).
+    #[serde(default = "default_scopes")]
+    pub scopes: Vec<String>,
+}
+
+impl OidcConfig {
+    /// True when the console offers logging in through the provider.
+    pub fn console_login(&self) -> bool {
+        self.client_id.as_deref().is_some_and(|c| !c.is_empty())
+            && self.redirect_url.as_deref().is_some_and(|r| !r.is_empty())
+    }
+}
+
+fn default_scopes() -> Vec<String> {
+    vec!["openid".into(), "profile".into()]
 }
 
 /// One audience or several.
@@ -215,6 +248,28 @@ impl OidcConfig {
         if self.http_timeout_secs == 0 {
             problems.push(doc.problem(&at("http_timeout_secs"), "must be at least 1"));
         }
+        for (key, url) in [
+            ("redirect_url", &self.redirect_url),
+            ("authorization_endpoint", &self.authorization_endpoint),
+            ("token_endpoint", &self.token_endpoint),
+        ] {
+            if let Some(url) = url {
+                let problem = if key == "redirect_url" {
+                    match reqwest::Url::parse(url) {
+                        Ok(u) if matches!(u.scheme(), "https" | "http") && u.host().is_some() => None,
+                        _ => Some(format!("expected an http(s):// URL, got \"{url}\"")),
+                    }
+                } else {
+                    check_provider_url(url)
+                };
+                if let Some(problem) = problem {
+                    problems.push(doc.problem(&at(key), problem));
+                }
+            }
+        }
+        if self.redirect_url.is_some() && self.client_id.is_none() {
+            problems.push(doc.problem(&at("client_id"), "redirect_url needs a client_id"));
+        }
         if self.leeway_secs > 300 {
             problems.push(doc.problem(
                 &at("leeway_secs"),
@@ -275,6 +330,25 @@ mod tests {
         );
         assert_eq!((c.jwks_cache_secs, c.leeway_secs), (300, 60));
         assert_eq!(c.jwks_url, None);
+    }
+
+    #[test]
+    fn the_console_login_needs_a_client_id_and_a_redirect_url() {
+        let (config, problems) = read(
+            "oidc:\n  issuer: https://id.example.org\n  audience: carehub\n  client_id: console\n  client_secret: s\n  redirect_url: https://hub.example/login/oidc/callback\n",
+        );
+        assert_eq!(problems, Vec::<String>::new());
+        let c = config.unwrap();
+        assert!(c.console_login());
+        assert_eq!(format!("{:?}", c.client_secret), "Some(Secret(***))");
+        let (config, problems) =
+            read("oidc:\n  issuer: https://id.example.org\n  audience: carehub\n  client_id: console\n");
+        assert_eq!(problems, Vec::<String>::new());
+        assert!(!config.unwrap().console_login());
+        let (_, problems) = read(
+            "oidc:\n  issuer: https://id.example.org\n  audience: carehub\n  redirect_url: hub/callback\n  token_endpoint: http://id.example.org/token\n",
+        );
+        assert_eq!(problems.len(), 3, "{problems:?}");
     }
 
     #[test]
