@@ -29,6 +29,7 @@ mod sqlite_audit;
 mod sqlite_cipher;
 mod sqlite_keys;
 mod sqlite_outbox;
+mod sqlite_pages;
 mod sqlite_writer;
 mod types;
 

@@ -5,7 +5,8 @@
 //! carehub links SQLCipher in place of SQLite (libsqlite3-sys `bundled-sqlcipher`, for sqlx and
 //! rusqlite alike). Without a key it reads and writes plain SQLite files, byte for byte as
 //! before; with one every page of the database and of its write-ahead log is AES-256 encrypted
-//! and authenticated (HMAC-SHA512) by SQLCipher.
+//! and authenticated (HMAC-SHA256) by SQLCipher, through carehub's page provider
+//! (`sqlite_pages.rs`: the same format, less work per page).
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -29,6 +30,8 @@ pub const HMAC: &str = "HMAC_SHA256";
 fn set_defaults() -> Result<(), StoreError> {
     static DONE: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
     DONE.get_or_init(|| {
+        // Before any keyed connection: each keeps the provider it was opened with.
+        super::sqlite_pages::install().map_err(|e| e.to_string())?;
         Connection::open_in_memory()
             .and_then(|c| c.execute_batch(&format!("PRAGMA cipher_default_hmac_algorithm = {HMAC};")))
             .map_err(|e| e.to_string())
