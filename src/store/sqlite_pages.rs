@@ -99,6 +99,7 @@ struct Provider {
 // SQLCipher's provider registry, in the amalgamation libsqlite3-sys builds (`bundled-sqlcipher`).
 unsafe extern "C" {
     fn sqlcipher_get_provider() -> *mut Provider;
+    fn sqlcipher_malloc(size: u64) -> *mut c_void;
     fn sqlcipher_register_provider(p: *mut Provider) -> c_int;
 }
 
@@ -145,8 +146,8 @@ pub(super) fn install() -> Result<(), StoreError> {
     static DONE: OnceLock<Result<(), String>> = OnceLock::new();
     DONE.get_or_init(|| {
         // SAFETY: SQLite's initialisation registers SQLCipher's default provider; it is
-        // idempotent and thread-safe. The provider read is a static table SQLCipher never
-        // frees while the process runs; ours is leaked, so it lives as long.
+        // idempotent and thread-safe. The provider read is a table SQLCipher frees only at its
+        // shutdown; ours is SQLCipher's to free from then on, like its own.
         unsafe {
             if rusqlite::ffi::sqlite3_initialize() != SQLITE_OK {
                 return Err("SQLite did not initialise".into());
@@ -172,7 +173,15 @@ pub(super) fn install() -> Result<(), StoreError> {
                 ctx_init,
                 ctx_free,
             });
-            let ours = Box::leak(Box::new(Provider {
+            // From SQLCipher's own allocator: its shutdown (also run at exit) frees every
+            // registered provider with `sqlcipher_free`.
+            let ours = sqlcipher_malloc(std::mem::size_of::<Provider>() as u64).cast::<Provider>();
+            if ours.is_null() {
+                return Err("no memory for the page provider".into());
+            }
+            ours.write(Provider {
+                init: None,
+                shutdown: None,
                 hmac: Some(page_hmac),
                 cipher: Some(page_cipher),
                 random: Some(page_random),
@@ -180,7 +189,7 @@ pub(super) fn install() -> Result<(), StoreError> {
                 ctx_free: Some(pages_free),
                 next: std::ptr::null_mut(),
                 ..stock
-            }));
+            });
             match sqlcipher_register_provider(ours) {
                 SQLITE_OK => Ok(()),
                 rc => Err(format!("SQLCipher refused the page provider ({rc})")),
