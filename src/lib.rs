@@ -6,7 +6,7 @@
 //! sources (mllp, file) ─▶ pipeline ─▶ store (message log, persons, provenance)
 //!                          │  decode · parse (hl7) · map (mapping → model)
 //!                          └─ group commit; the ACK waits for it
-//! api ─▶ store                      cli ─▶ app ─▶ everything
+//! api ─▶ store · fhir_out (pure)      cli ─▶ app ─▶ everything
 //! api ─▶ console (pages) ─▶ store
 //! replay ─▶ store (reads) · pipeline (read) · mapping
 //! reprocess ─▶ store (scans) · pipeline (read, writer) · mapping
@@ -14,6 +14,8 @@
 //!
 //! - [`hl7`]: HL7 v2 parsing, escapes, charsets, ACKs, MLLP framing, batch files (pure).
 //! - [`model`]: the canonical types (pure).
+//! - [`fhir_out`]: stored persons and clinical records as FHIR R4 resources (pure); served by
+//!   the API's `/fhir/r4` read routes.
 //! - [`mapping`]: declarative YAML mappings, compiled and applied (pure).
 //! - [`config`]: YAML configuration with every problem reported as `file:line: field: problem`.
 //! - [`sources`]: connectors that receive records and hand them to the [`pipeline`].
@@ -49,6 +51,7 @@ pub mod config;
 pub mod console;
 pub mod delivery;
 pub mod estimate;
+pub mod fhir_out;
 pub mod fhirpath;
 pub mod hl7;
 pub mod identity;

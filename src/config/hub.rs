@@ -54,6 +54,10 @@ pub struct HubConfig {
     /// Optional: no file, no alerts.
     #[serde(default)]
     pub alerts_file: Option<String>,
+    /// FHIR out (the `/fhir/r4` read API, exports): identifier and code system URIs
+    /// (docs/fhir-api.md).
+    #[serde(default)]
+    pub fhir: crate::fhir_out::FhirOutConfig,
 }
 
 impl Default for HubConfig {
@@ -73,6 +77,7 @@ impl Default for HubConfig {
             channels: Default::default(),
             retention: Default::default(),
             alerts_file: None,
+            fhir: Default::default(),
         }
     }
 }
