@@ -54,6 +54,9 @@ pub struct HubConfig {
     /// Optional: no file, no alerts.
     #[serde(default)]
     pub alerts_file: Option<String>,
+    /// Clinic systems told of changes to patients and their records (docs/subscriptions.md).
+    #[serde(default)]
+    pub subscriptions: Vec<crate::subscriptions::SubscriptionConfig>,
 }
 
 impl Default for HubConfig {
@@ -73,6 +76,7 @@ impl Default for HubConfig {
             channels: Default::default(),
             retention: Default::default(),
             alerts_file: None,
+            subscriptions: Vec::new(),
         }
     }
 }
