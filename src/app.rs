@@ -148,7 +148,10 @@ pub async fn open_for_ingest(settings: &Settings) -> anyhow::Result<Store> {
     let matcher = fitted_to_store(&store, matcher, &settings.hub.identity).await?;
     let store = store.with_matcher(matcher).with_rules(rules);
     // Changes made here are announced to subscribers by the next `carehub run`.
-    store.refresh_change_feed().await.context("reading subscriptions")?;
+    store
+        .refresh_change_feed()
+        .await
+        .context("reading subscriptions")?;
     Ok(store)
 }
 

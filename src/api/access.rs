@@ -228,12 +228,7 @@ pub const RULES: &[RouteRule] = &[
     // Change notifications to clinic systems: ids only, but who is told of what is access.
     rule("GET", "/api/v1/subscriptions", &[Admin], Audit::No),
     rule("POST", "/api/v1/subscriptions", &[Admin], Audit::Action),
-    rule(
-        "DELETE",
-        "/api/v1/subscriptions/{name}",
-        &[Admin],
-        Audit::Action,
-    ),
+    rule("DELETE", "/api/v1/subscriptions/{name}", &[Admin], Audit::Action),
     // Access itself.
     rule("GET", "/api/v1/tokens", &[Admin], Audit::No),
     rule("POST", "/api/v1/tokens", &[Admin], Audit::Action),

@@ -25,13 +25,13 @@ mod sql_queue;
 mod sql_retention;
 mod sql_schedule;
 mod sql_subscriptions;
-mod subscriptions;
 mod sqlite;
 mod sqlite_audit;
 mod sqlite_cipher;
 mod sqlite_keys;
 mod sqlite_outbox;
 mod sqlite_writer;
+mod subscriptions;
 mod types;
 mod write_changes;
 

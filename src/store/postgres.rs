@@ -28,11 +28,9 @@ use super::sql_notify::{notify_queries, notify_write_queries};
 use super::sql_ops::ops_queries;
 use super::sql_pull::pull_queries;
 use super::sql_queue::{queue_queries, queue_write_queries};
-use super::sql_subscriptions::{
-    DeliveryCounts, DeliveryToSend, SubscriptionRow, subscription_queries,
-};
 use super::sql_retention::{PrunePlan, PruneReport, retention_queries};
 use super::sql_schedule::schedule_queries;
+use super::sql_subscriptions::{DeliveryCounts, DeliveryToSend, SubscriptionRow, subscription_queries};
 use super::types::*;
 use crate::identity::link::match_record;
 use crate::identity::{MatchInput, Matcher};

@@ -16,14 +16,21 @@ pub fn sqlite_before(c: &Connection, plan: &Plan<'_>) -> Result<HashMap<String, 
     let mut read = c.prepare_cached("SELECT profile FROM persons WHERE id = ?1")?;
     let mut stored = HashMap::new();
     for id in batch::persons_to_compare(plan) {
-        if let Some(profile) = read.query_row(params![id], |r| r.get::<_, String>(0)).optional()? {
+        if let Some(profile) = read
+            .query_row(params![id], |r| r.get::<_, String>(0))
+            .optional()?
+        {
             stored.insert(id, profile);
         }
     }
     Ok(stored)
 }
 
-pub fn sqlite_write(c: &Connection, plan: &Plan<'_>, stored: &HashMap<String, String>) -> Result<(), StoreError> {
+pub fn sqlite_write(
+    c: &Connection,
+    plan: &Plan<'_>,
+    stored: &HashMap<String, String>,
+) -> Result<(), StoreError> {
     let mut insert = c.prepare_cached(
         "INSERT INTO change_events (id, event, person_id, other_person_id, record_kind, record_system, record_key, created_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
@@ -69,7 +76,10 @@ pub async fn pg_write(
 }
 
 /// Inserts change events in the caller's PostgreSQL transaction.
-pub async fn pg_insert(tx: &mut sqlx::Transaction<'_, sqlx::Postgres>, rows: &[ChangeRow]) -> Result<(), StoreError> {
+pub async fn pg_insert(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    rows: &[ChangeRow],
+) -> Result<(), StoreError> {
     for chunk in rows.chunks(CHUNK) {
         let mut q = sqlx::QueryBuilder::<sqlx::Postgres>::new(
             "INSERT INTO change_events (id, event, person_id, other_person_id, record_kind, record_system, record_key, created_at) ",

@@ -107,7 +107,9 @@ pub const MIN_SECRET_CHARS: usize = 16;
 pub fn name_problem(name: &str) -> Option<String> {
     let ok = !name.is_empty()
         && name.len() <= 64
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
     (!ok).then(|| "use 1 to 64 letters, digits, - and _".to_string())
 }
 
@@ -119,8 +121,13 @@ pub const URL_PATTERN: &str = r"^https?://(([a-z]([a-z0-9]|-[a-z0-9])*)(\.[a-z](
 
 /// A URL's problem, if any (see [`URL_PATTERN`]).
 pub fn url_problem(url: &str) -> Option<String> {
-    let fail = || Some("must be an http:// or https:// URL: a lower-case host name or an IPv4 address, an optional port, then a path and query of letters, digits and . _ ~ - (= & in the query)".to_string());
-    let Some(rest) = url.strip_prefix("http://").or_else(|| url.strip_prefix("https://")) else {
+    let fail = || {
+        Some("must be an http:// or https:// URL: a lower-case host name or an IPv4 address, an optional port, then a path and query of letters, digits and . _ ~ - (= & in the query)".to_string())
+    };
+    let Some(rest) = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"))
+    else {
         return fail();
     };
     let end = rest.find(['/', '?']).unwrap_or(rest.len());
@@ -143,13 +150,18 @@ pub fn url_problem(url: &str) -> Option<String> {
             && b[0].is_ascii_lowercase()
             && b.iter().enumerate().all(|(i, c)| match c {
                 b'a'..=b'z' | b'0'..=b'9' => true,
-                b'-' => b.get(i + 1).is_some_and(|n| n.is_ascii_lowercase() || n.is_ascii_digit()),
+                b'-' => b
+                    .get(i + 1)
+                    .is_some_and(|n| n.is_ascii_lowercase() || n.is_ascii_digit()),
                 _ => false,
             })
     };
     let host_ok = labels.iter().all(|l| label(l)) || (labels.len() == 4 && labels.iter().all(|l| octet(l)));
     let port_ok = port.is_none_or(|p| {
-        !p.is_empty() && p.len() <= 5 && !p.starts_with('0') && p.bytes().all(|b| b.is_ascii_digit())
+        !p.is_empty()
+            && p.len() <= 5
+            && !p.starts_with('0')
+            && p.bytes().all(|b| b.is_ascii_digit())
             && p.parse::<u32>().is_ok_and(|n| (1..=65535).contains(&n))
     });
     let (path, query) = match tail.split_once('?') {
@@ -186,7 +198,10 @@ pub fn check(subs: &[SubscriptionConfig], doc: &Document) -> Vec<Problem> {
                 format!("at least {MIN_SECRET_CHARS} characters (from the environment: ${{NAME}})"),
             ));
         }
-        if !s.record_kinds.is_empty() && !s.events.is_empty() && !s.events.contains(&ChangeEvent::RecordChanged) {
+        if !s.record_kinds.is_empty()
+            && !s.events.is_empty()
+            && !s.events.contains(&ChangeEvent::RecordChanged)
+        {
             problems.push(doc.problem(&at("record_kinds"), "only used with the event record.changed"));
         }
     }

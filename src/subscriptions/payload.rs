@@ -41,7 +41,10 @@ pub fn body(d: &DeliveryToSend) -> (Vec<u8>, &'static str) {
 
 fn record(d: &DeliveryToSend) -> Option<(&'static str, String)> {
     let kind = d.record_kind.as_deref()?;
-    Some((resource_type(kind), d.record_id.map(|i| i.to_string()).unwrap_or_default()))
+    Some((
+        resource_type(kind),
+        d.record_id.map(|i| i.to_string()).unwrap_or_default(),
+    ))
 }
 
 fn event(d: &DeliveryToSend) -> Value {
@@ -143,7 +146,12 @@ mod tests {
             },
             seq: 7,
             event_id: "e1".into(),
-            event: if kind.is_some() { "record.changed" } else { "patient.created" }.into(),
+            event: if kind.is_some() {
+                "record.changed"
+            } else {
+                "patient.created"
+            }
+            .into(),
             person_id: "p1".into(),
             other_person_id: None,
             record_kind: kind.map(str::to_string),
@@ -159,7 +167,10 @@ mod tests {
         let v: Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(v["id"], "e1");
         assert_eq!(v["person"], "p1");
-        assert_eq!(v["record"], json!({"kind": "result", "resourceType": "Observation", "id": "42"}));
+        assert_eq!(
+            v["record"],
+            json!({"kind": "result", "resourceType": "Observation", "id": "42"})
+        );
     }
 
     #[test]

@@ -35,7 +35,11 @@ pub async fn run(h: Arc<Hooks>, mut shutdown: watch::Receiver<bool>) {
                 Err(e) => tracing::warn!(error = %e, "Pruning change events failed."),
             }
         }
-        let wait = if busy { Duration::ZERO } else { Duration::from_millis(250) };
+        let wait = if busy {
+            Duration::ZERO
+        } else {
+            Duration::from_millis(250)
+        };
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
             _ = shutdown.wait_for(|s| *s) => return,
@@ -52,7 +56,11 @@ async fn pass(h: &Hooks) -> Result<bool, String> {
         let read = h.store.fan_out(s, PAGE).await.map_err(|e| e.to_string())?;
         busy |= read as i64 == PAGE;
     }
-    let ids = h.store.pending_deliveries(PAGE).await.map_err(|e| e.to_string())?;
+    let ids = h
+        .store
+        .pending_deliveries(PAGE)
+        .await
+        .map_err(|e| e.to_string())?;
     if ids.is_empty() {
         return Ok(busy);
     }

@@ -81,7 +81,10 @@ pub async fn handle(h: &Hooks, received: &Received) -> Settle {
         return Settle::Ack;
     }
     let secret = match d.subscription.origin.as_str() {
-        "config" => h.secrets.get(&d.subscription.name).map(|s| s.expose().to_string()),
+        "config" => h
+            .secrets
+            .get(&d.subscription.name)
+            .map(|s| s.expose().to_string()),
         _ => d.subscription.secret.clone(),
     };
     let Some(secret) = secret else {

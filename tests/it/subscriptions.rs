@@ -60,10 +60,11 @@ fn serve(listener: tokio::net::TcpListener, r: Arc<Receiver>) {
                 let header = |n: &str| headers.get(n).and_then(|v| v.to_str().ok()).map(str::to_string);
                 let valid = signature_valid(SECRET, &body, header("x-carehub-signature").as_deref());
                 let parsed: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-                r.accepted
-                    .lock()
-                    .unwrap()
-                    .push((header("x-carehub-event-id").unwrap_or_default(), valid, parsed));
+                r.accepted.lock().unwrap().push((
+                    header("x-carehub-event-id").unwrap_or_default(),
+                    valid,
+                    parsed,
+                ));
                 StatusCode::OK
             }
         }),
@@ -89,7 +90,9 @@ fn fast_retries() -> HubOptions {
 
 async fn subscribe(api: &str, name: &str, url: &str, extra: Value) {
     let mut body = json!({"name": name, "url": url, "secret": SECRET});
-    body.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+    body.as_object_mut()
+        .unwrap()
+        .extend(extra.as_object().unwrap().clone());
     let resp = http()
         .post(format!("{api}/api/v1/subscriptions"))
         .json(&body)
@@ -151,7 +154,10 @@ async fn a_subscriber_gets_one_signed_notification_per_change() {
     })
     .await;
     let got = r.accepted();
-    assert!(got.iter().all(|(_, valid, _)| *valid), "every body signed with the secret");
+    assert!(
+        got.iter().all(|(_, valid, _)| *valid),
+        "every body signed with the secret"
+    );
     let mut events: Vec<(String, Option<String>)> = got
         .iter()
         .map(|(_, _, b)| {
@@ -178,7 +184,11 @@ async fn a_subscriber_gets_one_signed_notification_per_change() {
     let ids: std::collections::HashSet<&String> = got.iter().map(|(id, _, _)| id).collect();
     assert_eq!(ids.len(), got.len(), "each change has an id of its own");
     for (id, _, body) in &got {
-        assert_eq!(body["id"].as_str(), Some(id.as_str()), "the header names the body's id");
+        assert_eq!(
+            body["id"].as_str(),
+            Some(id.as_str()),
+            "the header names the body's id"
+        );
         if body["event"] == "record.changed" {
             let rt = body["record"]["resourceType"].as_str().unwrap();
             assert!(["ServiceRequest", "Observation"].contains(&rt), "{body}");
@@ -203,7 +213,10 @@ async fn a_receiver_down_gets_each_notification_after_it_recovers_exactly_once()
         let ack = send(t.mllp(), &adt_named(control, mrn, "Vo")).await;
         assert_eq!(field(&ack, "MSA", 1), "AA", "{ack}");
     }
-    eventually("a few refused attempts", || async { r.refused.load(Ordering::SeqCst) >= 3 }).await;
+    eventually("a few refused attempts", || async {
+        r.refused.load(Ordering::SeqCst) >= 3
+    })
+    .await;
     assert!(r.accepted().is_empty());
     r.down.store(false, Ordering::SeqCst);
     eventually("both delivered after the outage", || async {
@@ -211,7 +224,11 @@ async fn a_receiver_down_gets_each_notification_after_it_recovers_exactly_once()
     })
     .await;
     let d = deliveries(&api, "portal").await;
-    assert_eq!((d["pending"].as_i64(), d["queued"].as_i64()), (Some(0), Some(0)), "{d}");
+    assert_eq!(
+        (d["pending"].as_i64(), d["queued"].as_i64()),
+        (Some(0), Some(0)),
+        "{d}"
+    );
     let mut per_id: HashMap<String, usize> = HashMap::new();
     for (id, valid, body) in r.accepted() {
         assert!(valid);
@@ -223,7 +240,10 @@ async fn a_receiver_down_gets_each_notification_after_it_recovers_exactly_once()
         *per_id.entry(id).or_default() += 1;
     }
     assert_eq!(per_id.len(), 2, "{per_id:?}");
-    assert!(per_id.values().all(|n| *n == 1), "exactly once per id: {per_id:?}");
+    assert!(
+        per_id.values().all(|n| *n == 1),
+        "exactly once per id: {per_id:?}"
+    );
 }
 
 #[tokio::test]
@@ -257,11 +277,18 @@ async fn a_configured_subscription_whose_receiver_refuses_connections_is_deliver
     let (code, list) = get_json(&format!("{api}/api/v1/subscriptions")).await;
     assert_eq!(code, 200);
     assert_eq!(list["items"][0]["origin"], "config");
-    assert!(!list.to_string().contains(ADMIN_TOKEN), "the secret is never shown");
+    assert!(
+        !list.to_string().contains(ADMIN_TOKEN),
+        "the secret is never shown"
+    );
     let resp = http()
         .delete(format!("{api}/api/v1/subscriptions/lab-system"))
         .send()
         .await
         .unwrap();
-    assert_eq!(resp.status().as_u16(), 409, "a configured subscription is removed in the file");
+    assert_eq!(
+        resp.status().as_u16(),
+        409,
+        "a configured subscription is removed in the file"
+    );
 }
