@@ -146,7 +146,13 @@ pub async fn open_for_ingest(settings: &Settings) -> anyhow::Result<Store> {
         .await
         .context("opening the store")?;
     let matcher = fitted_to_store(&store, matcher, &settings.hub.identity).await?;
-    Ok(store.with_matcher(matcher).with_rules(rules))
+    let store = store.with_matcher(matcher).with_rules(rules);
+    // Changes made here are announced to subscribers by the next `carehub run`.
+    store
+        .refresh_change_feed()
+        .await
+        .context("reading subscriptions")?;
+    Ok(store)
 }
 
 /// `carehub reprocess`: the chosen messages read again with the mapping files on disk, through
@@ -451,6 +457,15 @@ pub async fn start(settings: Settings) -> anyhow::Result<Hub> {
     } else {
         crate::api::NotifyApi::default()
     };
+    crate::subscriptions::start(
+        &settings.hub.subscriptions,
+        &settings.hub.queue,
+        &store,
+        &shutdown_rx,
+        &mut delivery,
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("subscriptions: {e}"))?;
     let alerter = start_alerts(&settings, &store, &shutdown_rx, &mut delivery)?;
 
     let mut api_routes = Vec::new();

@@ -30,6 +30,8 @@
 //! - [`delivery`]: the outbox relay (consent, segment, caps, quiet hours, templates), the
 //!   channel workers and the scheduler of reminders, birthdays and recalls.
 //! - [`queue`]: the queue between relay and workers — RabbitMQ or the embedded table.
+//! - [`subscriptions`]: change notifications to clinic systems — signed POSTs of change events
+//!   written in the change's transaction, delivered through the queue with retries.
 //! - [`channels`]: channel adapters — file, e-mail (SMTP), SMS (Twilio, webhook), Telegram,
 //!   Zalo, WhatsApp.
 //! - [`linkage`], [`estimate`]: `carehub linkage-eval` (matching quality on a labelled CSV)
@@ -69,4 +71,5 @@ pub mod retry_after;
 pub mod rules;
 pub mod sources;
 pub mod store;
+pub mod subscriptions;
 pub mod telemetry;

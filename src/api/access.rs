@@ -225,6 +225,10 @@ pub const RULES: &[RouteRule] = &[
     rule("GET", "/api/v1/alerts", &[Admin, Ops], Audit::No),
     // Provider webhooks check the provider's own signature.
     open("POST", "/api/v1/webhooks/{channel}"),
+    // Change notifications to clinic systems: ids only, but who is told of what is access.
+    rule("GET", "/api/v1/subscriptions", &[Admin], Audit::No),
+    rule("POST", "/api/v1/subscriptions", &[Admin], Audit::Action),
+    rule("DELETE", "/api/v1/subscriptions/{name}", &[Admin], Audit::Action),
     // Access itself.
     rule("GET", "/api/v1/tokens", &[Admin], Audit::No),
     rule("POST", "/api/v1/tokens", &[Admin], Audit::Action),

@@ -34,6 +34,7 @@ mod notify;
 pub mod oidc;
 pub mod openapi;
 mod ops;
+mod subscriptions;
 mod tls_serve;
 pub mod tokens;
 
@@ -147,6 +148,13 @@ pub fn router(
         .add(M::GET, "/api/v1/reports/channels", get(notify::channel_report))
         .add(M::GET, "/api/v1/notifications", get(notify::queue_state))
         .add(M::POST, "/api/v1/webhooks/{channel}", post(notify::webhook))
+        .add(M::GET, "/api/v1/subscriptions", get(subscriptions::list))
+        .add(M::POST, "/api/v1/subscriptions", post(subscriptions::create))
+        .add(
+            M::DELETE,
+            "/api/v1/subscriptions/{name}",
+            delete(subscriptions::delete),
+        )
         .add(M::GET, "/api/v1/tokens", get(admin::list_tokens))
         .add(M::POST, "/api/v1/tokens", post(admin::create_token))
         .add(M::DELETE, "/api/v1/tokens/{id}", delete(admin::revoke_token))

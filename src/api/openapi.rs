@@ -58,6 +58,9 @@ use super::access::{Audit, RULES};
         super::notify::channel_report,
         super::notify::queue_state,
         super::notify::webhook,
+        super::subscriptions::list,
+        super::subscriptions::create,
+        super::subscriptions::delete,
         super::admin::list_tokens,
         super::admin::create_token,
         super::admin::revoke_token,
@@ -72,6 +75,7 @@ use super::access::{Audit, RULES};
         (name = "identity", description = "Matching, the review queue, merge and unmerge"),
         (name = "operations", description = "The message log and connectors (metadata; bodies only for admin)"),
         (name = "notifications", description = "Consents, preferences, interactions, queue and provider webhooks"),
+        (name = "subscriptions", description = "Change notifications to clinic systems (signed POSTs)"),
         (name = "access", description = "Tokens, the audit log, who am I, this document"),
     )
 )]
@@ -108,6 +112,7 @@ fn refine(doc: &mut Value, channels: &[&str]) {
     let date = json!({"type": "string", "format": "date"});
     let instant = json!({"type": "string", "format": "date-time"});
     let schemas = &mut doc["components"]["schemas"];
+    schemas["NewSubscription"]["properties"]["url"]["pattern"] = json!(crate::subscriptions::URL_PATTERN);
     schemas["BirthDate"] = json!({
         "description": "A date of birth at the precision known: YYYY, YYYY-MM or YYYY-MM-DD",
         "anyOf": [year, month, date],

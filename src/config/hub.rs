@@ -58,6 +58,9 @@ pub struct HubConfig {
     /// (docs/fhir-api.md).
     #[serde(default)]
     pub fhir: crate::fhir_out::FhirOutConfig,
+    /// Clinic systems told of changes to patients and their records (docs/subscriptions.md).
+    #[serde(default)]
+    pub subscriptions: Vec<crate::subscriptions::SubscriptionConfig>,
 }
 
 impl Default for HubConfig {
@@ -78,6 +81,7 @@ impl Default for HubConfig {
             retention: Default::default(),
             alerts_file: None,
             fhir: Default::default(),
+            subscriptions: Vec::new(),
         }
     }
 }

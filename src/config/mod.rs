@@ -71,6 +71,7 @@ pub fn load_with_env(path: &Path, env: &[(String, String)]) -> Result<Settings, 
                 if let Some(hub) = &hub {
                     problems.extend(hub.check(&doc));
                     problems.extend(hub.notifications.check(&doc));
+                    problems.extend(crate::subscriptions::check(&hub.subscriptions, &doc));
                     if hub.queue.kind == crate::queue::QueueKind::Rabbitmq && hub.queue.url.is_none() {
                         problems.push(
                             doc.problem("queue.url", "needed with kind: rabbitmq (e.g. ${RABBITMQ_URL})"),

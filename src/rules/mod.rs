@@ -67,6 +67,24 @@ impl Rule {
 pub struct RuleSet {
     pub rules: Vec<Rule>,
     pub timezone: jiff::tz::TimeZone,
+    /// Whether ingest writes change events for subscribers (`crate::subscriptions`).
+    pub changes: ChangeFeed,
+}
+
+/// Whether some clinic system subscribes to changes: ingest then writes a change event per
+/// patient and record it changes, in the change's own transaction. Shared by every clone of a
+/// rule set; the subscription relay turns it on and off as subscriptions come and go.
+#[derive(Debug, Clone, Default)]
+pub struct ChangeFeed(std::sync::Arc<std::sync::atomic::AtomicBool>);
+
+impl ChangeFeed {
+    pub fn on(&self) -> bool {
+        self.0.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    pub fn set(&self, on: bool) {
+        self.0.store(on, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 impl Default for RuleSet {
@@ -74,6 +92,7 @@ impl Default for RuleSet {
         RuleSet {
             rules: Vec::new(),
             timezone: jiff::tz::TimeZone::UTC,
+            changes: ChangeFeed::default(),
         }
     }
 }
@@ -92,7 +111,11 @@ impl RuleSet {
                 config: c.clone(),
             })
             .collect();
-        RuleSet { rules, timezone }
+        RuleSet {
+            rules,
+            timezone,
+            changes: ChangeFeed::default(),
+        }
     }
 
     pub fn rule(&self, name: &str) -> Option<&Rule> {

@@ -25,6 +25,10 @@ pub use clinical::{ClinicalRow, DeletionRow, merge_json};
 mod notify;
 pub use notify::{PriorKey, outbox, watched};
 
+#[path = "batch_changes.rs"]
+mod changes;
+pub use changes::{changes, persons_to_compare};
+
 #[path = "batch_match.rs"]
 mod probe;
 pub use probe::{match_result, probe};

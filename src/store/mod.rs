@@ -24,6 +24,7 @@ mod sql_pull;
 mod sql_queue;
 mod sql_retention;
 mod sql_schedule;
+mod sql_subscriptions;
 mod sqlite;
 mod sqlite_audit;
 mod sqlite_cipher;
@@ -31,13 +32,16 @@ mod sqlite_keys;
 mod sqlite_outbox;
 mod sqlite_pages;
 mod sqlite_writer;
+mod subscriptions;
 mod types;
+mod write_changes;
 
 pub use cipher::MIN_KEY_CHARS;
 pub use sql_access::{AuditFilter, TokenRecord};
 pub use sql_console::{FailedSend, RATE_SCAN_ROWS, SessionRecord};
 pub use sql_ops::{AlertRow, OpsCounts};
 pub use sql_retention::{PRUNE_PAGE_ROWS, PruneCount, PrunePlan, PruneReport};
+pub use sql_subscriptions::{ChangeFilter, ChangeRow, DeliveryCounts, DeliveryToSend, SubscriptionRow};
 pub use sqlite_cipher::megabytes;
 pub use types::*;
 

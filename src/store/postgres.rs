@@ -30,6 +30,7 @@ use super::sql_pull::pull_queries;
 use super::sql_queue::{queue_queries, queue_write_queries};
 use super::sql_retention::{PrunePlan, PruneReport, retention_queries};
 use super::sql_schedule::schedule_queries;
+use super::sql_subscriptions::{DeliveryCounts, DeliveryToSend, SubscriptionRow, subscription_queries};
 use super::types::*;
 use crate::identity::link::match_record;
 use crate::identity::{MatchInput, Matcher};
@@ -132,9 +133,17 @@ impl PgStore {
         let stored = Self::stored_sources(&mut tx, &plan).await?;
         batch::settle(&mut plan, &stored, &matcher.survivorship)?;
         let priors = Self::clinical_priors(&mut tx, &batch::watched(&plan, rules)).await?;
+        let feed = rules.changes.on();
+        let stored_profiles = match feed {
+            true => super::write_changes::pg_before(&mut tx, &plan).await?,
+            false => HashMap::new(),
+        };
         Self::ingest_write(&mut tx, &plan, self.key.as_deref()).await?;
         let (notifications, stops) = batch::outbox(&plan, &priors, rules, jiff::Timestamp::now())?;
         Self::write_outbox(&mut tx, &notifications, &stops).await?;
+        if feed {
+            super::write_changes::pg_write(&mut tx, &plan, &stored_profiles).await?;
+        }
         tx.commit().await?;
         self.statistics.after_batch(&self.pool);
         Ok(plan.applied)
@@ -682,3 +691,9 @@ impl PgStore {
 }
 retention_queries!(PgStore, sqlx::Postgres);
 console_queries!(PgStore, sqlx::postgres::PgRow);
+subscription_queries!(
+    PgStore,
+    sqlx::Postgres,
+    sqlx::postgres::PgRow,
+    "BEGIN ISOLATION LEVEL READ COMMITTED"
+);

@@ -109,6 +109,29 @@ macro_rules! identity_queries {
                 Ok(Some(survivorship.golden(&states)))
             }
 
+            /// A change event for subscribers (`crate::subscriptions`), in the caller's
+            /// transaction: merges are rare, so they write theirs whether or not anyone
+            /// subscribes (the relay prunes them).
+            async fn change_event(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                event: &str,
+                person: &str,
+                other: Option<&str>,
+                at: &str,
+            ) -> Result<(), StoreError> {
+                sqlx::query(
+                    "INSERT INTO change_events (id, event, person_id, other_person_id, created_at) VALUES ($1, $2, $3, $4, $5)",
+                )
+                .bind(uuid::Uuid::now_v7().to_string())
+                .bind(event)
+                .bind(person)
+                .bind(other)
+                .bind(at)
+                .execute(&mut **tx)
+                .await?;
+                Ok(())
+            }
+
             /// The merge itself, inside the caller's transaction (which holds the ingest lock).
             async fn merge_in(
                 tx: &mut sqlx::Transaction<'_, $db>,
@@ -179,6 +202,7 @@ macro_rules! identity_queries {
                 .bind(&at)
                 .fetch_one(&mut **tx)
                 .await?;
+                Self::change_event(tx, "patient.merged", survivor, Some(merged), &at).await?;
                 Ok(MergeView {
                     id,
                     survivor_id: survivor.to_string(),
@@ -247,6 +271,9 @@ macro_rules! identity_queries {
                         .bind(person)
                         .execute(&mut *tx)
                         .await?;
+                }
+                for person in [survivor, merged.as_str()] {
+                    Self::change_event(&mut tx, "patient.updated", person, None, &at).await?;
                 }
                 let id: i64 = row.get("id");
                 sqlx::query("UPDATE merges SET undone_at = $1 WHERE id = $2")

@@ -27,6 +27,7 @@ use super::sql_pull::pull_queries;
 use super::sql_queue::queue_queries;
 use super::sql_retention::{PrunePlan, PruneReport, retention_queries};
 use super::sql_schedule::schedule_queries;
+use super::sql_subscriptions::{DeliveryCounts, DeliveryToSend, SubscriptionRow, subscription_queries};
 use super::sqlite_outbox::OutboxWriter;
 use super::sqlite_writer::{Checkpointer, SqliteWriter};
 use super::types::*;
@@ -295,3 +296,9 @@ access_queries!(
 );
 retention_queries!(SqliteStore, sqlx::Sqlite);
 console_queries!(SqliteStore, sqlx::sqlite::SqliteRow);
+subscription_queries!(
+    SqliteStore,
+    sqlx::Sqlite,
+    sqlx::sqlite::SqliteRow,
+    "BEGIN IMMEDIATE"
+);

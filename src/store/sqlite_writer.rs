@@ -84,10 +84,18 @@ impl SqliteWriter {
         let stored = stored_sources(&tx, &plan)?;
         batch::settle(&mut plan, &stored, &matcher.survivorship)?;
         let priors = clinical_priors(&tx, &batch::watched(&plan, rules))?;
+        let feed = rules.changes.on();
+        let stored_profiles = match feed {
+            true => super::write_changes::sqlite_before(&tx, &plan)?,
+            false => HashMap::new(),
+        };
         write(&tx, &plan)?;
         self.keys.write(&tx, &plan.match_keys)?;
         let (notifications, stops) = batch::outbox(&plan, &priors, rules, jiff::Timestamp::now())?;
         write_outbox(&tx, &notifications, &stops)?;
+        if feed {
+            super::write_changes::sqlite_write(&tx, &plan, &stored_profiles)?;
+        }
         // Before the commit: should it fail, the forgotten entries are merely read again.
         self.cache.forget(&plan);
         tx.commit()?;

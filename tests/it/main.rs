@@ -33,5 +33,6 @@ mod queue_rabbit;
 mod replay;
 mod reprocess;
 mod retention;
+mod subscriptions;
 mod survivorship;
 mod tls;
