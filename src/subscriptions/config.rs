@@ -208,6 +208,30 @@ pub fn check(subs: &[SubscriptionConfig], doc: &Document) -> Vec<Problem> {
     problems
 }
 
+/// The filter a subscription is stored with.
+pub fn filter(events: &[ChangeEvent], kinds: &[RecordKind]) -> ChangeFilter {
+    ChangeFilter {
+        events: events.iter().map(|e| e.as_str().to_string()).collect(),
+        record_kinds: kinds.iter().map(|k| k.as_str().to_string()).collect(),
+    }
+}
+
+impl SubscriptionConfig {
+    /// The row the store keeps (without the secret: it stays in the environment).
+    pub fn row(&self) -> SubscriptionRow {
+        SubscriptionRow {
+            name: self.name.clone(),
+            url: self.url.clone(),
+            filter: filter(&self.events, &self.record_kinds),
+            payload: self.payload.as_str().to_string(),
+            secret: None,
+            origin: "config".into(),
+            through: 0,
+            created_at: String::new(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::url_problem;
@@ -236,30 +260,6 @@ mod tests {
             "emr.example/hook",
         ] {
             assert!(url_problem(bad).is_some(), "{bad}");
-        }
-    }
-}
-
-/// The filter a subscription is stored with.
-pub fn filter(events: &[ChangeEvent], kinds: &[RecordKind]) -> ChangeFilter {
-    ChangeFilter {
-        events: events.iter().map(|e| e.as_str().to_string()).collect(),
-        record_kinds: kinds.iter().map(|k| k.as_str().to_string()).collect(),
-    }
-}
-
-impl SubscriptionConfig {
-    /// The row the store keeps (without the secret: it stays in the environment).
-    pub fn row(&self) -> SubscriptionRow {
-        SubscriptionRow {
-            name: self.name.clone(),
-            url: self.url.clone(),
-            filter: filter(&self.events, &self.record_kinds),
-            payload: self.payload.as_str().to_string(),
-            secret: None,
-            origin: "config".into(),
-            through: 0,
-            created_at: String::new(),
         }
     }
 }
