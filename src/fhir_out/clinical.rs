@@ -8,7 +8,10 @@
 use serde_json::{Value, json};
 
 use super::{FhirOutConfig, RecordInput, clean, date_time, meta, patient_ref};
-use crate::model::{Appointment, Code, Diagnosis, Encounter, LabResult, Order};
+use crate::model::{
+    Appointment, AppointmentStatus, Code, Diagnosis, Encounter, EncounterStatus, LabResult, Order,
+    OrderStatus, ResultStatus,
+};
 
 const NULL_FLAVOR: &str = "http://terminology.hl7.org/CodeSystem/v3-NullFlavor";
 
@@ -67,19 +70,13 @@ fn finish(mut v: Value) -> Value {
 }
 
 pub(super) fn encounter(r: &RecordInput<'_>, e: Encounter, cfg: &FhirOutConfig) -> Value {
-    const STATUSES: &[&str] = &[
-        "planned",
-        "arrived",
-        "triaged",
-        "in-progress",
-        "onleave",
-        "finished",
-        "cancelled",
-        "entered-in-error",
-        "unknown",
-    ];
     let mut v = base("Encounter", r, cfg);
-    v["status"] = json!(status(r, e.status.map(|s| s.as_str()), STATUSES, "unknown"));
+    v["status"] = json!(status(
+        r,
+        e.status.map(|s| s.as_str()),
+        EncounterStatus::ALL,
+        "unknown"
+    ));
     v["class"] = match &e.class {
         Some(c) => json!({"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": c.trim()}),
         None => json!({"system": NULL_FLAVOR, "code": "UNK"}),
@@ -103,21 +100,14 @@ pub(super) fn encounter(r: &RecordInput<'_>, e: Encounter, cfg: &FhirOutConfig) 
 }
 
 pub(super) fn appointment(r: &RecordInput<'_>, a: Appointment, cfg: &FhirOutConfig) -> Value {
-    const STATUSES: &[&str] = &[
-        "proposed",
-        "pending",
-        "booked",
-        "arrived",
-        "fulfilled",
-        "cancelled",
-        "noshow",
-        "entered-in-error",
-        "checked-in",
-        "waitlist",
-    ];
     let mut v = base("Appointment", r, cfg);
     // AppointmentStatus has no "unknown": an appointment the source did not qualify is booked.
-    v["status"] = json!(status(r, a.status.map(|s| s.as_str()), STATUSES, "booked"));
+    v["status"] = json!(status(
+        r,
+        a.status.map(|s| s.as_str()),
+        AppointmentStatus::ALL,
+        "booked"
+    ));
     // start and end are instants; a bare date is the period the patient asked for.
     let (start, end) = (a.start.as_ref(), a.end.as_ref());
     if start.is_some_and(is_instant) && end.is_none_or(is_instant) {
@@ -148,15 +138,6 @@ pub(super) fn appointment(r: &RecordInput<'_>, a: Appointment, cfg: &FhirOutConf
 }
 
 pub(super) fn service_request(r: &RecordInput<'_>, o: Order, cfg: &FhirOutConfig) -> Value {
-    const STATUSES: &[&str] = &[
-        "draft",
-        "active",
-        "on-hold",
-        "revoked",
-        "completed",
-        "entered-in-error",
-        "unknown",
-    ];
     let mut v = base("ServiceRequest", r, cfg);
     let id_type = |code: &str| json!({"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0203", "code": code}]});
     let system = cfg.system_uri(r.source_system);
@@ -168,7 +149,12 @@ pub(super) fn service_request(r: &RecordInput<'_>, o: Order, cfg: &FhirOutConfig
         ids.push(json!({"type": id_type("FILL"), "system": system, "value": f}));
     }
     v["identifier"] = json!(ids);
-    v["status"] = json!(status(r, o.status.map(|s| s.as_str()), STATUSES, "unknown"));
+    v["status"] = json!(status(
+        r,
+        o.status.map(|s| s.as_str()),
+        OrderStatus::ALL,
+        "unknown"
+    ));
     v["intent"] = json!("order");
     v["code"] = json!(concept(&o.code, cfg));
     v["subject"] = patient_ref(r.person_id);
@@ -183,23 +169,12 @@ pub(super) fn service_request(r: &RecordInput<'_>, o: Order, cfg: &FhirOutConfig
     finish(v)
 }
 
-const OBSERVATION_STATUSES: &[&str] = &[
-    "registered",
-    "preliminary",
-    "final",
-    "amended",
-    "corrected",
-    "cancelled",
-    "entered-in-error",
-    "unknown",
-];
-
 pub(super) fn observation(r: &RecordInput<'_>, o: LabResult, cfg: &FhirOutConfig) -> Value {
     let mut v = base("Observation", r, cfg);
     v["status"] = json!(status(
         r,
         o.status.map(|s| s.as_str()),
-        OBSERVATION_STATUSES,
+        ResultStatus::ALL,
         "unknown"
     ));
     v["category"] = json!(o.category.as_ref().map(|c| {
@@ -296,7 +271,7 @@ pub fn diagnostic_report(
     let statuses: Vec<&str> = parsed
         .iter()
         .map(|(_, l, col)| {
-            col.filter(|c| OBSERVATION_STATUSES.contains(c))
+            col.filter(|c| ResultStatus::ALL.contains(c))
                 .or(l.status.map(|s| s.as_str()))
                 .unwrap_or("unknown")
         })

@@ -42,56 +42,11 @@ const TEXT: Shape = Shape::Text;
 const SEX: Shape = Shape::OneOf(&["male", "female", "other", "unknown"]);
 const CONTACT_SYSTEM: Shape = Shape::OneOf(&["phone", "email", "fax", "other"]);
 const FLAG: Shape = Shape::OneOf(&["true", "false"]);
-const ENCOUNTER_STATUS: Shape = Shape::OneOf(&[
-    "planned",
-    "arrived",
-    "triaged",
-    "in-progress",
-    "onleave",
-    "finished",
-    "cancelled",
-    "entered-in-error",
-    "unknown",
-]);
-const APPOINTMENT_STATUS: Shape = Shape::OneOf(&[
-    "proposed",
-    "pending",
-    "booked",
-    "arrived",
-    "fulfilled",
-    "cancelled",
-    "noshow",
-    "entered-in-error",
-    "checked-in",
-    "waitlist",
-]);
-const ORDER_STATUS: Shape = Shape::OneOf(&[
-    "draft",
-    "active",
-    "on-hold",
-    "revoked",
-    "completed",
-    "entered-in-error",
-    "unknown",
-]);
-const RESULT_STATUS: Shape = Shape::OneOf(&[
-    "registered",
-    "preliminary",
-    "final",
-    "amended",
-    "corrected",
-    "cancelled",
-    "entered-in-error",
-    "unknown",
-]);
-const DIAGNOSIS_STATUS: Shape = Shape::OneOf(&[
-    "active",
-    "recurrence",
-    "relapse",
-    "inactive",
-    "remission",
-    "resolved",
-]);
+const ENCOUNTER_STATUS: Shape = Shape::OneOf(crate::model::EncounterStatus::ALL);
+const APPOINTMENT_STATUS: Shape = Shape::OneOf(crate::model::AppointmentStatus::ALL);
+const ORDER_STATUS: Shape = Shape::OneOf(crate::model::OrderStatus::ALL);
+const RESULT_STATUS: Shape = Shape::OneOf(crate::model::ResultStatus::ALL);
+const DIAGNOSIS_STATUS: Shape = Shape::OneOf(crate::model::DiagnosisStatus::ALL);
 
 /// `ProfilePatch`, as a mapping sees it.
 pub static PERSON: Shape = Shape::Object(&[

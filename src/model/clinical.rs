@@ -92,6 +92,9 @@ macro_rules! status_enum {
         }
 
         impl $name {
+            /// Every code, in FHIR's order: what a mapping may write and FHIR out may send.
+            pub const ALL: &'static [&'static str] = &[$($text),+];
+
             pub fn as_str(self) -> &'static str {
                 match self {
                     $($name::$variant => $text),+
